@@ -1,0 +1,51 @@
+//! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! One module per task, as in rust-analyzer's xtask: [`ci`] runs every check CI runs, [`deny`] runs
+//! cargo-deny (including the advisories that need a network). The `tidy` test keeps the tree honest.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "xtask is a command-line program that reports to its user"
+)]
+
+mod ci;
+mod deny;
+mod shell;
+#[cfg(test)]
+mod tidy;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Project automation for booty.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Every check CI runs, in order, stopping at the first failure: fmt, clippy, test, doc, deny.
+    Ci,
+    /// cargo-deny with every check, advisories included (needs network access to the advisory database).
+    Deny,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Ci => ci::run(),
+        Task::Deny => deny::run_all(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
