@@ -165,7 +165,12 @@ fn parse_event(value: &[u8]) -> Result<String, HeaderError> {
             reason: "not an event name (1 to 64 ASCII letters, digits and `_`)",
         });
     }
-    Ok(String::from_utf8(value.to_vec()).expect("ASCII was checked above"))
+    Ok(ascii(value))
+}
+
+/// Bytes already checked to be ASCII, as a `String` (each byte is its own `char`).
+fn ascii(value: &[u8]) -> String {
+    value.iter().copied().map(char::from).collect()
 }
 
 fn text(spec: Header, value: &[u8]) -> Result<String, HeaderError> {
@@ -238,11 +243,14 @@ impl DeliveryId {
         &self.0
     }
 
-    fn from_bytes(value: &[u8]) -> Result<Self, DeliveryIdError> {
+    /// Validates a raw header value, e.g. to tag an answer with the delivery id even when
+    /// [`Delivery::from_headers`] refused another header.
+    ///
+    /// # Errors
+    /// [`DeliveryIdError`] when the value is not 1 to 64 ASCII letters, digits and `-`.
+    pub fn from_bytes(value: &[u8]) -> Result<Self, DeliveryIdError> {
         check_delivery_id(value)?;
-        Ok(Self(
-            String::from_utf8(value.to_vec()).expect("ASCII was checked above"),
-        ))
+        Ok(Self(ascii(value)))
     }
 }
 
@@ -340,6 +348,17 @@ mod tests {
     fn delivery_id_rules() {
         let guid = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
         assert_eq!(guid.parse::<DeliveryId>().unwrap().as_str(), guid);
+        assert_eq!(
+            DeliveryId::from_bytes(guid.as_bytes()).unwrap().as_str(),
+            guid
+        );
+        assert_eq!(
+            DeliveryId::from_bytes(b"\xff"),
+            Err(DeliveryIdError::Byte {
+                position: 0,
+                byte: 0xff
+            })
+        );
         assert!("A".repeat(64).parse::<DeliveryId>().is_ok());
         assert_eq!("".parse::<DeliveryId>(), Err(DeliveryIdError::Empty));
         assert_eq!(
