@@ -514,6 +514,39 @@ async fn cancellation_mid_clone_stops_it_and_removes_the_directory() {
     assert_eq!(entries(root.path()), Vec::<PathBuf>::new());
 }
 
+#[test]
+fn dropping_prepare_mid_clone_stops_the_clone_and_removes_its_directory() {
+    let fixture = Fixture::standard();
+    let (stall, control) = Stall::new();
+    let server = GitServer::start_with(&fixture.root, None, Some(stall));
+    let root = tempfile::tempdir().unwrap();
+    let manager = manager(root.path(), None);
+    let request = WorkspaceRequest::new(server.url(NAME), "main", 13);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let clone = tokio::spawn(async move { manager.prepare(&request, pending()).await });
+        let stalled = control.stalled;
+        tokio::task::spawn_blocking(move || stalled.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            entries(root.path()).len(),
+            1,
+            "the workspace directory exists mid-clone"
+        );
+        clone.abort();
+        assert!(clone.await.unwrap_err().is_cancelled());
+    });
+    control.release.send(()).unwrap();
+    // Dropping the runtime waits for its blocking threads: the clone's thread has finished after this.
+    drop(runtime);
+    assert_eq!(entries(root.path()), Vec::<PathBuf>::new());
+}
+
 #[tokio::test]
 async fn a_panic_in_the_task_holding_a_workspace_removes_it() {
     let fixture = Fixture::standard();

@@ -9,6 +9,12 @@ use std::process::{Command, Output, Stdio};
 /// `git` with a clean environment: no system or global configuration, fixed identity and dates.
 pub(crate) fn git(dir: &Path) -> Command {
     let mut command = Command::new("git");
+    clean_git_env(&mut command, dir);
+    command
+}
+
+/// Runs `command` in `dir` with only what git needs in the environment (for `git` itself, or a wrapper).
+pub(crate) fn clean_git_env(command: &mut Command, dir: &Path) {
     command
         .current_dir(dir)
         .env_clear()
@@ -23,7 +29,6 @@ pub(crate) fn git(dir: &Path) -> Command {
         .env("GIT_COMMITTER_NAME", "Booty Tests")
         .env("GIT_COMMITTER_EMAIL", "tests@booty.invalid")
         .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z");
-    command
 }
 
 /// Runs `git args` in `dir` and returns its standard output; panics with git's error output on failure.
