@@ -42,9 +42,8 @@ use booty_workspace::{WorkspaceConfig, WorkspaceManager, WorkspaceRequest};
 const FILES: usize = 20_000;
 const COMMITS: usize = 2_000;
 /// Files rewritten by each commit after the first.
-const CHANGES_PER_COMMIT: usize = 30;
+const CHANGES_PER_COMMIT: usize = 15;
 const BRANCH: &str = "main";
-const REPO: &str = "bench.git";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -88,7 +87,9 @@ struct Sample {
 fn compare(runs: usize) {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("booty-workspace-clone-bench");
     let project_root = cache.join("project_root");
-    let bare = project_root.join(REPO);
+    // The name carries the shape, so changing a constant generates a new repository instead of reusing one.
+    let repo = format!("f{FILES}-c{COMMITS}-m{CHANGES_PER_COMMIT}.git");
+    let bare = project_root.join(&repo);
     if !bare.join("booty-bench-complete").exists() {
         generate(&bare);
     }
@@ -98,7 +99,7 @@ fn compare(runs: usize) {
         .sum();
     let tip = repo::run_git(&bare, &["rev-parse", BRANCH]);
     let server = server::GitServer::start(&project_root);
-    let url = server.url(REPO);
+    let url = server.url(&repo);
     println!(
         "clone bench: {FILES} files, {COMMITS} commits, {:.1} MiB of packs, {url}; {runs} runs each, alternating",
         mib(pack_bytes / 1024)
