@@ -310,6 +310,40 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_serializes_to_the_admin_json() {
+        let snapshot = JobSnapshot {
+            job_id: JobId::new(Some(1347), "72d3162e"),
+            state: JobState::Retrying,
+            attempts: 2,
+            issue_number: Some(1347),
+            repository: Some("octo/repo".to_owned()),
+            delivery_id: "72d3162e".to_owned(),
+            created_at: Timestamp::from_unix_millis(1_700_000_000_000),
+            started_at: Some(Timestamp::from_unix_millis(1_700_000_001_500)),
+            finished_at: None,
+            retry_at: Some(Timestamp::from_unix_millis(1_700_000_011_500)),
+            error: Some("clone timed out".to_owned()),
+        };
+        let json = serde_json::to_value(&snapshot).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "job_id": "1347-72d3162e",
+                "state": "retrying",
+                "attempts": 2,
+                "issue_number": 1347,
+                "repository": "octo/repo",
+                "delivery_id": "72d3162e",
+                "created_at": "2023-11-14T22:13:20.000Z",
+                "started_at": "2023-11-14T22:13:21.500Z",
+                "finished_at": null,
+                "retry_at": "2023-11-14T22:13:31.500Z",
+                "error": "clone timed out",
+            })
+        );
+    }
+
+    #[test]
     fn ordering_key_is_repository_and_issue() {
         let job = |repo: Option<&str>, issue| Job {
             id: JobId::new(issue, "d"),

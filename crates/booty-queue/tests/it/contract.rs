@@ -81,6 +81,7 @@ macro_rules! store_contract_tests {
             a_stored_job_stays_a_duplicate_beyond_the_dedupe_window,
             forgotten_deliveries_are_accepted_again,
             one_lane_runs_one_job_at_a_time_in_arrival_order,
+            concurrent_claims_take_each_job_once_and_one_per_lane,
             runnable_jobs_are_claimed_in_arrival_order,
             a_retrying_job_waits_for_retry_at_and_holds_its_lane,
             an_expired_lease_is_reclaimed_as_a_new_attempt,
@@ -399,6 +400,39 @@ pub(crate) async fn one_lane_runs_one_job_at_a_time_in_arrival_order(
     accept(&store, other).await;
     let (fifth, _) = claim(&store, at(5)).await;
     assert_eq!(fifth.id.as_str(), "1-x1");
+}
+
+pub(crate) async fn concurrent_claims_take_each_job_once_and_one_per_lane(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    const LANES: u64 = 5;
+    const CLAIMERS: usize = 16;
+    let store = Arc::new(factory.make(WIDE).await);
+    for n in 0..4 * LANES {
+        accept(&*store, job(&format!("d{n}"), Some(n % LANES), n)).await;
+    }
+    let start = Arc::new(Barrier::new(CLAIMERS));
+    let mut claimers = Vec::new();
+    for worker in 0..CLAIMERS {
+        let (store, start) = (Arc::clone(&store), Arc::clone(&start));
+        claimers.push(tokio::spawn(async move {
+            start.wait().await;
+            claim_as(&*store, &format!("w{worker}"), at(1)).await
+        }));
+    }
+    let mut claimed = Vec::new();
+    for claimer in claimers {
+        if let Claim::Job(job) = claimer.await.unwrap() {
+            claimed.push((job.issue_number, job.id));
+        }
+    }
+    claimed.sort();
+    // Exactly the head of each lane, each once.
+    let heads: Vec<_> = (0..LANES)
+        .map(|lane| (Some(lane), JobId::new(Some(lane), &format!("d{lane}"))))
+        .collect();
+    assert_eq!(claimed, heads);
 }
 
 pub(crate) async fn runnable_jobs_are_claimed_in_arrival_order(
