@@ -169,6 +169,19 @@ impl<P> NewJob<P> {
     pub fn job_id(&self) -> JobId {
         JobId::new(self.issue_number, &self.delivery_id)
     }
+
+    /// The job as stores receive it: accepted at `created_at`, no attempt yet.
+    pub(crate) fn into_job(self, created_at: Timestamp) -> Job<P> {
+        Job {
+            id: self.job_id(),
+            delivery_id: self.delivery_id,
+            issue_number: self.issue_number,
+            repository: self.repository,
+            created_at,
+            attempt: 0,
+            payload: Arc::new(self.payload),
+        }
+    }
 }
 
 /// A stored job as a worker sees it: its identity, what it is about, which attempt this is, and the

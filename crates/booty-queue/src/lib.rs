@@ -7,8 +7,9 @@
 //! - A [`Handler`] (any `Fn(Job<P>, CancellationToken) -> impl Future` closure, or your own type) runs
 //!   each attempt and answers ok or a [`HandlerError`], retryable or permanent. A panic fails the attempt,
 //!   not the worker.
-//! - A [`Store`] keeps the jobs. [`MemoryStore`] is here; durable stores implement the same trait. The
-//!   queue's type names only the payload, so a store can be chosen at run time.
+//! - A [`Store`] keeps the jobs. [`MemoryStore`] is here; durable stores implement the same trait, whose
+//!   contract is written out in `docs/architecture.md` ("The store contract"). The queue's type names only
+//!   the payload, so a store can be chosen at run time.
 //!
 //! What the queue promises: a delivery id is marked seen in the same step that stores its job (so a
 //! `Busy` answer or a store error leaves no trace); jobs of one issue (repository + issue number) run one

@@ -110,15 +110,7 @@ impl<P: Send + Sync + 'static> Queue<P> {
         };
         let engine = &self.inner.engine;
         let (issue_number, delivery_id) = (job.issue_number, job.delivery_id.clone());
-        let job = crate::job::Job {
-            id: job.job_id(),
-            delivery_id: job.delivery_id,
-            issue_number: job.issue_number,
-            repository: job.repository,
-            created_at: engine.clock.now(),
-            attempt: 0,
-            payload: Arc::new(job.payload),
-        };
+        let job = job.into_job(engine.clock.now());
         let answer = engine
             .store
             .insert(job, engine.config.capacity)

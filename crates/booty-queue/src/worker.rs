@@ -114,7 +114,11 @@ impl<P: Send + Sync + 'static> Engine<P> {
             match self.store.claim(&owner, now, lease_until).await {
                 Ok(Claim::Job(job)) => self.run_attempt(job, worker_id, &owner).await,
                 Ok(Claim::Idle { next_retry_at }) => {
-                    let due = next_retry_at.map(|at| self.clock.instant_at(at));
+                    // A retry already due but not claimable (another process holds its row) is left
+                    // to the poll interval rather than retried in a busy loop.
+                    let due = next_retry_at
+                        .filter(|&at| at > now)
+                        .map(|at| self.clock.instant_at(at));
                     self.idle(due).await;
                 }
                 Err(err) => {

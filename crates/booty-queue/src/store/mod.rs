@@ -50,7 +50,8 @@ pub trait Store<P>: Send + Sync + 'static {
     /// Runnable means `queued`, or `retrying` with `retry_at <= now`, and first in its lane: no job with
     /// the same [`Job::ordering_key`] that arrived earlier is unfinished (a retrying head blocks its lane
     /// until it finishes). Among runnable jobs, the one that arrived first. With none, `Idle` says when the
-    /// earliest retry falls due, so the engine can sleep until then.
+    /// earliest retry falls due, so the engine can sleep until then (a time not after `now` is ignored:
+    /// the engine then waits for a wake-up or the poll interval).
     fn claim(
         &self,
         owner: &str,
