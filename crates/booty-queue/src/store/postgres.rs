@@ -39,11 +39,15 @@ use std::ops::ControlFlow;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Row, Transaction};
+use sqlx::{
+    AssertSqlSafe, ConnectOptions, Connection, PgPool, Postgres, Row, SqlSafeStr, SqlStr,
+    Transaction,
+};
 use tokio::sync::Notify;
 use tracing::{error, warn};
 
@@ -70,6 +74,10 @@ macro_rules! with_retry {
     }};
 }
 
+/// The server ends a session that has sat this long inside a transaction. The store's transactions
+/// never wait on the client for more than a round trip.
+const IDLE_IN_TRANSACTION: &str = "10s";
+
 /// Deliveries older than the dedupe window are deleted once every this many accepted inserts of a
 /// process (whether a delivery is still remembered is decided exactly at insert time, whatever is left).
 const FORGET_EVERY: u64 = 100;
@@ -94,6 +102,8 @@ pub struct PostgresStore {
     health: Health,
     /// Accepted inserts so far, to pace [`PostgresStore::forget_old_deliveries`].
     accepted: AtomicU64,
+    /// How every insert transaction begins: see [`begin_insert`].
+    begin_insert: SqlStr,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -119,6 +129,9 @@ impl PostgresStore {
         if connect.get_application_name().is_none() {
             connect = connect.application_name("booty");
         }
+        // A session whose client vanished in the middle of a transaction would keep its locks (the
+        // insert lock among them) until TCP noticed; the server ends it after this instead.
+        connect = connect.options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION)]);
         if let Some(schema) = &options.schema {
             connect = connect.options([("search_path", schema)]);
         }
@@ -164,11 +177,12 @@ impl PostgresStore {
         Ok(Self {
             pool,
             schema,
-            options,
             wake,
             listener,
             health: Health::default(),
             accepted: AtomicU64::new(0),
+            begin_insert: begin_insert(options.acquire_timeout),
+            options,
         })
     }
 
@@ -202,15 +216,7 @@ impl PostgresStore {
                     .into(),
                 })
             })?;
-        // The lock is the serialisation point the module documentation explains: every statement after
-        // it sees every insert committed before. Its key is the pair ("boot" in ASCII, the oid of the
-        // `booty_jobs` the search path resolves), so queues in other schemas never wait for this one.
-        let mut tx = self
-            .pool
-            .begin_with(
-                "BEGIN; SELECT pg_advisory_xact_lock(1651470196, 'booty_jobs'::regclass::oid::int)",
-            )
-            .await?;
+        let mut tx = self.pool.begin_with(self.begin_insert.clone()).await?;
         let duplicate: Option<String> = sqlx::query_scalar(
             "SELECT job_id FROM (
                  SELECT 1 AS rank, job_id FROM booty_jobs WHERE delivery_id = $1
@@ -523,6 +529,22 @@ impl PostgresStore {
         .await?;
         Ok(rows.iter().map(snapshot).collect::<Result<_, _>>()?)
     }
+}
+
+/// `BEGIN`, then the insert lock: the serialisation point the module documentation explains, after
+/// which every statement sees every insert committed before. Its key is the pair ("boot" in ASCII, the
+/// oid of the `booty_jobs` the search path resolves), so queues in other schemas never wait for this one.
+///
+/// Waiting for it is bounded by `lock_timeout` (the acquire timeout): a process that stalls while holding
+/// it (its sessions also end after [`IDLE_IN_TRANSACTION`]) makes the others' submissions fail with a
+/// `503`, not hang.
+fn begin_insert(wait: Duration) -> SqlStr {
+    let millis = wait.as_millis().max(1);
+    AssertSqlSafe(format!(
+        "BEGIN; SET LOCAL lock_timeout = {millis}; \
+         SELECT pg_advisory_xact_lock(1651470196, 'booty_jobs'::regclass::oid::int)"
+    ))
+    .into_sql_str()
 }
 
 /// The database a connection uses: the one named in the URL, else the user's name (PostgreSQL's rule).

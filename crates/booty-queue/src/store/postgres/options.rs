@@ -17,8 +17,9 @@ pub struct PostgresOptions {
     /// Connections this process keeps open at most, the one that listens for notifications included
     /// (default 10).
     pub max_connections: u32,
-    /// How long an operation waits for a connection (default 2 s). While the database is unreachable a
-    /// submission fails after this long, so the webhook is answered `503` and GitHub redelivers it later.
+    /// How long an operation waits for a connection, and a submission for the insert lock (default 2 s).
+    /// While the database is unreachable, or another process stalls holding that lock, a submission fails
+    /// after this long, so the webhook is answered `503` and GitHub redelivers it later.
     pub acquire_timeout: Duration,
     /// How often idle workers look for work without being notified (default 1 s). Notifications wake them
     /// at once; the poll covers the ones lost with a connection and retries that fall due while another

@@ -217,3 +217,41 @@ async fn claimers_in_two_processes_run_one_job_per_lane_at_a_time_in_arrival_ord
     }
     assert_eq!(seen.started, arrived);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_stalled_inside_an_insert_makes_the_others_refuse_not_hang() {
+    if url().is_none() {
+        return;
+    }
+    let schema = TestSchema::new();
+    let mut options = schema.options();
+    options.acquire_timeout = Duration::from_millis(300);
+    let store = schema.connect(options).await;
+
+    // Another process took the insert lock and stopped answering (the key is `begin_insert`'s).
+    let mut stalled = schema.admin().await;
+    let mut holding = sqlx::Connection::begin(&mut stalled).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_advisory_xact_lock(1651470196, '{}.booty_jobs'::regclass::oid::int)",
+        schema.name
+    )))
+    .execute(&mut *holding)
+    .await
+    .unwrap();
+
+    let refused = store.insert(job("d-1", Some(1), 1), 100).await;
+    match &refused {
+        Err(booty_queue::StoreError::Backend {
+            store: "postgres",
+            operation: "insert",
+            source,
+        }) => assert!(source.to_string().contains("lock timeout"), "{source}"),
+        other => panic!("expected the insert to give up waiting, got {other:?}"),
+    }
+    holding.rollback().await.unwrap();
+    // Nothing of the refused insert was kept: the redelivery is accepted.
+    assert_eq!(
+        store.insert(job("d-1", Some(1), 1), 100).await.unwrap(),
+        Submitted::Accepted(JobId::new(Some(1), "d-1"))
+    );
+}
