@@ -18,7 +18,8 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
-use crate::timefmt::rfc3339;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 
 /// Installs the process-wide subscriber writing to stdout. `RUST_LOG`, when set, wins over `level`.
 pub(crate) fn init(format: LogFormat, level: &str) -> anyhow::Result<()> {

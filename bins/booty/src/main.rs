@@ -11,10 +11,13 @@
 
 mod check;
 mod cli;
+mod command;
 mod config;
+mod job;
 mod logging;
+mod runner;
 mod send;
-mod timefmt;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -44,7 +47,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => {
             let loaded = config::load(cli.config.as_deref())?;
             logging::init(loaded.config.log_format, &loaded.config.log_level)?;
-            anyhow::bail!("serve is not composed yet")
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(serve::serve(loaded.config))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Check => {
             let loaded = config::load(cli.config.as_deref())?;
