@@ -1,5 +1,22 @@
-//! The HTTP edge.
+//! The HTTP edge: a hyper server that answers GitHub correctly under load, bad input and shutdown.
 //!
-//! This crate will own the hyper server: routes, limits, status codes, correlation ids and graceful
-//! shutdown. It verifies signatures with `booty-signature`, decodes with `booty-event`, and hands triggers
-//! to a sink trait; it does not know the queue.
+//! placeholder
+mod admin;
+mod body;
+mod config;
+mod decode;
+mod edge;
+mod reply;
+mod request_id;
+mod server;
+mod sink;
+mod sniff;
+mod traced;
+
+pub use admin::{Admin, DEFAULT_JOB_LIMIT, JobInspector, JobView, MAX_JOB_LIMIT, serve_admin};
+pub use config::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TRIGGER_LABEL, EdgeConfig, Limits};
+pub use decode::{Delivery, IssueTrigger};
+pub use edge::{Edge, HEALTH_PATH, WEBHOOK_PATH, serve};
+pub use reply::{REQUEST_ID_HEADER, ResponseBody};
+pub use server::ServeError;
+pub use sink::{Sink, SinkAnswer, Submission};
