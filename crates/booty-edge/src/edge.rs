@@ -22,6 +22,9 @@ pub const WEBHOOK_PATH: &str = "/webhooks/github";
 /// The liveness probe.
 pub const HEALTH_PATH: &str = "/health";
 
+/// GitHub's legacy HMAC-SHA1 header, sent next to `X-Hub-Signature-256`.
+const LEGACY_SIGNATURE_HEADER: &str = "x-hub-signature";
+
 /// The webhook listener's request handling, usable with or without a socket.
 ///
 /// [`serve`] runs it on a listener; [`Edge::handle`] answers one request, which is how tests and fuzzers
@@ -84,6 +87,14 @@ impl<S: Sink> Edge<S> {
             );
         }
         let Some(signature) = parts.headers.get(SIGNATURE_HEADER) else {
+            // A hook signing with sha1 alone is signed, just not in a way we accept: 403, not 401.
+            if parts.headers.contains_key(LEGACY_SIGNATURE_HEADER) {
+                warn!(reason = "sha1_only", "signature_rejected");
+                return Reply::error(
+                    StatusCode::FORBIDDEN,
+                    "only the legacy sha1 X-Hub-Signature was sent; X-Hub-Signature-256 is required",
+                );
+            }
             warn!(reason = "missing", "signature_rejected");
             return Reply::error(StatusCode::UNAUTHORIZED, &VerifyError::Missing.to_string());
         };
