@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
 //! One module per task, as in rust-analyzer's xtask: [`ci`] runs every check CI runs, [`deny`] runs
-//! cargo-deny (including the advisories that need a network). The `tidy` test keeps the tree honest.
+//! cargo-deny (including the advisories that need a network), [`bench`] runs load benchmarks. The `tidy`
+//! test keeps the tree honest.
 
 #![allow(
     clippy::print_stdout,
@@ -9,6 +10,7 @@
     reason = "xtask is a command-line program that reports to its user"
 )]
 
+mod bench;
 mod ci;
 mod deny;
 mod shell;
@@ -33,6 +35,8 @@ enum Task {
     Ci,
     /// cargo-deny with every check, advisories included (needs network access to the advisory database).
     Deny,
+    /// Load benchmarks: `cargo xtask bench ingest`.
+    Bench(bench::Bench),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Ci => ci::run(),
         Task::Deny => deny::run_all(),
+        Task::Bench(bench) => bench::run(bench),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
