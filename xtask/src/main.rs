@@ -1,8 +1,8 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
 //! One module per task, as in rust-analyzer's xtask: [`ci`] runs every check CI runs, [`deny`] runs
-//! cargo-deny (including the advisories that need a network), [`bench`] runs load benchmarks. The `tidy`
-//! test keeps the tree honest.
+//! cargo-deny (including the advisories that need a network), [`fixtures`] refreshes booty-event's vendored
+//! webhook payloads from npm, [`bench`] runs load benchmarks. The `tidy` test keeps the tree honest.
 
 #![allow(
     clippy::print_stdout,
@@ -13,6 +13,7 @@
 mod bench;
 mod ci;
 mod deny;
+mod fixtures;
 mod shell;
 #[cfg(test)]
 mod tidy;
@@ -35,6 +36,9 @@ enum Task {
     Ci,
     /// cargo-deny with every check, advisories included (needs network access to the advisory database).
     Deny,
+    /// Refresh booty-event's webhook payload fixtures from the pinned `@octokit/webhooks-examples` (needs npm
+    /// and the registry; tests never do).
+    Fixtures,
     /// Load benchmarks: `cargo xtask bench ingest`.
     Bench(bench::Bench),
 }
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Ci => ci::run(),
         Task::Deny => deny::run_all(),
+        Task::Fixtures => fixtures::run(),
         Task::Bench(bench) => bench::run(bench),
     };
     match result {

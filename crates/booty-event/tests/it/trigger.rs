@@ -1,0 +1,235 @@
+//! The trigger rule on the real `issues`/`labeled` payload: what triggers, what is ignored and why, and
+//! what the job is given.
+
+use booty_event::{
+    Decision, Event, Ignored, IssueTrigger, IssuesAction, TriggerError, TriggerRule, UserKind,
+};
+use serde_json::{Value, json};
+
+use crate::{issues_labeled, issues_labeled_with};
+
+fn trigger(decision: Decision) -> IssueTrigger {
+    match decision {
+        Decision::Trigger(trigger) => *trigger,
+        Decision::Ignored(reason) => panic!("ignored: {reason}"),
+    }
+}
+
+fn ignored(decision: Decision) -> String {
+    match decision {
+        Decision::Ignored(reason) => reason.to_string(),
+        Decision::Trigger(trigger) => panic!("triggered: {trigger:?}"),
+    }
+}
+
+fn with_label(name: &str) -> Vec<u8> {
+    issues_labeled_with(
+        "label",
+        Some(json!({"name": name, "description": null, "color": "fff"})),
+    )
+}
+
+#[test]
+fn the_trigger_carries_what_a_job_needs_from_the_real_payload() {
+    let body = issues_labeled();
+    let raw: Value = serde_json::from_slice(&body).unwrap();
+    let trigger = trigger(
+        TriggerRule::new("bug")
+            .unwrap()
+            .decide("issues", &body)
+            .unwrap(),
+    );
+
+    let repository = &raw["repository"];
+    assert_eq!(
+        trigger.repository.full_name,
+        repository["full_name"].as_str().unwrap()
+    );
+    assert_eq!(
+        trigger.repository.clone_url,
+        repository["clone_url"].as_str().unwrap()
+    );
+    assert_eq!(
+        trigger.repository.html_url,
+        repository["html_url"].as_str().unwrap()
+    );
+    assert_eq!(
+        trigger.repository.default_branch,
+        repository["default_branch"].as_str().unwrap()
+    );
+    assert_eq!(
+        trigger.repository.private,
+        repository["private"].as_bool().unwrap()
+    );
+    let issue = &raw["issue"];
+    assert_eq!(trigger.issue.number, issue["number"].as_u64().unwrap());
+    assert_eq!(trigger.issue.title, issue["title"].as_str().unwrap());
+    assert_eq!(trigger.issue.body.as_deref(), issue["body"].as_str());
+    assert_eq!(trigger.issue.html_url, issue["html_url"].as_str().unwrap());
+    assert_eq!(
+        trigger.issue.user.as_ref().map(|user| user.login.as_str()),
+        issue["user"]["login"].as_str()
+    );
+    assert_eq!(trigger.label.name, "bug");
+    assert_eq!(
+        trigger.sender.login,
+        raw["sender"]["login"].as_str().unwrap()
+    );
+    assert_eq!(trigger.sender.kind, UserKind::User);
+    assert_eq!(trigger.installation, None);
+}
+
+#[test]
+fn the_trigger_round_trips_as_a_job_payload_with_github_field_names() {
+    let trigger = trigger(
+        TriggerRule::new("bug")
+            .unwrap()
+            .decide("issues", &issues_labeled())
+            .unwrap(),
+    );
+    let stored = serde_json::to_string(&trigger).unwrap();
+    let value: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(value["repository"]["full_name"], "Codertocat/Hello-World");
+    assert_eq!(value["issue"]["number"], 1);
+    assert_eq!(value["label"]["name"], "bug");
+    assert_eq!(value["sender"]["type"], "User");
+    assert_eq!(
+        serde_json::from_str::<IssueTrigger>(&stored).unwrap(),
+        trigger
+    );
+}
+
+#[test]
+fn the_default_rule_triggers_on_agent_builder_only_exactly() {
+    let rule = TriggerRule::default();
+    let trigger = trigger(rule.decide("issues", &with_label("agent:builder")).unwrap());
+    assert_eq!(trigger.label.name, "agent:builder");
+
+    assert_eq!(
+        ignored(rule.decide("issues", &issues_labeled()).unwrap()),
+        "label `bug` is not the trigger label `agent:builder`"
+    );
+    for near in [
+        "Agent:Builder",
+        "agent:builder ",
+        " agent:builder",
+        "agent: builder",
+        "agent:builders",
+        "",
+    ] {
+        assert_eq!(
+            ignored(rule.decide("issues", &with_label(near)).unwrap()),
+            format!("label `{near}` is not the trigger label `agent:builder`")
+        );
+    }
+}
+
+#[test]
+fn other_actions_and_events_are_ignored_with_a_reason() {
+    let rule = TriggerRule::default();
+    let opened = issues_labeled_with("action", Some(json!("opened")));
+    assert_eq!(
+        ignored(rule.decide("issues", &opened).unwrap()),
+        "action `opened` is not `labeled`"
+    );
+    let unlabeled = issues_labeled_with("action", Some(json!("unlabeled")));
+    assert_eq!(
+        ignored(rule.decide("issues", &unlabeled).unwrap()),
+        "action `unlabeled` is not `labeled`"
+    );
+
+    // An action GitHub adds later is ignored, not an error, and kept as sent.
+    let future = issues_labeled_with("action", Some(json!("frobnicated")));
+    let Decision::Ignored(Ignored::Action { action }) = rule.decide("issues", &future).unwrap()
+    else {
+        panic!("not ignored by action");
+    };
+    assert_eq!(action, IssuesAction::Other("frobnicated".into()));
+
+    // The same payload under another event name is ignored by name, without being parsed.
+    for event in ["pull_request", "push", "ping", "issue_comment", "label"] {
+        assert_eq!(
+            ignored(rule.decide(event, &issues_labeled()).unwrap()),
+            format!("event `{event}` is not a trigger")
+        );
+        assert_eq!(
+            ignored(rule.decide(event, b"{\"truncated\":").unwrap()),
+            format!("event `{event}` is not a trigger")
+        );
+    }
+}
+
+#[test]
+fn a_labeled_event_without_label_or_issue_is_an_error() {
+    let rule = TriggerRule::default();
+    for body in [
+        issues_labeled_with("label", None),
+        issues_labeled_with("label", Some(Value::Null)),
+    ] {
+        let err = rule.decide("issues", &body).unwrap_err();
+        assert!(matches!(err, TriggerError::MissingLabel), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "`issues` event with action `labeled` has no `label` object"
+        );
+        let event = Event::decode("issues", &body).unwrap();
+        assert!(matches!(
+            rule.decide_event(&event),
+            Err(TriggerError::MissingLabel)
+        ));
+    }
+
+    let err = rule
+        .decide("issues", &issues_labeled_with("issue", None))
+        .unwrap_err();
+    assert!(matches!(err, TriggerError::Decode(_)), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("malformed `issues` payload: missing field `issue` at line 1 column "),
+        "{message}"
+    );
+
+    let err = rule
+        .decide("issues", &issues_labeled_with("issue", Some(Value::Null)))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("malformed `issues` payload: invalid type: null"),
+        "{err}"
+    );
+
+    let err = rule
+        .decide("issues", &issues_labeled_with("repository", None))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("missing field `repository`"),
+        "{err}"
+    );
+
+    // A label object without its name is malformed, not a different label.
+    let err = rule
+        .decide(
+            "issues",
+            &issues_labeled_with("label", Some(json!({"color": "fff"}))),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("missing field `name`"), "{err}");
+}
+
+#[test]
+fn an_unlabeled_action_without_label_is_still_just_ignored() {
+    let mut raw: Value = serde_json::from_slice(&issues_labeled()).unwrap();
+    raw["action"] = json!("opened");
+    raw.as_object_mut().unwrap().remove("label");
+    let body = serde_json::to_vec(&raw).unwrap();
+    assert_eq!(
+        ignored(TriggerRule::default().decide("issues", &body).unwrap()),
+        "action `opened` is not `labeled`"
+    );
+}
+
+#[test]
+fn a_rule_needs_a_label() {
+    assert!(TriggerRule::new("").is_err());
+    assert_eq!(TriggerRule::new("ready").unwrap().label(), "ready");
+}
