@@ -18,6 +18,7 @@ use std::io::{BufRead, Write};
 use std::sync::Arc;
 
 use booty_edge::{EdgeConfig, Sink, SinkAnswer, Submission};
+use booty_event::TriggerRule;
 use booty_signature::{Verifier, sign};
 
 /// Accepts every trigger at once, as a queue with room would, and keeps nothing.
@@ -28,7 +29,8 @@ impl Sink for Instant {
         SinkAnswer::Accepted {
             job_id: format!(
                 "{}-{}",
-                submission.trigger.issue_number, submission.delivery.id
+                submission.trigger.issue.number,
+                submission.delivery.id()
             ),
         }
     }
@@ -52,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let payload = std::fs::read(payload.ok_or("--payload is required")?)?;
     let mut config = EdgeConfig::new(Verifier::new(&secret)?);
     if let Some(label) = label {
-        config.trigger_label = label;
+        config.trigger = TriggerRule::new(label)?;
     }
 
     let runtime = tokio::runtime::Builder::new_current_thread()

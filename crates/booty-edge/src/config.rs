@@ -2,13 +2,11 @@
 
 use std::time::Duration;
 
+use booty_event::TriggerRule;
 use booty_signature::Verifier;
 
 /// GitHub's own cap on a webhook payload (25 MiB); a larger body is answered `413`.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 25 * 1024 * 1024;
-
-/// The label that turns an `issues`/`labeled` event into a job when none is configured.
-pub const DEFAULT_TRIGGER_LABEL: &str = "agent:builder";
 
 /// Everything [`serve`](crate::serve) and [`Edge`](crate::Edge) need besides the sink.
 ///
@@ -19,8 +17,8 @@ pub const DEFAULT_TRIGGER_LABEL: &str = "agent:builder";
 pub struct EdgeConfig {
     /// Checks `X-Hub-Signature-256` against the current and previous secrets.
     pub verifier: Verifier,
-    /// The label whose addition to an issue starts a job (default [`DEFAULT_TRIGGER_LABEL`]).
-    pub trigger_label: String,
+    /// Which events start a job: `issues`/`labeled` with the trigger label (default `agent:builder`).
+    pub trigger: TriggerRule,
     /// The largest body accepted, decided from `Content-Length` and enforced again while reading
     /// (default [`DEFAULT_MAX_BODY_BYTES`]).
     pub max_body_bytes: u64,
@@ -35,7 +33,7 @@ impl EdgeConfig {
     pub fn new(verifier: Verifier) -> Self {
         Self {
             verifier,
-            trigger_label: DEFAULT_TRIGGER_LABEL.to_owned(),
+            trigger: TriggerRule::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             retry_after: Duration::from_secs(10),
             limits: Limits::default(),

@@ -129,10 +129,10 @@ impl<S: Sink> Edge<S> {
             return Reply::error(StatusCode::FORBIDDEN, &err.to_string());
         }
 
-        let submission = match decode::decode(&parts.headers, body, &self.config.trigger_label) {
+        let submission = match decode::decode(&parts.headers, body, &self.config.trigger) {
             Ok(Decoded::Pong) => return Reply::status(StatusCode::OK, "pong"),
-            Ok(Decoded::Ignored { event, reason }) => {
-                info!(event, reason, "event_ignored");
+            Ok(Decoded::Ignored(reason)) => {
+                info!(reason, "event_ignored");
                 return Reply::ignored(&reason);
             }
             Ok(Decoded::Trigger(submission)) => submission,
@@ -142,7 +142,7 @@ impl<S: Sink> Edge<S> {
             }
         };
 
-        let Ok(answer) = tokio::time::timeout_at(deadline, self.sink.submit(submission)).await
+        let Ok(answer) = tokio::time::timeout_at(deadline, self.sink.submit(*submission)).await
         else {
             warn!("sink_timed_out");
             return Reply::unavailable(

@@ -5,33 +5,25 @@ use std::hash::BuildHasher;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use booty_event::{DELIVERY_HEADER, DeliveryId};
 use hyper::HeaderMap;
 use hyper::header::HeaderValue;
-
-/// The header GitHub puts the delivery GUID in.
-pub(crate) const DELIVERY_HEADER: &str = "x-github-delivery";
-
-/// Longer values are not echoed back: a GUID is 36 characters, and an id is for grepping, not storage.
-const MAX_ECHOED_LEN: usize = 128;
 
 /// A random prefix per process, so ids from two runs (or two instances) do not collide. `RandomState` is
 /// seeded from the OS, which spares a dependency on a random number crate for 64 bits of seed.
 static PREFIX: LazyLock<u64> = LazyLock::new(|| RandomState::new().hash_one(0x00b0_0717_u64));
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// The request id for a request with these headers. The delivery header is echoed as it came when it is
-/// short visible ASCII (before the signature is checked: it is only a correlation id, and a client sees
-/// its own value back); anything else gets a generated id such as `edge-5f0c27e1a9d3b64c-17`.
+/// The request id for a request with these headers. The delivery header is echoed when it is a valid
+/// delivery id by booty-event's rule (1 to 64 letters, digits and `-`), even before the signature is
+/// checked: it is only a correlation id, and a client sees its own value back. Anything else gets a
+/// generated id such as `edge-5f0c27e1a9d3b64c-17`.
 pub(crate) fn for_request(headers: &HeaderMap) -> HeaderValue {
     headers
         .get(DELIVERY_HEADER)
-        .filter(|value| is_echoable(value.as_bytes()))
+        .filter(|value| DeliveryId::from_bytes(value.as_bytes()).is_ok())
         .cloned()
         .unwrap_or_else(generate)
-}
-
-fn is_echoable(value: &[u8]) -> bool {
-    !value.is_empty() && value.len() <= MAX_ECHOED_LEN && value.iter().all(u8::is_ascii_graphic)
 }
 
 /// A new id, unique within this process and unlikely to repeat across processes.
@@ -71,7 +63,7 @@ mod tests {
         }
         assert_ne!(first, second);
         assert_ne!(second, third);
-        let long = "a".repeat(MAX_ECHOED_LEN + 1);
+        let long = "a".repeat(booty_event::MAX_DELIVERY_ID_LEN + 1);
         headers.insert(DELIVERY_HEADER, HeaderValue::try_from(long).unwrap());
         assert!(for_request(&headers).to_str().unwrap().starts_with("edge-"));
     }

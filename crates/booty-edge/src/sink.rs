@@ -3,9 +3,8 @@
 use std::error::Error;
 use std::future::Future;
 
+use booty_event::{Delivery, IssueTrigger};
 use hyper::body::Bytes;
-
-use crate::decode::{Delivery, IssueTrigger};
 
 /// What a job needs from a verified trigger delivery.
 #[derive(Debug, Clone)]
@@ -13,7 +12,7 @@ use crate::decode::{Delivery, IssueTrigger};
 pub struct Submission {
     /// The delivery headers: id (the dedupe key), event name and the rest.
     pub delivery: Delivery,
-    /// The issue and repository the trigger is about.
+    /// The issue, repository, label and sender the trigger is about.
     pub trigger: IssueTrigger,
     /// The event payload as JSON, exactly as GitHub sent it (taken out of the `payload=` field for a
     /// form-encoded hook), for whoever runs the job to read; the binary writes it to `BOOTY_EVENT_PATH`.

@@ -3,16 +3,14 @@
 use std::future::Future;
 use std::time::Instant;
 
+use booty_event::{DELIVERY_HEADER, EVENT_HEADER};
 use hyper::header::HeaderValue;
 use hyper::{Request, Response};
 use tracing::field::Empty;
 use tracing::{Instrument, info, info_span};
 
 use crate::reply::{Reply, ResponseBody};
-use crate::request_id::{self, DELIVERY_HEADER};
-
-/// The header GitHub names the event in.
-const EVENT_HEADER: &str = "x-github-event";
+use crate::request_id;
 
 /// Runs `route` for `request` inside one `request` span (`method`, `path`, `delivery_id`, `event`,
 /// `status`, `latency_ms`), ends with a `request_answered` event, and turns the reply into a response

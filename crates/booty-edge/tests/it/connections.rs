@@ -103,7 +103,7 @@ async fn five_hundred_concurrent_connections_are_all_answered() {
     let mut ids: Vec<_> = sink
         .submissions()
         .into_iter()
-        .map(|s| s.delivery.id)
+        .map(|submission| submission.delivery.id().to_string())
         .collect();
     ids.sort();
     ids.dedup();

@@ -6,8 +6,8 @@ use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
 
 use crate::harness::{
-    LABEL, Mode, PREVIOUS_SECRET, REPOSITORY, SECRET, TestServer, TestSink, client, config,
-    delivery, labeled, send, webhook_post,
+    FIXTURE, FIXTURE_LABEL, LABEL, Mode, PREVIOUS_SECRET, REPOSITORY, SECRET, TestServer, TestSink,
+    client, config, delivery, labeled, send, webhook_post,
 };
 
 const DELIVERY: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
@@ -31,9 +31,11 @@ async fn a_trigger_is_accepted_with_its_job_id_and_reaches_the_sink_whole() {
     assert_eq!(answer.request_id(), DELIVERY);
     let submissions = sink.submissions();
     assert_eq!(submissions.len(), 1);
-    assert_eq!(submissions[0].delivery.id, DELIVERY);
-    assert_eq!(submissions[0].trigger.issue_number, 1347);
-    assert_eq!(submissions[0].trigger.repository, REPOSITORY);
+    assert_eq!(submissions[0].delivery.id().as_str(), DELIVERY);
+    assert_eq!(submissions[0].delivery.event(), "issues");
+    assert_eq!(submissions[0].trigger.issue.number, 1347);
+    assert_eq!(submissions[0].trigger.label.name, LABEL);
+    assert_eq!(submissions[0].trigger.repository.full_name, REPOSITORY);
     assert_eq!(submissions[0].payload, body);
 }
 
@@ -69,21 +71,31 @@ async fn other_events_actions_and_labels_are_ignored_with_a_reason() {
     let cases = [
         (
             "push",
-            serde_json::to_vec(&serde_json::json!({"ref": "refs/heads/main"})).unwrap(),
+            br#"{"ref":"refs/heads/main"}"#.to_vec(),
+            "event `push` is not a trigger",
         ),
-        ("issues", serde_json::to_vec(&unlabeled).unwrap()),
-        ("issues", labeled(3, "bug")),
+        (
+            "issues",
+            serde_json::to_vec(&unlabeled).unwrap(),
+            "action `unlabeled` is not `labeled`",
+        ),
+        (
+            "issues",
+            labeled(3, "bug"),
+            "label `bug` is not the trigger label `agent:builder`",
+        ),
     ];
-    for (index, (event, body)) in cases.into_iter().enumerate() {
+    for (index, (event, body, reason)) in cases.into_iter().enumerate() {
         let answer = send(
             &client,
             delivery(&server, event, &format!("d-{index}"), body),
         )
         .await;
         assert_eq!(answer.status, StatusCode::OK, "{event}: {}", answer.json);
-        assert_eq!(answer.json["status"], "ignored", "{}", answer.json);
-        let reason = answer.json["reason"].as_str().unwrap();
-        assert!(!reason.is_empty(), "{}", answer.json);
+        assert_eq!(
+            answer.json,
+            serde_json::json!({"status": "ignored", "reason": reason})
+        );
     }
     assert!(sink.submissions().is_empty());
 }
@@ -155,9 +167,12 @@ async fn no_signature_is_401_and_a_bad_one_is_403() {
 }
 
 #[tokio::test]
-async fn a_previous_secret_still_verifies_during_a_rotation() {
-    let (server, sink) = TestServer::accepting().await;
-    let body = Bytes::from(labeled(12, LABEL));
+async fn a_real_payload_signed_with_a_previous_secret_is_accepted_during_a_rotation() {
+    let mut config = config();
+    config.trigger = booty_event::TriggerRule::new(FIXTURE_LABEL).unwrap();
+    let sink = TestSink::accepting();
+    let server = TestServer::start(config, sink.clone()).await;
+    let body = Bytes::from_static(FIXTURE);
     let request = webhook_post(&server)
         .header("x-github-event", "issues")
         .header("x-github-delivery", DELIVERY)
@@ -170,7 +185,57 @@ async fn a_previous_secret_still_verifies_during_a_rotation() {
         .unwrap();
     let answer = send(&client(), request).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.json);
-    assert_eq!(sink.submissions()[0].payload, body);
+    assert_eq!(answer.json["job_id"], format!("1-{DELIVERY}"));
+    let submission = &sink.submissions()[0];
+    assert_eq!(
+        submission.payload, body,
+        "the job gets the payload byte for byte"
+    );
+    assert_eq!(submission.trigger.repository.full_name, REPOSITORY);
+    assert_eq!(
+        submission.trigger.repository.clone_url,
+        "https://github.com/Codertocat/Hello-World.git"
+    );
+    assert_eq!(
+        submission.trigger.issue.title,
+        "Spelling error in the README file"
+    );
+}
+
+#[tokio::test]
+async fn a_form_encoded_delivery_is_verified_on_the_form_and_hands_over_the_json() {
+    let (server, sink) = TestServer::accepting().await;
+    let json = labeled(31, LABEL);
+    let form = format!("payload={}", percent_encode(&json));
+    let request = webhook_post(&server)
+        .header("x-github-event", "issues")
+        .header("x-github-delivery", DELIVERY)
+        .header("content-type", "application/x-www-form-urlencoded")
+        // GitHub signs the form body as sent, not the JSON inside it.
+        .header(
+            "x-hub-signature-256",
+            sign(SECRET.as_bytes(), form.as_bytes()),
+        )
+        .body(Full::new(Bytes::from(form)))
+        .unwrap();
+    let answer = send(&client(), request).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.json);
+    assert_eq!(sink.submissions()[0].payload, json);
+    assert_eq!(sink.submissions()[0].trigger.issue.number, 31);
+}
+
+/// `application/x-www-form-urlencoded` encoding of a value, as a browser or GitHub would send it.
+fn percent_encode(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(byte).to_string()
+            }
+            b' ' => "+".to_owned(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -195,7 +260,13 @@ async fn github_test_vector_verifies_then_is_400_because_it_is_not_json() {
     )
     .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.json);
-    assert!(answer.error().contains("JSON"), "{}", answer.json);
+    assert!(
+        answer
+            .error()
+            .starts_with("malformed `issues` payload: expected value at line 1 column 1"),
+        "{}",
+        answer.json
+    );
 
     // The same body with one digit changed never gets as far as parsing.
     let answer = send(
@@ -240,7 +311,11 @@ async fn malformed_json_and_triggers_without_job_fields_are_400() {
     let truncated = labeled(5, LABEL)[..40].to_vec();
     let answer = send(&client, delivery(&server, "issues", "d-1", truncated)).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
-    assert!(answer.error().contains("JSON"), "{}", answer.json);
+    assert!(
+        answer.error().starts_with("malformed `issues` payload"),
+        "{}",
+        answer.json
+    );
 
     let mut no_number: serde_json::Value = serde_json::from_slice(&labeled(5, LABEL)).unwrap();
     no_number["issue"].as_object_mut().unwrap().remove("number");

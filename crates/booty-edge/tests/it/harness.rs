@@ -19,7 +19,15 @@ use tokio::task::JoinHandle;
 pub(crate) const SECRET: &str = "the current webhook secret";
 pub(crate) const PREVIOUS_SECRET: &str = "the secret before the rotation";
 pub(crate) const LABEL: &str = "agent:builder";
-pub(crate) const REPOSITORY: &str = "octo-org/octo-repo";
+pub(crate) const REPOSITORY: &str = "Codertocat/Hello-World";
+
+/// GitHub's `issues`/`labeled` example as GitHub sends it (12 KB, label `bug`), shared with booty-event.
+pub(crate) const FIXTURE: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../booty-event/tests/fixtures/issues.labeled.json"
+));
+/// The label in [`FIXTURE`].
+pub(crate) const FIXTURE_LABEL: &str = "bug";
 
 /// The default configuration with the test secrets (current and previous).
 pub(crate) fn config() -> EdgeConfig {
@@ -75,13 +83,14 @@ impl Sink for TestSink {
     async fn submit(&self, submission: Submission) -> SinkAnswer {
         let job_id = format!(
             "{}-{}",
-            submission.trigger.issue_number, submission.delivery.id
+            submission.trigger.issue.number,
+            submission.delivery.id()
         );
         let duplicate = {
             let mut submissions = self.submissions.lock().unwrap();
             let duplicate = submissions
                 .iter()
-                .any(|seen| seen.delivery.id == submission.delivery.id);
+                .any(|seen| seen.delivery.id() == submission.delivery.id());
             submissions.push(submission);
             duplicate
         };
@@ -146,23 +155,12 @@ impl TestServer {
     }
 }
 
-/// A JSON body of an `issues`/`labeled` delivery for `issue` with `label`.
+/// [`FIXTURE`] with its issue number and added label changed, to make distinct triggers (or non-triggers).
 pub(crate) fn labeled(issue: u64, label: &str) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "action": "labeled",
-        "issue": {
-            "number": issue,
-            "title": "Found a bug",
-            "html_url": format!("https://github.com/{REPOSITORY}/issues/{issue}"),
-        },
-        "label": { "name": label },
-        "repository": {
-            "full_name": REPOSITORY,
-            "clone_url": format!("https://github.com/{REPOSITORY}.git"),
-        },
-        "sender": { "login": "octocat" },
-    }))
-    .unwrap()
+    let mut event: serde_json::Value = serde_json::from_slice(FIXTURE).unwrap();
+    event["issue"]["number"] = issue.into();
+    event["label"]["name"] = label.into();
+    serde_json::to_vec(&event).unwrap()
 }
 
 /// A webhook POST as GitHub sends it: JSON, signed with [`SECRET`], with event and delivery headers.
