@@ -36,8 +36,11 @@ pub(crate) fn announces_more_than(body: &impl Body, limit: u64) -> bool {
     body.size_hint().lower() > limit
 }
 
-/// Reads `body` into one buffer, refusing it as soon as it passes `limit` bytes. The buffer starts at the
-/// announced length (up to [`INITIAL_CAPACITY`]) and grows, but never to more than `limit` bytes.
+/// Reads `body` into one buffer, refusing it as soon as it passes `limit` bytes.
+///
+/// A body that arrives as one chunk (the usual case for a webhook: hyper reads the whole request at once)
+/// is returned as that chunk, without a copy. Otherwise the chunks are copied into one buffer that starts
+/// at the announced length (up to [`INITIAL_CAPACITY`]) and grows, but never to more than `limit` bytes.
 pub(crate) async fn read_limited<B>(body: B, limit: u64) -> Result<Bytes, BodyError>
 where
     B: Body,
@@ -48,24 +51,37 @@ where
     }
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
     let announced = body.size_hint().upper().unwrap_or(0);
-    let initial = usize::try_from(announced.min(INITIAL_CAPACITY).min(limit)).unwrap_or(0);
-    let mut buffer = Vec::with_capacity(initial);
+    let mut first: Option<Bytes> = None;
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut received = 0;
     let mut body = std::pin::pin!(body);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| BodyError::Broken {
-            received: buffer.len() as u64,
+            received: received as u64,
             reason: err.to_string(),
         })?;
         let Ok(mut data) = frame.into_data() else {
             continue; // Trailers carry nothing the webhook needs.
         };
-        let needed = buffer.len() + data.remaining();
-        if needed > limit_usize {
+        let len = data.remaining();
+        if received + len > limit_usize {
             return Err(BodyError::TooLarge { limit });
         }
-        if needed > buffer.capacity() {
+        received += len;
+        if first.is_none() && buffer.capacity() == 0 {
+            first = Some(data.copy_to_bytes(len));
+            continue;
+        }
+        if buffer.capacity() == 0 {
+            let initial = usize::try_from(announced.min(INITIAL_CAPACITY)).unwrap_or(0);
+            buffer.reserve_exact(initial.max(received).min(limit_usize));
+            if let Some(first) = first.take() {
+                buffer.extend_from_slice(&first);
+            }
+        }
+        if received > buffer.capacity() {
             // Double as a Vec would, but never past the limit.
-            let target = needed.max(buffer.capacity() * 2).min(limit_usize);
+            let target = received.max(buffer.capacity() * 2).min(limit_usize);
             buffer.reserve_exact(target - buffer.len());
         }
         while data.has_remaining() {
@@ -75,7 +91,7 @@ where
             data.advance(read);
         }
     }
-    Ok(Bytes::from(buffer))
+    Ok(first.unwrap_or_else(|| Bytes::from(buffer)))
 }
 
 #[cfg(test)]
@@ -113,6 +129,16 @@ mod tests {
     async fn reads_a_body_split_in_chunks() {
         let body = chunked(vec![Ok(b"hello, "), Ok(b"world")]);
         assert_eq!(read_limited(body, 12).await.unwrap(), "hello, world");
+    }
+
+    #[tokio::test]
+    async fn a_body_in_one_chunk_is_handed_over_without_a_copy() {
+        let bytes = Bytes::from(vec![b'x'; 1000]);
+        let body = Full::new(bytes.clone());
+        let read = read_limited(body, 1000).await.unwrap();
+        assert_eq!(read, bytes);
+        assert_eq!(read.as_ptr(), bytes.as_ptr());
+        assert_eq!(read_limited(chunked(vec![]), 10).await.unwrap(), "");
     }
 
     #[tokio::test]
