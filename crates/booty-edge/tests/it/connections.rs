@@ -58,6 +58,25 @@ async fn several_requests_share_one_keep_alive_connection() {
 }
 
 #[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+    let mut config = config();
+    config.limits.header_read_timeout = Duration::from_millis(300);
+    let server = TestServer::start(config, TestSink::accepting()).await;
+    let (mut sender, connection) = one_connection(&server).await;
+    sender.ready().await.unwrap();
+    let health = Request::get("/health")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(
+        sender.send_request(health).await.unwrap().status(),
+        StatusCode::OK
+    );
+    // The client keeps the connection and sends nothing more: the server ends it.
+    connection.await.unwrap().unwrap();
+    assert!(sender.is_closed());
+}
+
+#[tokio::test]
 async fn h2c_with_prior_knowledge_is_served() {
     let (server, sink) = TestServer::accepting().await;
     let client = h2c_client();
