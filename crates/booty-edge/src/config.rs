@@ -55,7 +55,7 @@ pub struct Limits {
     /// The whole-request deadline, from the end of the headers to the answer: reading the body, verifying it,
     /// and the sink's answer (default 8 s, under GitHub's 10 s so GitHub sees our answer, not its timeout).
     pub request_timeout: Duration,
-    /// Connections served at once; further clients wait in the listen backlog (default 1024).
+    /// Connections served at once; further clients wait in the listen backlog (default 1024; 0 counts as 1).
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests before dropping their connections (default 30 s).
     pub shutdown_grace: Duration,

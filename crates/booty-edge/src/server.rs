@@ -19,7 +19,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::Limits;
 use crate::reply::ResponseBody;
@@ -57,7 +57,8 @@ pub(crate) async fn run<H: Handler>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let builder = connection_builder(&limits);
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    // A cap of 0 would never accept anything; it means 1.
+    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     // Connections still reading their first bytes are not hyper connections yet; this tells them to quit.
     let (stopping, stop_signal) = watch::channel(false);
@@ -90,7 +91,11 @@ pub(crate) async fn run<H: Handler>(
                 }
             },
         };
-        while tasks.try_join_next().is_some() {}
+        while let Some(finished) = tasks.try_join_next() {
+            if let Err(err) = finished {
+                error!(error = %err, "connection_task_failed");
+            }
+        }
 
         let connection = serve_connection(
             stream,
@@ -108,7 +113,7 @@ pub(crate) async fn run<H: Handler>(
     };
 
     drop(listener);
-    info!(addr = ?local_addr, connections = tasks.len(), "shutdown_started");
+    info!(addr = ?local_addr, connections = tasks.len(), "listener_draining");
     let _ = stopping.send(true);
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
@@ -117,12 +122,12 @@ pub(crate) async fn run<H: Handler>(
         warn!(
             grace_secs = limits.shutdown_grace.as_secs_f64(),
             connections = tasks.len(),
-            "shutdown_grace_expired"
+            "listener_grace_expired"
         );
     }
     // Whatever is left outlived the grace period: drop it, and wait until it is gone.
     tasks.shutdown().await;
-    info!(addr = ?local_addr, "shutdown_complete");
+    info!(addr = ?local_addr, "listener_closed");
     result
 }
 
