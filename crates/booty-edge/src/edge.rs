@@ -4,8 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use booty_signature::{HEADER_NAME as SIGNATURE_HEADER, VerifyError};
-use hyper::body::{Body, Incoming};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::body::{Body, Bytes, Incoming};
+use hyper::header::HeaderValue;
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
@@ -65,7 +66,7 @@ impl<S: Sink> Edge<S> {
     }
 
     /// One delivery: size, signature over the raw bytes, then decoding, then the sink, all under the
-    /// request deadline.
+    /// request deadline. Each step either passes its result on or ends the request with its reply.
     async fn webhook<B>(&self, request: Request<B>) -> Reply
     where
         B: Body,
@@ -73,84 +74,116 @@ impl<S: Sink> Edge<S> {
     {
         let deadline = tokio::time::Instant::now() + self.config.limits.request_timeout;
         let (parts, body) = request.into_parts();
-        let max = self.config.max_body_bytes;
         info!(
             content_length = body.size_hint().exact(),
             "webhook_received"
         );
-
-        // Both refusals need only the headers, so the client is not made to send a body we will not read.
-        if body::announces_more_than(&body, max) {
-            return Reply::error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &BodyError::TooLarge { limit: max }.to_string(),
-            );
-        }
-        let Some(signature) = parts.headers.get(SIGNATURE_HEADER) else {
-            // A hook signing with sha1 alone is signed, just not in a way we accept: 403, not 401.
-            if parts.headers.contains_key(LEGACY_SIGNATURE_HEADER) {
-                warn!(reason = "sha1_only", "signature_rejected");
-                return Reply::error(
-                    StatusCode::FORBIDDEN,
-                    "only the legacy sha1 X-Hub-Signature was sent; X-Hub-Signature-256 is required",
-                );
+        let submission = async {
+            let signature = self.refuse_early(&parts.headers, &body)?;
+            let body = self.read_body(body, deadline).await?;
+            self.verify(signature, &body)?;
+            match decode::decode(&parts.headers, body, &self.config.trigger) {
+                Ok(Decoded::Trigger(submission)) => Ok(submission),
+                Ok(Decoded::Pong) => Err(Reply::status(StatusCode::OK, "pong")),
+                Ok(Decoded::Ignored(reason)) => {
+                    info!(reason, "event_ignored");
+                    Err(Reply::ignored(&reason))
+                }
+                Err(undecodable) => {
+                    warn!(status = undecodable.status.as_u16(), error = %undecodable.message, "webhook_refused");
+                    Err(Reply::error(undecodable.status, &undecodable.message))
+                }
             }
-            warn!(reason = "missing", "signature_rejected");
-            return Reply::error(StatusCode::UNAUTHORIZED, &VerifyError::Missing.to_string());
         };
-
-        let body = match tokio::time::timeout_at(deadline, body::read_limited(body, max)).await {
-            Ok(Ok(body)) => body,
-            Ok(Err(err @ BodyError::TooLarge { .. })) => {
-                return Reply::error(StatusCode::PAYLOAD_TOO_LARGE, &err.to_string());
+        let submission = match submission.await {
+            Ok(submission) => submission,
+            Err(reply) => return reply,
+        };
+        match tokio::time::timeout_at(deadline, self.sink.submit(*submission)).await {
+            Ok(answer) => self.answer(answer),
+            Err(_elapsed) => {
+                warn!("sink_timed_out");
+                Reply::unavailable(
+                    "timed out waiting for the job store; retry later",
+                    self.config.retry_after,
+                )
             }
+        }
+    }
+
+    /// The refusals that need only the headers, so the client is not made to send a body we will not
+    /// read: `413` from `Content-Length`, `401` without a signature (`403` with only the sha1 one).
+    fn refuse_early<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        body: &impl Body,
+    ) -> Result<&'h HeaderValue, Reply> {
+        let max = self.config.max_body_bytes;
+        if body::announces_more_than(body, max) {
+            let message = BodyError::TooLarge { limit: max }.to_string();
+            return Err(Reply::error(StatusCode::PAYLOAD_TOO_LARGE, &message));
+        }
+        if let Some(signature) = headers.get(SIGNATURE_HEADER) {
+            return Ok(signature);
+        }
+        // A hook signing with sha1 alone is signed, just not in a way we accept: 403, not 401.
+        if headers.contains_key(LEGACY_SIGNATURE_HEADER) {
+            warn!(reason = "sha1_only", "signature_rejected");
+            return Err(Reply::error(
+                StatusCode::FORBIDDEN,
+                "only the legacy sha1 X-Hub-Signature was sent; X-Hub-Signature-256 is required",
+            ));
+        }
+        warn!(reason = "missing", "signature_rejected");
+        Err(Reply::error(
+            StatusCode::UNAUTHORIZED,
+            &VerifyError::Missing.to_string(),
+        ))
+    }
+
+    /// The raw body, at most `max_body_bytes` (`413`), whole (`400`) and before the deadline (`408`).
+    async fn read_body<B>(&self, body: B, deadline: tokio::time::Instant) -> Result<Bytes, Reply>
+    where
+        B: Body,
+        B::Error: fmt::Display,
+    {
+        match tokio::time::timeout_at(
+            deadline,
+            body::read_limited(body, self.config.max_body_bytes),
+        )
+        .await
+        {
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(err @ BodyError::TooLarge { .. })) => Err(Reply::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &err.to_string(),
+            )),
             Ok(Err(err @ BodyError::Broken { .. })) => {
-                return Reply::error(StatusCode::BAD_REQUEST, &err.to_string());
+                Err(Reply::error(StatusCode::BAD_REQUEST, &err.to_string()))
             }
             Err(_elapsed) => {
                 let message = format!(
                     "request body not received within {} s",
                     self.config.limits.request_timeout.as_secs_f64()
                 );
-                return Reply::error(StatusCode::REQUEST_TIMEOUT, &message);
+                Err(Reply::error(StatusCode::REQUEST_TIMEOUT, &message))
             }
-        };
-
-        if let Err(err) = self
-            .config
-            .verifier
-            .verify(Some(signature.as_bytes()), &body)
-        {
-            let reason = match err {
-                VerifyError::Rejected(rejection) => rejection.as_str(),
-                _ => "missing",
-            };
-            warn!(reason, "signature_rejected");
-            return Reply::error(StatusCode::FORBIDDEN, &err.to_string());
         }
+    }
 
-        let submission = match decode::decode(&parts.headers, body, &self.config.trigger) {
-            Ok(Decoded::Pong) => return Reply::status(StatusCode::OK, "pong"),
-            Ok(Decoded::Ignored(reason)) => {
-                info!(reason, "event_ignored");
-                return Reply::ignored(&reason);
-            }
-            Ok(Decoded::Trigger(submission)) => submission,
-            Err(undecodable) => {
-                warn!(status = undecodable.status.as_u16(), error = %undecodable.message, "webhook_refused");
-                return Reply::error(undecodable.status, &undecodable.message);
-            }
-        };
-
-        let Ok(answer) = tokio::time::timeout_at(deadline, self.sink.submit(*submission)).await
-        else {
-            warn!("sink_timed_out");
-            return Reply::unavailable(
-                "timed out waiting for the job store; retry later",
-                self.config.retry_after,
-            );
-        };
-        self.answer(answer)
+    /// `403` unless the signature verifies over exactly these bytes; the reason logged is safe to log.
+    fn verify(&self, signature: &HeaderValue, body: &[u8]) -> Result<(), Reply> {
+        self.config
+            .verifier
+            .verify(Some(signature.as_bytes()), body)
+            .map_err(|err| {
+                let reason = match err {
+                    VerifyError::Rejected(rejection) => rejection.as_str(),
+                    _ => "missing",
+                };
+                warn!(reason, "signature_rejected");
+                Reply::error(StatusCode::FORBIDDEN, &err.to_string())
+            })
     }
 
     fn answer(&self, answer: SinkAnswer) -> Reply {
