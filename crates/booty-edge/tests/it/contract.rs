@@ -444,3 +444,24 @@ async fn a_busy_or_unavailable_sink_is_503_with_retry_after_and_a_failing_one_50
         assert_eq!(sink.submissions().len(), 1);
     }
 }
+
+#[tokio::test]
+async fn a_sink_slower_than_the_request_deadline_is_503_with_retry_after() {
+    let (_never_open, gate) = tokio::sync::watch::channel(false);
+    let sink = TestSink::new(Mode::Gated(gate));
+    let mut config = config();
+    config.limits.request_timeout = std::time::Duration::from_millis(300);
+    let server = TestServer::start(config, sink.clone()).await;
+    let answer = send(
+        &client(),
+        delivery(&server, "issues", DELIVERY, labeled(9, LABEL)),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        answer.error(),
+        "timed out waiting for the job store; retry later"
+    );
+    assert_eq!(answer.headers["retry-after"], "10");
+    assert_eq!(sink.submissions().len(), 1);
+}
