@@ -4,11 +4,10 @@ use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use tokio::net::TcpListener;
 use tracing::error;
 
@@ -24,37 +23,15 @@ pub const MAX_JOB_LIMIT: usize = 500;
 
 const JOBS_PATH: &str = "/jobs";
 
-/// One job as the admin listener shows it. Timestamps are serialised as RFC 3339 in UTC with
-/// milliseconds (`2026-11-28T15:51:03.120Z`), or `null` for what has not happened yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct JobView {
-    /// `{issue_number}-{delivery_id}`.
-    pub job_id: String,
-    /// The queue's name for the state: `queued`, `running`, `retrying`, `succeeded`, `failed`, `abandoned`.
-    pub state: String,
-    /// Attempts started so far.
-    pub attempts: u32,
-    /// The issue the job is for.
-    pub issue_number: u64,
-    /// `owner/name` of the issue's repository.
-    pub repository: String,
-    /// The delivery that created the job.
-    pub delivery_id: String,
-    /// When the job was stored.
-    #[serde(serialize_with = "serialize_time")]
-    pub created_at: SystemTime,
-    /// When the latest attempt started.
-    #[serde(serialize_with = "serialize_optional_time")]
-    pub started_at: Option<SystemTime>,
-    /// When the job reached a final state.
-    #[serde(serialize_with = "serialize_optional_time")]
-    pub finished_at: Option<SystemTime>,
-    /// The last attempt's error, if it failed.
-    pub error: Option<String>,
-}
-
 /// Read-only access to jobs, implemented by whoever owns the queue (the binary wires it to booty-queue).
+///
+/// The edge serialises the views as they are: `GET /jobs` answers `{"jobs": [view, ...]}` and
+/// `GET /jobs/{job_id}` the view itself. booty's views are the queue's `JobSnapshot`s, which serialise as
+/// the admin JSON of the design (`job_id`, `state`, `attempts`, `issue_number`, `repository`, `delivery_id`,
+/// `created_at`, `started_at`, `finished_at`, `error`).
 pub trait JobInspector: Send + Sync + 'static {
+    /// One job as the admin listener shows it.
+    type View: Serialize + Send;
     /// Why jobs could not be read; logged, and answered `500` without its text.
     type Error: Error + Send + Sync + 'static;
 
@@ -62,13 +39,13 @@ pub trait JobInspector: Send + Sync + 'static {
     fn recent(
         &self,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<JobView>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<Self::View>, Self::Error>> + Send;
 
     /// The job with this id, or `None` if there is none.
     fn job(
         &self,
         job_id: &str,
-    ) -> impl Future<Output = Result<Option<JobView>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Option<Self::View>, Self::Error>> + Send;
 }
 
 /// The admin listener's request handling: `GET /jobs` and `GET /jobs/{job_id}`.
@@ -125,8 +102,8 @@ impl<J: JobInspector> Admin<J> {
 
     async fn list(&self, limit: usize) -> Reply {
         #[derive(Serialize)]
-        struct Jobs {
-            jobs: Vec<JobView>,
+        struct Jobs<V> {
+            jobs: Vec<V>,
         }
         match self.jobs.recent(limit).await {
             Ok(jobs) => Reply::json(StatusCode::OK, &Jobs { jobs }),
@@ -208,95 +185,9 @@ pub async fn serve_admin<J: JobInspector>(
     .await
 }
 
-fn serialize_time<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&rfc3339(*time))
-}
-
-#[expect(
-    clippy::ref_option,
-    reason = "serde's serialize_with passes the field by reference"
-)]
-fn serialize_optional_time<S: Serializer>(
-    time: &Option<SystemTime>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match time {
-        Some(time) => serialize_time(time, serializer),
-        None => serializer.serialize_none(),
-    }
-}
-
-/// `SystemTime` as RFC 3339 in UTC with milliseconds, from the civil-from-days algorithm
-/// (<https://howardhinnant.github.io/date_algorithms.html>), which spares a date crate for one format.
-fn rfc3339(time: SystemTime) -> String {
-    let (seconds, millis) = match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => (
-            i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
-            after.subsec_millis(),
-        ),
-        // Before 1970: step back to the whole second at or before the time.
-        Err(before) => {
-            let before = before.duration();
-            let whole = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
-            match before.subsec_millis() {
-                0 => (-whole, 0),
-                millis => (-whole - 1, 1000 - millis),
-            }
-        }
-    };
-    let days = seconds.div_euclid(86_400);
-    let of_day = seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60,
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-
-    fn at(seconds: u64, millis: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_millis(millis)
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_utc_with_milliseconds() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(at(1_700_000_000, 7)), "2023-11-14T22:13:20.007Z");
-        // A leap day, the last second of a leap year, and the turn of a century that is a leap year.
-        assert_eq!(rfc3339(at(951_782_400, 0)), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339(at(1_735_689_599, 999)), "2024-12-31T23:59:59.999Z");
-        assert_eq!(rfc3339(at(4_107_542_400, 0)), "2100-03-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339(UNIX_EPOCH - Duration::from_millis(1)),
-            "1969-12-31T23:59:59.999Z"
-        );
-    }
 
     #[test]
     fn limit_defaults_and_bounds() {

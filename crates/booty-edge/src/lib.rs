@@ -82,7 +82,7 @@ mod sink;
 mod sniff;
 mod traced;
 
-pub use admin::{Admin, DEFAULT_JOB_LIMIT, JobInspector, JobView, MAX_JOB_LIMIT, serve_admin};
+pub use admin::{Admin, DEFAULT_JOB_LIMIT, JobInspector, MAX_JOB_LIMIT, serve_admin};
 pub use config::{DEFAULT_MAX_BODY_BYTES, EdgeConfig, Limits};
 pub use edge::{Edge, HEALTH_PATH, WEBHOOK_PATH, serve};
 pub use reply::{REQUEST_ID_HEADER, ResponseBody};

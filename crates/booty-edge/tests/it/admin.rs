@@ -1,9 +1,8 @@
 //! The admin listener: job inspection over a read-only trait.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
 
-use booty_edge::{JobInspector, JobView, Limits};
+use booty_edge::{JobInspector, Limits};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
@@ -12,9 +11,24 @@ use tokio::sync::oneshot;
 
 use crate::harness::{Answer, client, send};
 
+/// A job as an inspector might show it: the edge serialises whatever view it is given.
+#[derive(Debug, Clone, serde::Serialize)]
+struct View {
+    job_id: String,
+    state: &'static str,
+    attempts: u32,
+    issue_number: u64,
+    repository: &'static str,
+    delivery_id: String,
+    created_at: &'static str,
+    started_at: Option<&'static str>,
+    finished_at: Option<&'static str>,
+    error: Option<&'static str>,
+}
+
 /// Jobs kept newest first, or an error for every read.
 struct Jobs {
-    newest_first: Vec<JobView>,
+    newest_first: Vec<View>,
     broken: bool,
     limits_asked: Mutex<Vec<usize>>,
 }
@@ -24,9 +38,10 @@ struct Jobs {
 struct Locked;
 
 impl JobInspector for Jobs {
+    type View = View;
     type Error = Locked;
 
-    async fn recent(&self, limit: usize) -> Result<Vec<JobView>, Locked> {
+    async fn recent(&self, limit: usize) -> Result<Vec<View>, Locked> {
         self.limits_asked.lock().unwrap().push(limit);
         if self.broken {
             return Err(Locked);
@@ -34,7 +49,7 @@ impl JobInspector for Jobs {
         Ok(self.newest_first.iter().take(limit).cloned().collect())
     }
 
-    async fn job(&self, job_id: &str) -> Result<Option<JobView>, Locked> {
+    async fn job(&self, job_id: &str) -> Result<Option<View>, Locked> {
         if self.broken {
             return Err(Locked);
         }
@@ -46,19 +61,18 @@ impl JobInspector for Jobs {
     }
 }
 
-fn job(issue: u64, delivery: &str, finished: bool) -> JobView {
-    let created = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + issue);
-    JobView {
+fn job(issue: u64, delivery: &str, finished: bool) -> View {
+    View {
         job_id: format!("{issue}-{delivery}"),
-        state: if finished { "failed" } else { "queued" }.to_owned(),
+        state: if finished { "failed" } else { "queued" },
         attempts: u32::from(finished) * 3,
         issue_number: issue,
-        repository: "octo-org/octo-repo".to_owned(),
+        repository: "octo-org/octo-repo",
         delivery_id: delivery.to_owned(),
-        created_at: created,
-        started_at: finished.then(|| created + Duration::from_millis(1500)),
-        finished_at: finished.then(|| created + Duration::from_mins(1)),
-        error: finished.then(|| "clone timed out".to_owned()),
+        created_at: "2023-11-14T22:13:22.000Z",
+        started_at: finished.then_some("2023-11-14T22:13:23.500Z"),
+        finished_at: finished.then_some("2023-11-14T22:14:22.000Z"),
+        error: finished.then_some("clone timed out"),
     }
 }
 
