@@ -7,10 +7,10 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use booty_queue::CancellationToken;
 use rustix::process::{Pid, Signal, kill_process_group};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
-use booty_queue::CancellationToken;
 use tracing::{info, warn};
 
 /// Lines of stderr kept for the job's error when the command fails.
@@ -63,7 +63,11 @@ pub(crate) enum CommandError {
 }
 
 fn tail_suffix(tail: &[String]) -> String {
-    if tail.is_empty() { String::new() } else { format!("; stderr ends with: {}", tail.join(" | ")) }
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; stderr ends with: {}", tail.join(" | "))
+    }
 }
 
 /// Runs `argv` in `dir` with `env` added, until it exits, `timeout` passes or `cancel` fires.
@@ -74,10 +78,12 @@ pub(crate) async fn run(
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), CommandError> {
-    let (program, args) = argv.split_first().expect("job_command is validated to be non-empty");
+    let (program, arguments) = argv
+        .split_first()
+        .expect("job_command is validated to be non-empty");
     let mut command = Command::new(program);
     command
-        .args(args)
+        .args(arguments)
         .current_dir(dir)
         .envs(env)
         .stdin(Stdio::null())
@@ -88,22 +94,25 @@ pub(crate) async fn run(
     for name in WITHHELD_ENV {
         command.env_remove(name);
     }
-    let mut child = command
-        .spawn()
-        .map_err(|source| CommandError::Spawn { program: program.clone(), source })?;
-    let group = child.id().and_then(|id| Pid::from_raw(i32::try_from(id).ok()?));
+    let mut child = command.spawn().map_err(|source| CommandError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    let group = child
+        .id()
+        .and_then(|id| Pid::from_raw(i32::try_from(id).ok()?));
     // Kills the group if this future is dropped half-way (the queue drops handlers that ignore their
     // token), so no grandchild outlives its job.
     let _guard = GroupGuard(group);
     info!(pid = child.id(), "job_command_started");
 
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stderr = child.stderr.take().expect("stderr is piped");
+    let out_pipe = child.stdout.take().expect("stdout is piped");
+    let err_pipe = child.stderr.take().expect("stderr is piped");
     let mut stderr_tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
     let output = async {
         tokio::join!(
-            stream_lines(stdout, "stdout", |_| {}),
-            stream_lines(stderr, "stderr", |line| {
+            stream_lines(out_pipe, "stdout", |_| {}),
+            stream_lines(err_pipe, "stderr", |line| {
                 if stderr_tail.len() == STDERR_TAIL_LINES {
                     stderr_tail.pop_front();
                 }
@@ -131,12 +140,19 @@ pub(crate) async fn run(
     if status.success() {
         Ok(())
     } else {
-        Err(CommandError::Exited { status, stderr_tail: stderr_tail.into() })
+        Err(CommandError::Exited {
+            status,
+            stderr_tail: stderr_tail.into(),
+        })
     }
 }
 
 /// Logs every line of `stream` as `job_output` with the stream's name, handing each to `each`.
-async fn stream_lines(stream: impl AsyncRead + Unpin, name: &'static str, mut each: impl FnMut(&str)) {
+async fn stream_lines(
+    stream: impl AsyncRead + Unpin,
+    name: &'static str,
+    mut each: impl FnMut(&str),
+) {
     let mut reader = BufReader::new(stream);
     let mut buf = Vec::new();
     loop {
@@ -211,18 +227,34 @@ mod tests {
 
     async fn run_sh(script: &str, timeout: Duration) -> Result<(), CommandError> {
         let dir = tempfile::tempdir().unwrap();
-        run(&argv(&["sh", "-c", script]), dir.path(), Vec::new(), timeout, &CancellationToken::new()).await
+        run(
+            &argv(&["sh", "-c", script]),
+            dir.path(),
+            Vec::new(),
+            timeout,
+            &CancellationToken::new(),
+        )
+        .await
     }
 
     #[tokio::test]
     async fn exit_code_and_stderr_tail_end_up_in_the_error() {
         let script = "for i in $(seq 1 15); do echo line$i >&2; done; exit 3";
         let err = run_sh(script, Duration::from_secs(30)).await.unwrap_err();
-        let CommandError::Exited { status, stderr_tail } = &err else { panic!("{err:?}") };
+        let CommandError::Exited {
+            status,
+            stderr_tail,
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
         assert_eq!(status.code(), Some(3));
         let expected: Vec<String> = (6..=15).map(|i| format!("line{i}")).collect();
         assert_eq!(stderr_tail, &expected);
-        assert!(err.to_string().starts_with("job command exit status: 3; stderr ends with: line6 | line7"));
+        assert!(
+            err.to_string()
+                .starts_with("job command exit status: 3; stderr ends with: line6 | line7")
+        );
     }
 
     #[tokio::test]
@@ -231,9 +263,15 @@ mod tests {
         let out = dir.path().join("out");
         let script = format!("pwd > {0}; echo \"$BOOTY_JOB_ID\" >> {0}", out.display());
         let env = vec![("BOOTY_JOB_ID", OsString::from("1-abc"))];
-        run(&argv(&["sh", "-c", &script]), dir.path(), env, Duration::from_secs(30), &CancellationToken::new())
-            .await
-            .unwrap();
+        run(
+            &argv(&["sh", "-c", &script]),
+            dir.path(),
+            env,
+            Duration::from_secs(30),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         let text = std::fs::read_to_string(out).unwrap();
         let expected_dir = dir.path().canonicalize().unwrap();
         assert_eq!(text, format!("{}\n1-abc\n", expected_dir.display()));
@@ -245,15 +283,24 @@ mod tests {
         let pid_file = dir.path().join("grandchild");
         // The grandchild would outlive a kill of `sh` alone.
         let script = format!("sleep 300 & echo $! > {}; wait", pid_file.display());
-        let err = run(&argv(&["sh", "-c", &script]), dir.path(), Vec::new(), Duration::from_millis(500), &CancellationToken::new())
-            .await
-            .unwrap_err();
+        let err = run(
+            &argv(&["sh", "-c", &script]),
+            dir.path(),
+            Vec::new(),
+            Duration::from_millis(500),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, CommandError::TimedOut(_)), "{err:?}");
         let grandchild = std::fs::read_to_string(&pid_file).unwrap();
         let proc_dir = format!("/proc/{}", grandchild.trim());
         // Reaped by init or a zombie at most; never still sleeping.
         let state = std::fs::read_to_string(format!("{proc_dir}/stat")).unwrap_or_default();
-        assert!(state.is_empty() || state.contains(") Z "), "grandchild still alive: {state}");
+        assert!(
+            state.is_empty() || state.contains(") Z "),
+            "grandchild still alive: {state}"
+        );
     }
 
     #[tokio::test]
@@ -261,7 +308,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cancel = CancellationToken::new();
         let trigger = cancel.clone();
-        let run = run(&argv(&["sleep", "300"]), dir.path(), Vec::new(), Duration::from_secs(600), &cancel);
+        let sleep = argv(&["sleep", "300"]);
+        let run = run(
+            &sleep,
+            dir.path(),
+            Vec::new(),
+            Duration::from_mins(10),
+            &cancel,
+        );
         let (result, ()) = tokio::join!(run, async { trigger.cancel() });
         assert!(matches!(result, Err(CommandError::Cancelled)), "{result:?}");
     }
@@ -269,10 +323,19 @@ mod tests {
     #[tokio::test]
     async fn a_missing_program_is_a_spawn_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
-        let err = run(&argv(&["/nonexistent/agent"]), dir.path(), Vec::new(), Duration::from_secs(5), &CancellationToken::new())
-            .await
-            .unwrap_err();
-        assert_eq!(err.to_string(), "cannot start job command `/nonexistent/agent`");
+        let err = run(
+            &argv(&["/nonexistent/agent"]),
+            dir.path(),
+            Vec::new(),
+            Duration::from_secs(5),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot start job command `/nonexistent/agent`"
+        );
     }
 
     #[tokio::test]
@@ -280,9 +343,15 @@ mod tests {
         let data = vec![b'x'; MAX_LINE_BYTES * 2 + 10];
         let mut reader = BufReader::new(&data[..]);
         let mut buf = Vec::new();
-        assert_eq!(read_line_capped(&mut reader, &mut buf).await.unwrap(), MAX_LINE_BYTES);
+        assert_eq!(
+            read_line_capped(&mut reader, &mut buf).await.unwrap(),
+            MAX_LINE_BYTES
+        );
         buf.clear();
-        assert_eq!(read_line_capped(&mut reader, &mut buf).await.unwrap(), MAX_LINE_BYTES);
+        assert_eq!(
+            read_line_capped(&mut reader, &mut buf).await.unwrap(),
+            MAX_LINE_BYTES
+        );
         buf.clear();
         assert_eq!(read_line_capped(&mut reader, &mut buf).await.unwrap(), 10);
     }

@@ -26,7 +26,12 @@ pub(crate) struct QueueSink {
 
 impl Sink for QueueSink {
     async fn submit(&self, submission: Submission) -> SinkAnswer {
-        let Submission { delivery, trigger, payload, .. } = submission;
+        let Submission {
+            delivery,
+            trigger,
+            payload,
+            ..
+        } = submission;
         let payload = match String::from_utf8(payload.to_vec()) {
             Ok(json) => json,
             Err(err) => return SinkAnswer::Failed(Box::new(err)),
@@ -35,12 +40,20 @@ impl Sink for QueueSink {
         let issue = trigger.issue.number;
         let job = NewJob::new(
             delivery.id().as_str(),
-            JobPayload { event: delivery.event().to_owned(), trigger, payload },
+            JobPayload {
+                event: delivery.event().to_owned(),
+                trigger,
+                payload,
+            },
         )
         .for_issue(repository, issue);
         match self.queue.submit(job).await {
-            Ok(Submitted::Accepted(id)) => SinkAnswer::Accepted { job_id: id.to_string() },
-            Ok(Submitted::Duplicate(id)) => SinkAnswer::Duplicate { job_id: id.to_string() },
+            Ok(Submitted::Accepted(id)) => SinkAnswer::Accepted {
+                job_id: id.to_string(),
+            },
+            Ok(Submitted::Duplicate(id)) => SinkAnswer::Duplicate {
+                job_id: id.to_string(),
+            },
             Ok(Submitted::Busy) => SinkAnswer::Busy,
             Err(err @ QueueError::NotRecorded { .. }) => SinkAnswer::Unavailable(Box::new(err)),
             Err(err) => SinkAnswer::Failed(Box::new(err)),

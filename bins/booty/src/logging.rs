@@ -78,14 +78,7 @@ impl Visit for JsonVisitor<'_> {
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         // The whole chain, as `booty` prints errors: "outer: inner: root".
-        let mut text = value.to_string();
-        let mut source = value.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        self.0.insert(field.name().to_owned(), Value::from(text));
+        self.0.insert(field.name().to_owned(), Value::from(crate::error_chain(value)));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.0
@@ -127,11 +120,10 @@ where
 
         let mut out = Vec::with_capacity(256);
         out.push(b'{');
-        push_field(
-            &mut out,
-            "timestamp",
-            &rfc3339(std::time::SystemTime::now()),
-        );
+        let mut timestamp = String::with_capacity(32);
+        // RFC 3339 in UTC with microseconds; writing to a String cannot fail.
+        let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+        push_field(&mut out, "timestamp", &timestamp);
         push_field(&mut out, "level", metadata.level().as_str());
         push_field(&mut out, "message", &message);
         for (key, value) in &fields {

@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use booty_workspace::{PrepareError, Workspace, WorkspaceManager, WorkspaceReques
 use tracing::{info, warn};
 
 use crate::command::{self, CommandError};
+use crate::error_chain;
 use crate::job::JobPayload;
 
 /// Event files are written next to the workspaces, outside them, under this prefix (swept at start-up).
@@ -26,10 +27,19 @@ pub(crate) struct Runner {
 }
 
 impl Handler<JobPayload> for Runner {
-    async fn handle(&self, job: Job<JobPayload>, cancel: CancellationToken) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        job: Job<JobPayload>,
+        cancel: CancellationToken,
+    ) -> Result<(), HandlerError> {
         let trigger = &job.payload.trigger;
-        let request = WorkspaceRequest::new(&self.repo_url, &self.base_branch, trigger.issue.number);
-        let workspace = self.workspaces.prepare(&request, cancel.cancelled()).await.map_err(prepare_error)?;
+        let request =
+            WorkspaceRequest::new(&self.repo_url, &self.base_branch, trigger.issue.number);
+        let workspace = self
+            .workspaces
+            .prepare(&request, cancel.cancelled())
+            .await
+            .map_err(|err| prepare_error(&err))?;
         info!(
             path = %workspace.path().display(),
             branch = workspace.branch(),
@@ -42,7 +52,10 @@ impl Handler<JobPayload> for Runner {
             None => Ok(()),
         };
         if let Err(err) = workspace.close().await {
-            warn!(error = &err as &(dyn std::error::Error + 'static), "workspace_cleanup_failed");
+            warn!(
+                error = &err as &(dyn std::error::Error + 'static),
+                "workspace_cleanup_failed"
+            );
         }
         result
     }
@@ -62,21 +75,29 @@ impl Runner {
         let trigger = &job.payload.trigger;
         let env: Vec<(&'static str, OsString)> = vec![
             ("BOOTY_JOB_ID", job.id.to_string().into()),
-            ("BOOTY_ISSUE_NUMBER", trigger.issue.number.to_string().into()),
+            (
+                "BOOTY_ISSUE_NUMBER",
+                trigger.issue.number.to_string().into(),
+            ),
             ("BOOTY_ISSUE_TITLE", trigger.issue.title.clone().into()),
             ("BOOTY_ISSUE_URL", trigger.issue.html_url.clone().into()),
-            ("BOOTY_REPOSITORY", trigger.repository.full_name.clone().into()),
+            (
+                "BOOTY_REPOSITORY",
+                trigger.repository.full_name.clone().into(),
+            ),
             ("BOOTY_BRANCH", workspace.branch().into()),
             ("BOOTY_BASE_BRANCH", workspace.base_branch().into()),
             ("BOOTY_WORKSPACE", workspace.path().into()),
             ("BOOTY_EVENT_PATH", event_file.path().into()),
         ];
-        command::run(argv, workspace.path(), env, self.timeout, cancel).await.map_err(|err| match err {
-            CommandError::Cancelled | CommandError::Wait(_) => HandlerError::retryable(err),
-            CommandError::Spawn { .. } | CommandError::Exited { .. } | CommandError::TimedOut(_) => {
-                HandlerError::permanent(error_chain(&err))
-            }
-        })
+        command::run(argv, workspace.path(), env, self.timeout, cancel)
+            .await
+            .map_err(|err| match err {
+                CommandError::Cancelled | CommandError::Wait(_) => HandlerError::retryable(err),
+                CommandError::Spawn { .. }
+                | CommandError::Exited { .. }
+                | CommandError::TimedOut(_) => HandlerError::permanent(error_chain(&err)),
+            })
     }
 
     /// The payload, in a file outside the workspace that is removed when the returned handle drops.
@@ -91,34 +112,23 @@ impl Runner {
     }
 }
 
-fn prepare_error(err: PrepareError) -> HandlerError {
+fn prepare_error(err: &PrepareError) -> HandlerError {
     if err.is_retryable() {
-        HandlerError::retryable(error_chain(&err))
+        HandlerError::retryable(error_chain(err))
     } else {
-        HandlerError::permanent(error_chain(&err))
+        HandlerError::permanent(error_chain(err))
     }
-}
-
-/// `outer: inner: root`, the way the job's error is shown in the admin view.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Removes event files a crashed run left in `root`; returns how many.
-pub(crate) fn sweep_event_files(root: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn sweep_event_files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     for entry in std::fs::read_dir(root)? {
         let entry = entry?;
         let name = entry.file_name();
         let is_event_file = name.to_str().is_some_and(|name| {
-            name.starts_with(EVENT_FILE_PREFIX) && name.ends_with(".json")
+            name.starts_with(EVENT_FILE_PREFIX)
+                && Path::new(name).extension().is_some_and(|ext| ext == "json")
         });
         if is_event_file && entry.file_type()?.is_file() {
             std::fs::remove_file(entry.path())?;

@@ -8,60 +8,24 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use booty_edge::{EdgeConfig, Limits};
+use booty_edge::EdgeConfig;
 use booty_event::TriggerRule;
+use booty_queue::CancellationToken;
 use booty_queue::{MemoryLimits, MemoryStore, Queue, QueueConfig};
 use booty_signature::Verifier;
 use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
 use tokio::net::TcpListener;
-use booty_queue::CancellationToken;
 use tracing::{error, info};
 
-use crate::config::{Config, StoreSpec};
+use crate::config::{Config, Secret, StoreSpec};
 use crate::job::{JobPayload, QueueInspector, QueueSink};
 use crate::runner::{self, Runner};
 
 /// Runs the service until a shutdown signal, then shuts down in order.
 pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
-    let verifier = Verifier::with_previous(
-        config.webhook_secret.expose(),
-        config.previous_webhook_secrets.iter().map(crate::config::Secret::expose),
-    )?;
-    let trigger = TriggerRule::new(config.trigger_label.clone())?;
-
-    std::fs::create_dir_all(&config.workspace_root).with_context(|| {
-        format!("cannot create workspace_root {}", config.workspace_root.display())
-    })?;
-    let swept = booty_workspace::sweep(&config.workspace_root).await?;
-    let swept_events = runner::sweep_event_files(&config.workspace_root).with_context(|| {
-        format!("cannot sweep event files in {}", config.workspace_root.display())
-    })?;
-    info!(
-        workspaces = swept.len(),
-        event_files = swept_events.len(),
-        root = %config.workspace_root.display(),
-        "startup_swept"
-    );
-
-    let mut workspace_config = WorkspaceConfig::new(&config.workspace_root);
-    workspace_config.depth = config.clone_depth;
-    workspace_config.clone_timeout = config.clone_timeout;
-    workspace_config.token = config.github_token.as_ref().map(|token| Token::new(token.expose()));
-    let runner = Runner {
-        workspaces: WorkspaceManager::new(workspace_config),
-        repo_url: config.repo_url.clone(),
-        base_branch: config.base_branch.clone(),
-        command: config.job_command.as_deref().map(Arc::from),
-        timeout: config.job_timeout,
-    };
-
-    let queue_config = QueueConfig {
-        workers: config.workers.get(),
-        capacity: config.queue_capacity,
-        max_attempts: config.max_attempts,
-        ..QueueConfig::default()
-    };
-    let queue = start_queue(&config, runner, queue_config).await?;
+    let edge_config = edge_config(&config)?;
+    sweep_leftovers(&config).await?;
+    let queue = start_queue(&config, runner(&config)).await?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -77,25 +41,23 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         "listening"
     );
 
-    let mut edge_config = EdgeConfig::new(verifier);
-    edge_config.trigger = trigger;
-    edge_config.max_body_bytes = config.max_body_bytes;
-    let limits = edge_config.limits;
-
     let stop_edge = CancellationToken::new();
     let stop_admin = CancellationToken::new();
-    let sink = Arc::new(QueueSink { queue: queue.clone() });
+    let limits = edge_config.limits;
     let mut edge = tokio::spawn(booty_edge::serve(
         listener,
         edge_config,
-        sink,
+        Arc::new(QueueSink {
+            queue: queue.clone(),
+        }),
         stop_edge.clone().cancelled_owned(),
     ));
-    let inspector = Arc::new(QueueInspector { queue: queue.clone() });
     let admin = tokio::spawn(booty_edge::serve_admin(
         admin_listener,
-        inspector,
-        Limits { ..limits },
+        Arc::new(QueueInspector {
+            queue: queue.clone(),
+        }),
+        limits,
         stop_admin.clone().cancelled_owned(),
     ));
 
@@ -112,6 +74,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
             result
         }
     };
+    // The edge no longer accepts; drain the queue, then close the admin listener.
     let report = queue.shutdown(config.shutdown_grace).await;
     stop_admin.cancel();
     let admin_result = admin.await;
@@ -126,11 +89,59 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start_queue(
-    config: &Config,
-    runner: Runner,
-    queue_config: QueueConfig,
-) -> anyhow::Result<Queue<JobPayload>> {
+/// The webhook listener's configuration: secrets, trigger label, body limit.
+fn edge_config(config: &Config) -> anyhow::Result<EdgeConfig> {
+    let verifier = Verifier::with_previous(
+        config.webhook_secret.expose(),
+        config.previous_webhook_secrets.iter().map(Secret::expose),
+    )?;
+    let mut edge_config = EdgeConfig::new(verifier);
+    edge_config.trigger = TriggerRule::new(config.trigger_label.clone())?;
+    edge_config.max_body_bytes = config.max_body_bytes;
+    Ok(edge_config)
+}
+
+/// Removes the workspaces and event files a crashed run left under `workspace_root`.
+async fn sweep_leftovers(config: &Config) -> anyhow::Result<()> {
+    let root = &config.workspace_root;
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("cannot create workspace_root {}", root.display()))?;
+    let workspaces = booty_workspace::sweep(root).await?;
+    let event_files = runner::sweep_event_files(root)
+        .with_context(|| format!("cannot sweep event files in {}", root.display()))?;
+    info!(
+        workspaces = workspaces.len(),
+        event_files = event_files.len(),
+        root = %root.display(),
+        "startup_swept"
+    );
+    Ok(())
+}
+
+/// The job handler: workspaces from the configured repository, then the job command.
+fn runner(config: &Config) -> Runner {
+    let mut workspace_config = WorkspaceConfig::new(&config.workspace_root);
+    workspace_config.depth = config.clone_depth;
+    workspace_config.clone_timeout = config.clone_timeout;
+    workspace_config.token = config
+        .github_token
+        .as_ref()
+        .map(|token| Token::new(token.expose()));
+    Runner {
+        workspaces: WorkspaceManager::new(workspace_config),
+        repo_url: config.repo_url.clone(),
+        base_branch: config.base_branch.clone(),
+        command: config.job_command.as_deref().map(Arc::from),
+        timeout: config.job_timeout,
+    }
+}
+
+/// Opens the configured store and starts the workers on it.
+async fn start_queue(config: &Config, runner: Runner) -> anyhow::Result<Queue<JobPayload>> {
+    let mut queue_config = QueueConfig::default();
+    queue_config.workers = config.workers.get();
+    queue_config.capacity = config.queue_capacity;
+    queue_config.max_attempts = config.max_attempts;
     let queue = match &config.store {
         StoreSpec::Memory => {
             let store = MemoryStore::new(MemoryLimits {
