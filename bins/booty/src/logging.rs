@@ -78,7 +78,10 @@ impl Visit for JsonVisitor<'_> {
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         // The whole chain, as `booty` prints errors: "outer: inner: root".
-        self.0.insert(field.name().to_owned(), Value::from(crate::error_chain(value)));
+        self.0.insert(
+            field.name().to_owned(),
+            Value::from(crate::error_chain(value)),
+        );
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.0
