@@ -64,7 +64,9 @@ pub(crate) async fn run<H: Handler>(
     let (stopping, stop_signal) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    let local_addr = listener.local_addr().ok();
+    let local_addr = listener
+        .local_addr()
+        .map_or_else(|_| "unknown".to_owned(), |addr| addr.to_string());
 
     let result = loop {
         // Wait for room before accepting, so excess clients queue in the kernel's backlog instead of
@@ -113,7 +115,7 @@ pub(crate) async fn run<H: Handler>(
     };
 
     drop(listener);
-    info!(addr = ?local_addr, connections = tasks.len(), "listener_draining");
+    info!(addr = %local_addr, connections = tasks.len(), "listener_draining");
     let _ = stopping.send(true);
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
@@ -127,7 +129,7 @@ pub(crate) async fn run<H: Handler>(
     }
     // Whatever is left outlived the grace period: drop it, and wait until it is gone.
     tasks.shutdown().await;
-    info!(addr = ?local_addr, "listener_closed");
+    info!(addr = %local_addr, "listener_closed");
     result
 }
 
