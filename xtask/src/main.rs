@@ -2,7 +2,7 @@
 //!
 //! One module per task, as in rust-analyzer's xtask: [`ci`] runs every check CI runs, [`deny`] runs
 //! cargo-deny (including the advisories that need a network), [`fixtures`] refreshes booty-event's vendored
-//! webhook payloads from npm. The `tidy` test keeps the tree honest.
+//! webhook payloads from npm, [`bench`](mod@bench) runs load benchmarks. The `tidy` test keeps the tree honest.
 
 #![allow(
     clippy::print_stdout,
@@ -10,6 +10,7 @@
     reason = "xtask is a command-line program that reports to its user"
 )]
 
+mod bench;
 mod ci;
 mod deny;
 mod fixtures;
@@ -38,6 +39,8 @@ enum Task {
     /// Refresh booty-event's webhook payload fixtures from the pinned `@octokit/webhooks-examples` (needs npm
     /// and the registry; tests never do).
     Fixtures,
+    /// Load benchmarks: `cargo xtask bench ingest`.
+    Bench(bench::Bench),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Task::Ci => ci::run(),
         Task::Deny => deny::run_all(),
         Task::Fixtures => fixtures::run(),
+        Task::Bench(bench) => bench::run(bench),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

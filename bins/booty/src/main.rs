@@ -1,10 +1,100 @@
-//! The `booty` binary: configuration, logging and composition of the crates.
+//! The `booty` binary: configuration, logging, composition of the crates, and the CLI.
 //!
-//! Not wired yet; see issue 7. It exits with a message rather than pretending to serve.
+//! `main` parses the command line and calls [`run`]; an error is printed once, with its chain, and mapped to an
+//! exit code: 0 ok, 1 runtime failure, 2 configuration error.
 
-#![allow(clippy::print_stderr, reason = "a CLI reports its errors on stderr")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program reports to its user"
+)]
 
-fn main() -> std::process::ExitCode {
-    eprintln!("booty: the service is not composed yet (the crates are being built first)");
-    std::process::ExitCode::from(1)
+mod check;
+mod cli;
+mod command;
+mod config;
+mod job;
+mod logging;
+mod runner;
+mod send;
+mod serve;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::ConfigError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("booty: error: {err:#}");
+            if err.chain().any(<dyn std::error::Error>::is::<ConfigError>) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// `outer: inner: root`: an error and its sources on one line, as log fields and job errors show them.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let loaded = config::load(cli.config.as_deref())?;
+            logging::init(loaded.config.log_format, &loaded.config.log_level)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(serve::serve(loaded.config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => {
+            let loaded = config::load(cli.config.as_deref())?;
+            print!("{}", check::render(&loaded));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Send(args) => {
+            // The configuration is only needed for what the command line leaves out.
+            let loaded = if args.secret.is_some() && args.url.is_some() && !args.secret_from_config
+            {
+                None
+            } else {
+                Some(config::load(cli.config.as_deref())?)
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let defaults = send::Defaults {
+                config: loaded.as_ref().map(|loaded| &loaded.config),
+            };
+            let answer = runtime.block_on(send::send(&args, defaults))?;
+            println!("delivery {}", answer.delivery);
+            println!("HTTP {}", answer.status);
+            println!("{}", answer.body);
+            Ok(if answer.status.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
 }

@@ -13,8 +13,9 @@
 //!    Errors: [`PayloadError`]; [`PayloadError::is_unsupported_media_type`] says 415, otherwise 400.
 //! 3. [`TriggerRule::decide`] turns `(event name, JSON)` into a [`Decision`]: an [`IssueTrigger`] (for
 //!    `issues`, action `labeled`, label exactly the trigger label, [`DEFAULT_TRIGGER_LABEL`] by default) or
-//!    [`Ignored`], whose `Display` is the reason to answer with. Other events are ignored by name without
-//!    parsing; an `issues` payload is decoded once, straight into typed structs.
+//!    [`Ignored`], whose `Display` is the reason to answer with. Other events are ignored by name (their
+//!    JSON is only checked to be well formed); an `issues` payload is decoded once, straight into typed
+//!    structs.
 //!    Errors: [`TriggerError`] (400): malformed JSON with `serde_json`'s line and column, or a `labeled` event
 //!    without its `label`.
 //!

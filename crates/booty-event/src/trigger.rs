@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{self, DecodeError, Event, IssuesAction, IssuesEvent};
@@ -46,15 +47,18 @@ impl TriggerRule {
     }
 
     /// The fast path: decides from the event name and the payload's JSON bytes, decoding only what the
-    /// decision needs. An event other than `issues` is ignored on its name alone, without parsing the
-    /// payload (so malformed JSON in, say, a `push` goes unnoticed); an `issues` payload is decoded once,
-    /// straight into the typed [`IssuesEvent`], whose parts are moved into the trigger.
+    /// decision needs. An event other than `issues` is ignored on its name alone: its payload is only
+    /// checked to be a well-formed JSON object (skimmed, nothing is built), so malformed JSON is an error
+    /// whatever the event. An `issues` payload is decoded once, straight into the typed [`IssuesEvent`],
+    /// whose parts are moved into the trigger.
     ///
     /// # Errors
-    /// [`TriggerError::Decode`] when an `issues` payload is malformed or lacks `issue`, `repository` or
-    /// `sender`; [`TriggerError::MissingLabel`] when a `labeled` one lacks `label`.
+    /// [`TriggerError::Decode`] when a payload is not a well-formed JSON object, or an `issues` payload
+    /// lacks `issue`, `repository` or `sender`; [`TriggerError::MissingLabel`] when a `labeled` one lacks
+    /// `label`.
     pub fn decide(&self, event: &str, json: &[u8]) -> Result<Decision, TriggerError> {
         if event != IssuesEvent::NAME {
+            event::decode::<IgnoredAny>(event, json)?;
             return Ok(Decision::Ignored(Ignored::Event {
                 event: event.to_owned(),
             }));
@@ -205,7 +209,10 @@ mod tests {
     fn reasons_read_as_documented() {
         let rule = TriggerRule::default();
         assert_eq!(rule.label(), "agent:builder");
-        let Decision::Ignored(ignored) = rule.decide("push", b"not even json").unwrap() else {
+        let Decision::Ignored(ignored) = rule
+            .decide("push", b"{\"ref\": \"refs/heads/main\"}")
+            .unwrap()
+        else {
             panic!("push triggered");
         };
         assert_eq!(ignored.to_string(), "event `push` is not a trigger");

@@ -146,15 +146,25 @@ fn other_actions_and_events_are_ignored_with_a_reason() {
     };
     assert_eq!(action, IssuesAction::Other("frobnicated".into()));
 
-    // The same payload under another event name is ignored by name, without being parsed.
+    // The same payload under another event name is ignored by name; malformed JSON is still an error
+    // whatever the event, as the contract answers it with 400.
     for event in ["pull_request", "push", "ping", "issue_comment", "label"] {
         assert_eq!(
             ignored(rule.decide(event, &issues_labeled()).unwrap()),
             format!("event `{event}` is not a trigger")
         );
+        let truncated = rule
+            .decide(event, b"{\"truncated\":")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            truncated.starts_with(&format!("malformed `{event}` payload: EOF while parsing")),
+            "{truncated}"
+        );
+        let array = rule.decide(event, b"[1, 2]").unwrap_err().to_string();
         assert_eq!(
-            ignored(rule.decide(event, b"{\"truncated\":").unwrap()),
-            format!("event `{event}` is not a trigger")
+            array,
+            format!("`{event}` payload is not a JSON object: it is an array")
         );
     }
 }

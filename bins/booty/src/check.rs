@@ -1,0 +1,67 @@
+//! `booty check`: validate the configuration and print the effective values, secrets redacted.
+
+use std::fmt::Write as _;
+
+use crate::config::{Config, KEYS, Loaded, StoreSpec};
+
+/// Renders every key as `key = value  # source`, in a TOML a reader can paste back (secrets aside).
+pub(crate) fn render(loaded: &Loaded) -> String {
+    let mut out = String::from("# effective configuration (secrets redacted)\n");
+    for &key in KEYS {
+        let Some(value) = value_of(&loaded.config, key) else {
+            continue;
+        };
+        let source = loaded.source_of(key);
+        writeln!(out, "{key} = {value}  # {source}").expect("writing to a String cannot fail");
+    }
+    out
+}
+
+const REDACTED: &str = "\"<redacted>\"";
+
+fn quoted(text: impl AsRef<str>) -> String {
+    serde_json::to_string(text.as_ref()).expect("a string serialises")
+}
+
+/// The effective value of `key`, or `None` for unset optional keys and for the `*_file` keys (their secret is
+/// shown under its own key, with the file named as its source).
+fn value_of(config: &Config, key: &str) -> Option<String> {
+    Some(match key {
+        "webhook_secret" => REDACTED.to_owned(),
+        "previous_webhook_secrets" => {
+            let redacted = vec![REDACTED; config.previous_webhook_secrets.len()];
+            format!("[{}]", redacted.join(", "))
+        }
+        "github_token" => config.github_token.as_ref().map(|_| REDACTED.to_owned())?,
+        "repo_url" => quoted(&config.repo_url),
+        "base_branch" => quoted(&config.base_branch),
+        "trigger_label" => quoted(&config.trigger_label),
+        "listen" => quoted(config.listen.to_string()),
+        "admin_listen" => quoted(config.admin_listen.to_string()),
+        "workers" => config.workers.to_string(),
+        "queue_capacity" => config.queue_capacity.to_string(),
+        "dedupe_capacity" => config.dedupe_capacity.to_string(),
+        "max_attempts" => config.max_attempts.to_string(),
+        "store" => match &config.store {
+            StoreSpec::Memory => quoted("memory"),
+            StoreSpec::Sqlite(path) => quoted(format!("sqlite:{}", path.display())),
+            StoreSpec::Postgres(_) => quoted("postgres://<redacted>"),
+        },
+        "workspace_root" => quoted(config.workspace_root.display().to_string()),
+        "clone_depth" => config.clone_depth.to_string(),
+        "clone_timeout_secs" => config.clone_timeout.as_secs().to_string(),
+        "job_command" => match &config.job_command {
+            Some(argv) => serde_json::to_string(argv).expect("strings serialise"),
+            None => return None,
+        },
+        "job_timeout_secs" => config.job_timeout.as_secs().to_string(),
+        "max_body_bytes" => config.max_body_bytes.to_string(),
+        "shutdown_grace_secs" => config.shutdown_grace.as_secs().to_string(),
+        "log_format" => quoted(match config.log_format {
+            crate::config::LogFormat::Json => "json",
+            crate::config::LogFormat::Pretty => "pretty",
+        }),
+        "log_level" => quoted(&config.log_level),
+        _ => return None,
+    })
+}

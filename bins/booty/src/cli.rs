@@ -1,0 +1,58 @@
+//! The command line: `booty [serve] | check | send`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Turns a labelled GitHub issue into a ready workspace on `agent/issue-N`.
+#[derive(Debug, Parser)]
+#[command(name = "booty", version, about)]
+pub(crate) struct Cli {
+    /// Configuration file (default: `booty.toml` in the working directory, when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the service until SIGTERM or Ctrl-C (the default).
+    Serve,
+    /// Validate the configuration and print the effective values, secrets redacted.
+    Check,
+    /// Sign a payload file and deliver it like GitHub would.
+    Send(SendArgs),
+}
+
+/// `booty send PAYLOAD.json --event issues`.
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    /// The JSON payload to deliver.
+    pub(crate) payload: PathBuf,
+
+    /// The event name sent as `X-GitHub-Event`.
+    #[arg(long)]
+    pub(crate) event: String,
+
+    /// Where to deliver (default: `http://<listen>/webhooks/github` from the configuration).
+    #[arg(long)]
+    pub(crate) url: Option<String>,
+
+    /// Sign with `webhook_secret` from the configuration (the default when `--secret` is not given).
+    #[arg(long, conflicts_with = "secret")]
+    pub(crate) secret_from_config: bool,
+
+    /// Sign with this secret instead (visible to other users of the machine in the process list).
+    #[arg(long)]
+    pub(crate) secret: Option<String>,
+
+    /// Send `application/x-www-form-urlencoded` with the JSON in the `payload` field.
+    #[arg(long)]
+    pub(crate) form: bool,
+
+    /// The `X-GitHub-Delivery` id (default: a fresh random GUID); reuse one to try a redelivery.
+    #[arg(long)]
+    pub(crate) delivery: Option<String>,
+}

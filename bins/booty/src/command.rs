@@ -1,0 +1,358 @@
+//! Running the configured job command: argv (never a shell), in the workspace, in its own process group,
+//! with its output streamed into the log and a time limit that kills the whole group.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use booty_queue::CancellationToken;
+use rustix::process::{Pid, Signal, kill_process_group};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+use tracing::{info, warn};
+
+/// Lines of stderr kept for the job's error when the command fails.
+const STDERR_TAIL_LINES: usize = 10;
+/// Longer output lines are split; a command printing megabytes without a newline cannot exhaust memory.
+const MAX_LINE_BYTES: usize = 16 * 1024;
+/// After SIGTERM, how long the group gets before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(2);
+
+/// Environment variables of booty's own that a job command must not inherit: secrets, and the store URL
+/// that may hold a password.
+const WITHHELD_ENV: &[&str] = &[
+    "BOOTY_WEBHOOK_SECRET",
+    "BOOTY_WEBHOOK_SECRET_FILE",
+    "BOOTY_PREVIOUS_WEBHOOK_SECRETS",
+    "BOOTY_GITHUB_TOKEN",
+    "BOOTY_GITHUB_TOKEN_FILE",
+    "BOOTY_STORE",
+];
+
+/// How a run of the command ended, when it did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CommandError {
+    /// The program could not be started (not found, not executable).
+    #[error("cannot start job command `{program}`")]
+    Spawn {
+        /// `argv[0]`.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It exited with a non-zero code or was killed by a signal.
+    #[error("job command {status}{}", tail_suffix(.stderr_tail))]
+    Exited {
+        /// The exit status.
+        status: ExitStatus,
+        /// The last lines it wrote to stderr.
+        stderr_tail: Vec<String>,
+    },
+    /// It ran past `job_timeout_secs`; the process group was killed.
+    #[error("job command timed out after {}s and was killed", .0.as_secs())]
+    TimedOut(Duration),
+    /// The job was cancelled (shutdown); the process group was killed.
+    #[error("job command cancelled and killed")]
+    Cancelled,
+    /// Waiting for the process failed.
+    #[error("lost track of the job command")]
+    Wait(#[source] std::io::Error),
+}
+
+fn tail_suffix(tail: &[String]) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; stderr ends with: {}", tail.join(" | "))
+    }
+}
+
+/// Runs `argv` in `dir` with `env` added, until it exits, `timeout` passes or `cancel` fires.
+pub(crate) async fn run(
+    argv: &[String],
+    dir: &Path,
+    env: Vec<(&'static str, OsString)>,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<(), CommandError> {
+    let (program, arguments) = argv
+        .split_first()
+        .expect("job_command is validated to be non-empty");
+    let mut command = Command::new(program);
+    command
+        .args(arguments)
+        .current_dir(dir)
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    for name in WITHHELD_ENV {
+        command.env_remove(name);
+    }
+    let mut child = command.spawn().map_err(|source| CommandError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    let group = child
+        .id()
+        .and_then(|id| Pid::from_raw(i32::try_from(id).ok()?));
+    // Kills the group if this future is dropped half-way (the queue drops handlers that ignore their
+    // token), so no grandchild outlives its job.
+    let _guard = GroupGuard(group);
+    info!(pid = child.id(), "job_command_started");
+
+    let out_pipe = child.stdout.take().expect("stdout is piped");
+    let err_pipe = child.stderr.take().expect("stderr is piped");
+    let mut stderr_tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
+    let output = async {
+        tokio::join!(
+            stream_lines(out_pipe, "stdout", |_| {}),
+            stream_lines(err_pipe, "stderr", |line| {
+                if stderr_tail.len() == STDERR_TAIL_LINES {
+                    stderr_tail.pop_front();
+                }
+                stderr_tail.push_back(line.to_owned());
+            }),
+        )
+    };
+    let finished = async {
+        let ((), ()) = output.await;
+        child.wait().await
+    };
+
+    let status = tokio::select! {
+        status = finished => status.map_err(CommandError::Wait)?,
+        () = tokio::time::sleep(timeout) => {
+            terminate(group).await;
+            return Err(CommandError::TimedOut(timeout));
+        }
+        () = cancel.cancelled() => {
+            terminate(group).await;
+            return Err(CommandError::Cancelled);
+        }
+    };
+    info!(exit_code = status.code(), "job_command_exited");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(CommandError::Exited {
+            status,
+            stderr_tail: stderr_tail.into(),
+        })
+    }
+}
+
+/// Logs every line of `stream` as `job_output` with the stream's name, handing each to `each`.
+async fn stream_lines(
+    stream: impl AsyncRead + Unpin,
+    name: &'static str,
+    mut each: impl FnMut(&str),
+) {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match read_line_capped(&mut reader, &mut buf).await {
+            Ok(0) => return,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
+                let line = line.trim_end_matches(['\n', '\r']);
+                info!(stream = name, line, "job_output");
+                each(line);
+            }
+            Err(err) => {
+                warn!(stream = name, error = %err, "job_output_failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Reads up to and including a newline, or [`MAX_LINE_BYTES`], whichever comes first.
+async fn read_line_capped(
+    reader: &mut (impl AsyncBufReadExt + Unpin),
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(buf.len());
+        }
+        let room = MAX_LINE_BYTES - buf.len();
+        let (take, done) = match available.iter().take(room).position(|&b| b == b'\n') {
+            Some(newline) => (newline + 1, true),
+            None => (available.len().min(room), available.len() >= room),
+        };
+        buf.extend_from_slice(&available[..take]);
+        reader.consume(take);
+        if done {
+            return Ok(buf.len());
+        }
+    }
+}
+
+/// SIGTERM to the group, then SIGKILL after [`TERM_GRACE`] if anything is left.
+async fn terminate(group: Option<Pid>) {
+    let Some(group) = group else { return };
+    if kill_process_group(group, Signal::TERM).is_err() {
+        return; // already gone
+    }
+    tokio::time::sleep(TERM_GRACE).await;
+    let _ = kill_process_group(group, Signal::KILL);
+}
+
+/// SIGKILLs the process group when dropped; harmless when the group is already gone.
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            let _ = kill_process_group(group, Signal::KILL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<String> {
+        args.iter().map(|&arg| arg.to_owned()).collect()
+    }
+
+    async fn run_sh(script: &str, timeout: Duration) -> Result<(), CommandError> {
+        let dir = tempfile::tempdir().unwrap();
+        run(
+            &argv(&["sh", "-c", script]),
+            dir.path(),
+            Vec::new(),
+            timeout,
+            &CancellationToken::new(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn exit_code_and_stderr_tail_end_up_in_the_error() {
+        let script = "for i in $(seq 1 15); do echo line$i >&2; done; exit 3";
+        let err = run_sh(script, Duration::from_secs(30)).await.unwrap_err();
+        let CommandError::Exited {
+            status,
+            stderr_tail,
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(status.code(), Some(3));
+        let expected: Vec<String> = (6..=15).map(|i| format!("line{i}")).collect();
+        assert_eq!(stderr_tail, &expected);
+        assert!(
+            err.to_string()
+                .starts_with("job command exit status: 3; stderr ends with: line6 | line7")
+        );
+    }
+
+    #[tokio::test]
+    async fn success_runs_in_the_directory_with_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let script = format!("pwd > {0}; echo \"$BOOTY_JOB_ID\" >> {0}", out.display());
+        let env = vec![("BOOTY_JOB_ID", OsString::from("1-abc"))];
+        run(
+            &argv(&["sh", "-c", &script]),
+            dir.path(),
+            env,
+            Duration::from_secs(30),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        let text = std::fs::read_to_string(out).unwrap();
+        let expected_dir = dir.path().canonicalize().unwrap();
+        assert_eq!(text, format!("{}\n1-abc\n", expected_dir.display()));
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild");
+        // The grandchild would outlive a kill of `sh` alone.
+        let script = format!("sleep 300 & echo $! > {}; wait", pid_file.display());
+        let err = run(
+            &argv(&["sh", "-c", &script]),
+            dir.path(),
+            Vec::new(),
+            Duration::from_millis(500),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, CommandError::TimedOut(_)), "{err:?}");
+        let grandchild = std::fs::read_to_string(&pid_file).unwrap();
+        let proc_dir = format!("/proc/{}", grandchild.trim());
+        // Reaped by init or a zombie at most; never still sleeping.
+        let state = std::fs::read_to_string(format!("{proc_dir}/stat")).unwrap_or_default();
+        assert!(
+            state.is_empty() || state.contains(") Z "),
+            "grandchild still alive: {state}"
+        );
+    }
+
+    #[tokio::test]
+    async fn cancellation_kills_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let cancel = CancellationToken::new();
+        let trigger = cancel.clone();
+        let sleep = argv(&["sleep", "300"]);
+        let run = run(
+            &sleep,
+            dir.path(),
+            Vec::new(),
+            Duration::from_mins(10),
+            &cancel,
+        );
+        let (result, ()) = tokio::join!(run, async { trigger.cancel() });
+        assert!(matches!(result, Err(CommandError::Cancelled)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_a_spawn_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = run(
+            &argv(&["/nonexistent/agent"]),
+            dir.path(),
+            Vec::new(),
+            Duration::from_secs(5),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot start job command `/nonexistent/agent`"
+        );
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_split_not_buffered_whole() {
+        let data = vec![b'x'; MAX_LINE_BYTES * 2 + 10];
+        let mut reader = BufReader::new(&data[..]);
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line_capped(&mut reader, &mut buf).await.unwrap(),
+            MAX_LINE_BYTES
+        );
+        buf.clear();
+        assert_eq!(
+            read_line_capped(&mut reader, &mut buf).await.unwrap(),
+            MAX_LINE_BYTES
+        );
+        buf.clear();
+        assert_eq!(read_line_capped(&mut reader, &mut buf).await.unwrap(), 10);
+    }
+}

@@ -1,0 +1,139 @@
+//! The job handler: prepare the workspace, run the job command in it, remove the workspace.
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use booty_queue::{CancellationToken, Handler, HandlerError, Job};
+use booty_workspace::{PrepareError, Workspace, WorkspaceManager, WorkspaceRequest};
+use tracing::{info, warn};
+
+use crate::command::{self, CommandError};
+use crate::error_chain;
+use crate::job::JobPayload;
+
+/// Event files are written next to the workspaces, outside them, under this prefix (swept at start-up).
+pub(crate) const EVENT_FILE_PREFIX: &str = "booty-event-";
+
+/// What every job needs: where to clone from, and what to run.
+pub(crate) struct Runner {
+    pub(crate) workspaces: WorkspaceManager,
+    pub(crate) repo_url: String,
+    pub(crate) base_branch: String,
+    pub(crate) command: Option<Arc<[String]>>,
+    pub(crate) timeout: Duration,
+}
+
+impl Handler<JobPayload> for Runner {
+    async fn handle(
+        &self,
+        job: Job<JobPayload>,
+        cancel: CancellationToken,
+    ) -> Result<(), HandlerError> {
+        let trigger = &job.payload.trigger;
+        let request =
+            WorkspaceRequest::new(&self.repo_url, &self.base_branch, trigger.issue.number);
+        let workspace = self
+            .workspaces
+            .prepare(&request, cancel.cancelled())
+            .await
+            .map_err(|err| prepare_error(&err))?;
+        info!(
+            path = %workspace.path().display(),
+            branch = workspace.branch(),
+            base_branch = workspace.base_branch(),
+            head = workspace.head_commit(),
+            "workspace_ready"
+        );
+        let result = match &self.command {
+            Some(argv) => self.run_command(argv, &job, &workspace, &cancel).await,
+            None => Ok(()),
+        };
+        if let Err(err) = workspace.close().await {
+            warn!(
+                error = &err as &(dyn std::error::Error + 'static),
+                "workspace_cleanup_failed"
+            );
+        }
+        result
+    }
+}
+
+impl Runner {
+    async fn run_command(
+        &self,
+        argv: &[String],
+        job: &Job<JobPayload>,
+        workspace: &Workspace,
+        cancel: &CancellationToken,
+    ) -> Result<(), HandlerError> {
+        let event_file = self.write_event_file(job).map_err(|err| {
+            HandlerError::retryable(format!("cannot write the event file: {err}"))
+        })?;
+        let trigger = &job.payload.trigger;
+        let env: Vec<(&'static str, OsString)> = vec![
+            ("BOOTY_JOB_ID", job.id.to_string().into()),
+            (
+                "BOOTY_ISSUE_NUMBER",
+                trigger.issue.number.to_string().into(),
+            ),
+            ("BOOTY_ISSUE_TITLE", trigger.issue.title.clone().into()),
+            ("BOOTY_ISSUE_URL", trigger.issue.html_url.clone().into()),
+            (
+                "BOOTY_REPOSITORY",
+                trigger.repository.full_name.clone().into(),
+            ),
+            ("BOOTY_BRANCH", workspace.branch().into()),
+            ("BOOTY_BASE_BRANCH", workspace.base_branch().into()),
+            ("BOOTY_WORKSPACE", workspace.path().into()),
+            ("BOOTY_EVENT_PATH", event_file.path().into()),
+        ];
+        command::run(argv, workspace.path(), env, self.timeout, cancel)
+            .await
+            .map_err(|err| match err {
+                CommandError::Cancelled | CommandError::Wait(_) => HandlerError::retryable(err),
+                CommandError::Spawn { .. }
+                | CommandError::Exited { .. }
+                | CommandError::TimedOut(_) => HandlerError::permanent(error_chain(&err)),
+            })
+    }
+
+    /// The payload, in a file outside the workspace that is removed when the returned handle drops.
+    fn write_event_file(&self, job: &Job<JobPayload>) -> std::io::Result<tempfile::NamedTempFile> {
+        let mut file = tempfile::Builder::new()
+            .prefix(&format!("{EVENT_FILE_PREFIX}{}-", job.id))
+            .suffix(".json")
+            .tempfile_in(self.workspaces.root())?;
+        file.write_all(job.payload.payload.as_bytes())?;
+        file.flush()?;
+        Ok(file)
+    }
+}
+
+fn prepare_error(err: &PrepareError) -> HandlerError {
+    if err.is_retryable() {
+        HandlerError::retryable(error_chain(err))
+    } else {
+        HandlerError::permanent(error_chain(err))
+    }
+}
+
+/// Removes event files a crashed run left in `root`; returns how many.
+pub(crate) fn sweep_event_files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let is_event_file = name.to_str().is_some_and(|name| {
+            name.starts_with(EVENT_FILE_PREFIX)
+                && Path::new(name).extension().is_some_and(|ext| ext == "json")
+        });
+        if is_event_file && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            removed.push(entry.path());
+        }
+    }
+    Ok(removed)
+}

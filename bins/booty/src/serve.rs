@@ -1,0 +1,181 @@
+//! `booty serve`: compose the crates and run until SIGTERM or Ctrl-C.
+//!
+//! Start-up: sweep leftovers of a crashed run, open the store, start the queue, bind both listeners (the
+//! bound addresses are logged as `listening`, so port 0 works). Shutdown, in order: the webhook listener
+//! stops accepting and answers what is in flight, the queue drains within `shutdown_grace_secs`, the admin
+//! listener stops last, and the process exits 0.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use booty_edge::EdgeConfig;
+use booty_event::TriggerRule;
+use booty_queue::CancellationToken;
+use booty_queue::{MemoryLimits, MemoryStore, Queue, QueueConfig};
+use booty_signature::Verifier;
+use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+use crate::config::{Config, Secret, StoreSpec};
+use crate::job::{JobPayload, QueueInspector, QueueSink};
+use crate::runner::{self, Runner};
+
+/// Runs the service until a shutdown signal, then shuts down in order.
+pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
+    let edge_config = edge_config(&config)?;
+    sweep_leftovers(&config).await?;
+    let queue = start_queue(&config, runner(&config)).await?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (`listen`)", config.listen))?;
+    let admin_listener = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (`admin_listen`)", config.admin_listen))?;
+    info!(
+        webhook_addr = %listener.local_addr()?,
+        admin_addr = %admin_listener.local_addr()?,
+        store = store_name(&config.store),
+        workers = config.workers.get(),
+        "listening"
+    );
+
+    let stop_edge = CancellationToken::new();
+    let stop_admin = CancellationToken::new();
+    let limits = edge_config.limits;
+    let mut edge = tokio::spawn(booty_edge::serve(
+        listener,
+        edge_config,
+        Arc::new(QueueSink {
+            queue: queue.clone(),
+        }),
+        stop_edge.clone().cancelled_owned(),
+    ));
+    let admin = tokio::spawn(booty_edge::serve_admin(
+        admin_listener,
+        Arc::new(QueueInspector {
+            queue: queue.clone(),
+        }),
+        limits,
+        stop_admin.clone().cancelled_owned(),
+    ));
+
+    // Run until a signal, or until the webhook listener fails on its own.
+    let edge_result = tokio::select! {
+        signal = shutdown_signal() => {
+            info!(signal = signal?, "shutdown_started");
+            stop_edge.cancel();
+            (&mut edge).await
+        }
+        result = &mut edge => {
+            error!("webhook listener stopped unexpectedly; shutting down");
+            info!(signal = "none", "shutdown_started");
+            result
+        }
+    };
+    // The edge no longer accepts; drain the queue, then close the admin listener.
+    let report = queue.shutdown(config.shutdown_grace).await;
+    stop_admin.cancel();
+    let admin_result = admin.await;
+    info!(
+        finished = report.finished.len(),
+        cancelled = report.cancelled.len(),
+        abandoned = report.abandoned.len(),
+        "shutdown_complete"
+    );
+    edge_result.context("the webhook listener task panicked")??;
+    admin_result.context("the admin listener task panicked")??;
+    Ok(())
+}
+
+/// The webhook listener's configuration: secrets, trigger label, body limit.
+fn edge_config(config: &Config) -> anyhow::Result<EdgeConfig> {
+    let verifier = Verifier::with_previous(
+        config.webhook_secret.expose(),
+        config.previous_webhook_secrets.iter().map(Secret::expose),
+    )?;
+    let mut edge_config = EdgeConfig::new(verifier);
+    edge_config.trigger = TriggerRule::new(config.trigger_label.clone())?;
+    edge_config.max_body_bytes = config.max_body_bytes;
+    Ok(edge_config)
+}
+
+/// Removes the workspaces and event files a crashed run left under `workspace_root`.
+async fn sweep_leftovers(config: &Config) -> anyhow::Result<()> {
+    let root = &config.workspace_root;
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("cannot create workspace_root {}", root.display()))?;
+    let workspaces = booty_workspace::sweep(root).await?;
+    let event_files = runner::sweep_event_files(root)
+        .with_context(|| format!("cannot sweep event files in {}", root.display()))?;
+    info!(
+        workspaces = workspaces.len(),
+        event_files = event_files.len(),
+        root = %root.display(),
+        "startup_swept"
+    );
+    Ok(())
+}
+
+/// The job handler: workspaces from the configured repository, then the job command.
+fn runner(config: &Config) -> Runner {
+    let mut workspace_config = WorkspaceConfig::new(&config.workspace_root);
+    workspace_config.depth = config.clone_depth;
+    workspace_config.clone_timeout = config.clone_timeout;
+    workspace_config.token = config
+        .github_token
+        .as_ref()
+        .map(|token| Token::new(token.expose()));
+    Runner {
+        workspaces: WorkspaceManager::new(workspace_config),
+        repo_url: config.repo_url.clone(),
+        base_branch: config.base_branch.clone(),
+        command: config.job_command.as_deref().map(Arc::from),
+        timeout: config.job_timeout,
+    }
+}
+
+/// Opens the configured store and starts the workers on it.
+async fn start_queue(config: &Config, runner: Runner) -> anyhow::Result<Queue<JobPayload>> {
+    let mut queue_config = QueueConfig::default();
+    queue_config.workers = config.workers.get();
+    queue_config.capacity = config.queue_capacity;
+    queue_config.max_attempts = config.max_attempts;
+    let queue = match &config.store {
+        StoreSpec::Memory => {
+            let store = MemoryStore::new(MemoryLimits {
+                dedupe_capacity: config.dedupe_capacity,
+                ..MemoryLimits::default()
+            });
+            Queue::start(store, runner, queue_config).await?
+        }
+        StoreSpec::Sqlite(path) => anyhow::bail!(
+            "store `sqlite:{}` is not available yet; use `store = \"memory\"`",
+            path.display()
+        ),
+        StoreSpec::Postgres(_) => {
+            anyhow::bail!("store `postgres://...` is not available yet; use `store = \"memory\"`")
+        }
+    };
+    Ok(queue)
+}
+
+fn store_name(store: &StoreSpec) -> &'static str {
+    match store {
+        StoreSpec::Memory => "memory",
+        StoreSpec::Sqlite(_) => "sqlite",
+        StoreSpec::Postgres(_) => "postgres",
+    }
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C) and names it.
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}

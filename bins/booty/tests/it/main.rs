@@ -1,0 +1,11 @@
+//! End-to-end tests of the `booty` binary: the built executable as a subprocess, a real git repository,
+//! real HTTP on loopback, and its JSON log.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests unwrap: a failure is the test failing"
+)]
+
+mod check;
+mod lifecycle;
+mod support;
