@@ -20,7 +20,8 @@ CREATE TABLE booty_jobs (
     started_at_ms   BIGINT,
     finished_at_ms  BIGINT,
     retry_at_ms     BIGINT,
-    -- Who holds a running job and until when; the owner stays as a record of who ran it last.
+    -- Who holds a running job and until when. The owner stays once the worker records the outcome (so a
+    -- retried `finish` can tell its own write), and is cleared when an expired lease is taken back.
     lease_owner     TEXT,
     lease_until_ms  BIGINT,
     error           TEXT,

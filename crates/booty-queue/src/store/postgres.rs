@@ -102,8 +102,8 @@ pub struct PostgresStore {
     health: Health,
     /// Accepted inserts so far, to pace [`PostgresStore::forget_old_deliveries`].
     accepted: AtomicU64,
-    /// How every insert transaction begins: see [`begin_insert`].
-    begin_insert: SqlStr,
+    /// The first statements of every insert transaction: see [`insert_lock`].
+    insert_lock: SqlStr,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -139,7 +139,7 @@ impl PostgresStore {
             host: connect.get_host().to_owned(),
             port: connect.get_port(),
             database: database_name(&connect),
-            source: Box::new(source),
+            source: retry::cause(source),
         };
 
         // A connection of its own first: its error says what is wrong (refused, authentication, no such
@@ -181,7 +181,7 @@ impl PostgresStore {
             listener,
             health: Health::default(),
             accepted: AtomicU64::new(0),
-            begin_insert: begin_insert(options.acquire_timeout),
+            insert_lock: insert_lock(options.acquire_timeout),
             options,
         })
     }
@@ -216,7 +216,12 @@ impl PostgresStore {
                     .into(),
                 })
             })?;
-        let mut tx = self.pool.begin_with(self.begin_insert.clone()).await?;
+        let mut tx = self.pool.begin().await?;
+        // Not in a custom `BEGIN`: sqlx would hand a connection whose lock wait timed out back to the
+        // pool still inside the failed transaction.
+        sqlx::raw_sql(self.insert_lock.clone())
+            .execute(&mut *tx)
+            .await?;
         let duplicate: Option<String> = sqlx::query_scalar(
             "SELECT job_id FROM (
                  SELECT 1 AS rank, job_id FROM booty_jobs WHERE delivery_id = $1
@@ -363,19 +368,83 @@ impl PostgresStore {
         };
         error!(job_id = %job.id, issue_number = job.issue_number, delivery_id = job.delivery_id,
             attempt = job.attempt, error, "job_failed");
-        let outcome = Outcome::Failed { error };
-        let recorded = with_retry!(
-            self.retry("finish", self.patient()),
-            self.try_finish(&lease, &outcome, now)
-        );
+        let recorded = self.record(&lease, Outcome::Failed { error }, now).await;
         if let Err(err) = recorded {
             error!(job_id = %job.id, issue_number = job.issue_number, delivery_id = job.delivery_id,
                 attempt = job.attempt, error = %Chain(&err), "job_not_recorded");
         }
     }
 
-    /// One try of `finish`.
-    async fn try_finish(
+    /// `finish`: records `outcome`, retrying a lost connection without ever recording it twice.
+    ///
+    /// A try that failed may have been applied anyway (the connection died after the server committed),
+    /// and simply running it again would then answer `LeaseLost`, and the job would run again once its
+    /// lease expired. So after a failed try, the next one first looks at the job: already showing this
+    /// outcome for this lease means it was recorded; still running under the lease means it was not.
+    async fn record(
+        &self,
+        lease: &Lease,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut uncertain = false;
+        with_retry!(self.retry("finish", self.patient()), async {
+            if uncertain {
+                match self.recorded(lease, &outcome).await? {
+                    Some(true) => return Ok(()),
+                    Some(false) => {}
+                    None => return Err(Failure::Store(StoreError::lease_lost(lease))),
+                }
+            }
+            let written = self.write_outcome(lease, &outcome, now).await;
+            match written {
+                // Checked on the next try, so even a failed COMMIT can be retried safely.
+                Err(Failure::Sql(err) | Failure::Commit(err)) => {
+                    uncertain = true;
+                    Err(Failure::Sql(err))
+                }
+                other => other,
+            }
+        })
+    }
+
+    /// Whether `outcome` is recorded for `lease` (`Some(true)`), not yet, the job still running under it
+    /// (`Some(false)`), or the lease is gone (`None`).
+    async fn recorded(&self, lease: &Lease, outcome: &Outcome) -> Result<Option<bool>, Failure> {
+        let row =
+            sqlx::query("SELECT state, lease_owner, attempts FROM booty_jobs WHERE job_id = $1")
+                .bind(lease.job_id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(row) = row else {
+            // Gone: only a final job is ever deleted, so a final outcome was recorded (and the job
+            // since dropped by the retention bound).
+            let is_final = matches!(outcome, Outcome::Succeeded | Outcome::Failed { .. });
+            return Ok(is_final.then_some(true));
+        };
+        let state: String = row.try_get("state")?;
+        let owner: Option<String> = row.try_get("lease_owner")?;
+        let attempts: i32 = row.try_get("attempts")?;
+        if owner.as_deref() != Some(lease.owner.as_str())
+            || i64::from(attempts) != i64::from(lease.attempt)
+        {
+            return Ok(None);
+        }
+        let expected = match outcome {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Retry { .. } => "retrying",
+            Outcome::Released => "queued",
+        };
+        Ok(match state.as_str() {
+            "running" => Some(false),
+            state if state == expected => Some(true),
+            _ => None,
+        })
+    }
+
+    /// One try of writing `outcome`, fenced by the lease.
+    async fn write_outcome(
         &self,
         lease: &Lease,
         outcome: &Outcome,
@@ -478,7 +547,7 @@ impl PostgresStore {
              ), taken AS (
                  UPDATE booty_jobs AS j
                     SET state = CASE WHEN j.attempts >= $2 THEN 'failed' ELSE 'queued' END,
-                        lease_until_ms = NULL,
+                        lease_owner = NULL, lease_until_ms = NULL,
                         finished_at_ms = CASE WHEN j.attempts >= $2 THEN $1 END,
                         error = CASE WHEN j.attempts >= $2
                                      THEN format('attempt %s of %s was lost: its lease expired', j.attempts, $2)
@@ -531,17 +600,17 @@ impl PostgresStore {
     }
 }
 
-/// `BEGIN`, then the insert lock: the serialisation point the module documentation explains, after
-/// which every statement sees every insert committed before. Its key is the pair ("boot" in ASCII, the
+/// The insert lock: the serialisation point the module documentation explains, after which every
+/// statement sees every insert committed before. Its key is the pair ("boot" in ASCII, the
 /// oid of the `booty_jobs` the search path resolves), so queues in other schemas never wait for this one.
 ///
 /// Waiting for it is bounded by `lock_timeout` (the acquire timeout): a process that stalls while holding
 /// it (its sessions also end after [`IDLE_IN_TRANSACTION`]) makes the others' submissions fail with a
 /// `503`, not hang.
-fn begin_insert(wait: Duration) -> SqlStr {
+fn insert_lock(wait: Duration) -> SqlStr {
     let millis = wait.as_millis().max(1);
     AssertSqlSafe(format!(
-        "BEGIN; SET LOCAL lock_timeout = {millis}; \
+        "SET LOCAL lock_timeout = {millis}; \
          SELECT pg_advisory_xact_lock(1651470196, 'booty_jobs'::regclass::oid::int)"
     ))
     .into_sql_str()
@@ -650,10 +719,7 @@ where
         outcome: Outcome,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        with_retry!(
-            self.retry("finish", self.patient()),
-            self.try_finish(lease, &outcome, now)
-        )
+        self.record(lease, outcome, now).await
     }
 
     async fn reclaim_expired(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::store::StoreError;
+use crate::store::{BoxError, StoreError};
 use crate::worker::Chain;
 
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
@@ -168,8 +168,21 @@ impl<'a> Retry<'a> {
         StoreError::Backend {
             store: "postgres",
             operation: self.operation,
-            source: Box::new(err),
+            source: cause(err),
         }
+    }
+}
+
+/// What went wrong, said once: sqlx's own messages repeat their source (`error returned from database:
+/// X: X`), which an error chain would print twice.
+pub(super) fn cause(err: sqlx::Error) -> BoxError {
+    match err {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", db.message()).into(),
+            None => db.message().into(),
+        },
+        sqlx::Error::Io(io) => Box::new(io),
+        other => Box::new(other),
     }
 }
 

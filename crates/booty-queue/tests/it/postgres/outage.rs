@@ -416,3 +416,150 @@ fn is_root() -> bool {
         .output()
         .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
 }
+
+/// A TCP proxy in front of the server (for connections without TLS) that, once armed, swallows the
+/// server's answer to the next `COMMIT` and cuts that connection: the transaction is committed, and the
+/// store cannot know it.
+struct CommitEater {
+    addr: std::net::SocketAddr,
+    armed: Arc<AtomicBool>,
+    eaten: Arc<tokio::sync::Notify>,
+}
+
+impl CommitEater {
+    /// `CommandComplete` with the tag `COMMIT`: 'C', length 11, "COMMIT\0".
+    const COMMITTED: &[u8] = b"C\x00\x00\x00\x0bCOMMIT\x00";
+
+    async fn start(server: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let armed = Arc::new(AtomicBool::new(false));
+        let eaten = Arc::new(tokio::sync::Notify::new());
+        let (armed_for_task, eaten_for_task) = (Arc::clone(&armed), Arc::clone(&eaten));
+        tokio::spawn(async move {
+            loop {
+                let (client, _) = listener.accept().await.unwrap();
+                let upstream = tokio::net::TcpStream::connect(server).await.unwrap();
+                tokio::spawn(Self::relay(
+                    client,
+                    upstream,
+                    Arc::clone(&armed_for_task),
+                    Arc::clone(&eaten_for_task),
+                ));
+            }
+        });
+        Self { addr, armed, eaten }
+    }
+
+    async fn relay(
+        client: tokio::net::TcpStream,
+        upstream: tokio::net::TcpStream,
+        armed: Arc<AtomicBool>,
+        eaten: Arc<tokio::sync::Notify>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut upstream_read, mut upstream_write) = upstream.into_split();
+        let to_server = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut client_read, &mut upstream_write).await;
+        });
+        let mut buffer = vec![0; 64 * 1024];
+        // The tail of the previous read, so a message split across reads is still seen.
+        let mut window: Vec<u8> = Vec::new();
+        while let Ok(read) = upstream_read.read(&mut buffer).await {
+            if read == 0 {
+                break;
+            }
+            let chunk = &buffer[..read];
+            window.extend_from_slice(chunk);
+            let seen = window
+                .windows(Self::COMMITTED.len())
+                .any(|bytes| bytes == Self::COMMITTED);
+            if seen && armed.swap(false, Ordering::SeqCst) {
+                eaten.notify_one();
+                break;
+            }
+            let keep = window.len().saturating_sub(Self::COMMITTED.len());
+            window.drain(..keep);
+            if client_write.write_all(chunk).await.is_err() {
+                break;
+            }
+        }
+        to_server.abort();
+    }
+
+    /// The next `COMMIT` answer is swallowed.
+    fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_is_lost_is_recorded_once_and_never_doubled() {
+    let Some(base) = url() else {
+        return;
+    };
+    // The test server's address, for the proxy to forward to.
+    let connect: sqlx::postgres::PgConnectOptions = base.parse().unwrap();
+    let server = tokio::net::lookup_host((connect.get_host(), connect.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let eater = CommitEater::start(server).await;
+    let through_proxy = base.replacen(
+        &format!("{}:{}", connect.get_host(), connect.get_port()),
+        &eater.addr.to_string(),
+        1,
+    );
+    assert_ne!(through_proxy, base, "the test URL names host:port");
+    // In clear text, so the proxy can read the answers.
+    let separator = if through_proxy.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let through_proxy = format!("{through_proxy}{separator}sslmode=disable");
+    let schema = TestSchema::on(through_proxy);
+    let store = schema.connect(schema.options()).await;
+
+    // An insert whose COMMIT answer is lost fails (the edge answers 503), but it was stored: the
+    // redelivery finds it.
+    eater.arm();
+    let lost = store.insert(job("d-1", Some(1), 1), 100).await;
+    assert!(matches!(lost, Err(StoreError::Backend { .. })), "{lost:?}");
+    assert!(
+        !eater.armed.load(Ordering::SeqCst),
+        "the COMMIT answer was eaten"
+    );
+    assert_eq!(
+        store.insert(job("d-1", Some(1), 1), 100).await.unwrap(),
+        Submitted::Duplicate(JobId::new(Some(1), "d-1"))
+    );
+
+    // A finish whose COMMIT answer is lost is retried, sees its own write, and reports success rather
+    // than a lost lease (which would make the job run again).
+    let Claim::Job(claimed) =
+        Store::<Payload>::claim(&store, "w1", now(), later(Duration::from_mins(1)))
+            .await
+            .unwrap()
+    else {
+        panic!("d-1 is runnable");
+    };
+    let lease = Lease {
+        job_id: claimed.id.clone(),
+        owner: "w1".to_owned(),
+        attempt: claimed.attempt,
+    };
+    eater.arm();
+    let finished = Store::<Payload>::finish(&store, &lease, Outcome::Succeeded, now()).await;
+    tokio::time::timeout(Duration::from_secs(5), eater.eaten.notified())
+        .await
+        .expect("the finish's COMMIT answer was eaten");
+    finished.unwrap();
+    let done = Store::<Payload>::get(&store, claimed.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((done.state, done.attempts), (JobState::Succeeded, 1));
+}
