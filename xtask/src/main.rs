@@ -2,7 +2,8 @@
 //!
 //! One module per task, as in rust-analyzer's xtask: [`ci`] runs every check CI runs, [`deny`] runs
 //! cargo-deny (including the advisories that need a network), [`fixtures`] refreshes booty-event's vendored
-//! webhook payloads from npm. The `tidy` test keeps the tree honest.
+//! webhook payloads from npm, [`fuzz`] runs the cargo-fuzz targets in `fuzz/`. The `tidy` test keeps the tree
+//! honest.
 
 #![allow(
     clippy::print_stdout,
@@ -13,6 +14,7 @@
 mod ci;
 mod deny;
 mod fixtures;
+mod fuzz;
 mod shell;
 #[cfg(test)]
 mod tidy;
@@ -38,6 +40,9 @@ enum Task {
     /// Refresh booty-event's webhook payload fixtures from the pinned `@octokit/webhooks-examples` (needs npm
     /// and the registry; tests never do).
     Fixtures,
+    /// Run each cargo-fuzz target in `fuzz/` for a while (needs a nightly toolchain), from a seed corpus of
+    /// real payloads; fails naming the artifact if one crashes.
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +51,7 @@ fn main() -> ExitCode {
         Task::Ci => ci::run(),
         Task::Deny => deny::run_all(),
         Task::Fixtures => fixtures::run(),
+        Task::Fuzz(args) => fuzz::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
