@@ -99,9 +99,17 @@ fn check_payload<'a>(request: &Message<'a>) -> Option<Payload<'a>> {
     match Payload::decode(content_type, request.body) {
         Ok(payload) => {
             if payload.format() == PayloadFormat::Json {
-                assert_eq!(payload.json(), request.body);
+                assert_same(
+                    payload.json(),
+                    request.body,
+                    "a JSON payload is not its body",
+                );
             }
-            assert_eq!(payload.clone().into_json(), payload.json());
+            assert_same(
+                &payload.clone().into_json(),
+                payload.json(),
+                "into_json changed the JSON",
+            );
             Some(payload)
         }
         Err(error) => {
@@ -138,12 +146,12 @@ fn check_form_round_trip(body: &[u8]) {
         Some(_) => {
             let payload = decoded.expect("a well-formed form decodes");
             assert_eq!(payload.format(), PayloadFormat::Form);
-            assert_eq!(payload.json(), body);
+            assert_same(payload.json(), body, "the form round trip changed the body");
         }
     }
     // The same body as JSON is the body itself, whatever it holds.
     let json = Payload::decode(Some(JSON), body).expect("a JSON body is never refused");
-    assert_eq!(json.json(), body);
+    assert_same(json.json(), body, "a JSON payload is not its body");
 }
 
 fn check_decisions(event: &str, json: &[u8]) {
@@ -187,6 +195,16 @@ fn check_trigger(rule: &TriggerRule, trigger: &IssueTrigger) {
     let stored = serde_json::to_vec(trigger).expect("a trigger serializes");
     let back: IssueTrigger = serde_json::from_slice(&stored).expect("a trigger reads back");
     assert_eq!(&back, trigger);
+}
+
+/// Asserts two byte strings are equal, showing them as escaped text (bodies are mostly JSON) if not.
+fn assert_same(found: &[u8], expected: &[u8], what: &str) {
+    assert!(
+        found == expected,
+        "{what}:\n found    {:?}\n expected {:?}",
+        String::from_utf8_lossy(found),
+        String::from_utf8_lossy(expected)
+    );
 }
 
 /// An error's message, checked to hold no control character (a request must not break a log line).
