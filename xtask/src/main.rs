@@ -2,8 +2,8 @@
 //!
 //! One module per task, as in rust-analyzer's xtask: [`ci`] runs every check CI runs, [`deny`] runs
 //! cargo-deny (including the advisories that need a network), [`fixtures`] refreshes booty-event's vendored
-//! webhook payloads from npm, [`fuzz`] runs the cargo-fuzz targets in `fuzz/`. The `tidy` test keeps the tree
-//! honest.
+//! webhook payloads from npm, [`bench`] runs load benchmarks, [`fuzz`] runs the cargo-fuzz targets in
+//! `fuzz/`. The `tidy` test keeps the tree honest.
 
 #![allow(
     clippy::print_stdout,
@@ -11,6 +11,7 @@
     reason = "xtask is a command-line program that reports to its user"
 )]
 
+mod bench;
 mod ci;
 mod deny;
 mod fixtures;
@@ -40,6 +41,8 @@ enum Task {
     /// Refresh booty-event's webhook payload fixtures from the pinned `@octokit/webhooks-examples` (needs npm
     /// and the registry; tests never do).
     Fixtures,
+    /// Load benchmarks: `cargo xtask bench ingest`.
+    Bench(bench::Bench),
     /// Run each cargo-fuzz target in `fuzz/` for a while (needs a nightly toolchain), from a seed corpus of
     /// real payloads; fails naming the artifact if one crashes.
     Fuzz(fuzz::Args),
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Task::Ci => ci::run(),
         Task::Deny => deny::run_all(),
         Task::Fixtures => fixtures::run(),
+        Task::Bench(bench) => bench::run(bench),
         Task::Fuzz(args) => fuzz::run(&args),
     };
     match result {

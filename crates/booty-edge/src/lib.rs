@@ -1,5 +1,90 @@
-//! The HTTP edge.
+//! The HTTP edge: a hyper server that answers GitHub correctly under load, bad input and shutdown.
 //!
-//! This crate will own the hyper server: routes, limits, status codes, correlation ids and graceful
-//! shutdown. It verifies signatures with `booty-signature`, decodes with `booty-event`, and hands triggers
-//! to a sink trait; it does not know the queue.
+//! [`serve`] runs the webhook listener on a [`TcpListener`](tokio::net::TcpListener) you bound, until a
+//! shutdown future completes. It speaks HTTP/1.1 with keep-alive and HTTP/2 over cleartext on one port
+//! (hyper-util's auto builder), caps concurrent connections, cuts off clients too slow to send their
+//! headers, puts a deadline on every request, and on shutdown stops accepting, lets in-flight requests
+//! finish within a grace period, closes idle connections and returns.
+//!
+//! A delivery (`POST /webhooks/github`) goes through these steps, each with its own status code:
+//!
+//! 1. size: `413` when `Content-Length` is over [`EdgeConfig::max_body_bytes`], before reading a byte of
+//!    the body, and again while reading when there is no length (the buffer never grows past the limit);
+//! 2. signature: `401` without `X-Hub-Signature-256`, `403` when it does not verify (checked with
+//!    [`booty_signature::Verifier`] on the raw bytes, before anything parses them);
+//! 3. decoding with [`booty_event`]: `400` for missing or invalid delivery headers, a malformed payload or a
+//!    trigger without the fields a job needs, `415` for another content type, `200 pong` for `ping`,
+//!    `200 ignored` with a reason for everything that is not a trigger;
+//! 4. the [`Sink`]: a trigger ([`Submission`]) is handed over, and the [`SinkAnswer`] becomes `202
+//!    accepted`, `200 already_processed`, `503` with `Retry-After`, or `500`.
+//!
+//! Every answer is JSON (`{"error": "..."}` for 4xx and 5xx, saying what was wrong) and carries
+//! `x-request-id`: the delivery id when the request has a valid one, a generated id otherwise. Each request
+//! runs in one `request` span with `method`, `path`, `delivery_id`, `event`, `status` and `latency_ms`;
+//! events use the messages of the design (`webhook_received`, `signature_rejected`, `event_ignored`, ...).
+//! Secrets and signature values are never logged.
+//!
+//! [`Edge::handle`] answers one request without a socket, for tests and fuzzing. [`serve_admin`] runs the
+//! read-only admin routes (`GET /jobs`, `GET /jobs/{job_id}`) over a [`JobInspector`] with the same
+//! connection handling. The edge does not know the queue: the binary wires [`Sink`] and [`JobInspector`]
+//! to it.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use booty_edge::{Edge, EdgeConfig, Sink, SinkAnswer, Submission};
+//! use booty_signature::{Verifier, sign};
+//! use http_body_util::{BodyExt, Full};
+//!
+//! /// Accepts every trigger; a real sink stores the job before answering.
+//! struct Queue;
+//!
+//! impl Sink for Queue {
+//!     async fn submit(&self, submission: Submission) -> SinkAnswer {
+//!         let job_id = format!("{}-{}", submission.trigger.issue.number, submission.delivery.id());
+//!         SinkAnswer::Accepted { job_id }
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = EdgeConfig::new(Verifier::new("webhook secret")?);
+//!
+//! // Without a socket: one request through the whole path.
+//! let body = br#"{"zen":"Design for failure.","hook_id":1}"#;
+//! let ping = hyper::Request::post("/webhooks/github")
+//!     .header("x-github-event", "ping")
+//!     .header("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+//!     .header("content-type", "application/json")
+//!     .header("x-hub-signature-256", sign(b"webhook secret", body))
+//!     .body(Full::new(hyper::body::Bytes::from_static(body)))?;
+//! let answer = Edge::new(config.clone(), Arc::new(Queue)).handle(ping).await;
+//! assert_eq!(answer.status(), 200);
+//! assert_eq!(answer.headers()["x-request-id"], "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+//! assert_eq!(answer.into_body().collect().await?.to_bytes(), r#"{"status":"pong"}"#);
+//!
+//! // On a listener, until the shutdown future completes (here at once).
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! booty_edge::serve(listener, config, Arc::new(Queue), std::future::ready(())).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod admin;
+mod body;
+mod config;
+mod decode;
+mod edge;
+mod reply;
+mod request_id;
+mod server;
+mod sink;
+mod sniff;
+mod traced;
+
+pub use admin::{Admin, DEFAULT_JOB_LIMIT, JobInspector, MAX_JOB_LIMIT, serve_admin};
+pub use config::{DEFAULT_MAX_BODY_BYTES, EdgeConfig, Limits};
+pub use edge::{Edge, HEALTH_PATH, WEBHOOK_PATH, serve};
+pub use reply::{REQUEST_ID_HEADER, ResponseBody};
+pub use server::ServeError;
+pub use sink::{Sink, SinkAnswer, Submission};

@@ -1,4 +1,70 @@
-//! The job queue.
+//! A job queue that never runs a delivery twice, never loses an accepted one silently, and drains cleanly.
 //!
-//! This crate will own jobs and their states, dedupe by delivery id, per-issue ordering, the worker pool,
-//! retries with backoff, graceful shutdown, and the stores behind one seam (memory, `SQLite`, `PostgreSQL`).
+//! - [`Queue`] is the handle: [`Queue::start`] spawns the workers, [`Queue::submit`] answers
+//!   [`Submitted::Accepted`], [`Submitted::Duplicate`] or [`Submitted::Busy`], [`Queue::get`] and
+//!   [`Queue::list`] feed the admin view with [`JobSnapshot`]s, and [`Queue::shutdown`] drains and returns
+//!   a [`ShutdownReport`].
+//! - A [`Handler`] (any `Fn(Job<P>, CancellationToken) -> impl Future` closure, or your own type) runs
+//!   each attempt and answers ok or a [`HandlerError`], retryable or permanent. A panic fails the attempt,
+//!   not the worker.
+//! - A [`Store`] keeps the jobs. [`MemoryStore`] is here; durable stores implement the same trait, whose
+//!   contract is written out in `docs/architecture.md` ("The store contract"). The queue's type names only
+//!   the payload, so a store can be chosen at run time.
+//!
+//! What the queue promises: a delivery id is marked seen in the same step that stores its job (so a
+//! `Busy` answer or a store error leaves no trace); jobs of one issue (repository + issue number) run one
+//! at a time, in arrival order, while others run in parallel; retryable errors back off exponentially with
+//! jitter up to `max_attempts`; memory stays bounded whatever the traffic. Every state change is a tracing
+//! event (`job_accepted`, `duplicate_delivery`, `job_started`, `job_succeeded`, `job_retrying`,
+//! `job_failed`, `job_abandoned`) with `job_id`, `issue_number`, `delivery_id` and, from workers,
+//! `worker_id` and `attempt`; the handler runs inside a `job` span carrying the same fields.
+//!
+//! It does not decode webhooks, touch git, or install a tracing subscriber.
+//!
+//! ```
+//! use std::time::Duration;
+//! use booty_queue::{
+//!     CancellationToken, HandlerError, Job, MemoryStore, NewJob, Queue, QueueConfig, Submitted,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+//! let handler = move |job: Job<String>, _cancel: CancellationToken| {
+//!     let done = done.clone();
+//!     async move {
+//!         done.send(format!("{} says {}", job.id, job.payload))
+//!             .map_err(HandlerError::permanent)
+//!     }
+//! };
+//! let queue = Queue::start(MemoryStore::default(), handler, QueueConfig::default()).await?;
+//!
+//! let job = NewJob::new("72d3162e", "hello".to_owned()).for_issue("octo/repo", 1347);
+//! assert_eq!(queue.submit(job.clone()).await?, Submitted::Accepted(job.job_id()));
+//! assert_eq!(queue.submit(job.clone()).await?, Submitted::Duplicate(job.job_id()));
+//! assert_eq!(finished.recv().await.as_deref(), Some("1347-72d3162e says hello"));
+//!
+//! let report = queue.shutdown(Duration::from_secs(5)).await;
+//! assert!(report.abandoned.is_empty());
+//! # Ok(())
+//! # }
+//! ```
+
+mod backoff;
+mod config;
+mod handler;
+mod job;
+mod queue;
+mod store;
+mod time;
+mod worker;
+
+pub use backoff::Backoff;
+pub use config::QueueConfig;
+pub use handler::{Handler, HandlerError};
+pub use job::{Job, JobId, JobSnapshot, JobState, NewJob, Submitted, UnknownState};
+pub use queue::{Queue, QueueError, ShutdownReport, StartError};
+pub use store::memory::{MemoryLimits, MemoryStats, MemoryStore};
+pub use store::{BoxError, Claim, Lease, Outcome, Store, StoreError, Wakeups};
+pub use time::Timestamp;
+pub use tokio_util::sync::CancellationToken;

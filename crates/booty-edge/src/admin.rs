@@ -1,0 +1,210 @@
+//! The admin listener: read-only job inspection over a trait the queue's owner implements.
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tracing::error;
+
+use crate::config::Limits;
+use crate::reply::{Reply, ResponseBody};
+use crate::server::{self, Handler, ServeError};
+use crate::traced;
+
+/// Jobs listed by `GET /jobs` without `?limit=`.
+pub const DEFAULT_JOB_LIMIT: usize = 50;
+/// The largest `?limit=` accepted.
+pub const MAX_JOB_LIMIT: usize = 500;
+
+const JOBS_PATH: &str = "/jobs";
+
+/// Read-only access to jobs, implemented by whoever owns the queue (the binary wires it to booty-queue).
+///
+/// The edge serialises the views as they are: `GET /jobs` answers `{"jobs": [view, ...]}` and
+/// `GET /jobs/{job_id}` the view itself. booty's views are the queue's `JobSnapshot`s, which serialise as
+/// the admin JSON of the design (`job_id`, `state`, `attempts`, `issue_number`, `repository`, `delivery_id`,
+/// `created_at`, `started_at`, `finished_at`, `error`).
+pub trait JobInspector: Send + Sync + 'static {
+    /// One job as the admin listener shows it.
+    type View: Serialize + Send;
+    /// Why jobs could not be read; logged, and answered `500` without its text.
+    type Error: Error + Send + Sync + 'static;
+
+    /// Up to `limit` jobs, newest first.
+    fn recent(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Self::View>, Self::Error>> + Send;
+
+    /// The job with this id, or `None` if there is none.
+    fn job(
+        &self,
+        job_id: &str,
+    ) -> impl Future<Output = Result<Option<Self::View>, Self::Error>> + Send;
+}
+
+/// The admin listener's request handling: `GET /jobs` and `GET /jobs/{job_id}`.
+pub struct Admin<J> {
+    jobs: Arc<J>,
+    limits: Limits,
+}
+
+impl<J: JobInspector> Admin<J> {
+    /// An admin router over `jobs`; requests are cut off after `limits.request_timeout`.
+    pub fn new(jobs: Arc<J>, limits: Limits) -> Self {
+        Self { jobs, limits }
+    }
+
+    /// Answers one request, with the same JSON, `x-request-id` and span as the webhook listener.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody> {
+        traced::answer(request, |request| async move {
+            let timeout = self.limits.request_timeout;
+            tokio::time::timeout(timeout, self.route(&request))
+                .await
+                .unwrap_or_else(|_elapsed| {
+                    Reply::error(StatusCode::SERVICE_UNAVAILABLE, "reading jobs timed out")
+                })
+        })
+        .await
+    }
+
+    async fn route<B>(&self, request: &Request<B>) -> Reply {
+        let path = request.uri().path();
+        let is_get = request.method() == Method::GET;
+        if path == JOBS_PATH {
+            if !is_get {
+                return Reply::method_not_allowed("GET");
+            }
+            return match parse_limit(request.uri().query()) {
+                Ok(limit) => self.list(limit).await,
+                Err(message) => Reply::error(StatusCode::BAD_REQUEST, &message),
+            };
+        }
+        match path
+            .strip_prefix(JOBS_PATH)
+            .and_then(|rest| rest.strip_prefix('/'))
+        {
+            Some(job_id) if !job_id.is_empty() && !job_id.contains('/') => {
+                if is_get {
+                    self.show(job_id).await
+                } else {
+                    Reply::method_not_allowed("GET")
+                }
+            }
+            _ => Reply::not_found(path),
+        }
+    }
+
+    async fn list(&self, limit: usize) -> Reply {
+        #[derive(Serialize)]
+        struct Jobs<V> {
+            jobs: Vec<V>,
+        }
+        match self.jobs.recent(limit).await {
+            Ok(jobs) => Reply::json(StatusCode::OK, &Jobs { jobs }),
+            Err(err) => failed(&err),
+        }
+    }
+
+    async fn show(&self, job_id: &str) -> Reply {
+        match self.jobs.job(job_id).await {
+            Ok(Some(job)) => Reply::json(StatusCode::OK, &job),
+            Ok(None) => Reply::error(StatusCode::NOT_FOUND, &format!("no job with id {job_id}")),
+            Err(err) => failed(&err),
+        }
+    }
+}
+
+fn failed(err: &(dyn Error + 'static)) -> Reply {
+    error!(error = %err, "jobs_unreadable");
+    Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "reading jobs failed")
+}
+
+impl<J> fmt::Debug for Admin<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admin")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<J: JobInspector> Handler for Admin<J> {
+    async fn call(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        self.handle(request).await
+    }
+}
+
+/// `?limit=N` (1 to [`MAX_JOB_LIMIT`]); other query parameters are refused so a typo is not silently
+/// ignored.
+fn parse_limit(query: Option<&str>) -> Result<usize, String> {
+    let mut limit = DEFAULT_JOB_LIMIT;
+    for pair in query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+    {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != "limit" {
+            return Err(format!(
+                "unknown query parameter {key:?}; only limit is accepted"
+            ));
+        }
+        limit = value
+            .parse()
+            .ok()
+            .filter(|limit| (1..=MAX_JOB_LIMIT).contains(limit))
+            .ok_or_else(|| {
+                format!("limit must be a whole number from 1 to {MAX_JOB_LIMIT}, not {value:?}")
+            })?;
+    }
+    Ok(limit)
+}
+
+/// Serves the admin routes on `listener` until `shutdown` completes, with the same connection handling,
+/// limits and graceful shutdown as [`serve`](crate::serve).
+///
+/// # Errors
+/// [`ServeError::Accept`] if the listener itself stops working.
+pub async fn serve_admin<J: JobInspector>(
+    listener: TcpListener,
+    jobs: Arc<J>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    server::run(
+        listener,
+        limits,
+        Arc::new(Admin::new(jobs, limits)),
+        shutdown,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_defaults_and_bounds() {
+        assert_eq!(parse_limit(None), Ok(DEFAULT_JOB_LIMIT));
+        assert_eq!(parse_limit(Some("")), Ok(DEFAULT_JOB_LIMIT));
+        assert_eq!(parse_limit(Some("limit=1")), Ok(1));
+        assert_eq!(parse_limit(Some("limit=500")), Ok(MAX_JOB_LIMIT));
+        for bad in ["limit=0", "limit=501", "limit=-1", "limit=ten", "limit="] {
+            let err = parse_limit(Some(bad)).unwrap_err();
+            assert!(
+                err.starts_with("limit must be a whole number from 1 to 500"),
+                "{bad}: {err}"
+            );
+        }
+        assert_eq!(
+            parse_limit(Some("limt=5")).unwrap_err(),
+            "unknown query parameter \"limt\"; only limit is accepted"
+        );
+    }
+}

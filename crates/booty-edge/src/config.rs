@@ -1,0 +1,73 @@
+//! What the edge is configured with: the verifier, the trigger label, and the limits of its listeners.
+
+use std::time::Duration;
+
+use booty_event::TriggerRule;
+use booty_signature::Verifier;
+
+/// GitHub's own cap on a webhook payload (25 MiB); a larger body is answered `413`.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 25 * 1024 * 1024;
+
+/// Everything [`serve`](crate::serve) and [`Edge`](crate::Edge) need besides the sink.
+///
+/// Built with [`EdgeConfig::new`], which takes the one thing without a default (the verifier); every
+/// other field is public and can be changed afterwards.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EdgeConfig {
+    /// Checks `X-Hub-Signature-256` against the current and previous secrets.
+    pub verifier: Verifier,
+    /// Which events start a job: `issues`/`labeled` with the trigger label (default `agent:builder`).
+    pub trigger: TriggerRule,
+    /// The largest body accepted, decided from `Content-Length` and enforced again while reading
+    /// (default [`DEFAULT_MAX_BODY_BYTES`]).
+    pub max_body_bytes: u64,
+    /// What a `503` asks GitHub (or whoever redelivers) to wait before trying again (default 10 s).
+    pub retry_after: Duration,
+    /// Connection and time limits of the listener.
+    pub limits: Limits,
+}
+
+impl EdgeConfig {
+    /// A configuration with every default and `verifier` for signatures.
+    pub fn new(verifier: Verifier) -> Self {
+        Self {
+            verifier,
+            trigger: TriggerRule::default(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            retry_after: Duration::from_secs(10),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The limits a listener keeps, shared by the webhook listener and the admin listener.
+///
+/// Slow or idle clients are bounded twice: a connection must send its protocol preface and request headers
+/// within `header_read_timeout` (which also closes HTTP/1.1 keep-alive connections idle for that long), and
+/// once its headers are in, a request must be read and answered within `request_timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// How long a connection may take to send the first bytes and the headers of a request, and how long an
+    /// HTTP/1.1 keep-alive connection may sit idle (default 10 s).
+    pub header_read_timeout: Duration,
+    /// The whole-request deadline, from the end of the headers to the answer: reading the body, verifying it,
+    /// and the sink's answer (default 8 s, under GitHub's 10 s so GitHub sees our answer, not its timeout).
+    pub request_timeout: Duration,
+    /// Connections served at once; further clients wait in the listen backlog (default 1024; 0 counts as 1).
+    pub max_connections: usize,
+    /// How long shutdown waits for in-flight requests before dropping their connections (default 30 s).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(8),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}

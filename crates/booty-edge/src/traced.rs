@@ -1,0 +1,55 @@
+//! The request span and correlation id every answer of both listeners goes through.
+
+use std::future::Future;
+use std::time::Instant;
+
+use booty_event::{DELIVERY_HEADER, EVENT_HEADER};
+use hyper::header::HeaderValue;
+use hyper::{Request, Response};
+use tracing::field::Empty;
+use tracing::{Instrument, info, info_span};
+
+use crate::reply::{Reply, ResponseBody};
+use crate::request_id;
+
+/// Runs `route` for `request` inside one `request` span (`method`, `path`, `delivery_id`, `event`,
+/// `status`, `latency_ms`), ends with a `request_answered` event, and turns the reply into a response
+/// carrying the request id.
+pub(crate) async fn answer<B, F, Fut>(request: Request<B>, route: F) -> Response<ResponseBody>
+where
+    F: FnOnce(Request<B>) -> Fut,
+    Fut: Future<Output = Reply>,
+{
+    let started = Instant::now();
+    let request_id = request_id::for_request(request.headers());
+    let span = info_span!(
+        "request",
+        method = %request.method(),
+        path = request.uri().path(),
+        delivery_id = Empty,
+        event = Empty,
+        status = Empty,
+        latency_ms = Empty,
+    );
+    if request.headers().get(DELIVERY_HEADER) == Some(&request_id) {
+        span.record("delivery_id", request_id.to_str().unwrap_or_default());
+    }
+    if let Some(event) = request.headers().get(EVENT_HEADER).and_then(loggable) {
+        span.record("event", event);
+    }
+    let reply = route(request).instrument(span.clone()).await;
+    let status = reply.status_code().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.record("status", status);
+    span.record("latency_ms", latency_ms);
+    span.in_scope(|| info!(status, latency_ms, "request_answered"));
+    reply.into_response(request_id)
+}
+
+/// A header value as a log field, when it looks like an event name (GitHub's are short snake case), so a
+/// client cannot put line breaks or kilobytes into the log.
+fn loggable(value: &HeaderValue) -> Option<&str> {
+    let name = value.to_str().ok()?;
+    (!name.is_empty() && name.len() <= 64 && name.bytes().all(|byte| byte.is_ascii_graphic()))
+        .then_some(name)
+}

@@ -1,0 +1,272 @@
+//! The queue handle: start, submit, inspect, shut down.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use crate::config::QueueConfig;
+use crate::handler::Handler;
+use crate::job::{JobId, JobSnapshot, NewJob, Submitted};
+use crate::store::{Store, StoreError};
+use crate::time::Clock;
+use crate::worker::{Chain, Engine, log_taken_back};
+
+/// Submissions that may be in flight at once. Shutdown takes all of them to wait for the ones in flight
+/// and refuse the rest; the number only has to exceed any real concurrency (and fit 32-bit targets).
+const ADMISSION_PERMITS: u32 = 1 << 28;
+
+/// A running job queue: workers, a store, and the handle to submit to it.
+///
+/// Cheap to clone; every clone talks to the same queue. Dropping the last clone without
+/// [`shutdown`](Queue::shutdown) stops the workers abruptly (their tasks are aborted).
+pub struct Queue<P> {
+    inner: Arc<Inner<P>>,
+}
+
+struct Inner<P> {
+    engine: Arc<Engine<P>>,
+    /// One permit per submission in flight; see [`ADMISSION_PERMITS`].
+    admission: Semaphore,
+    /// Workers and the reaper; taken by the first `shutdown`. Dropping the set aborts them.
+    tasks: Mutex<Option<JoinSet<()>>>,
+}
+
+impl<P> Clone for Queue<P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<P> std::fmt::Debug for Queue<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("config", &self.inner.engine.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Send + Sync + 'static> Queue<P> {
+    /// Starts a queue on `store` with `handler`: recovers jobs a previous run left running, then spawns
+    /// `config.workers` workers and a reaper for expired leases on the current tokio runtime.
+    ///
+    /// # Errors
+    /// [`StartError::Config`] names a setting that cannot work; [`StartError::Recover`] if the store failed
+    /// to recover.
+    pub async fn start<S, H>(store: S, handler: H, config: QueueConfig) -> Result<Self, StartError>
+    where
+        S: Store<P>,
+        H: Handler<P>,
+    {
+        config
+            .check()
+            .map_err(|(setting, problem)| StartError::Config { setting, problem })?;
+        let clock = Clock::start();
+        let recovered = store
+            .recover(clock.now(), config.max_attempts)
+            .await
+            .map_err(StartError::Recover)?;
+        for job in &recovered {
+            log_taken_back(job, "recovered");
+        }
+        let workers = config.workers;
+        let engine = Arc::new(Engine::new(store, handler, config, clock));
+        let mut tasks = JoinSet::new();
+        for worker_id in 0..workers {
+            tasks.spawn(Arc::clone(&engine).work(worker_id));
+        }
+        tasks.spawn(Arc::clone(&engine).reap());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                admission: Semaphore::new(ADMISSION_PERMITS as usize),
+                tasks: Mutex::new(Some(tasks)),
+            }),
+        })
+    }
+
+    /// Submits a job: `Accepted` once it is stored, `Duplicate` if its delivery was seen before, `Busy` if
+    /// the queue is full or shutting down. Marking the delivery seen and storing the job are one step, so
+    /// `Busy` and errors leave no trace: the same delivery is accepted when GitHub redelivers it.
+    ///
+    /// # Errors
+    /// [`QueueError::EmptyDeliveryId`] for a job without a dedupe key; [`QueueError::NotRecorded`] if the
+    /// store failed (the edge answers `503`).
+    pub async fn submit(&self, job: NewJob<P>) -> Result<Submitted, QueueError> {
+        if job.delivery_id.is_empty() {
+            return Err(QueueError::EmptyDeliveryId);
+        }
+        let Ok(_in_flight) = self.inner.admission.try_acquire() else {
+            warn!(
+                delivery_id = job.delivery_id,
+                reason = "shutting_down",
+                "queue_busy"
+            );
+            return Ok(Submitted::Busy);
+        };
+        let engine = &self.inner.engine;
+        let (issue_number, delivery_id) = (job.issue_number, job.delivery_id.clone());
+        let job = job.into_job(engine.clock.now());
+        let answer = engine
+            .store
+            .insert(job, engine.config.capacity)
+            .await
+            .map_err(|source| QueueError::NotRecorded {
+                delivery_id: delivery_id.clone(),
+                source,
+            })?;
+        match &answer {
+            Submitted::Accepted(job_id) => {
+                info!(job_id = %job_id, issue_number, delivery_id, "job_accepted");
+                engine.work.notify_one();
+            }
+            Submitted::Duplicate(job_id) => {
+                info!(job_id = %job_id, issue_number, delivery_id, "duplicate_delivery");
+            }
+            Submitted::Busy => warn!(delivery_id, reason = "full", "queue_busy"),
+        }
+        Ok(answer)
+    }
+
+    /// One job, if the store still holds it.
+    ///
+    /// # Errors
+    /// [`QueueError::Inspect`] if the store failed.
+    pub async fn get(&self, job_id: &str) -> Result<Option<JobSnapshot>, QueueError> {
+        let engine = &self.inner.engine;
+        engine.store.get(job_id).await.map_err(QueueError::Inspect)
+    }
+
+    /// Up to `limit` jobs, newest first.
+    ///
+    /// # Errors
+    /// [`QueueError::Inspect`] if the store failed.
+    pub async fn list(&self, limit: usize) -> Result<Vec<JobSnapshot>, QueueError> {
+        let engine = &self.inner.engine;
+        engine.store.list(limit).await.map_err(QueueError::Inspect)
+    }
+
+    /// Stops the queue: from now on submissions are `Busy`; workers claim nothing more; running jobs get
+    /// `grace` to finish, then their cancellation tokens fire, and handlers still running `cancel_grace`
+    /// later are dropped. Then the store closes; jobs it cannot keep (memory) are `abandoned` and logged as
+    /// `job_abandoned`.
+    ///
+    /// Waits for every task the queue spawned. The first call does the work; later calls return an empty
+    /// report at once.
+    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        let tasks = self
+            .inner
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(mut tasks) = tasks else {
+            return ShutdownReport::default();
+        };
+        let engine = &self.inner.engine;
+        // Wait for submissions in flight; later ones find no permit and answer Busy.
+        if let Ok(all) = self.inner.admission.acquire_many(ADMISSION_PERMITS).await {
+            all.forget();
+        }
+        engine.stop.cancel();
+        if !drain(&mut tasks, Some(grace)).await {
+            engine.cancel.cancel();
+            if !drain(&mut tasks, Some(engine.config.cancel_grace)).await {
+                engine.abort.cancel();
+                drain(&mut tasks, None).await;
+            }
+        }
+
+        let mut report = std::mem::take(
+            &mut *engine
+                .drained
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        match engine.store.close(engine.clock.now()).await {
+            Ok(lost) => {
+                for job in lost {
+                    warn!(job_id = %job.job_id, issue_number = job.issue_number, delivery_id = job.delivery_id,
+                        attempt = job.attempts, "job_abandoned");
+                    report.abandoned.push(job.job_id);
+                }
+            }
+            Err(err) => error!(error = %Chain(&err), "store_close_failed"),
+        }
+        report
+    }
+}
+
+/// Joins tasks until none is left (`true`) or `within` runs out (`false`).
+async fn drain(tasks: &mut JoinSet<()>, within: Option<Duration>) -> bool {
+    let all = async {
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(err) = joined
+                && err.is_panic()
+            {
+                error!("queue_task_panicked");
+            }
+        }
+    };
+    if let Some(within) = within {
+        tokio::time::timeout(within, all).await.is_ok()
+    } else {
+        all.await;
+        true
+    }
+}
+
+/// What became of the work in hand when the queue shut down. A job can be in two lists: cut off
+/// (`cancelled`) and then lost (`abandoned`), or finished an attempt with a retry due and then lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Attempts that ended on their own during the grace period (in whatever outcome).
+    pub finished: Vec<JobId>,
+    /// Attempts whose cancellation token fired because the grace period ran out.
+    pub cancelled: Vec<JobId>,
+    /// Unfinished jobs the store could not keep (memory store only), oldest first.
+    pub abandoned: Vec<JobId>,
+}
+
+/// [`Queue::start`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A setting of [`QueueConfig`] cannot work.
+    #[error("queue setting `{setting}` {problem}")]
+    Config {
+        /// The field of `QueueConfig`.
+        setting: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The store could not take back the jobs a previous run left running.
+    #[error("could not recover the jobs a previous run left running")]
+    Recover(#[source] StoreError),
+}
+
+/// A submission or an inspection failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The job's delivery id, its dedupe key, is empty.
+    #[error("the job has an empty delivery id, and the delivery id is its dedupe key")]
+    EmptyDeliveryId,
+    /// The store failed to record the delivery. Nothing was recorded, so a redelivery can be accepted once
+    /// the store is back; the edge answers `503`.
+    #[error("delivery {delivery_id} could not be recorded")]
+    NotRecorded {
+        /// The delivery.
+        delivery_id: String,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+    /// The store failed to answer `get` or `list`.
+    #[error("the job store could not be read")]
+    Inspect(#[source] StoreError),
+}

@@ -1,0 +1,104 @@
+//! The store behind a `dyn`: how one `Queue<P>` type runs on any store.
+//!
+//! [`Store`] uses `async fn`-style methods, which cannot be called through a `dyn`. The engine holds its
+//! store as `Arc<dyn DynStore<P>>` instead, so the queue's type does not name the store and the binary can
+//! choose one at run time; the cost is one boxed future per store call.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::job::{Job, JobSnapshot, Submitted};
+use crate::store::{Claim, Lease, Outcome, Store, StoreError};
+use crate::time::Timestamp;
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// [`Store`] with boxed futures, for the calls made after start-up; implemented for every store.
+pub(crate) trait DynStore<P>: Send + Sync {
+    fn insert(&self, job: Job<P>, capacity: usize) -> BoxFuture<'_, Result<Submitted, StoreError>>;
+    fn claim<'a>(
+        &'a self,
+        owner: &'a str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> BoxFuture<'a, Result<Claim<P>, StoreError>>;
+    fn renew<'a>(
+        &'a self,
+        lease: &'a Lease,
+        until: Timestamp,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn finish<'a>(
+        &'a self,
+        lease: &'a Lease,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn reclaim_expired(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> BoxFuture<'_, Result<Vec<JobSnapshot>, StoreError>>;
+    fn get<'a>(&'a self, job_id: &'a str)
+    -> BoxFuture<'a, Result<Option<JobSnapshot>, StoreError>>;
+    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<JobSnapshot>, StoreError>>;
+    fn close(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<JobSnapshot>, StoreError>>;
+}
+
+impl<P, S> DynStore<P> for S
+where
+    P: Send + Sync + 'static,
+    S: Store<P>,
+{
+    fn insert(&self, job: Job<P>, capacity: usize) -> BoxFuture<'_, Result<Submitted, StoreError>> {
+        Box::pin(Store::insert(self, job, capacity))
+    }
+
+    fn claim<'a>(
+        &'a self,
+        owner: &'a str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> BoxFuture<'a, Result<Claim<P>, StoreError>> {
+        Box::pin(Store::claim(self, owner, now, lease_until))
+    }
+
+    fn renew<'a>(
+        &'a self,
+        lease: &'a Lease,
+        until: Timestamp,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(Store::renew(self, lease, until))
+    }
+
+    fn finish<'a>(
+        &'a self,
+        lease: &'a Lease,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(Store::finish(self, lease, outcome, now))
+    }
+
+    fn reclaim_expired(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> BoxFuture<'_, Result<Vec<JobSnapshot>, StoreError>> {
+        Box::pin(Store::reclaim_expired(self, now, max_attempts))
+    }
+
+    fn get<'a>(
+        &'a self,
+        job_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<JobSnapshot>, StoreError>> {
+        Box::pin(Store::get(self, job_id))
+    }
+
+    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<JobSnapshot>, StoreError>> {
+        Box::pin(Store::list(self, limit))
+    }
+
+    fn close(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<JobSnapshot>, StoreError>> {
+        Box::pin(Store::close(self, now))
+    }
+}

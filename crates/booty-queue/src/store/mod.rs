@@ -1,0 +1,307 @@
+//! The store seam: what the engine asks of a place that keeps jobs, and the stores that implement it.
+//!
+//! The full contract, with the reasons behind it, is in `docs/architecture.md` ("The store contract");
+//! the shared test suite in `tests/it/contract.rs` checks it against every store.
+
+mod dynamic;
+pub(crate) mod memory;
+
+use std::error::Error;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::job::{Job, JobId, JobSnapshot, Submitted};
+use crate::time::Timestamp;
+
+pub(crate) use dynamic::DynStore;
+
+/// Where jobs live: the memory store, or a database shared by several processes.
+///
+/// The engine is the only caller. It passes the time (`now`) to every method that needs it, so a store never
+/// reads a clock: tests drive time, and every process judges leases by the same rules. Each method is one
+/// atomic step; a method that returns an error must have changed nothing (`insert` above all: a failed
+/// insert leaves no trace, so the delivery is accepted when GitHub redelivers it).
+///
+/// A store is generic over the payload type `P` and states what it needs of it: the memory store keeps
+/// the `Arc<P>` it is given and needs nothing, a SQL store needs `P: Serialize + DeserializeOwned`.
+/// Methods are `async` (SQL stores do I/O) and return `Send` futures so workers can run on any thread;
+/// implement them with plain `async fn`.
+pub trait Store<P>: Send + Sync + 'static {
+    /// Dedupe, capacity check and insert, as one atomic step.
+    ///
+    /// - `Duplicate(id)` if a stored job has `job.id`, or if `job.delivery_id` is among the deliveries the
+    ///   store still remembers (at least the most recent `dedupe_capacity` accepted ones, however the store
+    ///   configures it); `id` is the id of the job that delivery created.
+    /// - else `Busy` if `capacity` jobs or more are waiting (`queued` or `retrying`; running jobs do not
+    ///   count). Nothing is recorded.
+    /// - else the job is stored `queued` with 0 attempts, its delivery remembered, and `Accepted(job.id)`.
+    fn insert(
+        &self,
+        job: Job<P>,
+        capacity: usize,
+    ) -> impl Future<Output = Result<Submitted, StoreError>> + Send;
+
+    /// Takes the next runnable job, marks it `running` under a lease held by `owner` until `lease_until`,
+    /// counts the attempt (`attempts + 1`, which is the returned job's `attempt`) and sets `started_at`.
+    ///
+    /// Runnable means `queued`, or `retrying` with `retry_at <= now`, and first in its lane: no job with
+    /// the same [`Job::ordering_key`] that arrived earlier is unfinished (a retrying head blocks its lane
+    /// until it finishes). Among runnable jobs, the one that arrived first. With none, `Idle` says when the
+    /// earliest retry falls due, so the engine can sleep until then (a time not after `now` is ignored:
+    /// the engine then waits for a wake-up or the poll interval).
+    fn claim(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> impl Future<Output = Result<Claim<P>, StoreError>> + Send;
+
+    /// Extends the lease of a running job to `until`.
+    ///
+    /// [`StoreError::LeaseLost`] unless the job is `running` under this exact lease (same owner, same
+    /// attempt): its lease expired and the job was reclaimed, or it was recovered.
+    fn renew(
+        &self,
+        lease: &Lease,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records how an attempt ended and releases its lease ([`StoreError::LeaseLost`] as for `renew`).
+    ///
+    /// `Succeeded` and `Failed` are final: `finished_at = now`, the payload may be dropped, the next job of
+    /// the lane becomes runnable, and the job counts against the finished-job retention bound (oldest
+    /// finished dropped first). `Retry` keeps the job first in its lane, `retrying` until `at`. `Released`
+    /// puts it back to `queued`, first in its lane, its attempt still counted.
+    fn finish(
+        &self,
+        lease: &Lease,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes back jobs whose lease expired (`lease_until <= now`): their worker died or lost contact.
+    ///
+    /// Each goes back to `queued` at the head of its lane, its lost attempt counted; one that had used
+    /// `max_attempts` becomes `failed` instead, so a job that kills its process cannot loop forever.
+    /// Returns the jobs in their new state.
+    fn reclaim_expired(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send;
+
+    /// Called once at start-up, before any claim: takes back jobs a previous process left `running`,
+    /// exactly as `reclaim_expired` does.
+    ///
+    /// A store used by one process at a time (memory, `SQLite`) takes back every running job, whatever its
+    /// lease says. A store shared by several processes (`PostgreSQL`) must not steal from live ones: it
+    /// takes back only expired leases, like `reclaim_expired`.
+    fn recover(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send;
+
+    /// One job, if the store still holds it.
+    fn get(
+        &self,
+        job_id: &str,
+    ) -> impl Future<Output = Result<Option<JobSnapshot>, StoreError>> + Send;
+
+    /// Up to `limit` jobs, newest first (reverse arrival order), in any state.
+    fn list(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send;
+
+    /// The engine has stopped: every worker is done and nothing will be inserted or claimed.
+    ///
+    /// A store that cannot keep unfinished jobs (memory) marks each `abandoned` with `finished_at = now`
+    /// and returns them, oldest first. A durable store keeps them for the next start and returns nothing.
+    fn close(
+        &self,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send;
+
+    /// How the engine learns about work it did not cause itself. The engine already wakes its workers on
+    /// its own submissions, finished jobs and due retries; a store shared by several processes adds a
+    /// [`Notify`] (fed by `LISTEN`) and a poll interval. The default is neither.
+    fn wakeups(&self) -> Wakeups {
+        Wakeups::default()
+    }
+}
+
+/// The result of [`Store::claim`].
+#[derive(Debug)]
+pub enum Claim<P> {
+    /// This job is now `running` under the caller's lease.
+    Job(Job<P>),
+    /// Nothing is runnable now.
+    Idle {
+        /// When the earliest `retrying` job falls due, if there is one.
+        next_retry_at: Option<Timestamp>,
+    },
+}
+
+/// Who holds a running job: the lease `owner` for its `attempt`. The pair fences a stale worker off: once
+/// a job is reclaimed and claimed again, the old lease no longer matches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Lease {
+    /// The job.
+    pub job_id: JobId,
+    /// The claiming worker (unique per process and worker).
+    pub owner: String,
+    /// The attempt the lease was granted for.
+    pub attempt: u32,
+}
+
+/// How an attempt ended, as [`Store::finish`] records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The handler returned ok: `succeeded`.
+    Succeeded,
+    /// A retryable error with attempts left: `retrying` until `at`, `error` kept.
+    Retry {
+        /// When the next attempt may start.
+        at: Timestamp,
+        /// The attempt's error.
+        error: String,
+    },
+    /// A permanent error, or a retryable one on the last attempt: `failed`.
+    Failed {
+        /// The attempt's error.
+        error: String,
+    },
+    /// Cut off by shutdown: back to `queued`, to run again after a restart (durable stores) or to be
+    /// abandoned when the store closes (memory).
+    Released,
+}
+
+/// Extra ways a store can wake the engine's idle workers; see [`Store::wakeups`].
+#[derive(Debug, Clone, Default)]
+pub struct Wakeups {
+    /// Signalled (`notify_waiters` or `notify_one`) when another process made work runnable.
+    pub notify: Option<Arc<Notify>>,
+    /// Idle workers look again at least this often.
+    pub poll_interval: Option<Duration>,
+}
+
+/// Any error a store's backend can produce.
+pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend could not do it (I/O, a lost connection, a failed query, a payload that does not decode).
+    /// The operation had no effect; the edge answers a failed insert with `503`.
+    #[error("{store} store: {operation} failed")]
+    Backend {
+        /// Which store (`memory`, `sqlite`, `postgres`).
+        store: &'static str,
+        /// Which operation (`insert`, `claim`, ...).
+        operation: &'static str,
+        /// What went wrong underneath.
+        #[source]
+        source: BoxError,
+    },
+    /// The lease no longer holds: the job is not `running` under this owner and attempt any more.
+    #[error("job {job_id}: attempt {attempt} no longer holds its lease")]
+    LeaseLost {
+        /// The job.
+        job_id: JobId,
+        /// The attempt whose lease was lost.
+        attempt: u32,
+    },
+}
+
+impl StoreError {
+    /// The [`StoreError::LeaseLost`] for `lease`.
+    pub fn lease_lost(lease: &Lease) -> Self {
+        Self::LeaseLost {
+            job_id: lease.job_id.clone(),
+            attempt: lease.attempt,
+        }
+    }
+}
+
+/// A shared store is a store: keep an `Arc` to inspect it while the queue runs.
+impl<P, S: Store<P>> Store<P> for Arc<S> {
+    fn insert(
+        &self,
+        job: Job<P>,
+        capacity: usize,
+    ) -> impl Future<Output = Result<Submitted, StoreError>> + Send {
+        S::insert(self, job, capacity)
+    }
+
+    fn claim(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> impl Future<Output = Result<Claim<P>, StoreError>> + Send {
+        S::claim(self, owner, now, lease_until)
+    }
+
+    fn renew(
+        &self,
+        lease: &Lease,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        S::renew(self, lease, until)
+    }
+
+    fn finish(
+        &self,
+        lease: &Lease,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        S::finish(self, lease, outcome, now)
+    }
+
+    fn reclaim_expired(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
+        S::reclaim_expired(self, now, max_attempts)
+    }
+
+    fn recover(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
+        S::recover(self, now, max_attempts)
+    }
+
+    fn get(
+        &self,
+        job_id: &str,
+    ) -> impl Future<Output = Result<Option<JobSnapshot>, StoreError>> + Send {
+        S::get(self, job_id)
+    }
+
+    fn list(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
+        S::list(self, limit)
+    }
+
+    fn close(
+        &self,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
+        S::close(self, now)
+    }
+
+    fn wakeups(&self) -> Wakeups {
+        S::wakeups(self)
+    }
+}

@@ -1,0 +1,399 @@
+//! The engine's running half: workers that claim and run jobs, and the reaper that takes back expired
+//! leases.
+
+use std::any::Any;
+use std::error::Error;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Level, Span, error, info_span, warn};
+
+use crate::config::QueueConfig;
+use crate::handler::{DynHandler, Handler, HandlerError};
+use crate::job::{Job, JobSnapshot, JobState};
+use crate::queue::ShutdownReport;
+use crate::store::{Claim, DynStore, Lease, Outcome, Store, StoreError, Wakeups};
+use crate::time::Clock;
+
+/// How long a worker waits before asking a failing store again.
+const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Everything the workers share. The [`Queue`](crate::Queue) handle owns the tasks; each task holds an
+/// `Arc` of this.
+pub(crate) struct Engine<P> {
+    pub(crate) store: Arc<dyn DynStore<P>>,
+    handler: Arc<dyn DynHandler<P>>,
+    pub(crate) config: QueueConfig,
+    pub(crate) clock: Clock,
+    /// Lease owners are `{instance}-{worker}`; the instance is unique per process start.
+    instance: String,
+    /// Signalled when this process made work runnable: a submission, a finished job, a reclaim.
+    pub(crate) work: Notify,
+    wakeups: Wakeups,
+    /// Shutdown, step 1: claim nothing more.
+    pub(crate) stop: CancellationToken,
+    /// Step 2, after the grace period: the parent of every running job's token.
+    pub(crate) cancel: CancellationToken,
+    /// Step 3, after `cancel_grace`: drop handlers still running.
+    pub(crate) abort: CancellationToken,
+    /// Attempts that ended after shutdown began.
+    pub(crate) drained: Mutex<ShutdownReport>,
+}
+
+/// One attempt of one job on one worker: its lease, and the fields of every log line about it.
+struct Attempt {
+    lease: Lease,
+    issue_number: Option<u64>,
+    delivery_id: String,
+    worker_id: usize,
+}
+
+/// An event about an attempt, carrying `job_id`, `issue_number`, `delivery_id`, `worker_id` and
+/// `attempt` as fields, then any others given.
+macro_rules! attempt_event {
+    ($level:expr, $attempt:expr, $message:literal $(, $($field:tt)+)?) => {
+        tracing::event!(
+            $level,
+            job_id = %$attempt.lease.job_id,
+            issue_number = $attempt.issue_number,
+            delivery_id = $attempt.delivery_id,
+            worker_id = $attempt.worker_id,
+            attempt = $attempt.lease.attempt,
+            $($($field)+,)?
+            $message
+        )
+    };
+}
+
+/// How the handler task of one attempt ended.
+enum Ended {
+    Returned(Result<(), HandlerError>),
+    Panicked(String),
+    /// Dropped after ignoring cancellation.
+    Dropped,
+    /// Another worker holds the job now; nothing may be recorded.
+    LeaseLost,
+}
+
+impl<P: Send + Sync + 'static> Engine<P> {
+    pub(crate) fn new<S: Store<P>, H: Handler<P>>(
+        store: S,
+        handler: H,
+        config: QueueConfig,
+        clock: Clock,
+    ) -> Self {
+        let wakeups = store.wakeups();
+        let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        Self {
+            store: Arc::new(store),
+            handler: Arc::new(handler),
+            config,
+            clock,
+            instance: format!("{}.{:08x}", std::process::id(), random >> 32),
+            work: Notify::new(),
+            wakeups,
+            stop: CancellationToken::new(),
+            cancel: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            drained: Mutex::new(ShutdownReport::default()),
+        }
+    }
+
+    /// One worker: claim, run, repeat, until shutdown.
+    pub(crate) async fn work(self: Arc<Self>, worker_id: usize) {
+        let owner = format!("{}-{worker_id}", self.instance);
+        while !self.stop.is_cancelled() {
+            let now = self.clock.now();
+            let lease_until = now.saturating_add(self.config.lease);
+            match self.store.claim(&owner, now, lease_until).await {
+                Ok(Claim::Job(job)) => self.run_attempt(job, worker_id, &owner).await,
+                Ok(Claim::Idle { next_retry_at }) => {
+                    // A retry already due but not claimable (another process holds its row) is left
+                    // to the poll interval rather than retried in a busy loop.
+                    let due = next_retry_at
+                        .filter(|&at| at > now)
+                        .map(|at| self.clock.instant_at(at));
+                    self.idle(due).await;
+                }
+                Err(err) => {
+                    error!(worker_id, error = %Chain(&err), "store_failed");
+                    self.idle(Some(Instant::now() + STORE_ERROR_PAUSE)).await;
+                }
+            }
+        }
+    }
+
+    /// Waits for new work, the next due retry, the store's own signals, or shutdown.
+    async fn idle(&self, due: Option<Instant>) {
+        let poll = self
+            .wakeups
+            .poll_interval
+            .map(|every| Instant::now() + every);
+        let wake_at = match (due, poll) {
+            (Some(due), Some(poll)) => Some(due.min(poll)),
+            (due, poll) => due.or(poll),
+        };
+        tokio::select! {
+            () = self.work.notified() => {}
+            () = notified(self.wakeups.notify.as_deref()) => {}
+            () = sleep_until(wake_at) => {}
+            () = self.stop.cancelled() => {}
+        }
+    }
+
+    /// Runs one attempt of a claimed job and records how it ended.
+    async fn run_attempt(&self, job: Job<P>, worker_id: usize, owner: &str) {
+        let attempt = Attempt {
+            lease: Lease {
+                job_id: job.id.clone(),
+                owner: owner.to_owned(),
+                attempt: job.attempt,
+            },
+            issue_number: job.issue_number,
+            delivery_id: job.delivery_id.clone(),
+            worker_id,
+        };
+        attempt_event!(Level::INFO, attempt, "job_started");
+        let span = info_span!(
+            "job",
+            job_id = %attempt.lease.job_id,
+            issue_number = attempt.issue_number,
+            delivery_id = attempt.delivery_id,
+            worker_id,
+            attempt = attempt.lease.attempt,
+        );
+        let token = self.cancel.child_token();
+
+        let outcome = match self.supervise(job, &attempt, &token, span).await {
+            Ended::LeaseLost => return,
+            Ended::Returned(Ok(())) => Outcome::Succeeded,
+            // An error after cancellation is the cancellation's doing, not the job's.
+            Ended::Returned(Err(_)) if token.is_cancelled() => Outcome::Released,
+            Ended::Dropped => Outcome::Released,
+            Ended::Returned(Err(err)) => self.after_failure(
+                attempt.lease.attempt,
+                err.is_retryable(),
+                err.message().to_owned(),
+            ),
+            Ended::Panicked(message) => self.after_failure(
+                attempt.lease.attempt,
+                true,
+                format!("handler panicked: {message}"),
+            ),
+        };
+
+        let recorded = self
+            .store
+            .finish(&attempt.lease, outcome.clone(), self.clock.now())
+            .await;
+        match (recorded, outcome) {
+            (Ok(()), Outcome::Succeeded) => attempt_event!(Level::INFO, attempt, "job_succeeded"),
+            (Ok(()), Outcome::Retry { at, error }) => {
+                attempt_event!(Level::WARN, attempt, "job_retrying", error, retry_at = %at);
+            }
+            (Ok(()), Outcome::Failed { error }) => {
+                attempt_event!(Level::ERROR, attempt, "job_failed", error);
+            }
+            (Ok(()), Outcome::Released) => attempt_event!(Level::INFO, attempt, "job_released"),
+            (Err(err), _) => {
+                attempt_event!(Level::ERROR, attempt, "job_not_recorded", error = %Chain(&err));
+            }
+        }
+        self.work.notify_one();
+
+        if self.stop.is_cancelled() {
+            let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
+            let list = if token.is_cancelled() {
+                &mut drained.cancelled
+            } else {
+                &mut drained.finished
+            };
+            list.push(attempt.lease.job_id);
+        }
+    }
+
+    /// Runs the handler on its own task (so a panic stays there), renewing the lease while it runs, and
+    /// dropping it if shutdown or a lost lease gave up waiting for it.
+    async fn supervise(
+        &self,
+        job: Job<P>,
+        attempt: &Attempt,
+        token: &CancellationToken,
+        span: Span,
+    ) -> Ended {
+        let handler = Arc::clone(&self.handler);
+        let cancel = token.clone();
+        let mut task = AbortOnDrop(tokio::spawn(
+            async move { handler.handle(job, cancel).await }.instrument(span),
+        ));
+        let every = self.config.lease / 3;
+        let mut renewal = tokio::time::interval_at(Instant::now() + every, every);
+        renewal.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut lost = false;
+        let mut drop_at = None;
+        let mut aborted = false;
+        loop {
+            tokio::select! {
+                joined = &mut task.0 => {
+                    return match joined {
+                        _ if lost => Ended::LeaseLost,
+                        Ok(result) => Ended::Returned(result),
+                        Err(err) if err.is_panic() => Ended::Panicked(panic_message(&*err.into_panic())),
+                        Err(_) => Ended::Dropped,
+                    };
+                }
+                _ = renewal.tick(), if !lost => {
+                    let until = self.clock.now().saturating_add(self.config.lease);
+                    match self.store.renew(&attempt.lease, until).await {
+                        Ok(()) => {}
+                        Err(StoreError::LeaseLost { .. }) => {
+                            attempt_event!(Level::WARN, attempt, "lease_lost");
+                            lost = true;
+                            token.cancel();
+                            drop_at = Some(Instant::now() + self.config.cancel_grace);
+                        }
+                        Err(err) => {
+                            attempt_event!(Level::WARN, attempt, "lease_renewal_failed", error = %Chain(&err));
+                        }
+                    }
+                }
+                () = sleep_until(drop_at), if !aborted => {
+                    task.0.abort();
+                    aborted = true;
+                }
+                () = self.abort.cancelled(), if !aborted => {
+                    task.0.abort();
+                    aborted = true;
+                }
+            }
+        }
+    }
+
+    fn after_failure(&self, attempt: u32, retryable: bool, error: String) -> Outcome {
+        if retryable && attempt < self.config.max_attempts {
+            let delay = self.config.backoff.delay(attempt);
+            let at = self.clock.now().saturating_add(delay);
+            Outcome::Retry { at, error }
+        } else {
+            Outcome::Failed { error }
+        }
+    }
+
+    /// Takes back expired leases, every half lease, until shutdown.
+    pub(crate) async fn reap(self: Arc<Self>) {
+        let every = self.config.lease / 2;
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let now = self.clock.now();
+            match self
+                .store
+                .reclaim_expired(now, self.config.max_attempts)
+                .await
+            {
+                Ok(jobs) => {
+                    for job in &jobs {
+                        log_taken_back(job, "lease_expired");
+                    }
+                    if !jobs.is_empty() {
+                        self.work.notify_waiters();
+                    }
+                }
+                Err(err) => error!(error = %Chain(&err), "store_failed"),
+            }
+        }
+    }
+}
+
+/// Logs a job a store took back from a lost attempt (`reason`: `lease_expired` or `recovered`).
+pub(crate) fn log_taken_back(job: &JobSnapshot, reason: &'static str) {
+    let (job_id, issue_number, delivery_id) = (&job.job_id, job.issue_number, &job.delivery_id);
+    let attempt = job.attempts;
+    if job.state == JobState::Failed {
+        let error = job.error.as_deref().unwrap_or_default();
+        error!(job_id = %job_id, issue_number, delivery_id, attempt, reason, error, "job_failed");
+    } else {
+        warn!(job_id = %job_id, issue_number, delivery_id, attempt, reason, "job_requeued");
+    }
+}
+
+/// Aborts the task when dropped, so a handler never outlives the worker that started it.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}
+
+async fn notified(notify: Option<&Notify>) {
+    match notify {
+        Some(notify) => notify.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Displays an error with its sources, `outer: inner: innermost`, for log fields.
+pub(crate) struct Chain<'a>(pub(crate) &'a dyn Error);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(err) = source {
+            write!(f, ": {err}")?;
+            source = err.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_shows_every_source() {
+        let err = StoreError::Backend {
+            store: "sqlite",
+            operation: "insert",
+            source: "disk I/O error".into(),
+        };
+        assert_eq!(
+            Chain(&err).to_string(),
+            "sqlite store: insert failed: disk I/O error"
+        );
+    }
+
+    #[test]
+    fn panic_messages_are_read_from_str_and_string_payloads() {
+        assert_eq!(panic_message(&"boom"), "boom");
+        assert_eq!(panic_message(&String::from("bang")), "bang");
+        assert_eq!(panic_message(&42_u8), "a non-string panic payload");
+    }
+}

@@ -1,0 +1,752 @@
+//! The store contract (docs/architecture.md, "The store contract"), written once and run against every
+//! store.
+//!
+//! Each check is a generic async function taking a [`StoreFactory`] (an async closure from [`Limits`] to a
+//! fresh, empty store) and the store's [`Kind`]. A store runs the whole suite with one macro call in its
+//! own test module:
+//!
+//! ```ignore
+//! crate::contract::store_contract_tests!(
+//!     |limits: Limits| async move { SqliteStore::open_fresh(limits).await },
+//!     Kind { durable: true, shared: false }
+//! );
+//! ```
+//!
+//! The factory must configure exactly the bounds in [`Limits`] (no age floor for dedupe memory) and give
+//! every call its own empty store (its own file, schema or database). Time is passed explicitly, so nothing
+//! here sleeps.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use booty_queue::{
+    Claim, Job, JobId, JobSnapshot, JobState, Lease, Outcome, Store, StoreError, Submitted,
+    Timestamp,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Barrier;
+
+/// The bounds a factory must give the store it makes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Deliveries remembered beyond stored jobs.
+    pub(crate) dedupe_capacity: usize,
+    /// Final jobs kept for inspection.
+    pub(crate) retained_finished: usize,
+}
+
+/// What the contract may expect of a store at start-up and close.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kind {
+    /// Keeps unfinished jobs across `close` (`SQLite`, `PostgreSQL`); the memory store abandons them.
+    pub(crate) durable: bool,
+    /// Used by several processes at once (`PostgreSQL`): `recover` takes back only expired leases.
+    pub(crate) shared: bool,
+}
+
+/// The payload every store must carry unchanged. Serializable, as SQL stores need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Payload {
+    pub(crate) n: u64,
+    pub(crate) text: String,
+}
+
+/// Makes a fresh, empty store with the given bounds.
+pub(crate) trait StoreFactory {
+    type Store: Store<Payload>;
+    fn make(&self, limits: Limits) -> impl Future<Output = Self::Store>;
+}
+
+impl<F, Fut, S> StoreFactory for F
+where
+    F: Fn(Limits) -> Fut,
+    Fut: Future<Output = S>,
+    S: Store<Payload>,
+{
+    type Store = S;
+    fn make(&self, limits: Limits) -> impl Future<Output = S> {
+        self(limits)
+    }
+}
+
+/// Runs every contract check as its own `#[tokio::test]` in a `contract` module.
+macro_rules! store_contract_tests {
+    ($factory:expr, $kind:expr) => {
+        $crate::contract::store_contract_tests!(@each $factory, $kind;
+            insert_then_claim_round_trips_the_job_and_its_payload,
+            one_delivery_is_stored_once_under_concurrent_inserts,
+            busy_leaves_no_trace_and_running_jobs_do_not_count,
+            retrying_jobs_count_against_capacity,
+            a_stored_job_stays_a_duplicate_beyond_the_dedupe_window,
+            forgotten_deliveries_are_accepted_again,
+            one_lane_runs_one_job_at_a_time_in_arrival_order,
+            concurrent_claims_take_each_job_once_and_one_per_lane,
+            runnable_jobs_are_claimed_in_arrival_order,
+            a_retrying_job_waits_for_retry_at_and_holds_its_lane,
+            an_expired_lease_is_reclaimed_as_a_new_attempt,
+            losing_the_last_attempt_fails_the_job_and_frees_the_lane,
+            recover_takes_back_jobs_left_running,
+            a_released_job_goes_back_first_in_line,
+            failures_and_successes_are_recorded_with_their_times,
+            finished_jobs_are_retained_up_to_the_bound,
+            list_is_newest_first_and_honours_the_limit,
+            close_abandons_or_keeps_unfinished_jobs
+        );
+    };
+    (@each $factory:expr, $kind:expr; $($check:ident),+ $(,)?) => {
+        mod contract {
+            #[allow(clippy::wildcard_imports, reason = "the factory expression is written in the parent")]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    $crate::contract::$check($factory, $kind).await;
+                }
+            )+
+        }
+    };
+}
+pub(crate) use store_contract_tests;
+
+/// An arbitrary fixed "now"; each check counts seconds from it.
+const T0: u64 = 1_700_000_000_000;
+const ROOMY: usize = 1_000;
+const LEASE: Duration = Duration::from_secs(30);
+const WIDE: Limits = Limits {
+    dedupe_capacity: 1_000,
+    retained_finished: 1_000,
+};
+
+fn at(seconds: u64) -> Timestamp {
+    Timestamp::from_unix_millis(T0 + seconds * 1_000)
+}
+
+fn job(delivery: &str, issue: Option<u64>, n: u64) -> Job<Payload> {
+    Job {
+        id: JobId::new(issue, delivery),
+        delivery_id: delivery.to_owned(),
+        issue_number: issue,
+        repository: issue.map(|_| "octo/repo".to_owned()),
+        created_at: at(0),
+        attempt: 0,
+        payload: Arc::new(Payload {
+            n,
+            text: format!("payload {n}: \"quoted\", ünïcödé, {{braces}}"),
+        }),
+    }
+}
+
+async fn insert(store: &impl Store<Payload>, job: Job<Payload>) -> Submitted {
+    store.insert(job, ROOMY).await.unwrap()
+}
+
+async fn accept(store: &impl Store<Payload>, job: Job<Payload>) -> JobId {
+    let id = job.id.clone();
+    assert_eq!(insert(store, job).await, Submitted::Accepted(id.clone()));
+    id
+}
+
+/// Claims as `owner` at `now` with a 30 s lease.
+async fn claim_as(store: &impl Store<Payload>, owner: &str, now: Timestamp) -> Claim<Payload> {
+    store
+        .claim(owner, now, now.saturating_add(LEASE))
+        .await
+        .unwrap()
+}
+
+/// Claims as `w1` and expects a job.
+async fn claim(store: &impl Store<Payload>, now: Timestamp) -> (Job<Payload>, Lease) {
+    match claim_as(store, "w1", now).await {
+        Claim::Job(job) => {
+            let lease = lease(&job, "w1");
+            (job, lease)
+        }
+        Claim::Idle { .. } => panic!("nothing to claim at {now}"),
+    }
+}
+
+fn lease(job: &Job<Payload>, owner: &str) -> Lease {
+    Lease {
+        job_id: job.id.clone(),
+        owner: owner.to_owned(),
+        attempt: job.attempt,
+    }
+}
+
+async fn idle(store: &impl Store<Payload>, now: Timestamp) -> Option<Timestamp> {
+    match claim_as(store, "w1", now).await {
+        Claim::Idle { next_retry_at } => next_retry_at,
+        Claim::Job(job) => panic!("claimed {} at {now}, expected nothing", job.id),
+    }
+}
+
+async fn state(store: &impl Store<Payload>, id: &JobId) -> JobSnapshot {
+    store
+        .get(id.as_str())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("job {id} is not stored"))
+}
+
+async fn succeed(store: &impl Store<Payload>, lease: &Lease, now: Timestamp) {
+    store.finish(lease, Outcome::Succeeded, now).await.unwrap();
+}
+
+fn assert_lease_lost(result: Result<(), StoreError>, lease: &Lease) {
+    match result {
+        Err(StoreError::LeaseLost { job_id, attempt }) => {
+            assert_eq!((&job_id, attempt), (&lease.job_id, lease.attempt));
+        }
+        other => panic!("expected LeaseLost for {lease:?}, got {other:?}"),
+    }
+}
+
+fn ids(jobs: &[JobSnapshot]) -> Vec<&str> {
+    jobs.iter().map(|job| job.job_id.as_str()).collect()
+}
+
+pub(crate) async fn insert_then_claim_round_trips_the_job_and_its_payload(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    let sent = job("d-1", Some(7), 42);
+    let id = accept(&store, sent.clone()).await;
+    assert_eq!(id.as_str(), "7-d-1");
+    let queued = state(&store, &id).await;
+    assert_eq!(
+        queued,
+        JobSnapshot {
+            job_id: id.clone(),
+            state: JobState::Queued,
+            attempts: 0,
+            issue_number: Some(7),
+            repository: Some("octo/repo".to_owned()),
+            delivery_id: "d-1".to_owned(),
+            created_at: at(0),
+            started_at: None,
+            finished_at: None,
+            retry_at: None,
+            error: None,
+        }
+    );
+    assert!(store.get("7-d-2").await.unwrap().is_none());
+
+    let (claimed, _) = claim(&store, at(1)).await;
+    assert_eq!(claimed.id, id);
+    assert_eq!(claimed.delivery_id, "d-1");
+    assert_eq!(claimed.issue_number, Some(7));
+    assert_eq!(claimed.repository.as_deref(), Some("octo/repo"));
+    assert_eq!(claimed.created_at, at(0));
+    assert_eq!(claimed.attempt, 1);
+    assert_eq!(*claimed.payload, *sent.payload);
+
+    let running = state(&store, &id).await;
+    assert_eq!(running.state, JobState::Running);
+    assert_eq!(running.attempts, 1);
+    assert_eq!(running.started_at, Some(at(1)));
+    assert_eq!(idle(&store, at(2)).await, None);
+}
+
+pub(crate) async fn one_delivery_is_stored_once_under_concurrent_inserts(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    const TASKS: usize = 64;
+    let store = Arc::new(factory.make(WIDE).await);
+    let start = Arc::new(Barrier::new(TASKS));
+    let mut tasks = Vec::new();
+    for n in 0..TASKS {
+        let (store, start) = (Arc::clone(&store), Arc::clone(&start));
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            insert(&*store, job("same", Some(1), n as u64)).await
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Submitted::Accepted(id) | Submitted::Duplicate(id) if id.as_str() != "1-same" => {
+                panic!("answered with {id}")
+            }
+            Submitted::Accepted(_) => accepted += 1,
+            Submitted::Duplicate(_) => {}
+            Submitted::Busy => panic!("busy with room to spare"),
+        }
+    }
+    assert_eq!(accepted, 1);
+    assert_eq!(ids(&store.list(100).await.unwrap()), ["1-same"]);
+}
+
+pub(crate) async fn busy_leaves_no_trace_and_running_jobs_do_not_count(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    for delivery in ["a", "b"] {
+        let answer = store.insert(job(delivery, None, 0), 2).await.unwrap();
+        assert_eq!(answer, Submitted::Accepted(JobId::new(None, delivery)));
+    }
+    assert_eq!(
+        store.insert(job("c", None, 0), 2).await.unwrap(),
+        Submitted::Busy
+    );
+    assert!(store.get("c").await.unwrap().is_none());
+    assert_eq!(ids(&store.list(10).await.unwrap()), ["b", "a"]);
+
+    // Claiming `a` leaves one job waiting; `c` was not remembered, so it is accepted, not a duplicate.
+    let (claimed, _) = claim(&store, at(1)).await;
+    assert_eq!(claimed.id.as_str(), "a");
+    assert_eq!(
+        store.insert(job("c", None, 0), 2).await.unwrap(),
+        Submitted::Accepted(JobId::new(None, "c"))
+    );
+    assert_eq!(
+        store.insert(job("d", None, 0), 2).await.unwrap(),
+        Submitted::Busy
+    );
+}
+
+pub(crate) async fn retrying_jobs_count_against_capacity(factory: impl StoreFactory, _: Kind) {
+    let store = factory.make(WIDE).await;
+    assert!(matches!(
+        store.insert(job("a", None, 0), 1).await.unwrap(),
+        Submitted::Accepted(_)
+    ));
+    let (_, lease) = claim(&store, at(1)).await;
+    let retry = Outcome::Retry {
+        at: at(100),
+        error: "flaky".to_owned(),
+    };
+    store.finish(&lease, retry, at(2)).await.unwrap();
+    assert_eq!(
+        store.insert(job("b", None, 0), 1).await.unwrap(),
+        Submitted::Busy
+    );
+}
+
+pub(crate) async fn a_stored_job_stays_a_duplicate_beyond_the_dedupe_window(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let limits = Limits {
+        dedupe_capacity: 2,
+        retained_finished: 100,
+    };
+    let store = factory.make(limits).await;
+    for (n, delivery) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+        accept(&store, job(delivery, Some(9), n as u64)).await;
+    }
+    assert_eq!(
+        insert(&store, job("a", Some(9), 0)).await,
+        Submitted::Duplicate(JobId::new(Some(9), "a"))
+    );
+}
+
+pub(crate) async fn forgotten_deliveries_are_accepted_again(factory: impl StoreFactory, _: Kind) {
+    let limits = Limits {
+        dedupe_capacity: 3,
+        retained_finished: 1,
+    };
+    let store = factory.make(limits).await;
+    for n in 0..6 {
+        accept(&store, job(&format!("d{n}"), None, n)).await;
+        let (_, lease) = claim(&store, at(n)).await;
+        succeed(&store, &lease, at(n)).await;
+    }
+    // d5's job is still held; d3 and d4 are remembered; d0..d2 are gone with their jobs.
+    assert_eq!(ids(&store.list(10).await.unwrap()), ["d5"]);
+    for delivery in ["d5", "d4", "d3"] {
+        assert_eq!(
+            insert(&store, job(delivery, None, 0)).await,
+            Submitted::Duplicate(JobId::new(None, delivery)),
+            "{delivery}"
+        );
+    }
+    assert_eq!(
+        insert(&store, job("d0", None, 0)).await,
+        Submitted::Accepted(JobId::new(None, "d0"))
+    );
+}
+
+pub(crate) async fn one_lane_runs_one_job_at_a_time_in_arrival_order(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    let a1 = accept(&store, job("a1", Some(1), 1)).await;
+    let a2 = accept(&store, job("a2", Some(1), 2)).await;
+    let b1 = accept(&store, job("b1", Some(2), 3)).await;
+    let a3 = accept(&store, job("a3", Some(1), 4)).await;
+
+    let (first, first_lease) = claim(&store, at(1)).await;
+    let (second, second_lease) = claim(&store, at(1)).await;
+    assert_eq!((&first.id, &second.id), (&a1, &b1));
+    assert_eq!(idle(&store, at(1)).await, None);
+
+    succeed(&store, &first_lease, at(2)).await;
+    let (third, third_lease) = claim(&store, at(2)).await;
+    assert_eq!(third.id, a2);
+    succeed(&store, &second_lease, at(3)).await;
+    assert_eq!(idle(&store, at(3)).await, None, "a3 waits for a2");
+    succeed(&store, &third_lease, at(4)).await;
+    let (fourth, _) = claim(&store, at(4)).await;
+    assert_eq!(fourth.id, a3);
+
+    // The same issue number in another repository is another lane.
+    let mut other = job("x1", Some(1), 5);
+    other.repository = Some("octo/other".to_owned());
+    accept(&store, other).await;
+    let (fifth, _) = claim(&store, at(5)).await;
+    assert_eq!(fifth.id.as_str(), "1-x1");
+}
+
+pub(crate) async fn concurrent_claims_take_each_job_once_and_one_per_lane(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    const LANES: u64 = 5;
+    const CLAIMERS: usize = 16;
+    let store = Arc::new(factory.make(WIDE).await);
+    for n in 0..4 * LANES {
+        accept(&*store, job(&format!("d{n}"), Some(n % LANES), n)).await;
+    }
+    let start = Arc::new(Barrier::new(CLAIMERS));
+    let mut claimers = Vec::new();
+    for worker in 0..CLAIMERS {
+        let (store, start) = (Arc::clone(&store), Arc::clone(&start));
+        claimers.push(tokio::spawn(async move {
+            start.wait().await;
+            claim_as(&*store, &format!("w{worker}"), at(1)).await
+        }));
+    }
+    let mut claimed = Vec::new();
+    for claimer in claimers {
+        if let Claim::Job(job) = claimer.await.unwrap() {
+            claimed.push((job.issue_number, job.id));
+        }
+    }
+    claimed.sort();
+    // Exactly the head of each lane, each once.
+    let heads: Vec<_> = (0..LANES)
+        .map(|lane| (Some(lane), JobId::new(Some(lane), &format!("d{lane}"))))
+        .collect();
+    assert_eq!(claimed, heads);
+}
+
+pub(crate) async fn runnable_jobs_are_claimed_in_arrival_order(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    let mut sent = Vec::new();
+    for (n, issue) in [Some(5), None, Some(3), Some(9), None, Some(1)]
+        .into_iter()
+        .enumerate()
+    {
+        sent.push(accept(&store, job(&format!("d{n}"), issue, n as u64)).await);
+    }
+    let mut claimed = Vec::new();
+    for _ in 0..sent.len() {
+        claimed.push(claim(&store, at(1)).await.0.id);
+    }
+    assert_eq!(claimed, sent);
+}
+
+pub(crate) async fn a_retrying_job_waits_for_retry_at_and_holds_its_lane(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    let a1 = accept(&store, job("a1", Some(1), 1)).await;
+    let a2 = accept(&store, job("a2", Some(1), 2)).await;
+    let (_, lease) = claim(&store, at(1)).await;
+    let retry = Outcome::Retry {
+        at: at(60),
+        error: "connection reset".to_owned(),
+    };
+    store.finish(&lease, retry, at(2)).await.unwrap();
+
+    let retrying = state(&store, &a1).await;
+    assert_eq!(retrying.state, JobState::Retrying);
+    assert_eq!(retrying.retry_at, Some(at(60)));
+    assert_eq!(retrying.error.as_deref(), Some("connection reset"));
+    assert_eq!(retrying.attempts, 1);
+    assert_eq!(retrying.finished_at, None);
+
+    assert_eq!(
+        idle(&store, at(59)).await,
+        Some(at(60)),
+        "a2 must wait for a1"
+    );
+    let (again, lease) = claim(&store, at(60)).await;
+    assert_eq!((&again.id, again.attempt), (&a1, 2));
+    let running = state(&store, &a1).await;
+    assert_eq!(running.retry_at, None);
+    assert_eq!(running.started_at, Some(at(60)));
+
+    succeed(&store, &lease, at(61)).await;
+    let done = state(&store, &a1).await;
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.error, None);
+    assert_eq!(claim(&store, at(61)).await.0.id, a2);
+}
+
+pub(crate) async fn an_expired_lease_is_reclaimed_as_a_new_attempt(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    let id = accept(&store, job("a", Some(1), 1)).await;
+    let (_, stale) = claim(&store, at(0)).await;
+    assert!(store.reclaim_expired(at(29), 3).await.unwrap().is_empty());
+    store.renew(&stale, at(60)).await.unwrap();
+    assert!(store.reclaim_expired(at(59), 3).await.unwrap().is_empty());
+
+    let taken = store.reclaim_expired(at(60), 3).await.unwrap();
+    assert_eq!(ids(&taken), [id.as_str()]);
+    assert_eq!(taken[0].state, JobState::Queued);
+    assert_eq!(taken[0].attempts, 1);
+    assert_eq!(state(&store, &id).await.state, JobState::Queued);
+
+    // The stale worker is fenced off, before and after someone else claims the job.
+    assert_lease_lost(store.renew(&stale, at(90)).await, &stale);
+    assert_lease_lost(
+        store.finish(&stale, Outcome::Succeeded, at(61)).await,
+        &stale,
+    );
+    let Claim::Job(taken_over) = claim_as(&store, "w2", at(61)).await else {
+        panic!("the reclaimed job is runnable");
+    };
+    assert_eq!(taken_over.attempt, 2);
+    assert_lease_lost(
+        store.finish(&stale, Outcome::Succeeded, at(62)).await,
+        &stale,
+    );
+    let wrong_owner = lease(&taken_over, "w1");
+    assert_lease_lost(
+        store.finish(&wrong_owner, Outcome::Succeeded, at(62)).await,
+        &wrong_owner,
+    );
+    assert_eq!(state(&store, &id).await.state, JobState::Running);
+    succeed(&store, &lease(&taken_over, "w2"), at(63)).await;
+    assert_eq!(state(&store, &id).await.state, JobState::Succeeded);
+}
+
+pub(crate) async fn losing_the_last_attempt_fails_the_job_and_frees_the_lane(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    let id = accept(&store, job("a", Some(1), 1)).await;
+    let next = accept(&store, job("b", Some(1), 2)).await;
+    claim(&store, at(0)).await;
+    let first = store.reclaim_expired(at(30), 2).await.unwrap();
+    assert_eq!(first[0].state, JobState::Queued);
+    let (second, _) = claim(&store, at(31)).await;
+    assert_eq!((&second.id, second.attempt), (&id, 2));
+
+    let last = store.reclaim_expired(at(61), 2).await.unwrap();
+    assert_eq!(ids(&last), [id.as_str()]);
+    let failed = state(&store, &id).await;
+    assert_eq!(failed.state, JobState::Failed);
+    assert_eq!(failed.attempts, 2);
+    assert_eq!(failed.finished_at, Some(at(61)));
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|error| error.contains("attempt 2 of 2")),
+        "{failed:?}"
+    );
+    assert_eq!(last[0], failed);
+    assert_eq!(claim(&store, at(62)).await.0.id, next);
+}
+
+pub(crate) async fn recover_takes_back_jobs_left_running(factory: impl StoreFactory, kind: Kind) {
+    let store = factory.make(WIDE).await;
+    let live = accept(&store, job("live", Some(1), 1)).await;
+    let dead = accept(&store, job("dead", Some(2), 2)).await;
+    let queued = accept(&store, job("waiting", Some(3), 3)).await;
+    // `live` keeps a lease until 30 s, `dead` only until 5 s.
+    claim(&store, at(0)).await;
+    let Claim::Job(_) = store.claim("old-process", at(0), at(5)).await.unwrap() else {
+        panic!("`dead` is runnable");
+    };
+
+    let taken = store.recover(at(10), 3).await.unwrap();
+    let expected = if kind.shared {
+        vec![dead.as_str()]
+    } else {
+        vec![live.as_str(), dead.as_str()]
+    };
+    let mut taken_ids = ids(&taken);
+    taken_ids.sort_unstable();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort_unstable();
+    assert_eq!(taken_ids, expected_sorted);
+    assert!(taken.iter().all(|job| job.state == JobState::Queued));
+
+    let live_state = state(&store, &live).await.state;
+    let expected_live = if kind.shared {
+        JobState::Running
+    } else {
+        JobState::Queued
+    };
+    assert_eq!(live_state, expected_live);
+    // Taken-back jobs keep their place: they arrived before `waiting`.
+    let mut claimed = Vec::new();
+    for _ in 0..=expected.len() {
+        let (job, _) = claim(&store, at(11)).await;
+        assert_eq!(job.attempt, if job.id == queued { 1 } else { 2 });
+        claimed.push(job.id);
+    }
+    let mut in_order: Vec<&JobId> = [&live, &dead]
+        .into_iter()
+        .filter(|id| expected.contains(&id.as_str()))
+        .collect();
+    in_order.push(&queued);
+    assert_eq!(claimed.iter().collect::<Vec<_>>(), in_order);
+}
+
+pub(crate) async fn a_released_job_goes_back_first_in_line(factory: impl StoreFactory, _: Kind) {
+    let store = factory.make(WIDE).await;
+    let a1 = accept(&store, job("a1", Some(1), 1)).await;
+    accept(&store, job("a2", Some(1), 2)).await;
+    let (_, lease) = claim(&store, at(1)).await;
+    store
+        .finish(&lease, Outcome::Released, at(2))
+        .await
+        .unwrap();
+    let released = state(&store, &a1).await;
+    assert_eq!((released.state, released.attempts), (JobState::Queued, 1));
+    let (again, _) = claim(&store, at(3)).await;
+    assert_eq!((&again.id, again.attempt), (&a1, 2));
+}
+
+pub(crate) async fn failures_and_successes_are_recorded_with_their_times(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    let bad = accept(&store, job("bad", Some(1), 1)).await;
+    let good = accept(&store, job("good", Some(2), 2)).await;
+    let (_, bad_lease) = claim(&store, at(1)).await;
+    let (_, good_lease) = claim(&store, at(2)).await;
+    let failed = Outcome::Failed {
+        error: "exit status 3".to_owned(),
+    };
+    store.finish(&bad_lease, failed, at(5)).await.unwrap();
+    succeed(&store, &good_lease, at(6)).await;
+
+    let bad = state(&store, &bad).await;
+    assert_eq!(bad.state, JobState::Failed);
+    assert_eq!(bad.error.as_deref(), Some("exit status 3"));
+    assert_eq!(
+        (bad.started_at, bad.finished_at),
+        (Some(at(1)), Some(at(5)))
+    );
+    assert_eq!((bad.attempts, bad.retry_at), (1, None));
+    let good = state(&store, &good).await;
+    assert_eq!(good.state, JobState::Succeeded);
+    assert_eq!(good.error, None);
+    assert_eq!(
+        (good.started_at, good.finished_at),
+        (Some(at(2)), Some(at(6)))
+    );
+    // A finished job's lease is gone.
+    assert_lease_lost(
+        store.finish(&good_lease, Outcome::Succeeded, at(7)).await,
+        &good_lease,
+    );
+}
+
+pub(crate) async fn finished_jobs_are_retained_up_to_the_bound(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let limits = Limits {
+        dedupe_capacity: 100,
+        retained_finished: 2,
+    };
+    let store = factory.make(limits).await;
+    let mut leases = Vec::new();
+    for n in 0..4 {
+        accept(&store, job(&format!("j{n}"), Some(n), n)).await;
+        leases.push(claim(&store, at(n)).await.1);
+    }
+    let waiting = accept(&store, job("j4", Some(4), 4)).await;
+    // Finished in the order j2, j0, j3, j1: the two finished last are kept.
+    for (second, n) in [2_usize, 0, 3, 1].into_iter().enumerate() {
+        let outcome = if n % 2 == 0 {
+            Outcome::Succeeded
+        } else {
+            Outcome::Failed {
+                error: "no".to_owned(),
+            }
+        };
+        store
+            .finish(&leases[n], outcome, at(10 + second as u64))
+            .await
+            .unwrap();
+    }
+    let listed = store.list(10).await.unwrap();
+    assert_eq!(ids(&listed), [waiting.as_str(), "3-j3", "1-j1"]);
+    assert!(store.get("2-j2").await.unwrap().is_none());
+    assert!(store.get("0-j0").await.unwrap().is_none());
+}
+
+pub(crate) async fn list_is_newest_first_and_honours_the_limit(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    for n in 0..5 {
+        accept(&store, job(&format!("d{n}"), None, n)).await;
+    }
+    claim(&store, at(1)).await;
+    assert_eq!(ids(&store.list(3).await.unwrap()), ["d4", "d3", "d2"]);
+    assert_eq!(
+        ids(&store.list(100).await.unwrap()),
+        ["d4", "d3", "d2", "d1", "d0"]
+    );
+    assert!(store.list(0).await.unwrap().is_empty());
+}
+
+pub(crate) async fn close_abandons_or_keeps_unfinished_jobs(
+    factory: impl StoreFactory,
+    kind: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    let done = accept(&store, job("done", Some(1), 1)).await;
+    let retrying = accept(&store, job("retrying", Some(2), 2)).await;
+    let queued = accept(&store, job("queued", Some(3), 3)).await;
+    let behind = accept(&store, job("behind", Some(2), 4)).await;
+    let (_, lease) = claim(&store, at(1)).await;
+    succeed(&store, &lease, at(2)).await;
+    let (_, lease) = claim(&store, at(3)).await;
+    let retry = Outcome::Retry {
+        at: at(100),
+        error: "timeout".to_owned(),
+    };
+    store.finish(&lease, retry, at(4)).await.unwrap();
+
+    let lost = store.close(at(50)).await.unwrap();
+    if kind.durable {
+        assert!(lost.is_empty(), "{lost:?}");
+        assert_eq!(state(&store, &retrying).await.state, JobState::Retrying);
+        assert_eq!(state(&store, &queued).await.state, JobState::Queued);
+    } else {
+        assert_eq!(
+            ids(&lost),
+            [retrying.as_str(), queued.as_str(), behind.as_str()]
+        );
+        for job in &lost {
+            assert_eq!(job.state, JobState::Abandoned);
+            assert_eq!(job.finished_at, Some(at(50)));
+            assert_eq!(state(&store, &job.job_id).await, *job);
+        }
+    }
+    assert_eq!(state(&store, &done).await.state, JobState::Succeeded);
+}

@@ -1,0 +1,142 @@
+//! Test helpers: a store wrapper that reports what the engine records, and small builders.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use booty_queue::{
+    Backoff, Claim, Job, JobId, JobSnapshot, Lease, MemoryStore, Outcome, QueueConfig, Store,
+    StoreError, Submitted, Timestamp, Wakeups,
+};
+use tokio::sync::mpsc;
+
+/// The real memory store, with every recorded outcome reported on a channel (so tests wait for the
+/// engine's writes instead of polling) and inserts that fail on demand (a store outage).
+pub(crate) struct Observed<P> {
+    inner: Arc<MemoryStore<P>>,
+    recorded: mpsc::UnboundedSender<(JobId, Outcome)>,
+    outage: AtomicBool,
+}
+
+/// Receives `(job, outcome)` for each attempt the engine recorded, in order.
+pub(crate) type Recorded = mpsc::UnboundedReceiver<(JobId, Outcome)>;
+
+impl<P> Observed<P> {
+    pub(crate) fn new(inner: Arc<MemoryStore<P>>) -> (Arc<Self>, Recorded) {
+        let (recorded, receiver) = mpsc::unbounded_channel();
+        let store = Self {
+            inner,
+            recorded,
+            outage: AtomicBool::new(false),
+        };
+        (Arc::new(store), receiver)
+    }
+
+    /// While set, `insert` fails as a lost database connection would.
+    pub(crate) fn set_outage(&self, down: bool) {
+        self.outage.store(down, Ordering::SeqCst);
+    }
+}
+
+impl<P: Send + Sync + 'static> Store<P> for Observed<P> {
+    async fn insert(&self, job: Job<P>, capacity: usize) -> Result<Submitted, StoreError> {
+        if self.outage.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend {
+                store: "observed",
+                operation: "insert",
+                source: "connection refused".into(),
+            });
+        }
+        self.inner.insert(job, capacity).await
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Claim<P>, StoreError> {
+        self.inner.claim(owner, now, lease_until).await
+    }
+
+    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
+        self.inner.renew(lease, until).await
+    }
+
+    async fn finish(
+        &self,
+        lease: &Lease,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.finish(lease, outcome.clone(), now).await?;
+        // The receiver may be gone when a test no longer listens.
+        let _ = self.recorded.send((lease.job_id.clone(), outcome));
+        Ok(())
+    }
+
+    async fn reclaim_expired(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.inner.reclaim_expired(now, max_attempts).await
+    }
+
+    async fn recover(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.inner.recover(now, max_attempts).await
+    }
+
+    async fn get(&self, job_id: &str) -> Result<Option<JobSnapshot>, StoreError> {
+        self.inner.get(job_id).await
+    }
+
+    async fn list(&self, limit: usize) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.inner.list(limit).await
+    }
+
+    async fn close(&self, now: Timestamp) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.inner.close(now).await
+    }
+
+    fn wakeups(&self) -> Wakeups {
+        self.inner.wakeups()
+    }
+}
+
+/// The next recorded outcome.
+pub(crate) async fn next_recorded(recorded: &mut Recorded) -> (JobId, Outcome) {
+    within("the next recorded outcome", recorded.recv())
+        .await
+        .expect("the store outlives the test's queue")
+}
+
+/// Awaits `future`, failing the test if it takes longer than two minutes (of paused time in paused
+/// tests): a regression that loses a wake-up fails instead of hanging. Not a synchronisation.
+pub(crate) async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_mins(2), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not happen within two minutes"))
+}
+
+/// A configuration with `workers` workers, room for 1,000 waiting jobs and a 1 s backoff base.
+pub(crate) fn config(workers: usize) -> QueueConfig {
+    let mut config = QueueConfig::default();
+    config.workers = workers;
+    config.capacity = 1_000;
+    config.backoff = Backoff {
+        base: Duration::from_secs(1),
+        cap: Duration::from_mins(1),
+    };
+    config
+}
+
+/// The id the queue gives a job for `delivery` on issue `issue` of `octo/repo`.
+pub(crate) fn id(issue: u64, delivery: &str) -> JobId {
+    JobId::new(Some(issue), delivery)
+}

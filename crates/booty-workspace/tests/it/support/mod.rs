@@ -1,0 +1,6 @@
+//! Test support: real repositories, real smart-HTTP servers, captured logs. The benchmark uses `repo` and
+//! `server` too.
+
+pub(crate) mod logs;
+pub(crate) mod repo;
+pub(crate) mod server;

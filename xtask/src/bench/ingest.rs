@@ -1,0 +1,297 @@
+//! `cargo xtask bench ingest`: the edge's throughput and latency on one core.
+//!
+//! Builds the `ingest_server` example (the edge on a current-thread runtime with a sink that accepts
+//! instantly) and this xtask in release, starts the server pinned to one core with `taskset`, then runs the
+//! load generator ([`super::load`]) pinned to the other core, several runs per connection count, and reports
+//! each run and the medians. Every request carries a signed 12 KB `issues.labeled` payload and a new
+//! delivery id, and every answer must be `202`; any other answer fails the benchmark.
+//!
+//! Besides requests per second and latency, it reports the server's CPU time per request (from
+//! `/proc/PID/stat`), which the other processes on a shared machine disturb far less than the wall clock:
+//! `1 s / (CPU per request)` is what one uncontended core could serve.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use super::load::Outcome;
+use crate::shell::{self, cargo, project_root};
+
+/// The secret the server verifies with; the server prints the matching signature.
+const SECRET: &str = "bench secret, not a real one";
+
+/// Options of `cargo xtask bench ingest`.
+#[derive(Debug, Args)]
+pub(crate) struct IngestArgs {
+    /// Connection counts to measure, each in its own runs.
+    #[arg(long, value_delimiter = ',', default_value = "16,64")]
+    connections: Vec<usize>,
+    /// Runs per connection count; the report gives each run and the median.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Seconds measured per run.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Seconds of load before each run's measurement starts.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// The payload: GitHub's `issues.labeled` example (about 12 KB).
+    #[arg(
+        long,
+        default_value = "crates/booty-event/tests/fixtures/issues.labeled.json"
+    )]
+    payload: PathBuf,
+    /// The trigger label, which must be the payload's label for the server to answer 202.
+    #[arg(long, default_value = "bug")]
+    label: String,
+    /// The core the server runs on.
+    #[arg(long, default_value_t = 0)]
+    server_core: usize,
+    /// The core the load generator runs on.
+    #[arg(long, default_value_t = 1)]
+    load_core: usize,
+}
+
+pub(crate) fn run(args: &IngestArgs) -> anyhow::Result<()> {
+    let root = project_root();
+    let payload = root.join(&args.payload);
+    let size = std::fs::metadata(&payload)
+        .with_context(|| format!("the payload {} is not readable", payload.display()))?
+        .len();
+    ensure_taskset()?;
+    shell::run(
+        "build the server (release)",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "booty-edge",
+            "--example",
+            "ingest_server",
+        ]),
+    )?;
+    shell::run(
+        "build the load generator (release)",
+        cargo().args(["build", "--release", "-p", "xtask"]),
+    )?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let release = target.join("release");
+
+    let server = Server::start(&release.join("examples/ingest_server"), args, &payload)?;
+    println!(
+        "bench ingest: {size}-byte payload, server on core {} at {}, load on core {}, {} s per run after {} s warmup",
+        args.server_core, server.addr, args.load_core, args.seconds, args.warmup
+    );
+    let mut report = Vec::new();
+    for &connections in &args.connections {
+        let mut outcomes = Vec::new();
+        for run in 1..=args.runs {
+            let cpu_before = server.cpu_seconds()?;
+            let outcome = load_run(&release.join("xtask"), args, &server, &payload, connections)?;
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "request counts are far below 2^52"
+            )]
+            let cpu_us = (server.cpu_seconds()? - cpu_before) * 1e6 / outcome.total_requests as f64;
+            println!(
+                "  {connections:>3} connections, run {run}: {}",
+                describe(&outcome, cpu_us)
+            );
+            outcomes.push((outcome, cpu_us));
+        }
+        report.push((connections, median(&outcomes)));
+    }
+    server.stop()?;
+    println!("bench ingest: medians of {} runs", args.runs);
+    for (connections, (median, cpu_us)) in report {
+        println!(
+            "  {connections:>3} connections: {}",
+            describe(&median, cpu_us)
+        );
+    }
+    Ok(())
+}
+
+fn ensure_taskset() -> anyhow::Result<()> {
+    let present = Command::new("taskset")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !present {
+        bail!(
+            "taskset (util-linux) is needed to pin the server and the load generator to their cores"
+        );
+    }
+    Ok(())
+}
+
+/// The `ingest_server` example, pinned to its core; it stops when its stdin closes.
+struct Server {
+    child: Child,
+    addr: String,
+    signature: String,
+    /// Clock ticks per second, the unit of `/proc/PID/stat`'s CPU times.
+    ticks_per_second: f64,
+}
+
+impl Server {
+    fn start(binary: &Path, args: &IngestArgs, payload: &Path) -> anyhow::Result<Self> {
+        let mut child = Command::new("taskset")
+            .arg("-c")
+            .arg(args.server_core.to_string())
+            .arg(binary)
+            .args(["--secret", SECRET, "--label", &args.label, "--payload"])
+            .arg(payload)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("the server's stdout is piped")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut line = |prefix: &str| -> anyhow::Result<String> {
+            let line = lines
+                .next()
+                .with_context(|| format!("the server exited before printing {prefix:?}"))??;
+            line.strip_prefix(prefix)
+                .map(str::to_owned)
+                .with_context(|| format!("expected {prefix:?} from the server, got {line:?}"))
+        };
+        let addr = line("listening on ")?;
+        let signature = line("signature ")?;
+        let ticks = Command::new("getconf").arg("CLK_TCK").output()?;
+        let ticks_per_second = String::from_utf8(ticks.stdout)?
+            .trim()
+            .parse()
+            .context("getconf CLK_TCK did not print a number")?;
+        Ok(Self {
+            child,
+            addr,
+            signature,
+            ticks_per_second,
+        })
+    }
+
+    /// User plus system CPU time the server has used so far. `taskset` execs the server, so the child's
+    /// pid is the server's.
+    fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let path = format!("/proc/{}/stat", self.child.id());
+        let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        // Fields after the command name, which is in parentheses and may contain spaces; utime and
+        // stime are fields 14 and 15 of the whole line, so 12 and 13 after the name.
+        let after_name = stat
+            .rsplit_once(')')
+            .context("no command name in /proc stat")?
+            .1;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks: f64 = fields
+            .get(11..13)
+            .context("short /proc stat line")?
+            .iter()
+            .map(|field| field.parse::<f64>())
+            .sum::<Result<f64, _>>()?;
+        Ok(ticks / self.ticks_per_second)
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        drop(self.child.stdin.take());
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("the server exited with {status}");
+        }
+        Ok(())
+    }
+}
+
+fn load_run(
+    xtask: &Path,
+    args: &IngestArgs,
+    server: &Server,
+    payload: &Path,
+    connections: usize,
+) -> anyhow::Result<Outcome> {
+    let output = Command::new("taskset")
+        .arg("-c")
+        .arg(args.load_core.to_string())
+        .arg(xtask)
+        .args([
+            "bench",
+            "load",
+            "--addr",
+            &server.addr,
+            "--signature",
+            &server.signature,
+        ])
+        .arg("--payload")
+        .arg(payload)
+        .args(["--connections", &connections.to_string()])
+        .args(["--seconds", &args.seconds.to_string()])
+        .args(["--warmup", &args.warmup.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the load generator")?;
+    if !output.status.success() {
+        bail!("the load generator failed ({})", output.status);
+    }
+    let stdout = String::from_utf8(output.stdout)?;
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with("result "))
+        .with_context(|| format!("no result line from the load generator: {stdout:?}"))?;
+    let outcome = Outcome::from_line(line)?;
+    if outcome.errors > 0 {
+        bail!(
+            "{} of {} answers were not 202 (is --label {:?} the payload's label?)",
+            outcome.errors,
+            outcome.requests,
+            args.label
+        );
+    }
+    Ok(outcome)
+}
+
+fn describe(outcome: &Outcome, cpu_us: f64) -> String {
+    format!(
+        "{:>7.0} req/s  p50 {:>7.1} us  p99 {:>7.1} us  max {:>8.1} us  server CPU {:>5.1} us/req ({:.0} req/s per core)",
+        outcome.per_second,
+        outcome.p50_us,
+        outcome.p99_us,
+        outcome.max_us,
+        cpu_us,
+        1e6 / cpu_us
+    )
+}
+
+/// The median of each measure across runs, taken separately.
+fn median(outcomes: &[(Outcome, f64)]) -> (Outcome, f64) {
+    let of = |measure: &dyn Fn(&(Outcome, f64)) -> f64| {
+        let mut values: Vec<f64> = outcomes.iter().map(measure).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let of_count = |measure: &dyn Fn(&Outcome) -> u64| {
+        let mut values: Vec<u64> = outcomes
+            .iter()
+            .map(|(outcome, _)| measure(outcome))
+            .collect();
+        values.sort_unstable();
+        values[values.len() / 2]
+    };
+    let median = Outcome {
+        requests: of_count(&|outcome| outcome.requests),
+        total_requests: of_count(&|outcome| outcome.total_requests),
+        errors: outcomes.iter().map(|(outcome, _)| outcome.errors).sum(),
+        per_second: of(&|(outcome, _)| outcome.per_second),
+        p50_us: of(&|(outcome, _)| outcome.p50_us),
+        p99_us: of(&|(outcome, _)| outcome.p99_us),
+        max_us: of(&|(outcome, _)| outcome.max_us),
+    };
+    (median, of(&|(_, cpu_us)| *cpu_us))
+}
