@@ -20,6 +20,39 @@
 //!   first match wins.
 //!
 //! The format cannot put `\n` in a header value; HTTP cannot either.
+//!
+//! The `edge` target reads a whole request ([`Request`]): a request line `METHOD TARGET` first, then a
+//! message as above.
+
+/// A fuzz input read as a request line and a [`Message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// The bytes before the first space of the first line (`POST`).
+    pub method: &'a [u8],
+    /// The rest of the first line (`/webhooks/github`), empty when it has no space.
+    pub target: &'a [u8],
+    /// The headers and body after the first line.
+    pub message: Message<'a>,
+}
+
+impl<'a> Request<'a> {
+    /// Reads `data` as a request line, then [`Message::parse`] of the rest. Every input is a request.
+    pub fn parse(data: &'a [u8]) -> Self {
+        let (line, rest) = match data.iter().position(|byte| *byte == b'\n') {
+            Some(end) => (&data[..end], &data[end + 1..]),
+            None => (data, &[][..]),
+        };
+        let (method, target) = match line.iter().position(|byte| *byte == b' ') {
+            Some(space) => (&line[..space], &line[space + 1..]),
+            None => (line, &[][..]),
+        };
+        Self {
+            method,
+            target,
+            message: Message::parse(rest),
+        }
+    }
+}
 
 /// A fuzz input read as request headers and a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,5 +138,22 @@ mod tests {
         assert_eq!(body_only.body, b"x: 1");
 
         assert_eq!(Message::parse(b"").body, b"");
+    }
+
+    #[test]
+    fn a_request_is_a_request_line_then_a_message() {
+        let request = Request::parse(b"POST /webhooks/github?x=1 y\nx-a: 1\n\nbody");
+        assert_eq!(request.method, b"POST");
+        assert_eq!(request.target, b"/webhooks/github?x=1 y");
+        assert_eq!(request.message.header("x-a"), Some(&b"1"[..]));
+        assert_eq!(request.message.body, b"body");
+
+        let headless = Request::parse(b"GET /health\n\n{}");
+        assert!(headless.message.headers().is_empty());
+        assert_eq!(headless.message.body, b"{}");
+
+        let bare = Request::parse(b"GET");
+        assert_eq!((bare.method, bare.target), (&b"GET"[..], &b""[..]));
+        assert_eq!(bare.message, Message::parse(b""));
     }
 }

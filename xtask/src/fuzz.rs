@@ -6,7 +6,8 @@
 //!
 //! 1. the seed corpus is rewritten into `fuzz/corpus/<target>/` as `seed-*` files with stable names: the
 //!    `@octokit/webhooks-examples` payloads and `issues.labeled.json` from booty-event's fixtures as
-//!    requests, and hand-made signature headers around GitHub's test vector. Whatever libFuzzer added to
+//!    requests (signed `POST /webhooks/github` requests for `edge`, with the other routes and refusals),
+//!    and hand-made signature headers around GitHub's test vector. Whatever libFuzzer added to
 //!    the folder in earlier runs stays and is reused. Seeds are written in the request format documented
 //!    in `fuzz/src/lib.rs` (`name: value` lines, an empty line, the body);
 //! 2. `cargo fuzz run` runs the target for `--seconds`;
@@ -29,7 +30,7 @@ use crate::fixtures::{self, Entry};
 use crate::shell::{self, cargo, project_root};
 
 /// The fuzz targets, in the order they run (`fuzz/fuzz_targets/<name>.rs`).
-const TARGETS: [&str; 2] = ["signature", "event"];
+const TARGETS: [&str; 3] = ["signature", "event", "edge"];
 
 /// What `cargo xtask fuzz` takes.
 #[derive(Debug, clap::Args)]
@@ -123,6 +124,7 @@ fn seeds(target: &str) -> anyhow::Result<Vec<Seed>> {
     match target {
         "signature" => signature_seeds(),
         "event" => event_seeds(),
+        "edge" => edge_seeds(),
         other => bail!("no seeds for fuzz target `{other}`"),
     }
 }
@@ -158,13 +160,15 @@ fn request(headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The digest of GitHub's test vector: `Hello, World!` signed with `It's a Secret to Everybody`.
+const DIGEST: &str = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+/// HMAC-SHA1 of the same body under the same secret: the legacy `X-Hub-Signature` value.
+const SHA1: &str = "01dc10d0c83e72ed246219cdd91669667fe2ca59";
+
 /// GitHub's documented test vector ("Validating webhook deliveries"), and variants of its header that each
 /// take another path through the parser.
 fn signature_seeds() -> anyhow::Result<Vec<Seed>> {
     const BODY: &[u8] = b"Hello, World!";
-    const DIGEST: &str = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-    /// HMAC-SHA1 of the same body under the same secret: the legacy `X-Hub-Signature` value.
-    const SHA1: &str = "01dc10d0c83e72ed246219cdd91669667fe2ca59";
     let signed = |name: &str, value: &str, body: &[u8]| {
         (
             format!("seed-{name}"),
@@ -229,11 +233,9 @@ fn event_seeds() -> anyhow::Result<Vec<Seed>> {
     }
 
     let labeled = fixture("issues.labeled.json")?;
-    let trigger = String::from_utf8(labeled.clone())
-        .context("issues.labeled.json is not UTF-8")?
-        .replace(r#""name":"bug""#, r#""name":"agent:builder""#);
+    let trigger = trigger_payload()?;
     let form = |json: &[u8]| [&b"payload="[..], &form_encode(json)].concat();
-    let guid = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+    let guid = GUID;
     let issues =
         |content_type: &str, body: &[u8]| github_request("issues", guid, content_type, body);
     let json = "application/json";
@@ -290,6 +292,80 @@ fn event_seeds() -> anyhow::Result<Vec<Seed>> {
         ),
     ]);
     Ok(seeds)
+}
+
+/// Every `event` seed as a signed `POST /webhooks/github`, plus the other routes, unsigned, sha1-only and
+/// forged triggers, a streamed (and a broken) trigger body, and each answer a sink can give. The harness
+/// knobs (`{signed}`, `x-fuzz-chunk`, `x-fuzz-reset`, `x-fuzz-sink`) are described in
+/// `fuzz/fuzz_targets/edge.rs`.
+fn edge_seeds() -> anyhow::Result<Vec<Seed>> {
+    const WEBHOOK: &[u8] = b"POST /webhooks/github\n";
+    const SIGNED: (&str, &str) = ("x-hub-signature-256", "{signed}");
+    let mut seeds: Vec<Seed> = event_seeds()?
+        .into_iter()
+        .map(|(name, event)| {
+            let signed = request(&[SIGNED], b"");
+            // `request` ends the head with an empty line; the event seed brings its own head and body.
+            let head = &signed[..signed.len() - 1];
+            (name, [WEBHOOK, head, &event].concat())
+        })
+        .collect();
+    let trigger = trigger_payload()?;
+    let webhook = |name: &str, extra: &[(&str, &str)]| {
+        let mut headers = vec![
+            ("x-github-event", "issues"),
+            ("x-github-delivery", GUID),
+            ("content-type", "application/json"),
+        ];
+        headers.extend_from_slice(extra);
+        (
+            format!("seed-{name}"),
+            [WEBHOOK, &request(&headers, trigger.as_bytes())].concat(),
+        )
+    };
+    let bare =
+        |name: &str, line: &str| (format!("seed-{name}"), format!("{line}\n\n").into_bytes());
+    let (sha1, forged) = (format!("sha1={SHA1}"), format!("sha256={DIGEST}"));
+    seeds.extend([
+        bare("health", "GET /health"),
+        bare("health-post", "POST /health"),
+        bare("webhook-get", "GET /webhooks/github"),
+        bare("not-found", "GET /webhooks/gitlab"),
+        webhook("trigger-unsigned", &[]),
+        webhook("trigger-sha1-only", &[("x-hub-signature", &sha1)]),
+        webhook("trigger-forged", &[("x-hub-signature-256", &forged)]),
+        webhook("trigger-chunked", &[SIGNED, ("x-fuzz-chunk", "1000")]),
+        webhook(
+            "trigger-reset",
+            &[SIGNED, ("x-fuzz-chunk", "4096"), ("x-fuzz-reset", "")],
+        ),
+        webhook("trigger-duplicate", &[SIGNED, ("x-fuzz-sink", "duplicate")]),
+        webhook("trigger-busy", &[SIGNED, ("x-fuzz-sink", "busy")]),
+        webhook(
+            "trigger-unavailable",
+            &[SIGNED, ("x-fuzz-sink", "unavailable")],
+        ),
+        webhook("trigger-failed", &[SIGNED, ("x-fuzz-sink", "failed")]),
+    ]);
+    let mut absolute = webhook("trigger-absolute-uri", &[SIGNED]);
+    absolute.1 = [
+        &b"POST http://127.0.0.1:8080/webhooks/github"[..],
+        &absolute.1[WEBHOOK.len() - 1..],
+    ]
+    .concat();
+    seeds.push(absolute);
+    Ok(seeds)
+}
+
+/// The delivery id of the hand-made seeds (GitHub's example GUID).
+const GUID: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+
+/// `issues.labeled.json` with its `bug` label renamed to the default trigger label: a real trigger.
+fn trigger_payload() -> anyhow::Result<String> {
+    let labeled = fixture("issues.labeled.json")?;
+    Ok(String::from_utf8(labeled)
+        .context("issues.labeled.json is not UTF-8")?
+        .replace(r#""name":"bug""#, r#""name":"agent:builder""#))
 }
 
 /// A request with the headers GitHub sends with every delivery.
@@ -493,7 +569,8 @@ mod tests {
     fn seeds_have_distinct_names_and_the_real_payloads() {
         let signature = signature_seeds().unwrap();
         let event = event_seeds().unwrap();
-        for seeds in [&signature, &event] {
+        let edge = edge_seeds().unwrap();
+        for seeds in [&signature, &event, &edge] {
             let mut names: Vec<_> = seeds.iter().map(|(name, _)| name.as_str()).collect();
             names.sort_unstable();
             names.dedup();
@@ -516,6 +593,29 @@ mod tests {
             .find(|(name, _)| name == "seed-issues-labeled-json")
             .unwrap();
         assert!(json.ends_with(&labeled));
+        // Each event seed is also an edge seed, signed by the harness.
+        assert_eq!(edge.len(), event.len() + 14);
+        let (_, signed) = edge
+            .iter()
+            .find(|(name, _)| name == "seed-issues-labeled-json")
+            .unwrap();
+        assert_eq!(
+            signed.as_slice(),
+            [
+                &b"POST /webhooks/github\nx-hub-signature-256: {signed}\n"[..],
+                json
+            ]
+            .concat()
+        );
+        let (_, absolute) = edge
+            .iter()
+            .find(|(name, _)| name == "seed-trigger-absolute-uri")
+            .unwrap();
+        assert!(
+            absolute.starts_with(
+                b"POST http://127.0.0.1:8080/webhooks/github\nx-github-event: issues\n"
+            )
+        );
         let (_, vector) = &signature[0];
         assert_eq!(
             vector.as_slice(),
