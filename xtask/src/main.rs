@@ -2,7 +2,7 @@
 //!
 //! One module per task, as in rust-analyzer's xtask: [`ci`] runs every check CI runs, [`deny`] runs
 //! cargo-deny (including the advisories that need a network), [`fixtures`] refreshes booty-event's vendored
-//! webhook payloads from npm, [`bench`] runs load benchmarks, [`fuzz`] runs the cargo-fuzz targets in
+//! webhook payloads from npm, [`mod@bench`] runs load benchmarks, [`fuzz`] runs the cargo-fuzz targets in
 //! `fuzz/`. The `tidy` test keeps the tree honest.
 
 #![allow(
