@@ -6,7 +6,7 @@ use crate::shell::{self, cargo};
 /// The PostgreSQL store's tests run against the server this names, and return at once without it.
 const POSTGRES_URL: &str = "BOOTY_TEST_POSTGRES_URL";
 
-/// Runs fmt, clippy, test, doc and deny; the error names the step that failed.
+/// Runs fmt, clippy, test, doc, deny and the fuzz project's build; the error names the step that failed.
 pub(crate) fn run() -> anyhow::Result<()> {
     step("fmt", || {
         shell::run(
@@ -43,6 +43,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
         shell::run("cargo doc", &mut doc)
     })?;
     step("deny", deny::run_offline)?;
+    step("fuzz", fuzz_project)?;
     println!("xtask ci: all steps passed");
     if postgres_skipped {
         postgres_banner();
@@ -63,6 +64,35 @@ fn postgres_banner() {
          {POSTGRES_URL}=postgres://postgres@127.0.0.1:5432/test"
     );
     eprintln!("{bar}");
+}
+
+/// The cargo-fuzz project lives outside the workspace (fuzzing needs nightly), so the steps above do not
+/// see it. This keeps its targets compiling against the crates and its harness tests passing, on stable,
+/// sharing the workspace's target directory so the crates are not built twice.
+fn fuzz_project() -> anyhow::Result<()> {
+    let root = shell::project_root();
+    let manifest = root.join("fuzz").join("Cargo.toml");
+    let target = root.join("target");
+    let mut fmt = cargo();
+    fmt.arg("fmt")
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--check");
+    shell::run("cargo fmt --check (fuzz/)", &mut fmt)?;
+    let mut clippy = cargo();
+    clippy
+        .args(["clippy", "--all-targets", "--locked", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target)
+        .args(["--", "-D", "warnings"]);
+    shell::run("cargo clippy (fuzz/)", &mut clippy)?;
+    let mut test = cargo();
+    test.args(["test", "--locked", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target);
+    shell::run("cargo test (fuzz/)", &mut test)
 }
 
 fn step(name: &str, body: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {

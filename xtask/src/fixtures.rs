@@ -30,14 +30,14 @@ const EVENTS: usize = 58;
 const EXAMPLES: usize = 329;
 
 /// Where the fixtures live, relative to the workspace root.
-const FIXTURES: &str = "crates/booty-event/tests/fixtures";
+pub(crate) const FIXTURES: &str = "crates/booty-event/tests/fixtures";
 
 /// One entry of `index.json`: an event name and its example payloads, kept as raw text.
 #[derive(Deserialize)]
-struct Entry<'a> {
-    name: String,
+pub(crate) struct Entry<'a> {
+    pub(crate) name: String,
     #[serde(borrow)]
-    examples: Vec<&'a RawValue>,
+    pub(crate) examples: Vec<&'a RawValue>,
 }
 
 /// Downloads the pinned package, checks it and rewrites the fixtures, printing what changed.
@@ -151,7 +151,7 @@ fn largest_issues_labeled(entries: &[Entry<'_>]) -> anyhow::Result<String> {
 }
 
 /// Drops the whitespace between JSON tokens, keeping strings (and so key order and escapes) as they are.
-fn minify(json: &str) -> String {
+pub(crate) fn minify(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     let (mut in_string, mut escaped) = (false, false);
     for c in json.chars() {

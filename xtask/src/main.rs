@@ -2,7 +2,8 @@
 //!
 //! One module per task, as in rust-analyzer's xtask: [`ci`] runs every check CI runs, [`deny`] runs
 //! cargo-deny (including the advisories that need a network), [`fixtures`] refreshes booty-event's vendored
-//! webhook payloads from npm, [`bench`](mod@bench) runs load benchmarks. The `tidy` test keeps the tree honest.
+//! webhook payloads from npm, [`bench`](mod@bench) runs load benchmarks, [`fuzz`] runs the cargo-fuzz targets
+//! in `fuzz/`. The `tidy` test keeps the tree honest.
 
 #![allow(
     clippy::print_stdout,
@@ -14,6 +15,7 @@ mod bench;
 mod ci;
 mod deny;
 mod fixtures;
+mod fuzz;
 mod shell;
 #[cfg(test)]
 mod tidy;
@@ -41,6 +43,9 @@ enum Task {
     Fixtures,
     /// Load benchmarks: `cargo xtask bench ingest`.
     Bench(bench::Bench),
+    /// Run each cargo-fuzz target in `fuzz/` for a while (needs a nightly toolchain), from a seed corpus of
+    /// real payloads; fails naming the artifact if one crashes.
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +55,7 @@ fn main() -> ExitCode {
         Task::Deny => deny::run_all(),
         Task::Fixtures => fixtures::run(),
         Task::Bench(bench) => bench::run(bench),
+        Task::Fuzz(args) => fuzz::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,6 +27,9 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::config::ConfigError;
 
+/// How long exit waits for blocking threads (clones, directory removal) still running after shutdown.
+const BLOCKING_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -63,7 +66,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(serve::serve(loaded.config))?;
+            let served = runtime.block_on(serve::serve(loaded.config));
+            // A clone stuck on a silent server only notices cancellation at its HTTP deadline; dropping
+            // the runtime would wait for that blocking thread. Its directory is swept at the next start.
+            runtime.shutdown_timeout(BLOCKING_GRACE);
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => {

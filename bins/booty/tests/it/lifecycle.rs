@@ -322,3 +322,47 @@ fn sigterm_lets_a_job_finish_within_the_grace() {
             .contains(&"job_succeeded".to_owned())
     );
 }
+
+#[test]
+fn sigterm_does_not_wait_for_a_clone_stuck_on_a_silent_server() {
+    let dir = tempfile::tempdir().unwrap();
+    // Accepts connections and never answers, so the clone blocks on a read until its 300 s deadline.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/repo.git", silent.local_addr().unwrap());
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in silent.incoming() {
+            let Ok(stream) = stream else { return };
+            if held_tx.send(stream).is_err() {
+                return;
+            }
+        }
+    });
+    let config = BTreeMap::from([
+        ("repo_url", V::from(url)),
+        ("store", V::from("memory")),
+        (
+            "workspace_root",
+            V::from(dir.path().join("workspaces").display().to_string()),
+        ),
+        ("clone_timeout_secs", V::I(300)),
+        ("shutdown_grace_secs", V::I(1)),
+    ]);
+    let booty = Booty::start(dir.path(), &config, &[]);
+    let sent = booty.send(
+        &labeled_payload(dir.path(), "agent:builder"),
+        "issues",
+        None,
+        false,
+    );
+    assert_eq!(sent.status, 202);
+    // The clone has connected: it is now blocked on the silent server.
+    let _held = held_rx.recv_timeout(crate::support::DEADLINE).unwrap();
+
+    // Exit must come well before the clone's deadline (the wait is bounded by the support's DEADLINE).
+    let (status, log) = booty.terminate();
+    assert!(status.success(), "{status}");
+    log.wait_for("shutdown_complete", |line| {
+        line["message"] == "shutdown_complete"
+    });
+}
