@@ -58,7 +58,7 @@ impl Listener {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(task) = task {
-            // The task only ends by returning; a join error would mean it panicked, and it is over either way.
+            // The task only ends by returning; a join error would mean it panicked, over either way.
             let _ = task.await;
         }
     }
