@@ -3,6 +3,9 @@
 use crate::deny;
 use crate::shell::{self, cargo};
 
+/// The PostgreSQL store's tests run against the server this names, and return at once without it.
+const POSTGRES_URL: &str = "BOOTY_TEST_POSTGRES_URL";
+
 /// Runs fmt, clippy, test, doc, deny and the fuzz project's build; the error names the step that failed.
 pub(crate) fn run() -> anyhow::Result<()> {
     step("fmt", || {
@@ -23,7 +26,11 @@ pub(crate) fn run() -> anyhow::Result<()> {
         ];
         shell::run("cargo clippy", cargo().args(args))
     })?;
+    let postgres_skipped = std::env::var_os(POSTGRES_URL).is_none_or(|url| url.is_empty());
     step("test", || {
+        if postgres_skipped {
+            postgres_banner();
+        }
         shell::run(
             "cargo test",
             cargo().args(["test", "--workspace", "--locked"]),
@@ -38,7 +45,25 @@ pub(crate) fn run() -> anyhow::Result<()> {
     step("deny", deny::run_offline)?;
     step("fuzz", fuzz_project)?;
     println!("xtask ci: all steps passed");
+    if postgres_skipped {
+        postgres_banner();
+    }
     Ok(())
+}
+
+/// Says, where nobody can miss it, that a passing run did not test the PostgreSQL store.
+fn postgres_banner() {
+    let bar = "!".repeat(100);
+    eprintln!("{bar}");
+    eprintln!(
+        "!!! PostgreSQL tests SKIPPED: {POSTGRES_URL} is not set, so every test of the PostgreSQL store \
+         returned at once."
+    );
+    eprintln!(
+        "!!! Set it to a server the tests may create schemas in, as .ci/run does: \
+         {POSTGRES_URL}=postgres://postgres@127.0.0.1:5432/test"
+    );
+    eprintln!("{bar}");
 }
 
 /// The cargo-fuzz project lives outside the workspace (fuzzing needs nightly), so the steps above do not

@@ -42,6 +42,7 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
         "queue_capacity" => config.queue_capacity.to_string(),
         "dedupe_capacity" => config.dedupe_capacity.to_string(),
         "max_attempts" => config.max_attempts.to_string(),
+        "lease_secs" => config.lease.as_secs().to_string(),
         "store" => match &config.store {
             StoreSpec::Memory => quoted("memory"),
             StoreSpec::Sqlite(path) => quoted(format!("sqlite:{}", path.display())),

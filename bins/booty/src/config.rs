@@ -39,6 +39,7 @@ pub(crate) const KEYS: &[&str] = &[
     "queue_capacity",
     "dedupe_capacity",
     "max_attempts",
+    "lease_secs",
     "store",
     "workspace_root",
     "clone_depth",
@@ -87,6 +88,7 @@ pub(crate) struct RawConfig {
     queue_capacity: usize,
     dedupe_capacity: usize,
     max_attempts: u32,
+    lease_secs: u64,
     store: String,
     workspace_root: Option<PathBuf>,
     clone_depth: u32,
@@ -116,6 +118,7 @@ impl Default for RawConfig {
             queue_capacity: 100,
             dedupe_capacity: 10_000,
             max_attempts: 3,
+            lease_secs: 30,
             store: "sqlite:booty.db".to_owned(),
             workspace_root: None,
             clone_depth: 1,
@@ -187,6 +190,7 @@ pub(crate) struct Config {
     pub(crate) queue_capacity: usize,
     pub(crate) dedupe_capacity: usize,
     pub(crate) max_attempts: u32,
+    pub(crate) lease: Duration,
     pub(crate) store: StoreSpec,
     pub(crate) workspace_root: PathBuf,
     pub(crate) clone_depth: u32,
@@ -417,6 +421,7 @@ impl RawConfig {
             return Err(invalid("max_attempts", "must be at least 1"));
         }
         for (key, value) in [
+            ("lease_secs", self.lease_secs),
             ("clone_timeout_secs", self.clone_timeout_secs),
             ("job_timeout_secs", self.job_timeout_secs),
             ("max_body_bytes", self.max_body_bytes),
@@ -449,6 +454,7 @@ impl RawConfig {
             queue_capacity: self.queue_capacity,
             dedupe_capacity: self.dedupe_capacity,
             max_attempts: self.max_attempts,
+            lease: Duration::from_secs(self.lease_secs),
             store: parse_store(&self.store)?,
             workspace_root: self.workspace_root.unwrap_or_else(std::env::temp_dir),
             clone_depth: self.clone_depth,

@@ -11,7 +11,7 @@ use anyhow::Context;
 use booty_edge::EdgeConfig;
 use booty_event::TriggerRule;
 use booty_queue::CancellationToken;
-use booty_queue::{MemoryLimits, MemoryStore, Queue, QueueConfig};
+use booty_queue::{MemoryLimits, MemoryStore, PostgresOptions, PostgresStore, Queue, QueueConfig};
 use booty_signature::Verifier;
 use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
 use tokio::net::TcpListener;
@@ -142,6 +142,7 @@ async fn start_queue(config: &Config, runner: Runner) -> anyhow::Result<Queue<Jo
     queue_config.workers = config.workers.get();
     queue_config.capacity = config.queue_capacity;
     queue_config.max_attempts = config.max_attempts;
+    queue_config.lease = config.lease;
     let queue = match &config.store {
         StoreSpec::Memory => {
             let store = MemoryStore::new(MemoryLimits {
@@ -154,8 +155,14 @@ async fn start_queue(config: &Config, runner: Runner) -> anyhow::Result<Queue<Jo
             "store `sqlite:{}` is not available yet; use `store = \"memory\"`",
             path.display()
         ),
-        StoreSpec::Postgres(_) => {
-            anyhow::bail!("store `postgres://...` is not available yet; use `store = \"memory\"`")
+        StoreSpec::Postgres(url) => {
+            let mut options = PostgresOptions::default();
+            options.dedupe_capacity = config.dedupe_capacity;
+            // The error names host, port and database, never the URL (it may hold a password).
+            let store = PostgresStore::connect(url.expose(), options)
+                .await
+                .context("cannot open the PostgreSQL store (`store`)")?;
+            Queue::start(store, runner, queue_config).await?
         }
     };
     Ok(queue)

@@ -65,6 +65,8 @@ pub use handler::{Handler, HandlerError};
 pub use job::{Job, JobId, JobSnapshot, JobState, NewJob, Submitted, UnknownState};
 pub use queue::{Queue, QueueError, ShutdownReport, StartError};
 pub use store::memory::{MemoryLimits, MemoryStats, MemoryStore};
+#[cfg(feature = "postgres")]
+pub use store::postgres::{PostgresError, PostgresOptions, PostgresStore};
 pub use store::{BoxError, Claim, Lease, Outcome, Store, StoreError, Wakeups};
 pub use time::Timestamp;
 pub use tokio_util::sync::CancellationToken;

@@ -9,6 +9,11 @@
 //! Besides requests per second and latency, it reports the server's CPU time per request (from
 //! `/proc/PID/stat`), which the other processes on a shared machine disturb far less than the wall clock:
 //! `1 s / (CPU per request)` is what one uncontended core could serve.
+//!
+//! With `--store STORE` it measures the `booty` binary instead, storing every job (`memory`, or a
+//! `postgres://` URL), with `--processes N` processes sharing the store and the connections spread over
+//! them; see [`super::fleet`]. Nothing is pinned then (the database needs the cores too), each run starts
+//! fresh processes, and the CPU column is the `booty` processes' (not the database's).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -17,6 +22,7 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, bail};
 use clap::Args;
 
+use super::fleet::{Fleet, Setup};
 use super::load::Outcome;
 use crate::shell::{self, cargo, project_root};
 
@@ -53,9 +59,19 @@ pub(crate) struct IngestArgs {
     /// The core the load generator runs on.
     #[arg(long, default_value_t = 1)]
     load_core: usize,
+    /// Measure the `booty` binary with this store (`memory` or `postgres://...`, a URL `psql` accepts
+    /// too) instead of the edge alone.
+    #[arg(long)]
+    store: Option<String>,
+    /// With `--store`: `booty` processes sharing it.
+    #[arg(long, default_value_t = 1, requires = "store")]
+    processes: usize,
 }
 
 pub(crate) fn run(args: &IngestArgs) -> anyhow::Result<()> {
+    if let Some(store) = &args.store {
+        return run_fleet(args, store);
+    }
     let root = project_root();
     let payload = root.join(&args.payload);
     let size = std::fs::metadata(&payload)
@@ -87,11 +103,17 @@ pub(crate) fn run(args: &IngestArgs) -> anyhow::Result<()> {
         args.server_core, server.addr, args.load_core, args.seconds, args.warmup
     );
     let mut report = Vec::new();
+    let load = Load {
+        xtask: &release.join("xtask"),
+        pin: Some(args.load_core),
+        signature: &server.signature,
+        payload: &payload,
+    };
     for &connections in &args.connections {
         let mut outcomes = Vec::new();
         for run in 1..=args.runs {
             let cpu_before = server.cpu_seconds()?;
-            let outcome = load_run(&release.join("xtask"), args, &server, &payload, connections)?;
+            let outcome = load.run(args, std::slice::from_ref(&server.addr), connections)?;
             #[expect(
                 clippy::cast_precision_loss,
                 reason = "request counts are far below 2^52"
@@ -106,13 +128,96 @@ pub(crate) fn run(args: &IngestArgs) -> anyhow::Result<()> {
         report.push((connections, median(&outcomes)));
     }
     server.stop()?;
-    println!("bench ingest: medians of {} runs", args.runs);
+    print_medians(args.runs, &report);
+    Ok(())
+}
+
+fn print_medians(runs: usize, report: &[(usize, (Outcome, f64))]) {
+    println!("bench ingest: medians of {runs} runs");
     for (connections, (median, cpu_us)) in report {
         println!(
             "  {connections:>3} connections: {}",
-            describe(&median, cpu_us)
+            describe(median, *cpu_us)
         );
     }
+}
+
+/// `--store`: `booty serve` processes sharing a store, fresh for every run.
+fn run_fleet(args: &IngestArgs, store: &str) -> anyhow::Result<()> {
+    let root = project_root();
+    let payload = root.join(&args.payload);
+    let body = std::fs::read(&payload)
+        .with_context(|| format!("the payload {} is not readable", payload.display()))?;
+    shell::run(
+        "build booty (release)",
+        cargo().args(["build", "--release", "-p", "booty"]),
+    )?;
+    shell::run(
+        "build the load generator (release)",
+        cargo().args(["build", "--release", "-p", "xtask"]),
+    )?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let release = target.join("release");
+    let dir = std::env::temp_dir().join(format!("booty-bench-ingest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let setup = Setup {
+        booty: &release.join("booty"),
+        store,
+        processes: args.processes,
+        secret: SECRET,
+        label: &args.label,
+        dir: &dir,
+    };
+    let signature = booty_signature::sign(SECRET.as_bytes(), &body);
+    let load = Load {
+        xtask: &release.join("xtask"),
+        pin: None,
+        signature: &signature,
+        payload: &payload,
+    };
+    let shown = if store.starts_with("postgres") {
+        "postgres"
+    } else {
+        store
+    };
+    println!(
+        "bench ingest: booty with store {shown}, {} process(es), {} byte payload, {} s per run after {} s warmup",
+        args.processes,
+        body.len(),
+        args.seconds,
+        args.warmup
+    );
+    let ticks = ticks_per_second()?;
+    let cpu = |fleet: &Fleet| -> anyhow::Result<f64> {
+        fleet.pids().map(|pid| cpu_seconds(pid, ticks)).sum()
+    };
+    let mut report = Vec::new();
+    let mut run_number = 0;
+    for &connections in &args.connections {
+        let mut outcomes = Vec::new();
+        for run in 1..=args.runs {
+            run_number += 1;
+            let fleet = Fleet::start(&setup, run_number)?;
+            let addrs: Vec<String> = fleet.addrs.iter().map(ToString::to_string).collect();
+            let cpu_before = cpu(&fleet)?;
+            let outcome = load.run(args, &addrs, connections)?;
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "request counts are far below 2^52"
+            )]
+            let cpu_us = (cpu(&fleet)? - cpu_before) * 1e6 / outcome.total_requests as f64;
+            fleet.stop()?;
+            println!(
+                "  {connections:>3} connections, run {run}: {}",
+                describe(&outcome, cpu_us)
+            );
+            outcomes.push((outcome, cpu_us));
+        }
+        report.push((connections, median(&outcomes)));
+    }
+    std::fs::remove_dir_all(&dir)?;
+    print_medians(args.runs, &report);
     Ok(())
 }
 
@@ -166,11 +271,7 @@ impl Server {
         };
         let addr = line("listening on ")?;
         let signature = line("signature ")?;
-        let ticks = Command::new("getconf").arg("CLK_TCK").output()?;
-        let ticks_per_second = String::from_utf8(ticks.stdout)?
-            .trim()
-            .parse()
-            .context("getconf CLK_TCK did not print a number")?;
+        let ticks_per_second = ticks_per_second()?;
         Ok(Self {
             child,
             addr,
@@ -182,22 +283,7 @@ impl Server {
     /// User plus system CPU time the server has used so far. `taskset` execs the server, so the child's
     /// pid is the server's.
     fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let path = format!("/proc/{}/stat", self.child.id());
-        let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        // Fields after the command name, which is in parentheses and may contain spaces; utime and
-        // stime are fields 14 and 15 of the whole line, so 12 and 13 after the name.
-        let after_name = stat
-            .rsplit_once(')')
-            .context("no command name in /proc stat")?
-            .1;
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        let ticks: f64 = fields
-            .get(11..13)
-            .context("short /proc stat line")?
-            .iter()
-            .map(|field| field.parse::<f64>())
-            .sum::<Result<f64, _>>()?;
-        Ok(ticks / self.ticks_per_second)
+        cpu_seconds(self.child.id(), self.ticks_per_second)
     }
 
     fn stop(mut self) -> anyhow::Result<()> {
@@ -210,51 +296,91 @@ impl Server {
     }
 }
 
-fn load_run(
-    xtask: &Path,
-    args: &IngestArgs,
-    server: &Server,
-    payload: &Path,
-    connections: usize,
-) -> anyhow::Result<Outcome> {
-    let output = Command::new("taskset")
-        .arg("-c")
-        .arg(args.load_core.to_string())
-        .arg(xtask)
-        .args([
-            "bench",
-            "load",
-            "--addr",
-            &server.addr,
-            "--signature",
-            &server.signature,
-        ])
-        .arg("--payload")
-        .arg(payload)
-        .args(["--connections", &connections.to_string()])
-        .args(["--seconds", &args.seconds.to_string()])
-        .args(["--warmup", &args.warmup.to_string()])
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running the load generator")?;
-    if !output.status.success() {
-        bail!("the load generator failed ({})", output.status);
+/// Clock ticks per second, the unit of `/proc/PID/stat`'s CPU times.
+fn ticks_per_second() -> anyhow::Result<f64> {
+    let ticks = Command::new("getconf").arg("CLK_TCK").output()?;
+    String::from_utf8(ticks.stdout)?
+        .trim()
+        .parse()
+        .context("getconf CLK_TCK did not print a number")
+}
+
+/// User plus system CPU time process `pid` has used so far.
+fn cpu_seconds(pid: u32, ticks_per_second: f64) -> anyhow::Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // Fields after the command name, which is in parentheses and may contain spaces; utime and
+    // stime are fields 14 and 15 of the whole line, so 12 and 13 after the name.
+    let after_name = stat
+        .rsplit_once(')')
+        .context("no command name in /proc stat")?
+        .1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .context("short /proc stat line")?
+        .iter()
+        .map(|field| field.parse::<f64>())
+        .sum::<Result<f64, _>>()?;
+    Ok(ticks / ticks_per_second)
+}
+
+/// How the load generator is run.
+struct Load<'a> {
+    xtask: &'a Path,
+    /// The core to pin it to, if any.
+    pin: Option<usize>,
+    signature: &'a str,
+    payload: &'a Path,
+}
+
+impl Load<'_> {
+    fn run(
+        &self,
+        args: &IngestArgs,
+        addrs: &[String],
+        connections: usize,
+    ) -> anyhow::Result<Outcome> {
+        let mut command = match self.pin {
+            Some(core) => {
+                let mut command = Command::new("taskset");
+                command.arg("-c").arg(core.to_string()).arg(self.xtask);
+                command
+            }
+            None => Command::new(self.xtask),
+        };
+        command.args(["bench", "load", "--signature", self.signature]);
+        for addr in addrs {
+            command.args(["--addr", addr]);
+        }
+        let output = command
+            .arg("--payload")
+            .arg(self.payload)
+            .args(["--connections", &connections.to_string()])
+            .args(["--seconds", &args.seconds.to_string()])
+            .args(["--warmup", &args.warmup.to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running the load generator")?;
+        if !output.status.success() {
+            bail!("the load generator failed ({})", output.status);
+        }
+        let stdout = String::from_utf8(output.stdout)?;
+        let line = stdout
+            .lines()
+            .find(|line| line.starts_with("result "))
+            .with_context(|| format!("no result line from the load generator: {stdout:?}"))?;
+        let outcome = Outcome::from_line(line)?;
+        if outcome.errors > 0 {
+            bail!(
+                "{} of {} answers were not 202 (is --label {:?} the payload's label?)",
+                outcome.errors,
+                outcome.requests,
+                args.label
+            );
+        }
+        Ok(outcome)
     }
-    let stdout = String::from_utf8(output.stdout)?;
-    let line = stdout
-        .lines()
-        .find(|line| line.starts_with("result "))
-        .with_context(|| format!("no result line from the load generator: {stdout:?}"))?;
-    let outcome = Outcome::from_line(line)?;
-    if outcome.errors > 0 {
-        bail!(
-            "{} of {} answers were not 202 (is --label {:?} the payload's label?)",
-            outcome.errors,
-            outcome.requests,
-            args.label
-        );
-    }
-    Ok(outcome)
 }
 
 fn describe(outcome: &Outcome, cpu_us: f64) -> String {

@@ -17,9 +17,9 @@ use clap::Args;
 /// Where the load goes and for how long.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct LoadArgs {
-    /// The edge's address.
-    #[arg(long)]
-    pub(crate) addr: SocketAddr,
+    /// The edge's address; repeat it to spread the connections over several processes.
+    #[arg(long, required = true)]
+    pub(crate) addr: Vec<SocketAddr>,
     /// The `X-Hub-Signature-256` value of the payload.
     #[arg(long)]
     pub(crate) signature: String,
@@ -192,14 +192,14 @@ struct Seen {
 
 impl Connection {
     fn open(args: &LoadArgs, payload: &[u8], nonce: u32, index: usize) -> anyhow::Result<Self> {
-        let stream = TcpStream::connect(args.addr)
-            .with_context(|| format!("connecting to {}", args.addr))?;
+        let addr = args.addr[index % args.addr.len()];
+        let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         let mut request = format!(
             "POST /webhooks/github HTTP/1.1\r\nhost: {}\r\nuser-agent: GitHub-Hookshot/bench\r\n\
              content-type: application/json\r\nx-github-event: issues\r\n\
              x-hub-signature-256: {}\r\ncontent-length: {}\r\nx-github-delivery: ",
-            args.addr,
+            addr,
             args.signature,
             payload.len()
         )

@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: load benchmarks that need more than criterion (several processes, pinned cores).
 //!
-//! `cargo xtask bench ingest` measures the webhook edge: see [`ingest`].
+//! `cargo xtask bench ingest` measures the webhook edge, or with `--store` the `booty` binary storing
+//! jobs in one or several processes: see [`ingest`].
 
+mod fleet;
 mod ingest;
 mod load;
 

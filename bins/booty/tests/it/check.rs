@@ -27,6 +27,7 @@ fn a_good_configuration_prints_effective_values_with_secrets_redacted() {
         stdout.contains("base_branch = \"main\"  # default"),
         "{stdout}"
     );
+    assert!(stdout.contains("lease_secs = 30  # default"), "{stdout}");
     assert!(
         stdout.contains("webhook_secret = \"<redacted>\""),
         "{stdout}"
@@ -111,6 +112,12 @@ fn environment_values_are_typed_by_key_and_bad_ones_are_named() {
     let (code, _, stderr) = check(dir.path(), GOOD, &[("BOOTY_STORE", "mysql://db")]);
     assert_eq!(code, 2);
     assert!(stderr.contains("invalid `store`"), "{stderr}");
+    let (code, _, stderr) = check(dir.path(), GOOD, &[("BOOTY_LEASE_SECS", "0")]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("invalid `lease_secs`: must be at least 1"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -8,4 +8,5 @@
 
 mod check;
 mod lifecycle;
+mod postgres;
 mod support;

@@ -5,6 +5,8 @@
 
 mod dynamic;
 pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 
 use std::error::Error;
 use std::future::Future;

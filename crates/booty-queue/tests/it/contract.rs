@@ -71,9 +71,15 @@ where
 }
 
 /// Runs every contract check as its own `#[tokio::test]` in a `contract` module.
+///
+/// A store that needs a server the machine may not have adds `run_if: EXPR`: each test returns at once
+/// when `EXPR` is false (`cargo xtask ci` says loudly which servers were missing).
 macro_rules! store_contract_tests {
     ($factory:expr, $kind:expr) => {
-        $crate::contract::store_contract_tests!(@each $factory, $kind;
+        $crate::contract::store_contract_tests!($factory, $kind, run_if: true);
+    };
+    ($factory:expr, $kind:expr, run_if: $ready:expr) => {
+        $crate::contract::store_contract_tests!(@each $ready, $factory, $kind;
             insert_then_claim_round_trips_the_job_and_its_payload,
             one_delivery_is_stored_once_under_concurrent_inserts,
             busy_leaves_no_trace_and_running_jobs_do_not_count,
@@ -94,13 +100,16 @@ macro_rules! store_contract_tests {
             close_abandons_or_keeps_unfinished_jobs
         );
     };
-    (@each $factory:expr, $kind:expr; $($check:ident),+ $(,)?) => {
+    (@each $ready:expr, $factory:expr, $kind:expr; $($check:ident),+ $(,)?) => {
         mod contract {
             #[allow(clippy::wildcard_imports, reason = "the factory expression is written in the parent")]
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
+                    if !$ready {
+                        return;
+                    }
                     $crate::contract::$check($factory, $kind).await;
                 }
             )+

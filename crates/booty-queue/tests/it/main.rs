@@ -1,5 +1,5 @@
 //! Integration tests for booty-queue: the store contract (written once, run against every store), the
-//! engine on the memory store, shutdown, and the log events.
+//! engine on the memory store, shutdown, the log events, and (feature `postgres`) the PostgreSQL store.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,5 +10,7 @@ mod contract;
 mod engine;
 mod logs;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod shutdown;
 mod support;

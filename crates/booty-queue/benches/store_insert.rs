@@ -1,0 +1,209 @@
+//! Accepted inserts per second at the store level, the memory store next to PostgreSQL with one and two
+//! store instances (two processes' worth of connection pools) on one schema, in one criterion run.
+//!
+//! Every insert is a new delivery accepted into a queue with room, as a webhook burst would be: jobs are
+//! inserted in rounds of [`ROUND`] with the default capacity of 100, and between rounds (outside the
+//! timing) the round's jobs are deleted, so the capacity count always sees fewer than 100 waiting jobs.
+//! Remembered deliveries are kept, so the dedupe index grows to the 10,000-delivery window as it would.
+//!
+//! - `memory/tasks=1`: `MemoryStore::insert`, one after the other;
+//! - `postgres/stores=1/tasks=1`: one store, one insert at a time (the latency of one insert);
+//! - `postgres/stores=1/tasks=4`: one store, four concurrent inserters (a busy edge);
+//! - `postgres/stores=2/tasks=4`: two stores, four concurrent inserters each.
+//!
+//! The PostgreSQL benchmarks use the server named by `BOOTY_TEST_POSTGRES_URL`, in a schema of their own
+//! that is dropped at the end; without it they are skipped, and the run says so.
+
+#![allow(
+    clippy::print_stderr,
+    reason = "a benchmark tells whoever runs it that part of it was skipped"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use booty_queue::{Job, JobId, MemoryStore, PostgresOptions, PostgresStore, Store, Submitted};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sqlx::{Connection, PgConnection};
+use tokio::runtime::Runtime;
+use tokio::sync::Barrier;
+
+/// Jobs inserted between two clean-ups; below the capacity, so none is refused.
+const ROUND: u64 = 48;
+/// The queue's default capacity.
+const CAPACITY: usize = 100;
+
+/// A small owned payload, as a webhook job carries (the issue title, say).
+type Payload = String;
+
+/// Unique delivery numbers across every benchmark and sample.
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+fn new_job() -> Job<Payload> {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let delivery = format!("delivery-{n}");
+    let issue = n % 100;
+    Job {
+        id: JobId::new(Some(issue), &delivery),
+        delivery_id: delivery,
+        issue_number: Some(issue),
+        repository: Some("octo/repo".to_owned()),
+        created_at: booty_queue::Timestamp::EPOCH,
+        attempt: 0,
+        payload: Arc::new(format!("Issue {n}")),
+    }
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+async fn accept(store: &impl Store<Payload>) {
+    let answer = store.insert(new_job(), CAPACITY).await.expect("insert");
+    assert!(
+        matches!(answer, Submitted::Accepted(_)),
+        "expected Accepted, got {answer:?}"
+    );
+}
+
+/// The rounds of `iters` inserts: how many jobs each.
+fn rounds(iters: u64) -> impl Iterator<Item = u64> {
+    let full = iters / ROUND;
+    std::iter::repeat_n(ROUND, usize::try_from(full).expect("rounds fit usize"))
+        .chain((!iters.is_multiple_of(ROUND)).then_some(iters % ROUND))
+}
+
+/// A schema of the benchmark's own on the server, with a connection to clean it between rounds.
+struct Bench {
+    url: String,
+    schema: String,
+    admin: PgConnection,
+}
+
+impl Bench {
+    async fn open(url: String) -> Self {
+        let schema = format!("booty_bench_{}", std::process::id());
+        let mut admin = PgConnection::connect(&url).await.expect("connect");
+        drop_schema(&mut admin, &schema).await;
+        Self { url, schema, admin }
+    }
+
+    async fn store(&self) -> PostgresStore {
+        let mut options = PostgresOptions::default();
+        options.schema = Some(self.schema.clone());
+        PostgresStore::connect(&self.url, options)
+            .await
+            .expect("the benchmark's store connects")
+    }
+
+    async fn clear_jobs(&mut self) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {}.booty_jobs",
+            self.schema
+        )))
+        .execute(&mut self.admin)
+        .await
+        .expect("clear the round's jobs");
+    }
+}
+
+async fn drop_schema(admin: &mut PgConnection, schema: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(admin)
+    .await
+    .expect("drop the benchmark schema");
+}
+
+/// Inserts `jobs` jobs with `tasks` concurrent inserters spread over `stores`, and times them.
+async fn timed_round(stores: &[Arc<PostgresStore>], tasks: usize, jobs: u64) -> Duration {
+    let inserters = stores.len() * tasks;
+    let start = Arc::new(Barrier::new(inserters + 1));
+    let mut running = tokio::task::JoinSet::new();
+    for inserter in 0..inserters {
+        let store = Arc::clone(&stores[inserter % stores.len()]);
+        let start = Arc::clone(&start);
+        let share =
+            jobs / inserters as u64 + u64::from((inserter as u64) < jobs % inserters as u64);
+        running.spawn(async move {
+            start.wait().await;
+            for _ in 0..share {
+                accept(&*store).await;
+            }
+        });
+    }
+    start.wait().await;
+    let began = Instant::now();
+    running.join_all().await;
+    began.elapsed()
+}
+
+fn store_insert(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("store_insert");
+    group.throughput(Throughput::Elements(1));
+
+    group.bench_function("memory/tasks=1", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut took = Duration::ZERO;
+                for jobs in rounds(iters) {
+                    let store = MemoryStore::default();
+                    let began = Instant::now();
+                    for _ in 0..jobs {
+                        accept(&store).await;
+                    }
+                    took += began.elapsed();
+                }
+                took
+            })
+        });
+    });
+
+    let Some(url) = std::env::var("BOOTY_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    else {
+        eprintln!(
+            "store_insert: BOOTY_TEST_POSTGRES_URL is not set; the PostgreSQL benchmarks are SKIPPED"
+        );
+        group.finish();
+        return;
+    };
+    let mut bench = rt.block_on(Bench::open(url));
+    let one = Arc::new(rt.block_on(bench.store()));
+    let two = [Arc::clone(&one), Arc::new(rt.block_on(bench.store()))];
+    group.sample_size(50);
+    group.measurement_time(Duration::from_secs(10));
+    for (name, stores, tasks) in [
+        ("postgres/stores=1/tasks=1", &two[..1], 1),
+        ("postgres/stores=1/tasks=4", &two[..1], 4),
+        ("postgres/stores=2/tasks=4", &two[..], 4),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut took = Duration::ZERO;
+                    for jobs in rounds(iters) {
+                        took += timed_round(stores, tasks, jobs).await;
+                        bench.clear_jobs().await;
+                    }
+                    took
+                })
+            });
+        });
+    }
+    group.finish();
+    drop((one, two));
+    let schema = bench.schema.clone();
+    rt.block_on(drop_schema(&mut bench.admin, &schema));
+}
+
+criterion_group!(benches, store_insert);
+criterion_main!(benches);

@@ -1,0 +1,36 @@
+//! The embedded migrations (`migrations/postgres/`), applied at start-up under an advisory lock.
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{PgPool, SqlSafeStr};
+
+/// Where sqlx records the applied migrations, next to booty's tables (a name of our own, so another
+/// sqlx application sharing the schema keeps its own list).
+const TABLE: &str = "booty_queue_migrations";
+
+/// Applies every migration this version knows and the database lacks, on `pool`: a pool of one
+/// connection that is the migration's alone (sqlx's migrator wants something it can acquire from).
+///
+/// sqlx's migrator takes a session-level advisory lock (keyed by the database name) before it looks at
+/// anything, creates the schema, and releases the lock when done; processes starting together therefore
+/// migrate one after the other, and the later ones find nothing to do. The pool is closed at the end
+/// whatever happened, which releases the lock even if a migration failed half-way.
+pub(super) async fn run(
+    pool: PgPool,
+    schema: Option<&str>,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut migrator = Migrator::with_migrations(vec![Migration::new(
+        1,
+        "jobs".into(),
+        MigrationType::Simple,
+        include_str!("../../../migrations/postgres/0001_jobs.sql").into_sql_str(),
+        false,
+    )]);
+    migrator.dangerous_set_table_name(TABLE);
+    if let Some(schema) = schema {
+        // Checked by `PostgresOptions::check`: a plain lowercase identifier, safe to splice.
+        migrator.create_schema(schema.to_owned());
+    }
+    let applied = migrator.run(&pool).await;
+    pool.close().await;
+    applied
+}

@@ -1,0 +1,198 @@
+//! Connecting: processes that start together, errors that never show the password, and what a process
+//! finds when another version of the payload was stored before it.
+
+use std::error::Error;
+use std::sync::Arc;
+use std::time::Duration;
+
+use booty_queue::{
+    Claim, JobState, PostgresError, PostgresOptions, PostgresStore, Store, Submitted,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
+
+use crate::contract::Payload;
+use crate::postgres::{TestSchema, job, later, now, url};
+
+/// The error and all its sources, as a log line would show them.
+fn chain(err: &dyn Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(err) = source {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_starting_together_migrate_once_and_all_work() {
+    const PROCESSES: usize = 6;
+    if url().is_none() {
+        return;
+    }
+    let schema = Arc::new(TestSchema::new());
+    let start = Arc::new(Barrier::new(PROCESSES));
+    let mut starting = JoinSet::new();
+    for _ in 0..PROCESSES {
+        let (schema, start) = (Arc::clone(&schema), Arc::clone(&start));
+        starting.spawn(async move {
+            let mut options = schema.options();
+            options.max_connections = 2;
+            start.wait().await;
+            PostgresStore::connect(&schema.url(), options).await
+        });
+    }
+    let stores: Vec<PostgresStore> = starting
+        .join_all()
+        .await
+        .into_iter()
+        .map(|store| store.map_err(|err| chain(&err)).unwrap())
+        .collect();
+
+    let mut admin = schema.admin().await;
+    let versions: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM {}.booty_queue_migrations WHERE success",
+        schema.name
+    )))
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(versions, [1]);
+
+    // Every one of them sees the same queue.
+    for (n, store) in stores.iter().enumerate() {
+        let answer = store
+            .insert(job(&format!("d{n}"), None, n as u64), 100)
+            .await
+            .unwrap();
+        assert!(matches!(answer, Submitted::Accepted(_)), "{answer:?}");
+    }
+    for store in &stores {
+        let listed = Store::<Payload>::list(store, 100).await.unwrap();
+        assert_eq!(listed.len(), PROCESSES);
+    }
+    // A later start finds nothing to migrate.
+    schema.connect(schema.options()).await;
+}
+
+#[tokio::test]
+async fn a_bad_url_or_an_unreachable_server_is_named_without_the_password() {
+    let not_a_port = "postgres://booty:hunter2-secret@localhost:notaport/booty";
+    let err = PostgresStore::connect(not_a_port, PostgresOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PostgresError::Url(_)), "{err:?}");
+    assert!(!chain(&err).contains("hunter2"), "{}", chain(&err));
+
+    // Port 9 (discard) on loopback: nothing listens there, so the connection is refused at once.
+    let nobody_home = "postgres://booty:hunter2-secret@127.0.0.1:9/booty";
+    let err = PostgresStore::connect(nobody_home, PostgresOptions::default())
+        .await
+        .unwrap_err();
+    let text = chain(&err);
+    assert!(
+        text.starts_with("could not connect to PostgreSQL database `booty` at 127.0.0.1:9"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+
+    let mut options = PostgresOptions::default();
+    options.schema = Some("Booty".to_owned());
+    let err = PostgresStore::connect(nobody_home, options)
+        .await
+        .unwrap_err();
+    assert!(
+        chain(&err).starts_with("PostgreSQL schema `Booty` may only hold"),
+        "{}",
+        chain(&err)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_never_shows_its_password() {
+    let Some(base) = url() else {
+        return;
+    };
+    // The test server trusts local connections (.ci/run's setup), so it ignores the password we add.
+    let (protocol, rest) = base.split_once("://").unwrap();
+    let (user_info, server) = rest.split_once('@').expect("the test URL names a user");
+    let user = user_info.split(':').next().unwrap();
+    let with_password = format!("{protocol}://{user}:hunter2-secret@{server}");
+    let schema = TestSchema::on(with_password);
+    let store = schema.connect(schema.options()).await;
+    let shown = format!("{store:?}");
+    assert!(shown.contains(&schema.name), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+/// What an older version of the embedder stored.
+#[derive(Serialize, Deserialize)]
+struct OldPayload {
+    title: String,
+}
+
+/// What the current version expects.
+#[derive(Debug, Serialize, Deserialize)]
+struct NewPayload {
+    number: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_that_no_longer_deserializes_fails_its_job_and_the_queue_moves_on() {
+    if url().is_none() {
+        return;
+    }
+    let schema = TestSchema::new();
+    let store = schema.connect(schema.options()).await;
+    let mut old = job("old", Some(1), 0);
+    let old_job = booty_queue::Job {
+        id: old.id.clone(),
+        delivery_id: old.delivery_id.clone(),
+        issue_number: old.issue_number,
+        repository: old.repository.take(),
+        created_at: old.created_at,
+        attempt: 0,
+        payload: Arc::new(OldPayload {
+            title: "written by the previous release".to_owned(),
+        }),
+    };
+    assert!(matches!(
+        store.insert(old_job, 10).await.unwrap(),
+        Submitted::Accepted(_)
+    ));
+    let next = booty_queue::Job {
+        id: booty_queue::JobId::new(Some(1), "new"),
+        delivery_id: "new".to_owned(),
+        issue_number: Some(1),
+        repository: Some("octo/repo".to_owned()),
+        created_at: now(),
+        attempt: 0,
+        payload: Arc::new(serde_json::json!({ "number": 5 })),
+    };
+    assert!(matches!(
+        store.insert(next, 10).await.unwrap(),
+        Submitted::Accepted(_)
+    ));
+
+    let claimed: Claim<NewPayload> = store
+        .claim("w1", now(), later(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let Claim::Job(claimed) = claimed else {
+        panic!("the decodable job behind the failed one is runnable");
+    };
+    assert_eq!(claimed.id.as_str(), "1-new");
+    let failed = Store::<NewPayload>::get(&store, "1-old")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((failed.state, failed.attempts), (JobState::Failed, 1));
+    let error = failed.error.unwrap();
+    assert!(
+        error.starts_with("the stored payload does not deserialize: missing field `number`"),
+        "{error}"
+    );
+}
