@@ -16,10 +16,21 @@ use crate::support::toml_value::V;
 use crate::support::{Booty, git_repository, labeled_payload, signal_pid};
 
 /// The server the tests use, if the environment names one.
+#[expect(
+    clippy::print_stderr,
+    reason = "a skipped test says so (shown with --nocapture)"
+)]
 fn url() -> Option<String> {
-    std::env::var("BOOTY_TEST_POSTGRES_URL")
+    let url = std::env::var("BOOTY_TEST_POSTGRES_URL")
         .ok()
-        .filter(|url| !url.is_empty())
+        .filter(|url| !url.is_empty());
+    if url.is_none() {
+        eprintln!(
+            "skipped: BOOTY_TEST_POSTGRES_URL is not set, so this PostgreSQL test does not run \
+             (`cargo xtask ci` says so too; `.ci/run` sets it)"
+        );
+    }
+    url
 }
 
 /// Runs `future` on a runtime of its own (these tests are synchronous, like the processes they drive).

@@ -43,10 +43,21 @@ crate::contract::store_contract_tests!(
 );
 
 /// The server the tests use, if the environment names one.
+#[expect(
+    clippy::print_stderr,
+    reason = "a skipped test says so (shown with --nocapture)"
+)]
 pub(crate) fn url() -> Option<String> {
-    std::env::var("BOOTY_TEST_POSTGRES_URL")
+    let url = std::env::var("BOOTY_TEST_POSTGRES_URL")
         .ok()
-        .filter(|url| !url.is_empty())
+        .filter(|url| !url.is_empty());
+    if url.is_none() {
+        eprintln!(
+            "skipped: BOOTY_TEST_POSTGRES_URL is not set, so this PostgreSQL test does not run \
+             (`cargo xtask ci` says so too; `.ci/run` sets it)"
+        );
+    }
+    url
 }
 
 /// A uniquely named schema (created by the first store that connects to it), dropped with everything
