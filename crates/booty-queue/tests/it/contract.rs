@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use booty_queue::{
     Claim, Job, JobId, JobSnapshot, JobState, Lease, Outcome, Store, StoreError, Submitted,
-    Timestamp, Wakeups,
+    Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
@@ -54,11 +54,13 @@ pub(crate) struct Payload {
 
 /// A store and what must live as long as it (its schema, its directory): dropped together when the
 /// check is done with them.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) struct Guarded<S, G> {
     pub(crate) store: S,
     pub(crate) _guard: G,
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl<S: Store<Payload>, G: Send + Sync + 'static> Store<Payload> for Guarded<S, G> {
     fn insert(
         &self,
@@ -131,7 +133,7 @@ impl<S: Store<Payload>, G: Send + Sync + 'static> Store<Payload> for Guarded<S, 
         self.store.close(now)
     }
 
-    fn wakeups(&self) -> Wakeups {
+    fn wakeups(&self) -> booty_queue::Wakeups {
         self.store.wakeups()
     }
 }

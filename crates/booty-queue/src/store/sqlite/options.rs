@@ -23,8 +23,8 @@ pub struct SqliteOptions {
     /// Finished jobs (`succeeded`, `failed`) kept for inspection (default 1,000), the earliest finished
     /// dropped first.
     pub retained_finished: usize,
-    /// Submissions written in one transaction at most (default 256). Concurrent submissions share a
-    /// commit; this only bounds how long one commit keeps the others waiting.
+    /// Submissions written in one transaction at most (default 256, at most 1,024). Concurrent
+    /// submissions share a commit; this only bounds how long one commit keeps the others waiting.
     pub max_batch: usize,
     /// How long a statement waits for a lock someone else holds on the database, such as a `sqlite3`
     /// shell reading it, before it fails (default 5 s).
@@ -49,6 +49,11 @@ impl SqliteOptions {
     pub(super) fn check(&self) -> Result<(), SqliteError> {
         let problem = if self.max_batch == 0 {
             Some(("max_batch", "must be at least 1"))
+        } else if self.max_batch > 1_024 {
+            Some((
+                "max_batch",
+                "must be at most 1,024 (the script for the largest batch is prepared once and kept)",
+            ))
         } else {
             None
         };

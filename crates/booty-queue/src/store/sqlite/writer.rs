@@ -1,20 +1,21 @@
 //! The writer task: group commit of concurrent inserts.
 //!
 //! Every `insert` sends a [`Pending`] job and waits for its answer. The writer takes all that are waiting
-//! (up to `max_batch`), writes them in one `BEGIN IMMEDIATE` transaction, one statement each, and answers
-//! each once the commit returned. A statement that fails rolls the batch back; its submission is
-//! answered with the error, and the others are written again without it. A failed commit fails the
-//! whole batch (nothing of it is stored, so each delivery is accepted when GitHub redelivers it).
+//! (up to `max_batch`) and writes them in one `BEGIN IMMEDIATE` transaction, sent to SQLite as one script
+//! (one round trip to sqlx's connection thread, whatever the batch size), and answers each once the
+//! commit returned. If a statement or the commit fails, nothing of the batch is stored, and each of its
+//! submissions is written again in a transaction of its own: only one that fails again is answered with
+//! its error (and leaves no trace, so GitHub's redelivery is accepted later).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use sqlx::sqlite::Sqlite;
-use sqlx::{SqlitePool, Transaction};
-use tokio::sync::{mpsc, oneshot};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::warn;
 
-use super::{Counters, backend, cause};
+use super::{Counters, backend};
 use crate::job::{JobId, Submitted};
 use crate::store::StoreError;
 use crate::store::sql::bigint;
@@ -25,6 +26,13 @@ use super::options::SqliteOptions;
 /// Deliveries out of both dedupe windows are deleted once every this many accepted inserts (whether a
 /// delivery is still remembered is decided exactly at insert time, whatever is left).
 const FORGET_EVERY: u64 = 100;
+
+/// The checkpointer is asked to run once every this many accepted inserts (some 30 MB of log with
+/// webhook-sized payloads: fewer, larger checkpoints sync the disk less often).
+const CHECKPOINT_EVERY: u64 = 2_000;
+
+/// The oldest remembered deliveries one clean-up looks at.
+const FORGET_SCAN: usize = 1_000;
 
 /// A job as the insert statement binds it.
 #[derive(Debug)]
@@ -46,22 +54,43 @@ pub(super) struct Pending {
     pub(super) reply: oneshot::Sender<Result<Submitted, StoreError>>,
 }
 
-/// Why a batch was not committed.
-enum Failed {
-    /// The statement of the submission at this index failed.
-    One(usize, sqlx::Error),
-    /// `BEGIN` or `COMMIT` failed: nothing of the batch is stored.
-    All(sqlx::Error),
-}
-
 /// The writer task's state.
 pub(super) struct Writer {
-    pub(super) pool: SqlitePool,
-    pub(super) options: SqliteOptions,
-    pub(super) stats: Arc<Counters>,
+    pool: SqlitePool,
+    options: SqliteOptions,
+    stats: Arc<Counters>,
+    /// [`batch_script`] for 1, 2, 4, ... jobs, up to the batch limit: a batch runs the smallest that
+    /// holds it, so SQLite's statement cache keeps a handful of scripts instead of one per batch size.
+    scripts: Vec<Arc<str>>,
+    /// What each job binds, in order.
+    plan: Vec<Param>,
+    /// Told when enough has been written since the last checkpoint.
+    checkpoint_due: Arc<Notify>,
 }
 
 impl Writer {
+    pub(super) fn new(
+        pool: SqlitePool,
+        options: SqliteOptions,
+        stats: Arc<Counters>,
+        checkpoint_due: Arc<Notify>,
+    ) -> Self {
+        let (job, plan) = job_statements();
+        let slots = options.max_batch.next_power_of_two();
+        let scripts = std::iter::successors(Some(1_usize), |&jobs| Some(jobs * 2))
+            .take_while(|&jobs| jobs <= slots)
+            .map(|jobs| Arc::from(batch_script(&job, jobs)))
+            .collect();
+        Self {
+            pool,
+            options,
+            stats,
+            scripts,
+            plan,
+            checkpoint_due,
+        }
+    }
+
     /// Writes batches until every sender is gone (the store closed or dropped).
     pub(super) async fn run(self, mut queue: mpsc::Receiver<Pending>) {
         let mut batch = Vec::with_capacity(self.options.max_batch);
@@ -70,49 +99,42 @@ impl Writer {
             self.stats
                 .received
                 .fetch_add(batch.len() as u64, Ordering::SeqCst);
-            let before = accepted / FORGET_EVERY;
+            let before = accepted;
             accepted += self.write(&mut batch).await;
-            if accepted / FORGET_EVERY != before {
+            if accepted / FORGET_EVERY != before / FORGET_EVERY {
                 self.forget_old_deliveries().await;
+            }
+            if accepted / CHECKPOINT_EVERY != before / CHECKPOINT_EVERY {
+                self.checkpoint_due.notify_one();
             }
         }
     }
 
     /// Writes `batch` and answers every submission in it; returns how many were accepted.
     async fn write(&self, batch: &mut Vec<Pending>) -> u64 {
-        loop {
-            self.stats.transactions.fetch_add(1, Ordering::SeqCst);
-            match self.try_write(batch).await {
-                Ok(answers) => {
-                    let accepted = answers
-                        .iter()
-                        .filter(|answer| matches!(answer, Submitted::Accepted(_)))
-                        .count();
-                    self.answer(batch.drain(..).zip(answers.into_iter().map(Ok)));
-                    return accepted as u64;
-                }
-                Err(Failed::One(index, err)) => {
-                    let failed = batch.remove(index);
-                    self.answer([(failed, Err(backend("insert", err)))]);
-                    if batch.is_empty() {
-                        return 0;
-                    }
-                }
-                Err(Failed::All(err)) => {
-                    let message = Chain(&*cause(err)).to_string();
-                    let answers = batch.drain(..).map(|pending| {
-                        let err = StoreError::Backend {
-                            store: "sqlite",
-                            operation: "insert",
-                            source: message.clone().into(),
-                        };
-                        (pending, Err(err))
+        let answers = match self.try_write(batch).await {
+            Ok(answers) => answers.into_iter().map(Ok).collect(),
+            // One statement failed (or the commit): nothing of the batch is stored. Each is written
+            // again on its own, so only what fails again is answered with an error.
+            Err(_) if batch.len() > 1 => {
+                let mut answers = Vec::with_capacity(batch.len());
+                for pending in batch.iter() {
+                    let alone = self.try_write(std::slice::from_ref(pending)).await;
+                    answers.push(match alone {
+                        Ok(mut answer) => answer.pop().ok_or_else(|| no_answer(pending)),
+                        Err(err) => Err(backend("insert", err)),
                     });
-                    self.answer(answers);
-                    return 0;
                 }
+                answers
             }
-        }
+            Err(err) => vec![Err(backend("insert", err))],
+        };
+        let accepted = answers
+            .iter()
+            .filter(|answer| matches!(answer, Ok(Submitted::Accepted(_))))
+            .count();
+        self.answer(batch.drain(..).zip(answers));
+        accepted as u64
     }
 
     fn answer(&self, answers: impl IntoIterator<Item = (Pending, Result<Submitted, StoreError>)>) {
@@ -124,119 +146,215 @@ impl Writer {
         }
     }
 
-    /// One transaction for the whole batch: every answer, or what failed.
-    async fn try_write(&self, batch: &[Pending]) -> Result<Vec<Submitted>, Failed> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(Failed::All)?;
-        let mut answers = Vec::with_capacity(batch.len());
-        for (index, pending) in batch.iter().enumerate() {
-            match self.insert(&mut tx, pending).await {
-                Ok(answer) => answers.push(answer),
-                Err(err) => {
-                    // The rollback may fail if SQLite already rolled back; either way nothing is stored.
-                    let _ = tx.rollback().await;
-                    return Err(Failed::One(index, err));
-                }
+    /// One transaction for the whole batch, sent to SQLite as one script (see [`batch_script`]): one
+    /// answer per submission, or the error that stopped it (then nothing of it is stored).
+    async fn try_write(&self, batch: &[Pending]) -> Result<Vec<Submitted>, sqlx::Error> {
+        self.stats.transactions.fetch_add(1, Ordering::SeqCst);
+        let slots = batch.len().next_power_of_two();
+        let script = self
+            .scripts
+            .get(slots.trailing_zeros() as usize)
+            .ok_or_else(|| sqlx::Error::Protocol(format!("no batch script for {slots} jobs")))?;
+        let mut connection = self.pool.acquire().await?;
+        let mut script = sqlx::query(AssertSqlSafe(Arc::clone(script)));
+        let (remembered, retention) = (
+            bigint(self.options.dedupe_capacity),
+            retention_ms(&self.options),
+        );
+        for pending in batch {
+            let job = &pending.job;
+            for param in &self.plan {
+                script = match param {
+                    Param::JobId => script.bind(job.job_id.as_str()),
+                    Param::DeliveryId => script.bind(&job.delivery_id),
+                    Param::IssueNumber => script.bind(job.issue_number),
+                    Param::Repository => script.bind(job.repository.as_deref()),
+                    Param::Lane => script.bind(job.lane.as_deref()),
+                    Param::Payload => script.bind(&job.payload),
+                    Param::CreatedAt => script.bind(job.created_at_ms),
+                    Param::Capacity => script.bind(pending.capacity),
+                    Param::Remembered => script.bind(remembered),
+                    Param::Retention => script.bind(retention),
+                };
             }
         }
-        tx.commit().await.map_err(Failed::All)?;
-        Ok(answers)
-    }
-
-    /// Stores one job if it is new and there is room (one statement, which also remembers its delivery
-    /// through a trigger); else finds out whether it is a duplicate or the queue is full.
-    async fn insert(
-        &self,
-        tx: &mut Transaction<'static, Sqlite>,
-        pending: &Pending,
-    ) -> Result<Submitted, sqlx::Error> {
-        let job = &pending.job;
-        let stored = sqlx::query(
-            "INSERT INTO booty_jobs
-                 (job_id, delivery_id, issue_number, repository, lane, state, payload, created_at_ms)
-             SELECT ?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7
-              WHERE NOT EXISTS (SELECT 1 FROM booty_jobs WHERE delivery_id = ?2)
-                AND NOT EXISTS (SELECT 1 FROM booty_jobs WHERE job_id = ?1)
-                AND NOT EXISTS (SELECT 1 FROM booty_deliveries AS d
-                                 WHERE d.delivery_id = ?2
-                                   AND (d.seq > (SELECT max(seq) FROM booty_deliveries) - ?9
-                                        OR d.accepted_at_ms > ?7 - ?10))
-                AND (SELECT waiting FROM booty_counts) < ?8",
-        )
-        .bind(job.job_id.as_str())
-        .bind(&job.delivery_id)
-        .bind(job.issue_number)
-        .bind(job.repository.as_deref())
-        .bind(job.lane.as_deref())
-        .bind(&job.payload)
-        .bind(job.created_at_ms)
-        .bind(pending.capacity)
-        .bind(bigint(self.options.dedupe_capacity))
-        .bind(retention_ms(&self.options))
-        .execute(&mut **tx)
-        .await?;
-        if stored.rows_affected() == 1 {
-            return Ok(Submitted::Accepted(job.job_id.clone()));
-        }
-        let duplicate: Option<String> = sqlx::query_scalar(
-            "SELECT job_id FROM (
-                 SELECT 1 AS rank, job_id FROM booty_jobs WHERE delivery_id = ?1
-                 UNION ALL
-                 SELECT 2, d.job_id FROM booty_deliveries AS d
-                  WHERE d.delivery_id = ?1
-                    AND (d.seq > (SELECT max(seq) FROM booty_deliveries) - ?4
-                         OR d.accepted_at_ms > ?3 - ?5)
-                 UNION ALL
-                 SELECT 3, job_id FROM booty_jobs WHERE job_id = ?2
-             ) ORDER BY rank LIMIT 1",
-        )
-        .bind(&job.delivery_id)
-        .bind(job.job_id.as_str())
-        .bind(job.created_at_ms)
-        .bind(bigint(self.options.dedupe_capacity))
-        .bind(retention_ms(&self.options))
-        .fetch_optional(&mut **tx)
-        .await?;
-        Ok(match duplicate {
-            Some(id) => Submitted::Duplicate(JobId::from(id)),
-            None => Submitted::Busy,
-        })
-    }
-
-    /// Deletes remembered deliveries that are out of both dedupe windows and whose job is gone. Only a
-    /// bound on the table: `insert` decides whether a delivery is remembered on its own.
-    async fn forget_old_deliveries(&self) {
-        let newest: Result<Option<i64>, _> =
-            sqlx::query_scalar("SELECT max(accepted_at_ms) FROM booty_deliveries")
-                .fetch_one(&self.pool)
-                .await;
-        let forgotten = match newest {
-            Ok(newest) => {
-                sqlx::query(
-                    "DELETE FROM booty_deliveries
-                      WHERE seq <= (SELECT max(seq) FROM booty_deliveries) - ?1
-                        AND accepted_at_ms <= ?2 - ?3
-                        AND NOT EXISTS (SELECT 1 FROM booty_jobs AS j
-                                         WHERE j.delivery_id = booty_deliveries.delivery_id)",
-                )
-                .bind(bigint(self.options.dedupe_capacity))
-                .bind(newest.unwrap_or(0))
-                .bind(retention_ms(&self.options))
-                .execute(&self.pool)
-                .await
+        let rows = match script.fetch_all(&mut *connection).await {
+            Ok(rows) if rows.len() == slots => rows,
+            Ok(rows) => {
+                return Err(sqlx::Error::Protocol(format!(
+                    "the batch script answered {} rows for {slots} slots",
+                    rows.len()
+                )));
             }
-            Err(err) => Err(err),
+            Err(err) => {
+                // The script stopped at the statement that failed, before its COMMIT. The rollback
+                // fails if SQLite already rolled back, which leaves the same state: nothing stored.
+                let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
+                return Err(err);
+            }
         };
+        rows.iter()
+            .zip(batch)
+            .map(|(row, pending)| answer(row, pending))
+            .collect()
+    }
+
+    /// Deletes the oldest remembered deliveries that are out of both dedupe windows: a bound on the
+    /// table, not a rule (`insert` decides whether a delivery is remembered on its own, and a stored
+    /// job's delivery is a duplicate through `booty_jobs` whatever this table says).
+    ///
+    /// Only the [`FORGET_SCAN`] oldest rows are looked at, so a clean-up costs the same however large
+    /// the table is (a week of deliveries, say); deliveries arrive in time order, so the oldest are the
+    /// first to leave the age window, and at most [`FORGET_EVERY`] arrive between clean-ups. "Now" is the
+    /// newest delivery's time, the engine's clock as the last insert gave it.
+    async fn forget_old_deliveries(&self) {
+        let forgotten = sqlx::query(
+            "DELETE FROM booty_deliveries WHERE seq IN (
+                 SELECT seq FROM (SELECT seq, accepted_at_ms FROM booty_deliveries ORDER BY seq LIMIT ?3)
+                  WHERE seq <= (SELECT max(seq) FROM booty_deliveries) - ?1
+                    AND accepted_at_ms <= (SELECT accepted_at_ms FROM booty_deliveries
+                                            ORDER BY seq DESC LIMIT 1) - ?2)",
+        )
+        .bind(bigint(self.options.dedupe_capacity))
+        .bind(retention_ms(&self.options))
+        .bind(bigint(FORGET_SCAN))
+        .execute(&self.pool)
+        .await;
         if let Err(err) = forgotten {
             warn!(store = "sqlite", error = %Chain(&err), "store_cleanup_failed");
         }
     }
 }
 
+/// What a job's statements in a batch script need, in the order their `?` placeholders appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Param {
+    JobId,
+    DeliveryId,
+    IssueNumber,
+    Repository,
+    Lane,
+    Payload,
+    CreatedAt,
+    Capacity,
+    /// `dedupe_capacity`, the count window.
+    Remembered,
+    /// `dedupe_retention` in milliseconds, the age window.
+    Retention,
+}
+
+/// One job's two statements: the `INSERT` (stored only if new and there is room; a trigger remembers the
+/// delivery), then its answer (`stored`, and if not, the job the delivery or id is a duplicate of).
+/// `{name}` marks a parameter; [`job_statements`] turns each into a `?` and lists them in order.
+const JOB_TEMPLATE: &str = "
+INSERT INTO booty_jobs
+    (job_id, delivery_id, issue_number, repository, lane, state, payload, created_at_ms)
+SELECT {job_id}, {delivery_id}, {issue_number}, {repository}, {lane}, 'queued', {payload}, {created_at}
+ WHERE {job_id} IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM booty_jobs WHERE delivery_id = {delivery_id})
+   AND NOT EXISTS (SELECT 1 FROM booty_jobs WHERE job_id = {job_id})
+   AND NOT EXISTS (SELECT 1 FROM booty_deliveries AS d
+                    WHERE d.delivery_id = {delivery_id}
+                      AND (d.seq > (SELECT max(seq) FROM booty_deliveries) - {remembered}
+                           OR d.accepted_at_ms > {created_at} - {retention}))
+   AND (SELECT waiting FROM booty_counts) < {capacity};
+SELECT changes() AS stored, CASE WHEN changes() = 0 THEN (
+    SELECT job_id FROM (
+        SELECT 1 AS rank, job_id FROM booty_jobs WHERE delivery_id = {delivery_id}
+        UNION ALL
+        SELECT 2, d.job_id FROM booty_deliveries AS d
+         WHERE d.delivery_id = {delivery_id}
+           AND (d.seq > (SELECT max(seq) FROM booty_deliveries) - {remembered}
+                OR d.accepted_at_ms > {created_at} - {retention})
+        UNION ALL
+        SELECT 3, job_id FROM booty_jobs WHERE job_id = {job_id}
+    ) ORDER BY rank LIMIT 1) END AS duplicate;
+";
+
+/// [`JOB_TEMPLATE`] with `?` placeholders, and what to bind to each, in order.
+fn job_statements() -> (String, Vec<Param>) {
+    let mut sql = String::with_capacity(JOB_TEMPLATE.len());
+    let mut plan = Vec::new();
+    let mut rest = JOB_TEMPLATE;
+    while let Some(open) = rest.find('{') {
+        sql.push_str(&rest[..open]);
+        let close = open + rest[open..].find('}').unwrap_or(0);
+        let param = match &rest[open + 1..close] {
+            "job_id" => Param::JobId,
+            "delivery_id" => Param::DeliveryId,
+            "issue_number" => Param::IssueNumber,
+            "repository" => Param::Repository,
+            "lane" => Param::Lane,
+            "payload" => Param::Payload,
+            "created_at" => Param::CreatedAt,
+            "capacity" => Param::Capacity,
+            "remembered" => Param::Remembered,
+            _ => Param::Retention,
+        };
+        sql.push('?');
+        plan.push(param);
+        rest = &rest[close + 1..];
+    }
+    sql.push_str(rest);
+    (sql, plan)
+}
+
+/// The script that writes a batch of up to `slots` submissions in one round trip to SQLite:
+/// `BEGIN IMMEDIATE`, then [`JOB_TEMPLATE`]'s two statements per slot, then `COMMIT`.
+///
+/// Its placeholders are plain `?`s, which sqlx numbers through the whole script, so the arguments are
+/// each job's parameters in turn. Slots past the batch are left unbound, hence `NULL`: their `INSERT`
+/// stores nothing and their answer row is ignored.
+fn batch_script(job: &str, slots: usize) -> String {
+    let mut script = String::with_capacity(job.len() * slots + 32);
+    script.push_str("BEGIN IMMEDIATE;");
+    for _ in 0..slots {
+        script.push_str(job);
+    }
+    script.push_str("COMMIT;");
+    script
+}
+
+/// A job's answer row: stored, a duplicate of the job it names, or no room.
+fn answer(row: &SqliteRow, pending: &Pending) -> Result<Submitted, sqlx::Error> {
+    let stored: i64 = row.try_get("stored")?;
+    let duplicate: Option<String> = row.try_get("duplicate")?;
+    Ok(match (stored, duplicate) {
+        (1, _) => Submitted::Accepted(pending.job.job_id.clone()),
+        (_, Some(id)) => Submitted::Duplicate(JobId::from(id)),
+        (_, None) => Submitted::Busy,
+    })
+}
+
+fn no_answer(pending: &Pending) -> StoreError {
+    StoreError::Backend {
+        store: "sqlite",
+        operation: "insert",
+        source: format!(
+            "delivery {}: the batch script gave no answer",
+            pending.job.delivery_id
+        )
+        .into(),
+    }
+}
+
 /// The dedupe retention age in milliseconds, saturating.
 fn retention_ms(options: &SqliteOptions) -> i64 {
     i64::try_from(options.dedupe_retention.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_placeholder_of_the_job_statements_is_planned() {
+        let (sql, plan) = job_statements();
+        assert!(!sql.contains('{') && !sql.contains('}'), "{sql}");
+        assert_eq!(sql.matches('?').count(), plan.len());
+        // Every parameter is used, and none fell through to the catch-all by a typo.
+        assert_eq!(plan.iter().filter(|p| **p == Param::Retention).count(), 2);
+        assert_eq!(plan.iter().filter(|p| **p == Param::Payload).count(), 1);
+        assert_eq!(plan.iter().filter(|p| **p == Param::Capacity).count(), 1);
+    }
 }
