@@ -9,14 +9,14 @@
 //!   so a `sqlite3` shell can read the file while booty runs. Since nobody else runs jobs from the file,
 //!   `recover` takes back every job left `running`.
 //! - **One connection.** Every operation runs on the store's single connection (a pool of one that never
-//!   closes it), one after the other: each is one statement or one `BEGIN IMMEDIATE` transaction, so each
+//!   closes it; only checkpoints have another), one after the other: each is one statement or one `BEGIN IMMEDIATE` transaction, so each
 //!   is atomic and sees every earlier one.
 //! - **Group commit.** `insert` hands its job to a writer task (`writer.rs`) and waits for the answer.
 //!   The writer takes every submission waiting at that moment (up to [`SqliteOptions::max_batch`]) and
-//!   writes them in one transaction, then answers each. Concurrent submissions therefore share one
-//!   commit, and, with [`Synchronous::Full`], one sync of the disk. An insert whose statement fails is
-//!   taken out and answered with its error, and the rest of the batch written again without it, so it
-//!   leaves no trace and takes no one down.
+//!   writes them in one transaction, sent to SQLite as one script, then answers each. Concurrent
+//!   submissions therefore share one commit, and, with [`Synchronous::Full`], one sync of the disk. If
+//!   the batch fails, each of its submissions is written again alone, so one that fails leaves no trace
+//!   and takes no one down.
 //! - **Dedupe** is the `UNIQUE` delivery id of `booty_jobs` for stored jobs, and `booty_deliveries`
 //!   (filled by a trigger in the statement that stores the job) for jobs already gone: a delivery is
 //!   remembered while it is among the newest `dedupe_capacity` or younger than `dedupe_retention`,
@@ -25,6 +25,8 @@
 //!   `retrying` jobs, so an insert does not count the backlog.
 //! - **Durability.** WAL mode; `synchronous = NORMAL` by default (a commit survives `kill -9`, the last
 //!   ones may not survive a power loss) or `FULL` (they do). `202` is answered after the commit.
+//!   Checkpoints (folding the log into the file, with a sync of the disk) run on a connection of their
+//!   own (`checkpoint.rs`), so the writer does not wait for them.
 
 mod checkpoint;
 mod jobs;
