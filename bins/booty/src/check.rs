@@ -41,6 +41,7 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
         "workers" => config.workers.to_string(),
         "queue_capacity" => config.queue_capacity.to_string(),
         "dedupe_capacity" => config.dedupe_capacity.to_string(),
+        "dedupe_retention_secs" => config.dedupe_retention.as_secs().to_string(),
         "max_attempts" => config.max_attempts.to_string(),
         "lease_secs" => config.lease.as_secs().to_string(),
         "store" => match &config.store {
@@ -48,6 +49,7 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
             StoreSpec::Sqlite(path) => quoted(format!("sqlite:{}", path.display())),
             StoreSpec::Postgres(_) => quoted("postgres://<redacted>"),
         },
+        "sqlite_synchronous" => quoted(config.sqlite_synchronous.as_str()),
         "workspace_root" => quoted(config.workspace_root.display().to_string()),
         "clone_depth" => config.clone_depth.to_string(),
         "clone_timeout_secs" => config.clone_timeout.as_secs().to_string(),

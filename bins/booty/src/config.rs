@@ -11,6 +11,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use booty_queue::Synchronous;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
@@ -38,9 +39,11 @@ pub(crate) const KEYS: &[&str] = &[
     "workers",
     "queue_capacity",
     "dedupe_capacity",
+    "dedupe_retention_secs",
     "max_attempts",
     "lease_secs",
     "store",
+    "sqlite_synchronous",
     "workspace_root",
     "clone_depth",
     "clone_timeout_secs",
@@ -65,6 +68,7 @@ const STRING_KEYS: &[&str] = &[
     "listen",
     "admin_listen",
     "store",
+    "sqlite_synchronous",
     "workspace_root",
     "log_format",
     "log_level",
@@ -87,9 +91,11 @@ pub(crate) struct RawConfig {
     workers: usize,
     queue_capacity: usize,
     dedupe_capacity: usize,
+    dedupe_retention_secs: u64,
     max_attempts: u32,
     lease_secs: u64,
     store: String,
+    sqlite_synchronous: String,
     workspace_root: Option<PathBuf>,
     clone_depth: u32,
     clone_timeout_secs: u64,
@@ -117,9 +123,11 @@ impl Default for RawConfig {
             workers: 3,
             queue_capacity: 100,
             dedupe_capacity: 10_000,
+            dedupe_retention_secs: 7 * 24 * 60 * 60,
             max_attempts: 3,
             lease_secs: 30,
             store: "sqlite:booty.db".to_owned(),
+            sqlite_synchronous: "normal".to_owned(),
             workspace_root: None,
             clone_depth: 1,
             clone_timeout_secs: 300,
@@ -189,9 +197,11 @@ pub(crate) struct Config {
     pub(crate) workers: NonZeroUsize,
     pub(crate) queue_capacity: usize,
     pub(crate) dedupe_capacity: usize,
+    pub(crate) dedupe_retention: Duration,
     pub(crate) max_attempts: u32,
     pub(crate) lease: Duration,
     pub(crate) store: StoreSpec,
+    pub(crate) sqlite_synchronous: Synchronous,
     pub(crate) workspace_root: PathBuf,
     pub(crate) clone_depth: u32,
     pub(crate) clone_timeout: Duration,
@@ -453,9 +463,11 @@ impl RawConfig {
             workers,
             queue_capacity: self.queue_capacity,
             dedupe_capacity: self.dedupe_capacity,
+            dedupe_retention: Duration::from_secs(self.dedupe_retention_secs),
             max_attempts: self.max_attempts,
             lease: Duration::from_secs(self.lease_secs),
             store: parse_store(&self.store)?,
+            sqlite_synchronous: parse_synchronous(&self.sqlite_synchronous)?,
             workspace_root: self.workspace_root.unwrap_or_else(std::env::temp_dir),
             clone_depth: self.clone_depth,
             clone_timeout: Duration::from_secs(self.clone_timeout_secs),
@@ -513,6 +525,14 @@ fn secret(
         return Err(invalid(key, "must not be empty"));
     }
     Ok(Some(Secret(value)))
+}
+
+fn parse_synchronous(value: &str) -> Result<Synchronous, ConfigError> {
+    value
+        .parse()
+        .map_err(|err: booty_queue::UnknownSynchronous| {
+            invalid("sqlite_synchronous", err.to_string())
+        })
 }
 
 fn parse_store(value: &str) -> Result<StoreSpec, ConfigError> {

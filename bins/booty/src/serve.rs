@@ -11,7 +11,10 @@ use anyhow::Context;
 use booty_edge::EdgeConfig;
 use booty_event::TriggerRule;
 use booty_queue::CancellationToken;
-use booty_queue::{MemoryLimits, MemoryStore, PostgresOptions, PostgresStore, Queue, QueueConfig};
+use booty_queue::{
+    MemoryLimits, MemoryStore, PostgresOptions, PostgresStore, Queue, QueueConfig, SqliteOptions,
+    SqliteStore,
+};
 use booty_signature::Verifier;
 use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
 use tokio::net::TcpListener;
@@ -151,10 +154,17 @@ async fn start_queue(config: &Config, runner: Runner) -> anyhow::Result<Queue<Jo
             });
             Queue::start(store, runner, queue_config).await?
         }
-        StoreSpec::Sqlite(path) => anyhow::bail!(
-            "store `sqlite:{}` is not available yet; use `store = \"memory\"`",
-            path.display()
-        ),
+        StoreSpec::Sqlite(path) => {
+            let mut options = SqliteOptions::default();
+            options.synchronous = config.sqlite_synchronous;
+            options.dedupe_capacity = config.dedupe_capacity;
+            options.dedupe_retention = config.dedupe_retention;
+            // The error names the file and what is wrong with it (in use, corrupt, not writable).
+            let store = SqliteStore::open(path, options)
+                .await
+                .context("cannot open the SQLite store (`store`)")?;
+            Queue::start(store, runner, queue_config).await?
+        }
         StoreSpec::Postgres(url) => {
             let mut options = PostgresOptions::default();
             options.dedupe_capacity = config.dedupe_capacity;

@@ -1,5 +1,6 @@
-//! Accepted inserts per second at the store level, the memory store next to PostgreSQL with one and two
-//! store instances (two processes' worth of connection pools) on one schema, in one criterion run.
+//! Accepted inserts per second at the store level, the memory store next to SQLite (feature `sqlite`) at
+//! both synchronous levels, and PostgreSQL (feature `postgres`) with one and two store instances (two
+//! processes' worth of connection pools) on one schema, in one criterion run.
 //!
 //! Every insert is a new delivery accepted into a queue with room, as a webhook burst would be: jobs are
 //! inserted in rounds of [`ROUND`] with the default capacity of 100, and between rounds (outside the
@@ -7,6 +8,10 @@
 //! Remembered deliveries are kept, so the dedupe index grows to the 10,000-delivery window as it would.
 //!
 //! - `memory/tasks=1`: `MemoryStore::insert`, one after the other;
+//! - `sqlite/{normal,full}/tasks=1`: a `SqliteStore` on a fresh file in a temporary directory, one insert
+//!   at a time (each its own transaction: the latency of one commit);
+//! - `sqlite/{normal,full}/tasks=16`: sixteen concurrent inserters, as many as the ingest benchmark's
+//!   connections (they share commits);
 //! - `postgres/stores=1/tasks=1`: one store, one insert at a time (the latency of one insert);
 //! - `postgres/stores=1/tasks=4`: one store, four concurrent inserters (a busy edge);
 //! - `postgres/stores=2/tasks=4`: two stores, four concurrent inserters each.
@@ -23,10 +28,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use booty_queue::{Job, JobId, MemoryStore, PostgresOptions, PostgresStore, Store, Submitted};
+use booty_queue::{Job, JobId, MemoryStore, Store, Submitted};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use criterion::BenchmarkGroup;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use criterion::measurement::WallTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sqlx::{Connection, PgConnection};
 use tokio::runtime::Runtime;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use tokio::sync::Barrier;
 
 /// Jobs inserted between two clean-ups; below the capacity, so none is refused.
@@ -78,51 +87,9 @@ fn rounds(iters: u64) -> impl Iterator<Item = u64> {
         .chain((!iters.is_multiple_of(ROUND)).then_some(iters % ROUND))
 }
 
-/// A schema of the benchmark's own on the server, with a connection to clean it between rounds.
-struct Bench {
-    url: String,
-    schema: String,
-    admin: PgConnection,
-}
-
-impl Bench {
-    async fn open(url: String) -> Self {
-        let schema = format!("booty_bench_{}", std::process::id());
-        let mut admin = PgConnection::connect(&url).await.expect("connect");
-        drop_schema(&mut admin, &schema).await;
-        Self { url, schema, admin }
-    }
-
-    async fn store(&self) -> PostgresStore {
-        let mut options = PostgresOptions::default();
-        options.schema = Some(self.schema.clone());
-        PostgresStore::connect(&self.url, options)
-            .await
-            .expect("the benchmark's store connects")
-    }
-
-    async fn clear_jobs(&mut self) {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {}.booty_jobs",
-            self.schema
-        )))
-        .execute(&mut self.admin)
-        .await
-        .expect("clear the round's jobs");
-    }
-}
-
-async fn drop_schema(admin: &mut PgConnection, schema: &str) {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE"
-    )))
-    .execute(admin)
-    .await
-    .expect("drop the benchmark schema");
-}
-
 /// Inserts `jobs` jobs with `tasks` concurrent inserters spread over `stores`, and times them.
-async fn timed_round(stores: &[Arc<PostgresStore>], tasks: usize, jobs: u64) -> Duration {
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn timed_round<S: Store<Payload>>(stores: &[Arc<S>], tasks: usize, jobs: u64) -> Duration {
     let inserters = stores.len() * tasks;
     let start = Arc::new(Barrier::new(inserters + 1));
     let mut running = tokio::task::JoinSet::new();
@@ -166,43 +133,151 @@ fn store_insert(c: &mut Criterion) {
         });
     });
 
-    let Some(url) = std::env::var("BOOTY_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
-    else {
-        eprintln!(
-            "store_insert: BOOTY_TEST_POSTGRES_URL is not set; the PostgreSQL benchmarks are SKIPPED"
-        );
-        group.finish();
-        return;
-    };
-    let mut bench = rt.block_on(Bench::open(url));
-    let one = Arc::new(rt.block_on(bench.store()));
-    let two = [Arc::clone(&one), Arc::new(rt.block_on(bench.store()))];
-    group.sample_size(50);
-    group.measurement_time(Duration::from_secs(10));
-    for (name, stores, tasks) in [
-        ("postgres/stores=1/tasks=1", &two[..1], 1),
-        ("postgres/stores=1/tasks=4", &two[..1], 4),
-        ("postgres/stores=2/tasks=4", &two[..], 4),
-    ] {
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut took = Duration::ZERO;
-                    for jobs in rounds(iters) {
-                        took += timed_round(stores, tasks, jobs).await;
-                        bench.clear_jobs().await;
-                    }
-                    took
-                })
-            });
-        });
-    }
+    #[cfg(feature = "sqlite")]
+    sqlite::bench(&rt, &mut group);
+    #[cfg(feature = "postgres")]
+    postgres::bench(&rt, &mut group);
     group.finish();
-    drop((one, two));
-    let schema = bench.schema.clone();
-    rt.block_on(drop_schema(&mut bench.admin, &schema));
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    //! The PostgreSQL benchmarks, in a schema of their own on the server named by
+    //! `BOOTY_TEST_POSTGRES_URL`.
+
+    use booty_queue::{PostgresOptions, PostgresStore};
+    use sqlx::{Connection, PgConnection};
+
+    use super::{Arc, BenchmarkGroup, Duration, Runtime, WallTime, rounds, timed_round};
+
+    /// A schema of the benchmark's own on the server, with a connection to clean it between rounds.
+    struct Bench {
+        url: String,
+        schema: String,
+        admin: PgConnection,
+    }
+
+    impl Bench {
+        async fn open(url: String) -> Self {
+            let schema = format!("booty_bench_{}", std::process::id());
+            let mut admin = PgConnection::connect(&url).await.expect("connect");
+            drop_schema(&mut admin, &schema).await;
+            Self { url, schema, admin }
+        }
+
+        async fn store(&self) -> PostgresStore {
+            let mut options = PostgresOptions::default();
+            options.schema = Some(self.schema.clone());
+            PostgresStore::connect(&self.url, options)
+                .await
+                .expect("the benchmark's store connects")
+        }
+
+        async fn clear_jobs(&mut self) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {}.booty_jobs",
+                self.schema
+            )))
+            .execute(&mut self.admin)
+            .await
+            .expect("clear the round's jobs");
+        }
+    }
+
+    async fn drop_schema(admin: &mut PgConnection, schema: &str) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE"
+        )))
+        .execute(admin)
+        .await
+        .expect("drop the benchmark schema");
+    }
+
+    pub(super) fn bench(rt: &Runtime, group: &mut BenchmarkGroup<'_, WallTime>) {
+        let Some(url) = std::env::var("BOOTY_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+        else {
+            eprintln!(
+                "store_insert: BOOTY_TEST_POSTGRES_URL is not set; the PostgreSQL benchmarks are SKIPPED"
+            );
+            return;
+        };
+        let mut bench = rt.block_on(Bench::open(url));
+        let one = Arc::new(rt.block_on(bench.store()));
+        let two = [Arc::clone(&one), Arc::new(rt.block_on(bench.store()))];
+        group.sample_size(50);
+        group.measurement_time(Duration::from_secs(10));
+        for (name, stores, tasks) in [
+            ("postgres/stores=1/tasks=1", &two[..1], 1),
+            ("postgres/stores=1/tasks=4", &two[..1], 4),
+            ("postgres/stores=2/tasks=4", &two[..], 4),
+        ] {
+            group.bench_function(name, |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let mut took = Duration::ZERO;
+                        for jobs in rounds(iters) {
+                            took += timed_round(stores, tasks, jobs).await;
+                            bench.clear_jobs().await;
+                        }
+                        took
+                    })
+                });
+            });
+        }
+        drop((one, two));
+        let schema = bench.schema.clone();
+        rt.block_on(drop_schema(&mut bench.admin, &schema));
+    }
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    //! The SQLite benchmarks, each on a fresh file in a temporary directory.
+
+    use booty_queue::{SqliteOptions, SqliteStore, Synchronous};
+    use sqlx::ConnectOptions;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+
+    use super::{Arc, BenchmarkGroup, Duration, Runtime, WallTime, rounds, timed_round};
+
+    pub(super) fn bench(rt: &Runtime, group: &mut BenchmarkGroup<'_, WallTime>) {
+        group.sample_size(50);
+        group.measurement_time(Duration::from_secs(10));
+        for (level, synchronous) in [("normal", Synchronous::Normal), ("full", Synchronous::Full)] {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let path = dir.path().join("bench.db");
+            let mut options = SqliteOptions::default();
+            options.synchronous = synchronous;
+            let store = Arc::new(
+                rt.block_on(SqliteStore::open(&path, options))
+                    .expect("the benchmark's store opens"),
+            );
+            // The benchmark's own connection, to delete each round's jobs (SQLite lets it in).
+            let mut side: SqliteConnection = rt
+                .block_on(SqliteConnectOptions::new().filename(&path).connect())
+                .expect("a side connection");
+            for tasks in [1, 16] {
+                group.bench_function(format!("sqlite/{level}/tasks={tasks}"), |b| {
+                    b.iter_custom(|iters| {
+                        rt.block_on(async {
+                            let mut took = Duration::ZERO;
+                            for jobs in rounds(iters) {
+                                took +=
+                                    timed_round(std::slice::from_ref(&store), tasks, jobs).await;
+                                sqlx::query("DELETE FROM booty_jobs")
+                                    .execute(&mut side)
+                                    .await
+                                    .expect("clear the round's jobs");
+                            }
+                            took
+                        })
+                    });
+                });
+            }
+        }
+    }
 }
 
 criterion_group!(benches, store_insert);

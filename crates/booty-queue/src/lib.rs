@@ -67,6 +67,10 @@ pub use queue::{Queue, QueueError, ShutdownReport, StartError};
 pub use store::memory::{MemoryLimits, MemoryStats, MemoryStore};
 #[cfg(feature = "postgres")]
 pub use store::postgres::{PostgresError, PostgresOptions, PostgresStore};
+#[cfg(feature = "sqlite")]
+pub use store::sqlite::{
+    SqliteError, SqliteOptions, SqliteStats, SqliteStore, Synchronous, UnknownSynchronous,
+};
 pub use store::{BoxError, Claim, Lease, Outcome, Store, StoreError, Wakeups};
 pub use time::Timestamp;
 pub use tokio_util::sync::CancellationToken;

@@ -196,11 +196,24 @@ fn start_process(
     dir: &Path,
 ) -> anyhow::Result<(Child, SocketAddr)> {
     let quoted = |text: &str| serde_json::to_string(text).expect("strings serialize");
+    // `--store sqlite` (synchronous NORMAL) or `sqlite-full`: a new database file in this run's directory.
+    let sqlite = |level: &str| {
+        (
+            format!("sqlite:{}", dir.join("booty.db").display()),
+            level.to_owned(),
+        )
+    };
+    let (store, synchronous) = match store {
+        "sqlite" => sqlite("normal"),
+        "sqlite-full" => sqlite("full"),
+        other => (other.to_owned(), "normal".to_owned()),
+    };
     let config = [
         ("webhook_secret", quoted(setup.secret)),
         ("repo_url", quoted(&repo.display().to_string())),
         ("trigger_label", quoted(setup.label)),
-        ("store", quoted(store)),
+        ("store", quoted(&store)),
+        ("sqlite_synchronous", quoted(&synchronous)),
         (
             "workspace_root",
             quoted(&dir.join("workspaces").display().to_string()),

@@ -141,3 +141,29 @@ fn serve_refuses_a_bad_configuration_before_listening() {
         "booty: error: invalid `workers`: must be at least 1\n"
     );
 }
+
+#[test]
+fn the_sqlite_settings_are_shown_and_a_bad_level_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = GOOD.replace("store = \"memory\"\n", "");
+    let (code, stdout, stderr) =
+        check(dir.path(), &sqlite, &[("BOOTY_SQLITE_SYNCHRONOUS", "full")]);
+    assert_eq!(code, 0, "{stderr}");
+    for line in [
+        "store = \"sqlite:booty.db\"  # default",
+        "sqlite_synchronous = \"full\"  # environment variable BOOTY_SQLITE_SYNCHRONOUS",
+        "dedupe_retention_secs = 604800  # default",
+    ] {
+        assert!(stdout.contains(line), "{line} missing from:\n{stdout}");
+    }
+    let (code, _, stderr) = check(
+        dir.path(),
+        &format!("{sqlite}sqlite_synchronous = \"off\"\n"),
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("invalid `sqlite_synchronous`: unknown synchronous level `off`"),
+        "{stderr}"
+    );
+}

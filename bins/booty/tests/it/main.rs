@@ -9,4 +9,5 @@
 mod check;
 mod lifecycle;
 mod postgres;
+mod sqlite;
 mod support;

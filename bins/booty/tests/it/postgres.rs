@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 
 use crate::support::toml_value::V;
-use crate::support::{Booty, git_repository, labeled_payload, signal_pid};
+use crate::support::{Booty, git_repository, lines, payload_for_issue, signal_pid};
 
 /// The server the tests use, if the environment names one.
 #[expect(
@@ -140,24 +139,6 @@ fn config(repo: &Path, process: &Path, store: &str, command: &str) -> BTreeMap<&
         ("queue_capacity", V::I(1_000)),
         ("shutdown_grace_secs", V::I(5)),
     ])
-}
-
-/// The fixture's `issues.labeled` payload for issue `number` (so jobs fall into several lanes).
-fn payload_for_issue(dir: &Path, number: u64) -> PathBuf {
-    let base = labeled_payload(dir, "agent:builder");
-    let mut payload: Value = serde_json::from_slice(&std::fs::read(&base).unwrap()).unwrap();
-    payload["issue"]["number"] = Value::from(number);
-    let path = dir.join(format!("issue-{number}.json"));
-    std::fs::write(&path, serde_json::to_vec(&payload).unwrap()).unwrap();
-    path
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 #[test]

@@ -72,6 +72,25 @@ pub(crate) fn labeled_payload(dir: &Path, label: &str) -> PathBuf {
     path
 }
 
+/// The fixture's `issues.labeled` payload for issue `number` (so jobs fall into several lanes).
+pub(crate) fn payload_for_issue(dir: &Path, number: u64) -> PathBuf {
+    let base = labeled_payload(dir, "agent:builder");
+    let mut payload: Value = serde_json::from_slice(&std::fs::read(&base).unwrap()).unwrap();
+    payload["issue"]["number"] = Value::from(number);
+    let path = dir.join(format!("issue-{number}.json"));
+    std::fs::write(&path, serde_json::to_vec(&payload).unwrap()).unwrap();
+    path
+}
+
+/// The lines of a file a job command appends to (none if it does not exist yet).
+pub(crate) fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The JSON log of a running (or finished) process, shared with the thread that reads it.
 #[derive(Clone, Default)]
 pub(crate) struct Log(Arc<(Mutex<Vec<Value>>, Condvar)>);

@@ -7,6 +7,10 @@ mod dynamic;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
 
 use std::error::Error;
 use std::future::Future;

@@ -47,7 +47,6 @@ mod listen;
 mod migrate;
 mod options;
 mod retry;
-mod rows;
 
 use std::fmt;
 use std::str::FromStr;
@@ -64,10 +63,10 @@ use crate::job::{Job, JobSnapshot, Submitted};
 use crate::store::{Claim, Lease, Outcome, Store, StoreError, Wakeups};
 use crate::time::Timestamp;
 
+use crate::store::sql::{bigint, snapshot, snapshot_columns};
 use insert::insert_lock;
 use listen::Listener;
 use retry::{Failure, Health, Patience, Retry};
-use rows::{bigint, snapshot, snapshot_columns};
 
 pub use options::{PostgresError, PostgresOptions};
 

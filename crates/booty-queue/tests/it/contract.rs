@@ -52,6 +52,92 @@ pub(crate) struct Payload {
     pub(crate) text: String,
 }
 
+/// A store and what must live as long as it (its schema, its directory): dropped together when the
+/// check is done with them.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) struct Guarded<S, G> {
+    pub(crate) store: S,
+    pub(crate) _guard: G,
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl<S: Store<Payload>, G: Send + Sync + 'static> Store<Payload> for Guarded<S, G> {
+    fn insert(
+        &self,
+        job: Job<Payload>,
+        capacity: usize,
+    ) -> impl Future<Output = Result<Submitted, StoreError>> + Send {
+        self.store.insert(job, capacity)
+    }
+
+    fn claim(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> impl Future<Output = Result<Claim<Payload>, StoreError>> + Send {
+        self.store.claim(owner, now, lease_until)
+    }
+
+    fn renew(
+        &self,
+        lease: &Lease,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.store.renew(lease, until)
+    }
+
+    fn finish(
+        &self,
+        lease: &Lease,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.store.finish(lease, outcome, now)
+    }
+
+    fn reclaim_expired(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
+        self.store.reclaim_expired(now, max_attempts)
+    }
+
+    fn recover(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
+        self.store.recover(now, max_attempts)
+    }
+
+    fn get(
+        &self,
+        job_id: &str,
+    ) -> impl Future<Output = Result<Option<JobSnapshot>, StoreError>> + Send {
+        self.store.get(job_id)
+    }
+
+    fn list(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
+        self.store.list(limit)
+    }
+
+    fn close(
+        &self,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
+        self.store.close(now)
+    }
+
+    fn wakeups(&self) -> booty_queue::Wakeups {
+        self.store.wakeups()
+    }
+}
+
 /// Makes a fresh, empty store with the given bounds.
 pub(crate) trait StoreFactory {
     type Store: Store<Payload>;

@@ -13,4 +13,6 @@ mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod shutdown;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod support;

@@ -11,17 +11,13 @@ mod outage;
 mod startup;
 mod takeover;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use booty_queue::{
-    Claim, Job, JobSnapshot, Lease, Outcome, PostgresOptions, PostgresStore, Store, StoreError,
-    Submitted, Timestamp, Wakeups,
-};
+use booty_queue::{Job, PostgresOptions, PostgresStore, Timestamp};
 use sqlx::{Connection, PgConnection};
 
-use crate::contract::{Kind, Limits, Payload};
+use crate::contract::{Guarded, Kind, Limits, Payload};
 
 crate::contract::store_contract_tests!(
     |limits: Limits| async move {
@@ -30,9 +26,9 @@ crate::contract::store_contract_tests!(
         options.dedupe_capacity = limits.dedupe_capacity;
         options.retained_finished = limits.retained_finished;
         let store = schema.connect(options).await;
-        InSchema {
+        Guarded {
             store,
-            _schema: schema,
+            _guard: schema,
         }
     },
     Kind {
@@ -153,89 +149,6 @@ impl Drop for TestSchema {
         if !std::thread::panicking() {
             dropped.unwrap().unwrap();
         }
-    }
-}
-
-/// A store that drops its schema when the contract check is done with it.
-pub(crate) struct InSchema {
-    store: PostgresStore,
-    _schema: TestSchema,
-}
-
-impl Store<Payload> for InSchema {
-    fn insert(
-        &self,
-        job: Job<Payload>,
-        capacity: usize,
-    ) -> impl Future<Output = Result<Submitted, StoreError>> + Send {
-        self.store.insert(job, capacity)
-    }
-
-    fn claim(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> impl Future<Output = Result<Claim<Payload>, StoreError>> + Send {
-        self.store.claim(owner, now, lease_until)
-    }
-
-    fn renew(
-        &self,
-        lease: &Lease,
-        until: Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        Store::<Payload>::renew(&self.store, lease, until)
-    }
-
-    fn finish(
-        &self,
-        lease: &Lease,
-        outcome: Outcome,
-        now: Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        Store::<Payload>::finish(&self.store, lease, outcome, now)
-    }
-
-    fn reclaim_expired(
-        &self,
-        now: Timestamp,
-        max_attempts: u32,
-    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
-        Store::<Payload>::reclaim_expired(&self.store, now, max_attempts)
-    }
-
-    fn recover(
-        &self,
-        now: Timestamp,
-        max_attempts: u32,
-    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
-        Store::<Payload>::recover(&self.store, now, max_attempts)
-    }
-
-    fn get(
-        &self,
-        job_id: &str,
-    ) -> impl Future<Output = Result<Option<JobSnapshot>, StoreError>> + Send {
-        Store::<Payload>::get(&self.store, job_id)
-    }
-
-    fn list(
-        &self,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
-        Store::<Payload>::list(&self.store, limit)
-    }
-
-    fn close(
-        &self,
-        now: Timestamp,
-    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
-        Store::<Payload>::close(&self.store, now)
-    }
-
-    fn wakeups(&self) -> Wakeups {
-        Store::<Payload>::wakeups(&self.store)
     }
 }
 

@@ -1,15 +1,13 @@
 //! `claim`: the earliest runnable head of a lane, taken with `FOR UPDATE SKIP LOCKED`.
 
-use std::sync::Arc;
-
 use serde::de::DeserializeOwned;
 use sqlx::Row;
 use tracing::error;
 
 use super::PostgresStore;
 use super::retry::Failure;
-use super::rows::{millis, timestamp};
-use crate::job::{Job, JobId};
+use crate::job::Job;
+use crate::store::sql::{self, millis, timestamp};
 use crate::store::{Claim, Lease, Outcome, StoreError};
 use crate::time::Timestamp;
 use crate::worker::Chain;
@@ -40,20 +38,10 @@ impl PostgresStore {
                 Claimed::Job(job) => job,
                 Claimed::Idle(next_retry_at) => return Ok(Claim::Idle { next_retry_at }),
             };
-            match serde_json::from_str::<P>(&job.payload) {
-                Ok(payload) => {
-                    return Ok(Claim::Job(Job {
-                        id: job.id,
-                        delivery_id: job.delivery_id,
-                        issue_number: job.issue_number,
-                        repository: job.repository,
-                        created_at: job.created_at,
-                        attempt: job.attempt,
-                        payload: Arc::new(payload),
-                    }));
-                }
-                Err(err) => {
-                    let error = format!("the stored payload does not deserialize: {err}");
+            match sql::decode_payload(job) {
+                Ok(job) => return Ok(Claim::Job(job)),
+                Err(undecodable) => {
+                    let (job, error) = *undecodable;
                     self.fail_undecodable(&job, owner, error, now).await;
                 }
             }
@@ -98,22 +86,11 @@ impl PostgresStore {
         .bind(millis(lease_until))
         .fetch_one(&self.pool)
         .await?;
-        let Some(job_id) = row.try_get::<Option<String>, _>("job_id")? else {
+        if row.try_get::<Option<String>, _>("job_id")?.is_none() {
             let next: Option<i64> = row.try_get("next_retry_at_ms")?;
             return Ok(Claimed::Idle(next.map(timestamp)));
-        };
-        let attempt: i32 = row.try_get("attempts")?;
-        let issue_number: Option<i64> = row.try_get("issue_number")?;
-        Ok(Claimed::Job(Job {
-            id: JobId::from(job_id),
-            delivery_id: row.try_get("delivery_id")?,
-            // Written from a u64 by `insert`; a negative number would be a row someone else wrote.
-            issue_number: issue_number.and_then(|n| u64::try_from(n).ok()),
-            repository: row.try_get("repository")?,
-            created_at: timestamp(row.try_get("created_at_ms")?),
-            attempt: u32::try_from(attempt).unwrap_or(0),
-            payload: Arc::new(row.try_get("payload")?),
-        }))
+        }
+        Ok(Claimed::Job(sql::claimed(&row)?))
     }
 
     /// A claimed job whose payload does not deserialize can never run: it fails at once, with the reason.

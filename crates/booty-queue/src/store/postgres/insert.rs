@@ -9,9 +9,9 @@ use tracing::warn;
 
 use super::PostgresStore;
 use super::retry::{Failure, Patience};
-use super::rows::{bigint, millis};
 use crate::job::{Job, JobId, Submitted};
 use crate::store::StoreError;
+use crate::store::sql::{self, bigint, millis};
 use crate::worker::Chain;
 
 /// Deliveries older than the dedupe window are deleted once every this many accepted inserts of a
@@ -25,15 +25,7 @@ impl PostgresStore {
         job: Job<P>,
         capacity: usize,
     ) -> Result<Submitted, StoreError> {
-        let payload = serde_json::to_string(&*job.payload).map_err(|err| StoreError::Backend {
-            store: "postgres",
-            operation: "insert",
-            source: format!(
-                "delivery {}: the payload does not serialize to JSON: {err}",
-                job.delivery_id
-            )
-            .into(),
-        })?;
+        let payload = sql::encode_payload("postgres", &job)?;
         let answer = with_retry!(
             self.retry("insert", Patience::Once),
             self.try_insert(&job, &payload, capacity)
@@ -53,21 +45,7 @@ impl PostgresStore {
         payload: &str,
         capacity: usize,
     ) -> Result<Submitted, Failure> {
-        let issue_number = job
-            .issue_number
-            .map(i64::try_from)
-            .transpose()
-            .map_err(|_| {
-                Failure::Store(StoreError::Backend {
-                    store: "postgres",
-                    operation: "insert",
-                    source: format!(
-                        "delivery {}: issue number does not fit a BIGINT",
-                        job.delivery_id
-                    )
-                    .into(),
-                })
-            })?;
+        let issue_number = sql::issue_column("postgres", job).map_err(Failure::Store)?;
         let mut tx = self.pool.begin().await?;
         // Not in a custom `BEGIN`: sqlx would hand a connection whose lock wait timed out back to the
         // pool still inside the failed transaction.

@@ -5,8 +5,8 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::PostgresStore;
 use super::retry::Failure;
-use super::rows::{bigint, millis, snapshot, snapshot_columns};
 use crate::job::JobSnapshot;
+use crate::store::sql::{bigint, millis, snapshot, snapshot_columns};
 use crate::store::{Lease, Outcome, StoreError};
 use crate::time::Timestamp;
 

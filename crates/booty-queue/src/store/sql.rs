@@ -1,0 +1,192 @@
+//! What the SQL stores (SQLite, PostgreSQL) share: timestamps as unix milliseconds, counts as 64-bit
+//! integers, rows read as [`JobSnapshot`]s, and payloads as JSON.
+//!
+//! Both stores lay their `booty_jobs` table out alike (the same column names and meanings, see their
+//! migrations), so one reader serves both.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::job::{Job, JobId, JobSnapshot, JobState};
+use crate::store::{BoxError, StoreError};
+use crate::time::Timestamp;
+
+/// The columns [`snapshot`] reads, for `SELECT` and `RETURNING` lists.
+macro_rules! snapshot_columns {
+    () => {
+        "job_id, state, attempts, issue_number, repository, delivery_id, created_at_ms, started_at_ms, \
+         finished_at_ms, retry_at_ms, error"
+    };
+}
+pub(super) use snapshot_columns;
+
+/// A timestamp as stored: milliseconds, saturating at `BIGINT`'s maximum (some 292 million years out).
+pub(super) fn millis(at: Timestamp) -> i64 {
+    i64::try_from(at.as_unix_millis()).unwrap_or(i64::MAX)
+}
+
+/// A stored timestamp; the stores write none before the epoch.
+pub(super) fn timestamp(millis: i64) -> Timestamp {
+    Timestamp::from_unix_millis(u64::try_from(millis).unwrap_or(0))
+}
+
+/// A count or bound as a `BIGINT` parameter, saturating (`usize::MAX` means "no bound").
+pub(super) fn bigint(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// Reads a row holding [`snapshot_columns!`].
+pub(super) fn snapshot<R>(row: &R) -> Result<JobSnapshot, sqlx::Error>
+where
+    R: Row,
+    for<'r> &'r str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let state: String = row.try_get("state")?;
+    let state = state.parse::<JobState>().map_err(decode)?;
+    let attempts: i32 = row.try_get("attempts")?;
+    let issue_number: Option<i64> = row.try_get("issue_number")?;
+    Ok(JobSnapshot {
+        job_id: JobId::from(row.try_get::<String, _>("job_id")?),
+        state,
+        attempts: u32::try_from(attempts).map_err(decode)?,
+        issue_number: issue_number
+            .map(u64::try_from)
+            .transpose()
+            .map_err(decode)?,
+        repository: row.try_get("repository")?,
+        delivery_id: row.try_get("delivery_id")?,
+        created_at: timestamp(row.try_get("created_at_ms")?),
+        started_at: row
+            .try_get::<Option<i64>, _>("started_at_ms")?
+            .map(timestamp),
+        finished_at: row
+            .try_get::<Option<i64>, _>("finished_at_ms")?
+            .map(timestamp),
+        retry_at: row.try_get::<Option<i64>, _>("retry_at_ms")?.map(timestamp),
+        error: row.try_get("error")?,
+    })
+}
+
+/// Reads a claimed job (`job_id, delivery_id, issue_number, repository, created_at_ms, attempts,
+/// payload`), its payload still the stored JSON.
+pub(super) fn claimed<R>(row: &R) -> Result<Job<String>, sqlx::Error>
+where
+    R: Row,
+    for<'r> &'r str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let attempt: i32 = row.try_get("attempts")?;
+    let issue_number: Option<i64> = row.try_get("issue_number")?;
+    Ok(Job {
+        id: JobId::from(row.try_get::<String, _>("job_id")?),
+        delivery_id: row.try_get("delivery_id")?,
+        // Written from a u64 by `insert`; a negative number would be a row someone else wrote.
+        issue_number: issue_number.and_then(|n| u64::try_from(n).ok()),
+        repository: row.try_get("repository")?,
+        created_at: timestamp(row.try_get("created_at_ms")?),
+        attempt: u32::try_from(attempt).unwrap_or(0),
+        payload: Arc::new(row.try_get("payload")?),
+    })
+}
+
+/// A job's payload as the JSON a SQL store keeps, or the store's error naming the delivery.
+pub(super) fn encode_payload<P: Serialize>(
+    store: &'static str,
+    job: &Job<P>,
+) -> Result<String, StoreError> {
+    serde_json::to_string(&*job.payload).map_err(|err| StoreError::Backend {
+        store,
+        operation: "insert",
+        source: format!(
+            "delivery {}: the payload does not serialize to JSON: {err}",
+            job.delivery_id
+        )
+        .into(),
+    })
+}
+
+/// A job's issue number as a `BIGINT`, or the store's error naming the delivery.
+pub(super) fn issue_column<P>(
+    store: &'static str,
+    job: &Job<P>,
+) -> Result<Option<i64>, StoreError> {
+    job.issue_number
+        .map(i64::try_from)
+        .transpose()
+        .map_err(|_| StoreError::Backend {
+            store,
+            operation: "insert",
+            source: format!(
+                "delivery {}: issue number does not fit a BIGINT",
+                job.delivery_id
+            )
+            .into(),
+        })
+}
+
+/// A claimed job with its payload decoded, or the job back with the error to fail it with (a payload
+/// that no longer deserializes, say after a change to `P`, can never run).
+pub(super) fn decode_payload<P: DeserializeOwned>(
+    job: Job<String>,
+) -> Result<Job<P>, Box<(Job<String>, String)>> {
+    match serde_json::from_str::<P>(&job.payload) {
+        Ok(payload) => Ok(Job {
+            id: job.id,
+            delivery_id: job.delivery_id,
+            issue_number: job.issue_number,
+            repository: job.repository,
+            created_at: job.created_at,
+            attempt: job.attempt,
+            payload: Arc::new(payload),
+        }),
+        Err(err) => {
+            let error = format!("the stored payload does not deserialize: {err}");
+            Err(Box::new((job, error)))
+        }
+    }
+}
+
+fn decode(err: impl Into<BoxError>) -> sqlx::Error {
+    sqlx::Error::Decode(err.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_saturate_instead_of_wrapping() {
+        let now = Timestamp::from_unix_millis(1_700_000_000_123);
+        assert_eq!(timestamp(millis(now)), now);
+        assert_eq!(millis(Timestamp::from_unix_millis(u64::MAX)), i64::MAX);
+        assert_eq!(timestamp(-5), Timestamp::EPOCH);
+        assert_eq!(bigint(usize::MAX), i64::MAX);
+        assert_eq!(bigint(100), 100);
+    }
+
+    #[test]
+    fn an_undecodable_payload_says_so() {
+        let job = Job {
+            id: JobId::from("1-d".to_owned()),
+            delivery_id: "d".to_owned(),
+            issue_number: Some(1),
+            repository: None,
+            created_at: Timestamp::EPOCH,
+            attempt: 1,
+            payload: Arc::new("{\"not\": \"a number\"}".to_owned()),
+        };
+        let (_, err) = *decode_payload::<u64>(job).unwrap_err();
+        assert!(
+            err.starts_with("the stored payload does not deserialize"),
+            "{err}"
+        );
+    }
+}

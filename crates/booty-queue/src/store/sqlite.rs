@@ -1,0 +1,461 @@
+//! The SQLite store: one process keeps its queue in a database file that survives restarts.
+//!
+//! The tables are in `migrations/sqlite/` (laid out like the PostgreSQL store's, so `sql.rs` reads rows
+//! for both). How the contract's rules hold:
+//!
+//! - **One process per file.** [`SqliteStore::open`] takes an exclusive lock on `PATH.lock` (an advisory
+//!   `flock`, released by the operating system when the process dies, however it dies) before it touches
+//!   the database; a second opener fails with [`SqliteError::InUse`]. SQLite's own locking stays normal,
+//!   so a `sqlite3` shell can read the file while booty runs. Since nobody else runs jobs from the file,
+//!   `recover` takes back every job left `running`.
+//! - **One connection.** Every operation runs on the store's single connection (a pool of one that never
+//!   closes it; only checkpoints have another), one after the other: each is one statement or one `BEGIN IMMEDIATE` transaction, so each
+//!   is atomic and sees every earlier one.
+//! - **Group commit.** `insert` hands its job to a writer task (`writer.rs`) and waits for the answer.
+//!   The writer takes every submission waiting at that moment (up to [`SqliteOptions::max_batch`]) and
+//!   writes them in one transaction, sent to SQLite as one script, then answers each. Concurrent
+//!   submissions therefore share one commit, and, with [`Synchronous::Full`], one sync of the disk. If
+//!   the batch fails, each of its submissions is written again alone, so one that fails leaves no trace
+//!   and takes no one down.
+//! - **Dedupe** is the `UNIQUE` delivery id of `booty_jobs` for stored jobs, and `booty_deliveries`
+//!   (filled by a trigger in the statement that stores the job) for jobs already gone: a delivery is
+//!   remembered while it is among the newest `dedupe_capacity` or younger than `dedupe_retention`,
+//!   measured from the new job's `created_at` (the engine's clock, as always).
+//! - **Capacity** reads `booty_counts.waiting`, which triggers keep equal to the number of `queued` and
+//!   `retrying` jobs, so an insert does not count the backlog.
+//! - **Durability.** WAL mode; `synchronous = NORMAL` by default (a commit survives `kill -9`, the last
+//!   ones may not survive a power loss) or `FULL` (they do). `202` is answered after the commit.
+//!   Checkpoints (folding the log into the file, with a sync of the disk) run on a connection of their
+//!   own (`checkpoint.rs`), so the writer does not wait for them.
+
+mod checkpoint;
+mod jobs;
+mod migrate;
+mod options;
+mod writer;
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use crate::job::{Job, JobSnapshot, Submitted};
+use crate::store::sql::{self, bigint, millis, snapshot, snapshot_columns};
+use crate::store::{BoxError, Claim, Lease, Outcome, Store, StoreError};
+use crate::time::Timestamp;
+use crate::worker::Chain;
+
+use writer::{Pending, Writer};
+
+pub use options::{SqliteError, SqliteOptions, Synchronous, UnknownSynchronous};
+
+/// Submissions waiting for the writer at most; more wait for room (a bound, not a limit anyone meets:
+/// the edge caps connections far below it).
+const QUEUED_INSERTS: usize = 4_096;
+
+/// Keeps jobs in a SQLite database file, for one process: accepted jobs and remembered deliveries survive
+/// a restart (or `kill -9`), and jobs that were running when the process died run again.
+///
+/// [`SqliteStore::open`] locks the file for this process, creates it if missing, checks it and brings
+/// its tables up to date. Payloads are stored as JSON: the store needs `P: Serialize + DeserializeOwned`.
+/// A stored payload that no longer deserializes fails its job when claimed, with an error saying so.
+///
+/// Jobs are durable: [`Store::close`] keeps unfinished ones for the next start.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    pool: SqlitePool,
+    options: SqliteOptions,
+    /// Where `insert` hands jobs to the writer; `None` once the store is closed.
+    inserts: Mutex<Option<mpsc::Sender<Pending>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: checkpoint::Checkpointer,
+    stats: Arc<Counters>,
+    /// Held for the store's life: the one-process-per-file lock.
+    _lock: File,
+}
+
+/// What the writer has done, for [`SqliteStore::stats`].
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub(super) transactions: AtomicU64,
+    /// Taken off the queue by the writer.
+    pub(super) received: AtomicU64,
+    /// Answered by the writer.
+    pub(super) inserts: AtomicU64,
+}
+
+/// How the store's group commit has gone so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteStats {
+    /// Insert transactions committed (or tried).
+    pub insert_transactions: u64,
+    /// Submissions answered by the writer (accepted, duplicate, busy or failed).
+    pub inserts: u64,
+    /// Submissions waiting for their answer right now: queued for the writer, or in the transaction it
+    /// is writing.
+    pub pending_inserts: u64,
+}
+
+impl SqliteStore {
+    /// Opens the database file at `path` for this process: takes the lock, creates the file if it does
+    /// not exist, checks it, applies the embedded migrations and starts the writer.
+    ///
+    /// # Errors
+    /// [`SqliteError`] names the file and what is wrong: in use by another process, not writable,
+    /// corrupt, locked, or holding a newer schema.
+    pub async fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, SqliteError> {
+        options.check()?;
+        let path = path.as_ref().to_owned();
+        let lock = lock(&path)?;
+        let connect = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match options.synchronous {
+                Synchronous::Normal => SqliteSynchronous::Normal,
+                Synchronous::Full => SqliteSynchronous::Full,
+            })
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(false);
+        // The checkpointer folds the log into the file on its own connection (`checkpoint.rs`); the
+        // writer's connection only checkpoints if that falls far behind (40 MB of log with 4 KiB pages).
+        let writing = connect
+            .clone()
+            .pragma("wal_autocheckpoint", checkpoint::FALLBACK_PAGES.to_string());
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
+            .connect_with(writing)
+            .await
+            .map_err(|err| open_error(&path, err))?;
+        check_integrity(&pool, &path).await?;
+        migrate::run(&pool).await.map_err(|err| match err {
+            sqlx::migrate::MigrateError::Execute(err) => open_error(&path, err),
+            other => SqliteError::Migrate {
+                path: path.clone(),
+                source: Box::new(other),
+            },
+        })?;
+
+        let checkpointer = checkpoint::Checkpointer::start(
+            connect
+                .connect()
+                .await
+                .map_err(|err| open_error(&path, err))?,
+        );
+        let (inserts, queue) = mpsc::channel(QUEUED_INSERTS);
+        let stats = Arc::new(Counters::default());
+        let writer = Writer::new(
+            pool.clone(),
+            options.clone(),
+            Arc::clone(&stats),
+            checkpointer.due(),
+        );
+        let writer = tokio::spawn(writer.run(queue));
+        Ok(Self {
+            path,
+            pool,
+            options,
+            inserts: Mutex::new(Some(inserts)),
+            writer: Mutex::new(Some(writer)),
+            checkpointer,
+            stats,
+            _lock: lock,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How the group commit has gone: transactions and submissions so far, and submissions waiting.
+    pub fn stats(&self) -> SqliteStats {
+        let queued = self
+            .inserts
+            .lock()
+            .ok()
+            .and_then(|inserts| {
+                inserts
+                    .as_ref()
+                    .map(|sender| sender.max_capacity() - sender.capacity())
+            })
+            .unwrap_or(0);
+        let inserts = self.stats.inserts.load(Ordering::SeqCst);
+        let received = self.stats.received.load(Ordering::SeqCst);
+        SqliteStats {
+            insert_transactions: self.stats.transactions.load(Ordering::SeqCst),
+            inserts,
+            pending_inserts: queued as u64 + received.saturating_sub(inserts),
+        }
+    }
+
+    async fn insert_job<P: Serialize>(
+        &self,
+        job: Job<P>,
+        capacity: usize,
+    ) -> Result<Submitted, StoreError> {
+        let pending_job = writer::NewJob {
+            payload: sql::encode_payload("sqlite", &job)?,
+            issue_number: sql::issue_column("sqlite", &job)?,
+            lane: job.ordering_key(),
+            job_id: job.id,
+            delivery_id: job.delivery_id,
+            repository: job.repository,
+            created_at_ms: millis(job.created_at),
+        };
+        let sender = self
+            .inserts
+            .lock()
+            .ok()
+            .and_then(|inserts| inserts.clone())
+            .ok_or_else(|| closed("insert"))?;
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            job: pending_job,
+            capacity: bigint(capacity),
+            reply,
+        };
+        sender.send(pending).await.map_err(|_| closed("insert"))?;
+        answer.await.map_err(|_| closed("insert"))?
+    }
+
+    async fn try_get(&self, job_id: &str) -> Result<Option<JobSnapshot>, sqlx::Error> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            snapshot_columns!(),
+            " FROM booty_jobs WHERE job_id = ?1"
+        ))
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(snapshot).transpose()
+    }
+
+    async fn try_list(&self, limit: usize) -> Result<Vec<JobSnapshot>, sqlx::Error> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            snapshot_columns!(),
+            " FROM booty_jobs ORDER BY seq DESC LIMIT ?1"
+        ))
+        .bind(bigint(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(snapshot).collect()
+    }
+
+    /// Stops the writer once every submission it holds is answered, and folds the write-ahead log back
+    /// into the database file, so the file alone is a complete copy.
+    async fn stop_writer(&self) {
+        let sender = self
+            .inserts
+            .lock()
+            .ok()
+            .and_then(|mut inserts| inserts.take());
+        drop(sender);
+        let writer = self.writer.lock().ok().and_then(|mut writer| writer.take());
+        if let Some(writer) = writer
+            && let Err(err) = writer.await
+        {
+            warn!(store = "sqlite", error = %Chain(&err), "store_writer_failed");
+        }
+        self.checkpointer.stop().await;
+        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            warn!(store = "sqlite", error = %Chain(&err), "store_checkpoint_failed");
+        }
+    }
+}
+
+impl<P> Store<P> for SqliteStore
+where
+    P: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    async fn insert(&self, job: Job<P>, capacity: usize) -> Result<Submitted, StoreError> {
+        self.insert_job(job, capacity).await
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Claim<P>, StoreError> {
+        self.claim_job(owner, now, lease_until).await
+    }
+
+    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
+        self.renew_lease(lease, until).await
+    }
+
+    async fn finish(
+        &self,
+        lease: &Lease,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.record(lease, &outcome, now).await
+    }
+
+    async fn reclaim_expired(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.take_back(Some(now), now, max_attempts)
+            .await
+            .map_err(|err| backend("reclaim_expired", err))
+    }
+
+    /// One process uses the file: every job left running belongs to a run that is gone.
+    async fn recover(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.take_back(None, now, max_attempts)
+            .await
+            .map_err(|err| backend("recover", err))
+    }
+
+    async fn get(&self, job_id: &str) -> Result<Option<JobSnapshot>, StoreError> {
+        self.try_get(job_id)
+            .await
+            .map_err(|err| backend("get", err))
+    }
+
+    async fn list(&self, limit: usize) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.try_list(limit)
+            .await
+            .map_err(|err| backend("list", err))
+    }
+
+    /// Unfinished jobs stay in the file for the next start; this stops the writer and checkpoints.
+    async fn close(&self, _now: Timestamp) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.stop_writer().await;
+        Ok(Vec::new())
+    }
+}
+
+/// `PATH.lock`, next to the database.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the one-process-per-file lock.
+fn lock(path: &Path) -> Result<File, SqliteError> {
+    let lock = lock_path(path);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|err| SqliteError::Open {
+            path: path.to_owned(),
+            source: format!("cannot create its lock file {}: {err}", lock.display()).into(),
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(SqliteError::InUse {
+            path: path.to_owned(),
+            lock,
+        }),
+        Err(TryLockError::Error(err)) => Err(SqliteError::Open {
+            path: path.to_owned(),
+            source: format!("cannot lock {}: {err}", lock.display()).into(),
+        }),
+    }
+}
+
+/// `PRAGMA quick_check`: a damaged file is found at start-up, not by the first job that touches it.
+async fn check_integrity(pool: &SqlitePool, path: &Path) -> Result<(), SqliteError> {
+    let problems: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+        .fetch_all(pool)
+        .await
+        .map_err(|err| open_error(path, err))?;
+    if problems.iter().all(|line| line == "ok") {
+        return Ok(());
+    }
+    Err(SqliteError::Corrupt {
+        path: path.to_owned(),
+        source: problems.join("; ").into(),
+    })
+}
+
+/// SQLite's primary result code of a database error.
+pub(super) fn primary_code(err: &sqlx::Error) -> Option<i32> {
+    match err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .map(|code| code & 0xff),
+        _ => None,
+    }
+}
+
+/// Sorts a failure to open or check the file into what the operator must do about it.
+fn open_error(path: &Path, err: sqlx::Error) -> SqliteError {
+    let path = path.to_owned();
+    // SQLITE_BUSY, SQLITE_LOCKED; SQLITE_CORRUPT, SQLITE_NOTADB.
+    match primary_code(&err) {
+        Some(5 | 6) => SqliteError::Locked {
+            path,
+            source: cause(err),
+        },
+        Some(11 | 26) => SqliteError::Corrupt {
+            path,
+            source: cause(err),
+        },
+        _ => SqliteError::Open {
+            path,
+            source: cause(err),
+        },
+    }
+}
+
+/// What went wrong, said once: SQLite's message and its result code.
+pub(super) fn cause(err: sqlx::Error) -> BoxError {
+    match err {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (SQLite code {code})", db.message()).into(),
+            None => db.message().into(),
+        },
+        sqlx::Error::Io(io) => Box::new(io),
+        other => Box::new(other),
+    }
+}
+
+/// The store's error for a failed `operation`.
+pub(super) fn backend(operation: &'static str, err: sqlx::Error) -> StoreError {
+    StoreError::Backend {
+        store: "sqlite",
+        operation,
+        source: cause(err),
+    }
+}
+
+fn closed(operation: &'static str) -> StoreError {
+    StoreError::Backend {
+        store: "sqlite",
+        operation,
+        source: "the store is closed".into(),
+    }
+}

@@ -1,0 +1,466 @@
+//! The SQLite store on real database files in temporary directories: the shared contract, then what only
+//! a durable single-process store has to keep (restarts, recovery, group commit, dedupe by age) and the
+//! ways opening a file can fail.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use booty_queue::{
+    Claim, Job, JobId, JobState, Outcome, SqliteError, SqliteOptions, SqliteStore, Store,
+    StoreError, Submitted, Timestamp,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{ConnectOptions, Connection};
+use tempfile::TempDir;
+
+use crate::contract::{Guarded, Kind, Limits, Payload};
+
+crate::contract::store_contract_tests!(
+    |limits: Limits| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = SqliteOptions::default();
+        options.dedupe_capacity = limits.dedupe_capacity;
+        options.retained_finished = limits.retained_finished;
+        options.dedupe_retention = Duration::ZERO;
+        let store = SqliteStore::open(dir.path().join("booty.db"), options)
+            .await
+            .unwrap();
+        Guarded { store, _guard: dir }
+    },
+    Kind {
+        durable: true,
+        shared: false,
+    }
+);
+
+const T0: u64 = 1_700_000_000_000;
+const ROOMY: usize = 1_000;
+
+fn at(seconds: u64) -> Timestamp {
+    Timestamp::from_unix_millis(T0 + seconds * 1_000)
+}
+
+fn job(delivery: &str, issue: u64, created_at: Timestamp) -> Job<Payload> {
+    Job {
+        id: JobId::new(Some(issue), delivery),
+        delivery_id: delivery.to_owned(),
+        issue_number: Some(issue),
+        repository: Some("octo/repo".to_owned()),
+        created_at,
+        attempt: 0,
+        payload: Arc::new(Payload {
+            n: issue,
+            text: format!("issue {issue}"),
+        }),
+    }
+}
+
+/// A directory with a database path in it (the file is created by the first open).
+fn database() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("booty.db");
+    (dir, path)
+}
+
+async fn open(path: &Path, options: SqliteOptions) -> SqliteStore {
+    SqliteStore::open(path, options).await.unwrap()
+}
+
+/// Options with the count window and retention given, everything else default.
+fn options(dedupe_capacity: usize, retention: Duration, retained_finished: usize) -> SqliteOptions {
+    let mut options = SqliteOptions::default();
+    options.dedupe_capacity = dedupe_capacity;
+    options.dedupe_retention = retention;
+    options.retained_finished = retained_finished;
+    options
+}
+
+async fn insert(store: &SqliteStore, job: Job<Payload>) -> Submitted {
+    Store::<Payload>::insert(store, job, ROOMY).await.unwrap()
+}
+
+async fn accept(store: &SqliteStore, job: Job<Payload>) {
+    let id = job.id.clone();
+    assert_eq!(insert(store, job).await, Submitted::Accepted(id));
+}
+
+async fn claim(store: &SqliteStore, now: Timestamp) -> Job<Payload> {
+    match store
+        .claim("w1", now, now.saturating_add(Duration::from_secs(30)))
+        .await
+    {
+        Ok(Claim::Job(job)) => job,
+        other => panic!("expected a job at {now}, got {other:?}"),
+    }
+}
+
+async fn finish(store: &SqliteStore, job: &Job<Payload>, now: Timestamp) {
+    let lease = booty_queue::Lease {
+        job_id: job.id.clone(),
+        owner: "w1".to_owned(),
+        attempt: job.attempt,
+    };
+    Store::<Payload>::finish(store, &lease, Outcome::Succeeded, now)
+        .await
+        .unwrap();
+}
+
+async fn state(store: &SqliteStore, id: &str) -> Option<JobState> {
+    Store::<Payload>::get(store, id)
+        .await
+        .unwrap()
+        .map(|job| job.state)
+}
+
+/// Closes the store as the engine does at shutdown and drops it, releasing the file.
+async fn close(store: SqliteStore, now: Timestamp) {
+    let kept = Store::<Payload>::close(&store, now).await.unwrap();
+    assert!(
+        kept.is_empty(),
+        "a durable store abandons nothing: {kept:?}"
+    );
+}
+
+/// A connection of the test's own to the store's file (SQLite's locking lets it in next to the store).
+async fn side_connection(path: &Path) -> SqliteConnection {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Waits until `count` submissions wait for their answer (the writer is blocked on the side
+/// connection's lock).
+async fn wait_for_pending_inserts(store: &SqliteStore, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.stats().pending_inserts < count as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "{count} inserts never queued up: {:?}",
+            store.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn jobs_and_remembered_deliveries_survive_a_restart() {
+    let (_dir, path) = database();
+    let limits = options(1, Duration::ZERO, 1);
+    let store = open(&path, limits.clone()).await;
+    for (n, delivery) in ["done-1", "done-2", "waiting"].into_iter().enumerate() {
+        assert!(matches!(
+            insert(&store, job(delivery, n as u64 + 1, at(0))).await,
+            Submitted::Accepted(_)
+        ));
+    }
+    // done-1 and done-2 finish; done-1 is then dropped by the retention bound (1 finished job kept),
+    // but its delivery stays remembered: done-2 and `waiting` came after it, yet both are stored jobs.
+    for second in 1..=2 {
+        let running = claim(&store, at(second)).await;
+        finish(&store, &running, at(second)).await;
+    }
+    assert_eq!(state(&store, "1-done-1").await, None);
+    close(store, at(3)).await;
+
+    let store = open(&path, limits).await;
+    assert_eq!(state(&store, "2-done-2").await, Some(JobState::Succeeded));
+    assert_eq!(state(&store, "3-waiting").await, Some(JobState::Queued));
+    for (delivery, issue) in [("done-2", 2), ("waiting", 3)] {
+        assert_eq!(
+            insert(&store, job(delivery, issue, at(4))).await,
+            Submitted::Duplicate(JobId::new(Some(issue), delivery)),
+            "{delivery}"
+        );
+    }
+    let next = claim(&store, at(5)).await;
+    assert_eq!((next.id.as_str(), next.payload.n), ("3-waiting", 3));
+}
+
+#[tokio::test]
+async fn a_restart_takes_back_every_job_left_running_whatever_its_lease() {
+    let (_dir, path) = database();
+    let store = open(&path, SqliteOptions::default()).await;
+    for (n, delivery) in ["a", "b", "c"].into_iter().enumerate() {
+        accept(&store, job(delivery, n as u64 + 1, at(0))).await;
+    }
+    // `a` ran twice already (its first attempt was lost), `b` once; `c` never started.
+    claim(&store, at(1)).await;
+    Store::<Payload>::reclaim_expired(&store, at(100), 2)
+        .await
+        .unwrap();
+    claim(&store, at(101)).await;
+    claim(&store, at(101)).await;
+    // The process dies: no close, the lease of both is far in the future.
+    drop(store);
+
+    let store = open(&path, SqliteOptions::default()).await;
+    let taken = Store::<Payload>::recover(&store, at(102), 2).await.unwrap();
+    let summary: Vec<(&str, JobState, u32)> = taken
+        .iter()
+        .map(|job| (job.job_id.as_str(), job.state, job.attempts))
+        .collect();
+    assert_eq!(
+        summary,
+        [("1-a", JobState::Failed, 2), ("2-b", JobState::Queued, 1)]
+    );
+    assert!(
+        taken[0]
+            .error
+            .as_deref()
+            .is_some_and(|error| error.contains("attempt 2 of 2 was lost: the queue restarted")),
+        "{taken:?}"
+    );
+    let again = claim(&store, at(103)).await;
+    assert_eq!((again.id.as_str(), again.attempt), ("2-b", 2));
+    assert_eq!(claim(&store, at(103)).await.id.as_str(), "3-c");
+}
+
+#[tokio::test]
+async fn deliveries_are_remembered_by_age_beyond_the_count() {
+    let (_dir, path) = database();
+    let hour = Duration::from_hours(1);
+    let store = open(&path, options(1, hour, 1)).await;
+    for n in 0..4 {
+        let delivery = format!("d{n}");
+        accept(&store, job(&delivery, n, at(n))).await;
+        let running = claim(&store, at(n)).await;
+        finish(&store, &running, at(n)).await;
+    }
+    // d0's job is gone and three deliveries came after it (count window 1), but it is 30 minutes old.
+    assert_eq!(state(&store, "0-d0").await, None);
+    assert_eq!(
+        insert(&store, job("d0", 0, at(30 * 60))).await,
+        Submitted::Duplicate(JobId::new(Some(0), "d0"))
+    );
+    // Two hours later it is out of both windows, and accepted again.
+    assert_eq!(
+        insert(&store, job("d0", 0, at(2 * 60 * 60))).await,
+        Submitted::Accepted(JobId::new(Some(0), "d0"))
+    );
+}
+
+#[tokio::test]
+async fn concurrent_submissions_share_one_transaction() {
+    const SUBMISSIONS: usize = 20;
+    let (_dir, path) = database();
+    let store = Arc::new(open(&path, SqliteOptions::default()).await);
+    // Hold SQLite's write lock from outside, so the writer waits in its `BEGIN IMMEDIATE` while every
+    // submission arrives.
+    let mut blocker = side_connection(&path).await;
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..SUBMISSIONS {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            insert(&store, job(&format!("g{n}"), n as u64, at(0))).await
+        }));
+    }
+    // The writer took what had arrived when it started, and waits for the lock; the rest wait for it.
+    wait_for_pending_inserts(&store, SUBMISSIONS).await;
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    for task in tasks {
+        assert!(matches!(task.await.unwrap(), Submitted::Accepted(_)));
+    }
+    let stats = store.stats();
+    assert_eq!(stats.inserts, SUBMISSIONS as u64);
+    assert!(
+        stats.insert_transactions <= 2,
+        "{SUBMISSIONS} submissions took {} transactions",
+        stats.insert_transactions
+    );
+    let listed = Store::<Payload>::list(&*store, 100).await.unwrap();
+    assert_eq!(listed.len(), SUBMISSIONS);
+}
+
+#[tokio::test]
+async fn a_failing_insert_leaves_no_trace_and_takes_no_one_down() {
+    const SUBMISSIONS: usize = 10;
+    let (_dir, path) = database();
+    let store = Arc::new(open(&path, SqliteOptions::default()).await);
+    let mut side = side_connection(&path).await;
+    // A real failure inside the batch: SQLite aborts the statement that stores `poison`.
+    sqlx::raw_sql(
+        "CREATE TRIGGER poison BEFORE INSERT ON booty_jobs WHEN NEW.delivery_id = 'poison'
+         BEGIN SELECT RAISE(ABORT, 'poisoned delivery'); END;
+         BEGIN IMMEDIATE;",
+    )
+    .execute(&mut side)
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..SUBMISSIONS {
+        let store = Arc::clone(&store);
+        let delivery = if n == SUBMISSIONS / 2 {
+            "poison".to_owned()
+        } else {
+            format!("ok{n}")
+        };
+        tasks.push(tokio::spawn(async move {
+            let answer = Store::<Payload>::insert(&*store, job(&delivery, 1, at(0)), ROOMY).await;
+            (delivery, answer)
+        }));
+    }
+    wait_for_pending_inserts(&store, SUBMISSIONS).await;
+    sqlx::query("COMMIT").execute(&mut side).await.unwrap();
+
+    for task in tasks {
+        let (delivery, answer) = task.await.unwrap();
+        if delivery == "poison" {
+            match answer {
+                Err(StoreError::Backend {
+                    store,
+                    operation,
+                    source,
+                }) => {
+                    assert_eq!((store, operation), ("sqlite", "insert"));
+                    assert!(source.to_string().contains("poisoned delivery"), "{source}");
+                }
+                other => panic!("poison: {other:?}"),
+            }
+        } else {
+            assert_eq!(
+                answer.unwrap(),
+                Submitted::Accepted(JobId::new(Some(1), &delivery))
+            );
+        }
+    }
+    assert_eq!(state(&store, "1-poison").await, None);
+    let listed = Store::<Payload>::list(&*store, 100).await.unwrap();
+    assert_eq!(listed.len(), SUBMISSIONS - 1);
+
+    // Nothing of it was remembered: once the fault is gone, GitHub's redelivery is accepted.
+    sqlx::query("DROP TRIGGER poison")
+        .execute(&mut side)
+        .await
+        .unwrap();
+    assert_eq!(
+        insert(&store, job("poison", 1, at(1))).await,
+        Submitted::Accepted(JobId::new(Some(1), "poison"))
+    );
+}
+
+#[tokio::test]
+async fn a_second_opener_of_the_same_file_is_refused_with_the_path() {
+    let (_dir, path) = database();
+    let first = open(&path, SqliteOptions::default()).await;
+    let err = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SqliteError::InUse { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("in use by another process"), "{message}");
+    // Once the first is gone, the file opens.
+    close(first, at(0)).await;
+    open(&path, SqliteOptions::default()).await;
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_a_clear_error() {
+    let (_dir, path) = database();
+    std::fs::write(&path, vec![0x5a_u8; 8_192]).unwrap();
+    let err = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SqliteError::Corrupt { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&path.display().to_string()) && message.contains("corrupt"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_database_is_found_at_start_up() {
+    let (_dir, path) = database();
+    let store = open(&path, SqliteOptions::default()).await;
+    for n in 0..200 {
+        accept(&store, job(&format!("d{n}"), n, at(0))).await;
+    }
+    close(store, at(1)).await;
+    // Overwrite a page in the middle of the file (not the header): SQLite opens it, the check fails.
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 4 * 4_096, "{} bytes", bytes.len());
+    for byte in &mut bytes[2 * 4_096..3 * 4_096] {
+        *byte = 0xa5;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let err = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SqliteError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains(&path.display().to_string()));
+}
+
+#[tokio::test]
+async fn a_database_locked_by_another_connection_is_a_clear_error() {
+    let (_dir, path) = database();
+    // Another program holds an exclusive lock on a (rollback-journal) database file.
+    let mut other = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE theirs (x INTEGER); BEGIN EXCLUSIVE; INSERT INTO theirs VALUES (1);",
+    )
+    .execute(&mut other)
+    .await
+    .unwrap();
+    let mut options = SqliteOptions::default();
+    options.busy_timeout = Duration::from_millis(100);
+    let err = SqliteStore::open(&path, options).await.unwrap_err();
+    assert!(matches!(err, SqliteError::Locked { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&path.display().to_string()) && message.contains("locked"),
+        "{message}"
+    );
+    other.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_path_that_cannot_be_written_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // The tests may run as root, whom permissions do not stop: put the file under a regular file.
+    let not_a_dir = dir.path().join("plain-file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let path = not_a_dir.join("booty.db");
+    let err = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SqliteError::Open { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&path.display().to_string()) && message.contains("cannot open"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_booty_is_refused() {
+    let (_dir, path) = database();
+    close(open(&path, SqliteOptions::default()).await, at(0)).await;
+    let mut side = side_connection(&path).await;
+    sqlx::query(
+        "INSERT INTO booty_queue_migrations (version, description, success, checksum, execution_time)
+         VALUES (99, 'from the future', 1, x'00', 0)",
+    )
+    .execute(&mut side)
+    .await
+    .unwrap();
+    side.close().await.unwrap();
+    let err = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SqliteError::Migrate { .. }), "{err:?}");
+    assert!(err.to_string().contains(&path.display().to_string()));
+}
