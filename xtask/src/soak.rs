@@ -232,6 +232,7 @@ fn check(
             rss.iter().map(|(_, kib)| *kib).max().unwrap_or(0)
         ),
     );
+    println!("  RSS by minute (median KiB): {}", per_minute(rss).join(", "));
     check(
         fds_end <= fds_baseline,
         format!(
@@ -249,6 +250,26 @@ fn check(
         format!("booty exited with {status} on SIGTERM"),
     );
     Ok(failures)
+}
+
+/// The median of each minute's samples.
+fn per_minute(samples: &[(Duration, u64)]) -> Vec<String> {
+    let mut minutes: Vec<Vec<u64>> = Vec::new();
+    for (at, kib) in samples {
+        let minute = usize::try_from(at.as_secs() / 60).unwrap_or(usize::MAX);
+        if minutes.len() <= minute {
+            minutes.resize(minute + 1, Vec::new());
+        }
+        minutes[minute].push(*kib);
+    }
+    minutes
+        .into_iter()
+        .filter(|values| !values.is_empty())
+        .map(|mut values| {
+            values.sort_unstable();
+            values[values.len() / 2].to_string()
+        })
+        .collect()
 }
 
 /// The names in directory `dir` (none if it is missing).
