@@ -232,7 +232,10 @@ fn check(
             rss.iter().map(|(_, kib)| *kib).max().unwrap_or(0)
         ),
     );
-    println!("  RSS by minute (median KiB): {}", per_minute(rss).join(", "));
+    println!(
+        "  RSS by minute (median KiB): {}",
+        per_minute(rss).join(", ")
+    );
     check(
         fds_end <= fds_baseline,
         format!(
