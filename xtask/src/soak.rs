@@ -220,22 +220,8 @@ fn check(
             not_succeeded.len()
         ),
     );
-    let (early, late, growth) = rss_growth(rss, warmup, window, traffic_end);
-    check(
-        growth <= args.max_rss_growth,
-        format!(
-            "RSS: median {early} KiB in the {} s after warm-up, {late} KiB in the last {} s ({growth:+.1}%, limit +{}%); {} samples, peak {} KiB",
-            window.as_secs(),
-            window.as_secs(),
-            args.max_rss_growth,
-            rss.len(),
-            rss.iter().map(|(_, kib)| *kib).max().unwrap_or(0)
-        ),
-    );
-    println!(
-        "  RSS by minute (median KiB): {}",
-        per_minute(rss).join(", ")
-    );
+    let (ok, what) = rss_check(args.max_rss_growth, rss, (warmup, window, traffic_end));
+    check(ok, what);
     check(
         fds_end <= fds_baseline,
         format!(
@@ -253,6 +239,30 @@ fn check(
         format!("booty exited with {status} on SIGTERM"),
     );
     Ok(failures)
+}
+
+/// Whether the resident set stayed within `max_growth` percent, and the figures; prints the median of
+/// each minute.
+fn rss_check(
+    max_growth: f64,
+    rss: &[(Duration, u64)],
+    (warmup, window, traffic_end): (Duration, Duration, Duration),
+) -> (bool, String) {
+    let (early, late, growth) = rss_growth(rss, warmup, window, traffic_end);
+    println!(
+        "  RSS by minute (median KiB): {}",
+        per_minute(rss).join(", ")
+    );
+    (
+        growth <= max_growth,
+        format!(
+            "RSS: median {early} KiB in the {} s after warm-up, {late} KiB in the last {} s ({growth:+.1}%, limit +{max_growth}%); {} samples, peak {} KiB",
+            window.as_secs(),
+            window.as_secs(),
+            rss.len(),
+            rss.iter().map(|(_, kib)| *kib).max().unwrap_or(0)
+        ),
+    )
 }
 
 /// The median of each minute's samples.
