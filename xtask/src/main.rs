@@ -2,8 +2,9 @@
 //!
 //! One module per task, as in rust-analyzer's xtask: [`ci`] runs every check CI runs, [`deny`] runs
 //! cargo-deny (including the advisories that need a network), [`fixtures`] refreshes booty-event's vendored
-//! webhook payloads from npm, [`bench`](mod@bench) runs load benchmarks, [`fuzz`] runs the cargo-fuzz targets
-//! in `fuzz/`. The `tidy` test keeps the tree honest.
+//! webhook payloads from npm, [`bench`](mod@bench) runs every benchmark into one report, [`fuzz`] runs the
+//! cargo-fuzz targets in `fuzz/`, [`soak`] keeps the binary under mixed traffic and checks for leaks. The
+//! `tidy` test keeps the tree honest.
 
 #![allow(
     clippy::print_stdout,
@@ -17,6 +18,7 @@ mod deny;
 mod fixtures;
 mod fuzz;
 mod shell;
+mod soak;
 #[cfg(test)]
 mod tidy;
 
@@ -41,11 +43,15 @@ enum Task {
     /// Refresh booty-event's webhook payload fixtures from the pinned `@octokit/webhooks-examples` (needs npm
     /// and the registry; tests never do).
     Fixtures,
-    /// Load benchmarks: `cargo xtask bench ingest`.
+    /// Every benchmark in one report (`target/bench/report.md`); `--quick` for a smoke run. `bench ingest`
+    /// loads the edge alone, or the binary with one store.
     Bench(bench::Bench),
     /// Run each cargo-fuzz target in `fuzz/` for a while (needs a nightly toolchain), from a seed corpus of
     /// real payloads; fails naming the artifact if one crashes.
     Fuzz(fuzz::Args),
+    /// The release binary under 10 minutes of mixed traffic with a job command; then checks that every
+    /// accepted job ran once and that memory, file descriptors and workspaces were not leaked.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,8 +60,9 @@ fn main() -> ExitCode {
         Task::Ci => ci::run(),
         Task::Deny => deny::run_all(),
         Task::Fixtures => fixtures::run(),
-        Task::Bench(bench) => bench::run(bench),
+        Task::Bench(bench) => bench::run(&bench),
         Task::Fuzz(args) => fuzz::run(&args),
+        Task::Soak(args) => soak::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,8 @@
 //! Depth-1 clone + checkout of a sizeable repository over smart HTTP on loopback: this crate (gix) next to
 //! `git clone --depth 1 --single-branch`, each in its own child process, timed and measured side by side.
 //!
-//! Run it with `cargo bench -p booty-workspace --bench clone` (add `-- --runs 7` for more runs). It needs
+//! Run it with `cargo bench -p booty-workspace --bench clone` (add `-- --runs 7` for more runs), or as part
+//! of `cargo xtask bench`, which reads the `result` line it prints last. It needs
 //! the `git` CLI and `/usr/bin/time`. The repository (20,000 files, 2,000 commits, about 100 MB of history)
 //! is generated with `git fast-import` on the first run and cached under `target/tmp/`.
 //!
@@ -143,6 +144,12 @@ fn compare(runs: usize) {
         "ratio gix/git: time {:.2}, peak RSS {:.2}",
         gix_seconds / cli_seconds,
         mib(gix_rss) / mib(cli_rss)
+    );
+    // For `cargo xtask bench`, which runs this benchmark and reads this line back.
+    println!(
+        "result runs={runs} files={FILES} commits={COMMITS} pack_kib={} gix_seconds={gix_seconds:.3} \
+         gix_rss_kib={gix_rss} git_seconds={cli_seconds:.3} git_rss_kib={cli_rss}",
+        pack_bytes / 1024
     );
 }
 

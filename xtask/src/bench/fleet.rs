@@ -36,6 +36,8 @@ pub(super) struct Setup<'a> {
     pub(super) label: &'a str,
     /// A directory for configurations, workspaces and the repository the held job clones.
     pub(super) dir: &'a Path,
+    /// The core every process is pinned to with `taskset` (which execs it, so the pid stays booty's).
+    pub(super) pin: Option<usize>,
 }
 
 impl Fleet {
@@ -64,6 +66,13 @@ impl Fleet {
     /// The process ids, to read their CPU time.
     pub(super) fn pids(&self) -> impl Iterator<Item = u32> + '_ {
         self.processes.iter().map(Child::id)
+    }
+
+    /// The largest peak resident set (`VmHWM`, KiB) of the processes so far.
+    pub(super) fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        self.pids()
+            .map(peak_rss_kib)
+            .try_fold(0, |peak, rss| Ok(peak.max(rss?)))
     }
 
     /// Stops every process with SIGTERM, waits for them, and drops the schema.
@@ -158,7 +167,7 @@ impl Schema {
 }
 
 /// A one-commit git repository for the held job to clone (built with the git CLI, as tests do).
-fn repository(dir: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn repository(dir: &Path) -> anyhow::Result<PathBuf> {
     let repo = dir.join("origin");
     if repo.exists() {
         return Ok(repo);
@@ -229,7 +238,15 @@ fn start_process(
     .concat();
     let config_path = dir.join("booty.toml");
     std::fs::write(&config_path, config)?;
-    let mut child = Command::new(setup.booty)
+    let mut command = match setup.pin {
+        Some(core) => {
+            let mut taskset = Command::new("taskset");
+            taskset.arg("-c").arg(core.to_string()).arg(setup.booty);
+            taskset
+        }
+        None => Command::new(setup.booty),
+    };
+    let mut child = command
         .args(["serve", "--config"])
         .arg(&config_path)
         .current_dir(dir)
@@ -257,4 +274,20 @@ fn start_process(
         .context("no webhook_addr in the listening line")?
         .parse()?;
     Ok((child, addr))
+}
+
+/// The peak resident set of process `pid` (`VmHWM` in `/proc/PID/status`), in KiB.
+pub(crate) fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmHWM")
+}
+
+/// A `kB` field of `/proc/PID/status`, such as `VmRSS` or `VmHWM`.
+pub(crate) fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().strip_suffix("kB")?.trim().parse().ok())
+        .with_context(|| format!("no {field} in {path}"))
 }

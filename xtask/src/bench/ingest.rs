@@ -27,7 +27,7 @@ use super::load::Outcome;
 use crate::shell::{self, cargo, project_root};
 
 /// The secret the server verifies with; the server prints the matching signature.
-const SECRET: &str = "bench secret, not a real one";
+pub(super) const SECRET: &str = "bench secret, not a real one";
 
 /// Options of `cargo xtask bench ingest`.
 #[derive(Debug, Args)]
@@ -93,9 +93,7 @@ pub(crate) fn run(args: &IngestArgs) -> anyhow::Result<()> {
         "build the load generator (release)",
         cargo().args(["build", "--release", "-p", "xtask"]),
     )?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let release = target.join("release");
+    let release = release_dir();
 
     let server = Server::start(&release.join("examples/ingest_server"), args, &payload)?;
     println!(
@@ -108,12 +106,15 @@ pub(crate) fn run(args: &IngestArgs) -> anyhow::Result<()> {
         pin: Some(args.load_core),
         signature: &server.signature,
         payload: &payload,
+        seconds: args.seconds,
+        warmup: args.warmup,
+        expect: 202,
     };
     for &connections in &args.connections {
         let mut outcomes = Vec::new();
         for run in 1..=args.runs {
             let cpu_before = server.cpu_seconds()?;
-            let outcome = load.run(args, std::slice::from_ref(&server.addr), connections)?;
+            let outcome = load.run(std::slice::from_ref(&server.addr), connections)?;
             #[expect(
                 clippy::cast_precision_loss,
                 reason = "request counts are far below 2^52"
@@ -156,9 +157,7 @@ fn run_fleet(args: &IngestArgs, store: &str) -> anyhow::Result<()> {
         "build the load generator (release)",
         cargo().args(["build", "--release", "-p", "xtask"]),
     )?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let release = target.join("release");
+    let release = release_dir();
     let dir = std::env::temp_dir().join(format!("booty-bench-ingest-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let setup = Setup {
@@ -168,6 +167,7 @@ fn run_fleet(args: &IngestArgs, store: &str) -> anyhow::Result<()> {
         secret: SECRET,
         label: &args.label,
         dir: &dir,
+        pin: None,
     };
     let signature = booty_signature::sign(SECRET.as_bytes(), &body);
     let load = Load {
@@ -175,6 +175,9 @@ fn run_fleet(args: &IngestArgs, store: &str) -> anyhow::Result<()> {
         pin: None,
         signature: &signature,
         payload: &payload,
+        seconds: args.seconds,
+        warmup: args.warmup,
+        expect: 202,
     };
     let shown = if store.starts_with("postgres") {
         "postgres"
@@ -188,40 +191,88 @@ fn run_fleet(args: &IngestArgs, store: &str) -> anyhow::Result<()> {
         args.seconds,
         args.warmup
     );
-    let ticks = ticks_per_second()?;
-    let cpu = |fleet: &Fleet| -> anyhow::Result<f64> {
-        fleet.pids().map(|pid| cpu_seconds(pid, ticks)).sum()
-    };
     let mut report = Vec::new();
     let mut run_number = 0;
     for &connections in &args.connections {
-        let mut outcomes = Vec::new();
-        for run in 1..=args.runs {
-            run_number += 1;
-            let fleet = Fleet::start(&setup, run_number)?;
-            let addrs: Vec<String> = fleet.addrs.iter().map(ToString::to_string).collect();
-            let cpu_before = cpu(&fleet)?;
-            let outcome = load.run(args, &addrs, connections)?;
-            #[expect(
-                clippy::cast_precision_loss,
-                reason = "request counts are far below 2^52"
-            )]
-            let cpu_us = (cpu(&fleet)? - cpu_before) * 1e6 / outcome.total_requests as f64;
-            fleet.stop()?;
-            println!(
-                "  {connections:>3} connections, run {run}: {}",
-                describe(&outcome, cpu_us)
-            );
-            outcomes.push((outcome, cpu_us));
-        }
-        report.push((connections, median(&outcomes)));
+        let measured = measure_fleet(&setup, &load, connections, args.runs, &mut run_number)?;
+        report.push((connections, (measured.outcome, measured.cpu_us)));
     }
     std::fs::remove_dir_all(&dir)?;
     print_medians(args.runs, &report);
     Ok(())
 }
 
-fn ensure_taskset() -> anyhow::Result<()> {
+/// The release directory of this workspace's target directory.
+pub(super) fn release_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project_root().join("target"), PathBuf::from)
+        .join("release")
+}
+
+/// The medians of several runs of one fleet configuration, and the largest peak RSS of any run.
+pub(super) struct Measured {
+    pub(super) outcome: Outcome,
+    /// Server CPU time per request, in microseconds.
+    pub(super) cpu_us: f64,
+    /// The largest `VmHWM` of a `booty` process over the runs, in KiB.
+    pub(super) peak_rss_kib: u64,
+}
+
+/// `runs` runs of `load` at `connections` against fresh fleets of `setup`, each printed as it ends;
+/// `run_number` counts runs across calls so every run gets a schema (or directory) of its own.
+pub(super) fn measure_fleet(
+    setup: &Setup<'_>,
+    load: &Load<'_>,
+    connections: usize,
+    runs: usize,
+    run_number: &mut usize,
+) -> anyhow::Result<Measured> {
+    let ticks = ticks_per_second()?;
+    let cpu = |fleet: &Fleet| -> anyhow::Result<f64> {
+        fleet.pids().map(|pid| cpu_seconds(pid, ticks)).sum()
+    };
+    let mut outcomes = Vec::new();
+    let mut peak_rss_kib = 0;
+    for run in 1..=runs {
+        *run_number += 1;
+        let fleet = Fleet::start(setup, *run_number)?;
+        let addrs: Vec<String> = fleet.addrs.iter().map(ToString::to_string).collect();
+        let cpu_before = cpu(&fleet)?;
+        let outcome = load.run(&addrs, connections)?;
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "request counts are far below 2^52"
+        )]
+        let cpu_us = (cpu(&fleet)? - cpu_before) * 1e6 / outcome.total_requests as f64;
+        let rss = fleet.peak_rss_kib()?;
+        peak_rss_kib = peak_rss_kib.max(rss);
+        fleet.stop()?;
+        println!(
+            "  {connections:>3} connections, run {run}: {}  peak RSS {:.1} MiB",
+            describe(&outcome, cpu_us),
+            kib_to_mib(rss)
+        );
+        outcomes.push((outcome, cpu_us));
+    }
+    let (outcome, cpu_us) = median(&outcomes);
+    Ok(Measured {
+        outcome,
+        cpu_us,
+        peak_rss_kib,
+    })
+}
+
+/// KiB as MiB, for printing.
+pub(super) fn kib_to_mib(kib: u64) -> f64 {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "memory sizes are far below 2^52 KiB"
+    )]
+    let kib = kib as f64;
+    kib / 1024.0
+}
+
+pub(super) fn ensure_taskset() -> anyhow::Result<()> {
     let present = Command::new("taskset")
         .arg("--version")
         .stdout(Stdio::null())
@@ -326,21 +377,23 @@ fn cpu_seconds(pid: u32, ticks_per_second: f64) -> anyhow::Result<f64> {
 }
 
 /// How the load generator is run.
-struct Load<'a> {
-    xtask: &'a Path,
+pub(super) struct Load<'a> {
+    /// The release xtask binary, whose hidden `bench load` is the load generator.
+    pub(super) xtask: &'a Path,
     /// The core to pin it to, if any.
-    pin: Option<usize>,
-    signature: &'a str,
-    payload: &'a Path,
+    pub(super) pin: Option<usize>,
+    pub(super) signature: &'a str,
+    pub(super) payload: &'a Path,
+    /// Seconds measured per run.
+    pub(super) seconds: f64,
+    /// Seconds of load before the measurement starts.
+    pub(super) warmup: f64,
+    /// The status every answer must have.
+    pub(super) expect: u16,
 }
 
 impl Load<'_> {
-    fn run(
-        &self,
-        args: &IngestArgs,
-        addrs: &[String],
-        connections: usize,
-    ) -> anyhow::Result<Outcome> {
+    pub(super) fn run(&self, addrs: &[String], connections: usize) -> anyhow::Result<Outcome> {
         let mut command = match self.pin {
             Some(core) => {
                 let mut command = Command::new("taskset");
@@ -357,8 +410,9 @@ impl Load<'_> {
             .arg("--payload")
             .arg(self.payload)
             .args(["--connections", &connections.to_string()])
-            .args(["--seconds", &args.seconds.to_string()])
-            .args(["--warmup", &args.warmup.to_string()])
+            .args(["--seconds", &self.seconds.to_string()])
+            .args(["--warmup", &self.warmup.to_string()])
+            .args(["--expect", &self.expect.to_string()])
             .stderr(Stdio::inherit())
             .output()
             .context("running the load generator")?;
@@ -373,17 +427,17 @@ impl Load<'_> {
         let outcome = Outcome::from_line(line)?;
         if outcome.errors > 0 {
             bail!(
-                "{} of {} answers were not 202 (is --label {:?} the payload's label?)",
+                "{} of {} answers were not {} (is the trigger label the payload's label?)",
                 outcome.errors,
                 outcome.requests,
-                args.label
+                self.expect
             );
         }
         Ok(outcome)
     }
 }
 
-fn describe(outcome: &Outcome, cpu_us: f64) -> String {
+pub(super) fn describe(outcome: &Outcome, cpu_us: f64) -> String {
     format!(
         "{:>7.0} req/s  p50 {:>7.1} us  p99 {:>7.1} us  max {:>8.1} us  server CPU {:>5.1} us/req ({:.0} req/s per core)",
         outcome.per_second,

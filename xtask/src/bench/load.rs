@@ -35,6 +35,9 @@ pub(crate) struct LoadArgs {
     /// Seconds of load before measuring starts.
     #[arg(long)]
     pub(crate) warmup: f64,
+    /// The status every answer must have (`200` when the payload is not a trigger and is ignored).
+    #[arg(long, default_value_t = 202)]
+    pub(crate) expect: u16,
 }
 
 /// What one run measured; printed as one `result ...` line and parsed back by `bench ingest`.
@@ -112,7 +115,7 @@ pub(crate) fn run(args: &LoadArgs) -> anyhow::Result<()> {
         let workers: Vec<_> = (0..args.connections)
             .map(|index| {
                 let connection = Connection::open(args, &payload, nonce, index);
-                scope.spawn(move || connection?.drive(measure_from, until))
+                scope.spawn(move || connection?.drive(measure_from, until, args.expect))
             })
             .collect();
         workers
@@ -218,8 +221,9 @@ impl Connection {
         })
     }
 
-    /// Sends requests back to back until `until`, recording those started after `measure_from`.
-    fn drive(mut self, measure_from: Instant, until: Instant) -> anyhow::Result<Seen> {
+    /// Sends requests back to back until `until`, recording those started after `measure_from`; an answer
+    /// other than `expect` counts as an error.
+    fn drive(mut self, measure_from: Instant, until: Instant, expect: u16) -> anyhow::Result<Seen> {
         let mut seen = Seen {
             answered: 0,
             latencies: Vec::with_capacity(200_000),
@@ -250,7 +254,7 @@ impl Connection {
             if sent >= measure_from {
                 seen.latencies.push(elapsed);
             }
-            if status != 202 {
+            if status != expect {
                 seen.errors += 1;
                 if seen.first_unexpected.is_none() {
                     seen.first_unexpected =

@@ -1,19 +1,28 @@
-//! `cargo xtask bench`: load benchmarks that need more than criterion (several processes, pinned cores).
+//! `cargo xtask bench`: every benchmark in one report, and load benchmarks that need more than criterion
+//! (several processes, pinned cores).
 //!
-//! `cargo xtask bench ingest` measures the webhook edge, or with `--store` the `booty` binary storing
+//! `cargo xtask bench [--quick]` runs the crates' criterion benchmarks, the `booty` binary under load with
+//! each store, and the clone benchmark, and writes `target/bench/report.{md,json}`: see [`all`].
+//! `cargo xtask bench ingest` measures the webhook edge alone, or with `--store` the `booty` binary storing
 //! jobs in one or several processes: see [`ingest`].
 
-mod fleet;
+mod all;
+mod criterion;
+pub(crate) mod fleet;
 mod ingest;
 mod load;
+mod report;
 
 use clap::{Args, Subcommand};
 
-/// The benchmark to run.
+/// The benchmark to run; without one, all of them.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct Bench {
     #[command(subcommand)]
-    which: Which,
+    which: Option<Which>,
+    #[command(flatten)]
+    all: all::AllArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -25,10 +34,11 @@ enum Which {
     Load(load::LoadArgs),
 }
 
-/// Runs the chosen benchmark.
-pub(crate) fn run(bench: Bench) -> anyhow::Result<()> {
-    match bench.which {
-        Which::Ingest(args) => ingest::run(&args),
-        Which::Load(args) => load::run(&args),
+/// Runs the chosen benchmark, or all of them.
+pub(crate) fn run(bench: &Bench) -> anyhow::Result<()> {
+    match &bench.which {
+        None => all::run(&bench.all),
+        Some(Which::Ingest(args)) => ingest::run(args),
+        Some(Which::Load(args)) => load::run(args),
     }
 }

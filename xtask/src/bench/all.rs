@@ -1,0 +1,334 @@
+//! `cargo xtask bench [--quick]`: every benchmark the crates define, plus two whole-system runs, in one
+//! report.
+//!
+//! 1. The crates' criterion benchmarks ([`super::criterion`]), medians read back from criterion's files.
+//! 2. Ingest: the release `booty` binary (see [`super::fleet`]) pinned to one core with `taskset`, the load
+//!    generator ([`super::load`]) pinned to the other, signed 12 KB `issues.labeled` deliveries with a new
+//!    delivery id per request: once with the payload's label as the trigger (every answer `202`, every
+//!    delivery a stored job) and once with another trigger label (every answer `200 ignored`), at each
+//!    connection count, for each store of `--stores`. Each run starts a fresh process (and store); the
+//!    report gives the medians of the runs and the largest peak RSS (`VmHWM`).
+//! 3. Clone: `booty-workspace`'s `clone` benchmark (gix against the git CLI over loopback smart HTTP), run
+//!    through `cargo bench` and read back from its `result` line.
+//!
+//! The table goes to the terminal and to `target/bench/report.md` and `report.json`.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+
+use super::criterion::{self, Target};
+use super::fleet::Setup;
+use super::ingest::{self, Load, SECRET};
+use super::report::{CloneResult, Failure, IngestRow, Machine, Report, load_average};
+use crate::shell::{self, cargo, project_root};
+
+/// Options of `cargo xtask bench` without a subcommand.
+#[derive(Debug, Args)]
+pub(crate) struct AllArgs {
+    /// A smoke run (under 3 minutes with a warm build): short criterion measurements, one ingest run of
+    /// 2 s per configuration, one clone of each kind.
+    #[arg(long)]
+    quick: bool,
+    /// The stores the ingest runs use: `memory`, `sqlite`, or a `postgres://` URL.
+    #[arg(long, value_delimiter = ',', default_value = "memory,sqlite")]
+    stores: Vec<String>,
+    /// Connection counts of the ingest runs.
+    #[arg(long, value_delimiter = ',', default_value = "16,64")]
+    connections: Vec<usize>,
+    /// Parts to leave out.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<Part>,
+}
+
+/// The parts of the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Part {
+    Criterion,
+    Ingest,
+    Clone,
+}
+
+/// How long each part runs.
+struct Plan {
+    ingest_runs: usize,
+    ingest_seconds: f64,
+    ingest_warmup: f64,
+    clone_runs: usize,
+}
+
+const FULL: Plan = Plan {
+    ingest_runs: 3,
+    ingest_seconds: 5.0,
+    ingest_warmup: 1.0,
+    clone_runs: 5,
+};
+
+const QUICK: Plan = Plan {
+    ingest_runs: 1,
+    ingest_seconds: 2.0,
+    ingest_warmup: 0.5,
+    clone_runs: 1,
+};
+
+/// The core `booty` runs on, and the load generator's.
+const SERVER_CORE: usize = 0;
+const LOAD_CORE: usize = 1;
+
+/// The label of the payload (`issues.labeled.json`), and one that is not it.
+const PAYLOAD_LABEL: &str = "bug";
+const OTHER_LABEL: &str = "agent:builder";
+
+pub(crate) fn run(args: &AllArgs) -> anyhow::Result<()> {
+    let plan = if args.quick { QUICK } else { FULL };
+    let mut report = Report {
+        mode: if args.quick { "quick" } else { "full" },
+        machine: Machine::now(),
+        criterion: Vec::new(),
+        ingest: Vec::new(),
+        ingest_failures: Vec::new(),
+        clone: None,
+        skipped: args
+            .skip
+            .iter()
+            .map(|part| format!("{part:?}").to_lowercase())
+            .collect(),
+    };
+    let root = project_root();
+    let out_dir = ingest::release_dir()
+        .parent()
+        .context("the release directory has a parent")?
+        .to_path_buf();
+    if std::env::var_os("BOOTY_TEST_POSTGRES_URL").is_none()
+        && !args.skip.contains(&Part::Criterion)
+    {
+        println!(
+            "bench: BOOTY_TEST_POSTGRES_URL is not set, so booty-queue's store_insert measures the memory store only"
+        );
+    }
+    shell::run(
+        "build booty and the load generator (release)",
+        cargo().args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "booty",
+            "-p",
+            "xtask",
+        ]),
+    )?;
+    let targets = criterion::targets()?;
+
+    if !args.skip.contains(&Part::Criterion) {
+        report.criterion = criterion::run(&targets, args.quick, &out_dir.join("criterion"))?;
+    }
+    if !args.skip.contains(&Part::Ingest) {
+        ingest::ensure_taskset()?;
+        let payload = root.join("crates/booty-event/tests/fixtures/issues.labeled.json");
+        for store in &args.stores {
+            match ingest_store(
+                store,
+                &payload,
+                &plan,
+                &args.connections,
+                &mut report.ingest,
+            ) {
+                Ok(()) => {}
+                Err(err) => {
+                    eprintln!("bench: the {store} store was not measured: {err:#}");
+                    report.ingest_failures.push(Failure {
+                        store: shown_store(store).to_owned(),
+                        error: format!("{err:#}"),
+                    });
+                }
+            }
+        }
+    }
+    if !args.skip.contains(&Part::Clone) {
+        let target = targets
+            .iter()
+            .find(|target| target.package == "booty-workspace" && target.name == "clone")
+            .context("booty-workspace has no `clone` benchmark")?;
+        report.clone = Some(clone(target, plan.clone_runs)?);
+    }
+
+    report.machine.load_after = load_average();
+    let dir = out_dir.join("bench");
+    report.write(&dir)?;
+    println!("\n{}", report.markdown());
+    println!(
+        "bench: wrote {} and report.json",
+        dir.join("report.md").display()
+    );
+    if !report.ingest_failures.is_empty() {
+        let stores: Vec<&str> = report
+            .ingest_failures
+            .iter()
+            .map(|failure| failure.store.as_str())
+            .collect();
+        bail!(
+            "the ingest runs of {} failed (see the report; `--stores` chooses the stores)",
+            stores.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// A store as the report names it: a PostgreSQL URL is just `postgres`.
+fn shown_store(store: &str) -> &str {
+    if store.starts_with("postgres") {
+        "postgres"
+    } else {
+        store
+    }
+}
+
+/// Every ingest configuration of one store, appended to `rows`.
+fn ingest_store(
+    store: &str,
+    payload: &std::path::Path,
+    plan: &Plan,
+    connections: &[usize],
+    rows: &mut Vec<IngestRow>,
+) -> anyhow::Result<()> {
+    let release = ingest::release_dir();
+    let body = std::fs::read(payload)
+        .with_context(|| format!("the payload {} is not readable", payload.display()))?;
+    let signature = booty_signature::sign(SECRET.as_bytes(), &body);
+    let dir = std::env::temp_dir().join(format!(
+        "booty-bench-{}-{}",
+        shown_store(store),
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let booty = release.join("booty");
+    let xtask = release.join("xtask");
+    let mut run_number = 0;
+    for (event, label, status) in [
+        ("trigger", PAYLOAD_LABEL, 202),
+        ("ignored", OTHER_LABEL, 200),
+    ] {
+        let setup = Setup {
+            booty: &booty,
+            store,
+            processes: 1,
+            secret: SECRET,
+            label,
+            dir: &dir,
+            pin: Some(SERVER_CORE),
+        };
+        let load = Load {
+            xtask: &xtask,
+            pin: Some(LOAD_CORE),
+            signature: &signature,
+            payload,
+            seconds: plan.ingest_seconds,
+            warmup: plan.ingest_warmup,
+            expect: status,
+        };
+        println!(
+            "bench ingest: {} store, {event} deliveries (answered {status}), booty on core {SERVER_CORE}, load on core {LOAD_CORE}",
+            shown_store(store)
+        );
+        for &connections in connections {
+            let measured = ingest::measure_fleet(
+                &setup,
+                &load,
+                connections,
+                plan.ingest_runs,
+                &mut run_number,
+            )?;
+            rows.push(IngestRow {
+                store: shown_store(store).to_owned(),
+                event,
+                status,
+                connections,
+                runs: plan.ingest_runs,
+                requests_per_second: measured.outcome.per_second,
+                p50_us: measured.outcome.p50_us,
+                p99_us: measured.outcome.p99_us,
+                max_us: measured.outcome.max_us,
+                cpu_us_per_request: measured.cpu_us,
+                peak_rss_kib: measured.peak_rss_kib,
+            });
+        }
+    }
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// Runs the clone benchmark, echoing its output, and reads its `result` line.
+fn clone(target: &Target, runs: usize) -> anyhow::Result<CloneResult> {
+    let mut command = target.cargo_bench();
+    let mut child = command
+        .args(["--runs", &runs.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the clone benchmark")?;
+    let stdout = child.stdout.take().context("the bench's stdout is piped")?;
+    let mut result = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if line.starts_with("result ") {
+            result = Some(line);
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("the clone benchmark failed ({status})");
+    }
+    let line = result.context("the clone benchmark printed no result line")?;
+    parse_clone(&line)
+}
+
+fn parse_clone(line: &str) -> anyhow::Result<CloneResult> {
+    let field = |name: &str| -> anyhow::Result<&str> {
+        line.split(' ')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .with_context(|| format!("no {name} in the clone result {line:?}"))
+    };
+    let number = |name: &str| -> anyhow::Result<u64> {
+        field(name)?
+            .parse()
+            .with_context(|| format!("{name} is not a whole number in {line:?}"))
+    };
+    let seconds = |name: &str| -> anyhow::Result<f64> {
+        field(name)?
+            .parse()
+            .with_context(|| format!("{name} is not a number in {line:?}"))
+    };
+    Ok(CloneResult {
+        runs: number("runs")?,
+        files: number("files")?,
+        commits: number("commits")?,
+        pack_kib: number("pack_kib")?,
+        gix_seconds: seconds("gix_seconds")?,
+        gix_rss_kib: number("gix_rss_kib")?,
+        git_seconds: seconds("git_seconds")?,
+        git_rss_kib: number("git_rss_kib")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clone_result_line_is_read_back() {
+        let result = parse_clone(
+            "result runs=5 files=20000 commits=2000 pack_kib=102400 gix_seconds=3.210 \
+             gix_rss_kib=123456 git_seconds=2.500 git_rss_kib=65432",
+        )
+        .unwrap();
+        assert_eq!(result.runs, 5);
+        assert_eq!(result.files, 20_000);
+        assert_eq!(result.pack_kib, 102_400);
+        assert!((result.gix_seconds - 3.21).abs() < 1e-9);
+        assert_eq!(result.git_rss_kib, 65_432);
+        assert!(parse_clone("result runs=5").is_err());
+    }
+}
