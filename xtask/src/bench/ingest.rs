@@ -10,10 +10,12 @@
 //! `/proc/PID/stat`), which the other processes on a shared machine disturb far less than the wall clock:
 //! `1 s / (CPU per request)` is what one uncontended core could serve.
 //!
-//! With `--store STORE` it measures the `booty` binary instead, storing every job (`memory`, or a
-//! `postgres://` URL), with `--processes N` processes sharing the store and the connections spread over
-//! them; see [`super::fleet`]. Nothing is pinned then (the database needs the cores too), each run starts
-//! fresh processes, and the CPU column is the `booty` processes' (not the database's).
+//! With `--store STORE` it measures the `booty` binary instead, storing every job (`memory`; `sqlite` or
+//! `sqlite-full`, a fresh database file per run at synchronous `normal` or `full`; or a `postgres://`
+//! URL), with `--processes N` processes sharing the store and the connections spread over them; see
+//! [`super::fleet`]. Nothing is pinned then (the database needs the cores too; `cargo xtask bench` pins
+//! the one-process runs), each run starts fresh processes, and the CPU column is the `booty` processes'
+//! (not the database's).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -59,8 +61,8 @@ pub(crate) struct IngestArgs {
     /// The core the load generator runs on.
     #[arg(long, default_value_t = 1)]
     load_core: usize,
-    /// Measure the `booty` binary with this store (`memory` or `postgres://...`, a URL `psql` accepts
-    /// too) instead of the edge alone.
+    /// Measure the `booty` binary with this store (`memory`, `sqlite`, `sqlite-full` or `postgres://...`,
+    /// a URL `psql` accepts too) instead of the edge alone.
     #[arg(long)]
     store: Option<String>,
     /// With `--store`: `booty` processes sharing it.
