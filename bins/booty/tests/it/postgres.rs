@@ -12,7 +12,7 @@ use std::time::Duration;
 use sqlx::{Connection, PgConnection};
 
 use crate::support::toml_value::V;
-use crate::support::{Booty, git_repository, lines, payload_for_issue, signal_pid};
+use crate::support::{Booty, git_repository, lines, payload_for_issue, signal_pid, store_config};
 
 /// The server the tests use, if the environment names one.
 #[expect(
@@ -122,25 +122,6 @@ fn process_dir(dir: &Path, name: &str) -> PathBuf {
     path
 }
 
-/// The configuration every process of a test shares, apart from its workspace root.
-fn config(repo: &Path, process: &Path, store: &str, command: &str) -> BTreeMap<&'static str, V> {
-    BTreeMap::from([
-        ("repo_url", V::from(repo.display().to_string())),
-        ("store", V::from(store)),
-        (
-            "workspace_root",
-            V::from(process.join("workspaces").display().to_string()),
-        ),
-        (
-            "job_command",
-            V::L(vec!["sh".into(), "-c".into(), command.to_owned()]),
-        ),
-        ("workers", V::I(3)),
-        ("queue_capacity", V::I(1_000)),
-        ("shutdown_grace_secs", V::I(5)),
-    ])
-}
-
 #[test]
 fn two_processes_share_one_queue_and_run_each_delivery_once() {
     const DELIVERIES: u64 = 200;
@@ -156,12 +137,12 @@ fn two_processes_share_one_queue_and_run_each_delivery_once() {
     let (a_dir, b_dir) = (process_dir(dir.path(), "a"), process_dir(dir.path(), "b"));
     let a = Booty::start(
         &a_dir,
-        &config(&repo, &a_dir, &schema.store(), &command),
+        &store_config(&repo, &a_dir, &schema.store(), &command),
         &[],
     );
     let b = Booty::start(
         &b_dir,
-        &config(&repo, &b_dir, &schema.store(), &command),
+        &store_config(&repo, &b_dir, &schema.store(), &command),
         &[],
     );
     let payloads: Vec<PathBuf> = (1..=ISSUES)
@@ -257,7 +238,7 @@ fn jobs_of_a_killed_process_are_finished_by_the_other_once_their_leases_expire()
         finished = finished.display()
     );
     let settings = |process: &Path| {
-        let mut config = config(&repo, process, &schema.store(), &command);
+        let mut config = store_config(&repo, process, &schema.store(), &command);
         config.insert("lease_secs", V::I(2));
         config
     };
@@ -345,12 +326,12 @@ fn cutting_the_database_connections_under_load_loses_no_accepted_job() {
     let (a_dir, b_dir) = (process_dir(dir.path(), "a"), process_dir(dir.path(), "b"));
     let a = Booty::start(
         &a_dir,
-        &config(&repo, &a_dir, &schema.store(), &command),
+        &store_config(&repo, &a_dir, &schema.store(), &command),
         &[],
     );
     let b = Booty::start(
         &b_dir,
-        &config(&repo, &b_dir, &schema.store(), &command),
+        &store_config(&repo, &b_dir, &schema.store(), &command),
         &[],
     );
     let payloads: Vec<PathBuf> = (1..=5)

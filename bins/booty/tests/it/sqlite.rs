@@ -9,25 +9,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::toml_value::V;
-use crate::support::{Booty, DEADLINE, booty_bin, git_repository, lines, payload_for_issue};
+use crate::support::{
+    Booty, DEADLINE, booty_bin, git_repository, lines, payload_for_issue, store_config,
+};
 
 /// The configuration of a process on the database `db`, running `command` through `sh -c`.
 fn config(repo: &Path, dir: &Path, db: &Path, command: &str) -> BTreeMap<&'static str, V> {
-    BTreeMap::from([
-        ("repo_url", V::from(repo.display().to_string())),
-        ("store", V::from(format!("sqlite:{}", db.display()))),
-        (
-            "workspace_root",
-            V::from(dir.join("workspaces").display().to_string()),
-        ),
-        (
-            "job_command",
-            V::L(vec!["sh".into(), "-c".into(), command.to_owned()]),
-        ),
-        ("workers", V::I(3)),
-        ("queue_capacity", V::I(1_000)),
-        ("shutdown_grace_secs", V::I(5)),
-    ])
+    store_config(repo, dir, &format!("sqlite:{}", db.display()), command)
 }
 
 #[test]

@@ -82,6 +82,32 @@ pub(crate) fn payload_for_issue(dir: &Path, number: u64) -> PathBuf {
     path
 }
 
+/// The configuration of a process on `store` with its workspaces under `dir`, running `command` through
+/// `sh -c` with 3 workers: what the store tests (SQLite, PostgreSQL) start the binary with.
+pub(crate) fn store_config(
+    repo: &Path,
+    dir: &Path,
+    store: &str,
+    command: &str,
+) -> BTreeMap<&'static str, toml_value::V> {
+    use toml_value::V;
+    BTreeMap::from([
+        ("repo_url", V::from(repo.display().to_string())),
+        ("store", V::from(store)),
+        (
+            "workspace_root",
+            V::from(dir.join("workspaces").display().to_string()),
+        ),
+        (
+            "job_command",
+            V::L(vec!["sh".into(), "-c".into(), command.to_owned()]),
+        ),
+        ("workers", V::I(3)),
+        ("queue_capacity", V::I(1_000)),
+        ("shutdown_grace_secs", V::I(5)),
+    ])
+}
+
 /// The lines of a file a job command appends to (none if it does not exist yet).
 pub(crate) fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
