@@ -12,21 +12,24 @@
 //!   closes it; only checkpoints have another), one after the other: each is one statement or one `BEGIN IMMEDIATE` transaction, so each
 //!   is atomic and sees every earlier one.
 //! - **Group commit.** `insert` hands its job to a writer task (`writer.rs`) and waits for the answer.
-//!   The writer takes every submission waiting at that moment (up to [`SqliteOptions::max_batch`]) and
-//!   writes them in one transaction, sent to SQLite as one script, then answers each. Concurrent
-//!   submissions therefore share one commit, and, with [`Synchronous::Full`], one sync of the disk. If
-//!   the batch fails, each of its submissions is written again alone, so one that fails leaves no trace
-//!   and takes no one down.
-//! - **Dedupe** is the `UNIQUE` delivery id of `booty_jobs` for stored jobs, and `booty_deliveries`
-//!   (filled by a trigger in the statement that stores the job) for jobs already gone: a delivery is
-//!   remembered while it is among the newest `dedupe_capacity` or younger than `dedupe_retention`,
-//!   measured from the new job's `created_at` (the engine's clock, as always).
-//! - **Capacity** reads `booty_counts.waiting`, which triggers keep equal to the number of `queued` and
-//!   `retrying` jobs, so an insert does not count the backlog.
+//!   The writer lets the submissions that are on their way arrive, takes every one waiting (up to
+//!   [`SqliteOptions::max_batch`]) and writes them in one transaction, in two round trips to SQLite
+//!   whatever their number: one reads what the batch's deliveries are already known as and the waiting
+//!   count, the writer decides each answer, the other inserts the accepted jobs in one statement and
+//!   commits. Concurrent submissions therefore share one commit, and, with [`Synchronous::Full`], one
+//!   sync of the disk. If the batch fails, each of its submissions is written again alone, so one that
+//!   fails leaves no trace and takes no one down.
+//! - **Dedupe** is `booty_deliveries`, unique by delivery id, written with the job: it holds the delivery
+//!   of every stored job, and afterwards keeps a delivery while it is among the newest `dedupe_capacity`
+//!   or younger than `dedupe_retention`, measured from the new job's `created_at` (the engine's clock, as
+//!   always).
+//! - **Capacity** reads `booty_counts.waiting`, which the writer (for inserts) and triggers (for state
+//!   changes and deletes) keep equal to the number of `queued` and `retrying` jobs, so an insert does not
+//!   count the backlog.
 //! - **Durability.** WAL mode; `synchronous = NORMAL` by default (a commit survives `kill -9`, the last
 //!   ones may not survive a power loss) or `FULL` (they do). `202` is answered after the commit.
 //!   Checkpoints (folding the log into the file, with a sync of the disk) run on a connection of their
-//!   own (`checkpoint.rs`), so the writer does not wait for them.
+//!   own (`checkpoint.rs`), so the writer waits only for the last short part of each.
 
 mod checkpoint;
 mod jobs;

@@ -464,3 +464,125 @@ async fn a_database_from_a_newer_booty_is_refused() {
     assert!(matches!(err, SqliteError::Migrate { .. }), "{err:?}");
     assert!(err.to_string().contains(&path.display().to_string()));
 }
+
+/// A file written by a booty whose schema was version 1 (rows remembered and counted by triggers).
+async fn version_1_database(path: &Path) {
+    let mut connection = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    let mut migrator =
+        sqlx::migrate::Migrator::with_migrations(vec![sqlx::migrate::Migration::new(
+            1,
+            "jobs".into(),
+            sqlx::migrate::MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(include_str!("../../migrations/sqlite/0001_jobs.sql")),
+            false,
+        )]);
+    migrator.dangerous_set_table_name("booty_queue_migrations");
+    migrator.run(&mut connection).await.unwrap();
+    // A job stored as version 1 stored it: the triggers remember its delivery and count it.
+    sqlx::query(
+        "INSERT INTO booty_jobs (job_id, delivery_id, issue_number, repository, lane, state, payload,
+                                 created_at_ms)
+         VALUES ('1-old', 'old', 1, 'octo/repo', 'octo/repo#1', 'queued', '{\"n\":1,\"text\":\"old\"}', ?)",
+    )
+    .bind(i64::try_from(at(0).as_unix_millis()).unwrap())
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_version_1_database_is_upgraded_with_its_jobs_and_deliveries() {
+    let (_dir, path) = database();
+    version_1_database(&path).await;
+    let store = open(&path, options(ROOMY, Duration::ZERO, 10)).await;
+
+    // The job stored before the upgrade is still a duplicate, counted, and runs first.
+    assert_eq!(
+        insert(&store, job("old", 1, at(1))).await,
+        Submitted::Duplicate(JobId::from("1-old".to_owned()))
+    );
+    accept(&store, job("new", 1, at(1))).await;
+    assert_eq!(
+        Store::<Payload>::insert(&store, job("third", 2, at(1)), 2)
+            .await
+            .unwrap(),
+        Submitted::Busy,
+        "two jobs wait: the one from before the upgrade is counted once, the new one once"
+    );
+    let mut side = side_connection(&path).await;
+    let (waiting,): (i64,) = sqlx::query_as("SELECT waiting FROM booty_counts")
+        .fetch_one(&mut side)
+        .await
+        .unwrap();
+    let remembered: Vec<(String, String)> =
+        sqlx::query_as("SELECT delivery_id, job_id FROM booty_deliveries ORDER BY seq")
+            .fetch_all(&mut side)
+            .await
+            .unwrap();
+    side.close().await.unwrap();
+    assert_eq!(waiting, 2);
+    assert_eq!(
+        remembered,
+        [
+            ("old".to_owned(), "1-old".to_owned()),
+            ("new".to_owned(), "1-new".to_owned())
+        ]
+    );
+    let first = claim(&store, at(2)).await;
+    assert_eq!(first.id.as_str(), "1-old");
+    assert_eq!(first.payload.text, "old");
+    close(store, at(3)).await;
+}
+
+#[tokio::test]
+async fn the_clean_up_keeps_the_delivery_of_a_stored_job() {
+    let (_dir, path) = database();
+    let store = open(&path, options(2, Duration::ZERO, 10)).await;
+    accept(&store, job("held", 1, at(0))).await;
+    // Enough deliveries for the clean-up to run (it runs every 100 accepted jobs).
+    for n in 0..250 {
+        accept(&store, job(&format!("later-{n}"), 2, at(1))).await;
+    }
+    let mut side = side_connection(&path).await;
+    let (remembered,): (i64,) = sqlx::query_as("SELECT count(*) FROM booty_deliveries")
+        .fetch_one(&mut side)
+        .await
+        .unwrap();
+    side.close().await.unwrap();
+    // Nothing forgotten: every job is still stored (the clean-up only forgets deliveries whose job is
+    // gone), and the held job's delivery is how a redelivery finds it (by its delivery: this one
+    // names another issue, so its job id differs).
+    assert_eq!(remembered, 251);
+    assert_eq!(
+        insert(&store, job("held", 7, at(2))).await,
+        Submitted::Duplicate(JobId::new(Some(1), "held"))
+    );
+    // Once the jobs are gone, the clean-up forgets all but the newest two deliveries it looks at.
+    let mut side = side_connection(&path).await;
+    sqlx::query("DELETE FROM booty_jobs WHERE delivery_id <> 'held'")
+        .execute(&mut side)
+        .await
+        .unwrap();
+    side.close().await.unwrap();
+    for n in 0..100 {
+        accept(&store, job(&format!("last-{n}"), 3, at(3))).await;
+    }
+    let mut side = side_connection(&path).await;
+    let (remembered,): (i64,) = sqlx::query_as("SELECT count(*) FROM booty_deliveries")
+        .fetch_one(&mut side)
+        .await
+        .unwrap();
+    side.close().await.unwrap();
+    assert!(remembered < 200, "{remembered} deliveries remembered");
+    assert_eq!(
+        insert(&store, job("held", 7, at(4))).await,
+        Submitted::Duplicate(JobId::new(Some(1), "held"))
+    );
+    close(store, at(5)).await;
+}

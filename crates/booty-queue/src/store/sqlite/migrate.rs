@@ -10,13 +10,27 @@ const TABLE: &str = "booty_queue_migrations";
 /// Applies every migration this version knows and the file lacks. The process holds the file's lock,
 /// so nobody migrates at the same time.
 pub(super) async fn run(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
-    let mut migrator = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "jobs".into(),
-        MigrationType::Simple,
-        include_str!("../../../migrations/sqlite/0001_jobs.sql").into_sql_str(),
-        false,
-    )]);
+    let migration = |version, description: &str, sql: &'static str| {
+        Migration::new(
+            version,
+            description.to_owned().into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    let mut migrator = Migrator::with_migrations(vec![
+        migration(
+            1,
+            "jobs",
+            include_str!("../../../migrations/sqlite/0001_jobs.sql"),
+        ),
+        migration(
+            2,
+            "cheaper inserts",
+            include_str!("../../../migrations/sqlite/0002_cheaper_inserts.sql"),
+        ),
+    ]);
     migrator.dangerous_set_table_name(TABLE);
     migrator.run(pool).await
 }

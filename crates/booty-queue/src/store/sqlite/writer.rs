@@ -1,17 +1,16 @@
 //! The writer task: group commit of concurrent inserts.
 //!
 //! Every `insert` sends a [`Pending`] job and waits for its answer. The writer takes all that are waiting
-//! (up to `max_batch`) and writes them in one `BEGIN IMMEDIATE` transaction, sent to SQLite as one script
-//! (one round trip to sqlx's connection thread, whatever the batch size), and answers each once the
-//! commit returned. If a statement or the commit fails, nothing of the batch is stored, and each of its
+//! (up to `max_batch`) and writes them in one `BEGIN IMMEDIATE` transaction, in two round trips to sqlx's
+//! connection thread whatever the batch size (see [`Scripts`]), and answers each once the commit
+//! returned. If a statement or the commit fails, nothing of the batch is stored, and each of its
 //! submissions is written again in a transaction of its own: only one that fails again is answered with
 //! its error (and leaves no trace, so GitHub's redelivery is accepted later).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, Row, SqlitePool};
+use sqlx::{AssertSqlSafe, Row, SqliteConnection, SqlitePool};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::warn;
 
@@ -59,11 +58,9 @@ pub(super) struct Writer {
     pool: SqlitePool,
     options: SqliteOptions,
     stats: Arc<Counters>,
-    /// [`batch_script`] for 1, 2, 4, ... jobs, up to the batch limit: a batch runs the smallest that
-    /// holds it, so SQLite's statement cache keeps a handful of scripts instead of one per batch size.
-    scripts: Vec<Arc<str>>,
-    /// What each job binds, in order.
-    plan: Vec<Param>,
+    /// [`Scripts`] for 1, 2, 4, ... jobs, up to the batch limit: a batch runs the smallest that holds
+    /// it, so SQLite's statement cache keeps a handful of scripts instead of one per batch size.
+    scripts: Vec<Scripts>,
     /// Told when enough has been written since the last checkpoint.
     checkpoint_due: Arc<Notify>,
 }
@@ -75,18 +72,16 @@ impl Writer {
         stats: Arc<Counters>,
         checkpoint_due: Arc<Notify>,
     ) -> Self {
-        let (job, plan) = job_statements();
         let slots = options.max_batch.next_power_of_two();
         let scripts = std::iter::successors(Some(1_usize), |&jobs| Some(jobs * 2))
             .take_while(|&jobs| jobs <= slots)
-            .map(|jobs| Arc::from(batch_script(&job, jobs)))
+            .map(Scripts::new)
             .collect();
         Self {
             pool,
             options,
             stats,
             scripts,
-            plan,
             checkpoint_due,
         }
     }
@@ -96,6 +91,7 @@ impl Writer {
         let mut batch = Vec::with_capacity(self.options.max_batch);
         let mut accepted = 0_u64;
         while queue.recv_many(&mut batch, self.options.max_batch).await > 0 {
+            gather(&mut queue, &mut batch, self.options.max_batch).await;
             self.stats
                 .received
                 .fetch_add(batch.len() as u64, Ordering::SeqCst);
@@ -146,62 +142,106 @@ impl Writer {
         }
     }
 
-    /// One transaction for the whole batch, sent to SQLite as one script (see [`batch_script`]): one
-    /// answer per submission, or the error that stopped it (then nothing of it is stored).
+    /// One transaction for the whole batch, in two round trips to SQLite (see [`Scripts`]): one answer
+    /// per submission, or the error that stopped it (then nothing of it is stored).
     async fn try_write(&self, batch: &[Pending]) -> Result<Vec<Submitted>, sqlx::Error> {
         self.stats.transactions.fetch_add(1, Ordering::SeqCst);
-        let slots = batch.len().next_power_of_two();
-        let script = self
-            .scripts
-            .get(slots.trailing_zeros() as usize)
-            .ok_or_else(|| sqlx::Error::Protocol(format!("no batch script for {slots} jobs")))?;
         let mut connection = self.pool.acquire().await?;
-        let mut script = sqlx::query(AssertSqlSafe(Arc::clone(script)));
-        let (remembered, retention) = (
-            bigint(self.options.dedupe_capacity),
-            retention_ms(&self.options),
-        );
-        for pending in batch {
-            let job = &pending.job;
-            for param in &self.plan {
-                script = match param {
-                    Param::JobId => script.bind(job.job_id.as_str()),
-                    Param::DeliveryId => script.bind(&job.delivery_id),
-                    Param::IssueNumber => script.bind(job.issue_number),
-                    Param::Repository => script.bind(job.repository.as_deref()),
-                    Param::Lane => script.bind(job.lane.as_deref()),
-                    Param::Payload => script.bind(&job.payload),
-                    Param::CreatedAt => script.bind(job.created_at_ms),
-                    Param::Capacity => script.bind(pending.capacity),
-                    Param::Remembered => script.bind(remembered),
-                    Param::Retention => script.bind(retention),
-                };
-            }
+        let written = self.write_in_transaction(&mut connection, batch).await;
+        if written.is_err() {
+            // A script stops at the statement that failed, before its COMMIT. The rollback fails if
+            // SQLite already rolled back, which leaves the same state: nothing stored.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
         }
-        let rows = match script.fetch_all(&mut *connection).await {
-            Ok(rows) if rows.len() == slots => rows,
-            Ok(rows) => {
-                return Err(sqlx::Error::Protocol(format!(
-                    "the batch script answered {} rows for {slots} slots",
-                    rows.len()
-                )));
-            }
-            Err(err) => {
-                // The script stopped at the statement that failed, before its COMMIT. The rollback
-                // fails if SQLite already rolled back, which leaves the same state: nothing stored.
-                let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
-                return Err(err);
-            }
-        };
-        rows.iter()
-            .zip(batch)
-            .map(|(row, pending)| answer(row, pending))
-            .collect()
+        written
     }
 
-    /// Deletes the oldest remembered deliveries that are out of both dedupe windows: a bound on the
-    /// table, not a rule (`insert` decides whether a delivery is remembered on its own, and a stored
-    /// job's delivery is a duplicate through `booty_jobs` whatever this table says).
+    async fn write_in_transaction(
+        &self,
+        connection: &mut SqliteConnection,
+        batch: &[Pending],
+    ) -> Result<Vec<Submitted>, sqlx::Error> {
+        let scripts = self.scripts_for(batch.len())?;
+        let mut lookup = sqlx::query(AssertSqlSafe(Arc::clone(&scripts.lookup)))
+            .bind(bigint(self.options.dedupe_capacity))
+            .bind(retention_ms(&self.options));
+        for pending in batch {
+            lookup = lookup
+                .bind(pending.job.job_id.as_str())
+                .bind(&pending.job.delivery_id)
+                .bind(pending.job.created_at_ms);
+        }
+        // `fetch_all`, not `fetch_one`: sqlx stops a script at the row `fetch_one` wants.
+        let rows = lookup.fetch_all(&mut *connection).await?;
+        let [row] = rows.as_slice() else {
+            return Err(sqlx::Error::Protocol(format!(
+                "the lookup answered {} rows, not one",
+                rows.len()
+            )));
+        };
+        let waiting: i64 = row.try_get("waiting")?;
+        let known: String = row.try_get("known")?;
+        let known: Vec<Option<(u8, String)>> = serde_json::from_str(&known).map_err(|err| {
+            sqlx::Error::Protocol(format!("the lookup's answer {known:?}: {err}"))
+        })?;
+        let answers = decide(batch, &known, waiting)?;
+
+        let stored: Vec<&Pending> = batch
+            .iter()
+            .zip(&answers)
+            .filter(|(_, answer)| matches!(answer, Submitted::Accepted(_)))
+            .map(|(pending, _)| pending)
+            .collect();
+        if stored.is_empty() {
+            sqlx::query("COMMIT").execute(&mut *connection).await?;
+            return Ok(answers);
+        }
+        let store = &self.scripts_for(stored.len())?.store;
+        let mut store = sqlx::query(AssertSqlSafe(Arc::clone(store)));
+        // The slots past the batch of each list are bound to NULL, so the next list's start where
+        // their placeholders are.
+        let padding = stored.len().next_power_of_two() - stored.len();
+        for pending in &stored {
+            let job = &pending.job;
+            store = store
+                .bind(job.job_id.as_str())
+                .bind(&job.delivery_id)
+                .bind(job.issue_number)
+                .bind(job.repository.as_deref())
+                .bind(job.lane.as_deref())
+                .bind(&job.payload)
+                .bind(job.created_at_ms);
+        }
+        for _ in 0..padding * STORED_COLUMNS {
+            store = store.bind(None::<i64>);
+        }
+        for pending in &stored {
+            let job = &pending.job;
+            store = store
+                .bind(job.job_id.as_str())
+                .bind(&job.delivery_id)
+                .bind(job.created_at_ms);
+        }
+        for _ in 0..padding * REMEMBERED_COLUMNS {
+            store = store.bind(None::<i64>);
+        }
+        store
+            .bind(i64::try_from(stored.len()).unwrap_or(i64::MAX))
+            .execute(&mut *connection)
+            .await?;
+        Ok(answers)
+    }
+
+    fn scripts_for(&self, jobs: usize) -> Result<&Scripts, sqlx::Error> {
+        let slots = jobs.next_power_of_two();
+        self.scripts
+            .get(slots.trailing_zeros() as usize)
+            .ok_or_else(|| sqlx::Error::Protocol(format!("no batch script for {slots} jobs")))
+    }
+
+    /// Deletes the oldest remembered deliveries whose job is gone and that are out of both dedupe
+    /// windows: a bound on the table, not a rule (`insert` decides whether a delivery is remembered on
+    /// its own). The delivery of a stored job is kept: it is how `insert` finds the job.
     ///
     /// Only the [`FORGET_SCAN`] oldest rows are looked at, so a clean-up costs the same however large
     /// the table is (a week of deliveries, say); deliveries arrive in time order, so the oldest are the
@@ -210,8 +250,10 @@ impl Writer {
     async fn forget_old_deliveries(&self) {
         let forgotten = sqlx::query(
             "DELETE FROM booty_deliveries WHERE seq IN (
-                 SELECT seq FROM (SELECT seq, accepted_at_ms FROM booty_deliveries ORDER BY seq LIMIT ?3)
-                  WHERE seq <= (SELECT max(seq) FROM booty_deliveries) - ?1
+                 SELECT seq FROM (SELECT seq, job_id, accepted_at_ms FROM booty_deliveries
+                                   ORDER BY seq LIMIT ?3) AS d
+                  WHERE NOT EXISTS (SELECT 1 FROM booty_jobs AS j WHERE j.job_id = d.job_id)
+                    AND seq <= (SELECT max(seq) FROM booty_deliveries) - ?1
                     AND accepted_at_ms <= (SELECT accepted_at_ms FROM booty_deliveries
                                             ORDER BY seq DESC LIMIT 1) - ?2)",
         )
@@ -226,104 +268,155 @@ impl Writer {
     }
 }
 
-/// What a job's statements in a batch script need, in the order their `?` placeholders appear.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Param {
-    JobId,
-    DeliveryId,
-    IssueNumber,
-    Repository,
-    Lane,
-    Payload,
-    CreatedAt,
-    Capacity,
-    /// `dedupe_capacity`, the count window.
-    Remembered,
-    /// `dedupe_retention` in milliseconds, the age window.
-    Retention,
-}
-
-/// One job's two statements: the `INSERT` (stored only if new and there is room; a trigger remembers the
-/// delivery), then its answer (`stored`, and if not, the job the delivery or id is a duplicate of).
-/// `{name}` marks a parameter; [`job_statements`] turns each into a `?` and lists them in order.
-const JOB_TEMPLATE: &str = "
-INSERT INTO booty_jobs
-    (job_id, delivery_id, issue_number, repository, lane, state, payload, created_at_ms)
-SELECT {job_id}, {delivery_id}, {issue_number}, {repository}, {lane}, 'queued', {payload}, {created_at}
- WHERE {job_id} IS NOT NULL
-   AND NOT EXISTS (SELECT 1 FROM booty_jobs WHERE delivery_id = {delivery_id})
-   AND NOT EXISTS (SELECT 1 FROM booty_jobs WHERE job_id = {job_id})
-   AND NOT EXISTS (SELECT 1 FROM booty_deliveries AS d
-                    WHERE d.delivery_id = {delivery_id}
-                      AND (d.seq > (SELECT max(seq) FROM booty_deliveries) - {remembered}
-                           OR d.accepted_at_ms > {created_at} - {retention}))
-   AND (SELECT waiting FROM booty_counts) < {capacity};
-SELECT changes() AS stored, CASE WHEN changes() = 0 THEN (
-    SELECT job_id FROM (
-        SELECT 1 AS rank, job_id FROM booty_jobs WHERE delivery_id = {delivery_id}
-        UNION ALL
-        SELECT 2, d.job_id FROM booty_deliveries AS d
-         WHERE d.delivery_id = {delivery_id}
-           AND (d.seq > (SELECT max(seq) FROM booty_deliveries) - {remembered}
-                OR d.accepted_at_ms > {created_at} - {retention})
-        UNION ALL
-        SELECT 3, job_id FROM booty_jobs WHERE job_id = {job_id}
-    ) ORDER BY rank LIMIT 1) END AS duplicate;
-";
-
-/// [`JOB_TEMPLATE`] with `?` placeholders, and what to bind to each, in order.
-fn job_statements() -> (String, Vec<Param>) {
-    let mut sql = String::with_capacity(JOB_TEMPLATE.len());
-    let mut plan = Vec::new();
-    let mut rest = JOB_TEMPLATE;
-    while let Some(open) = rest.find('{') {
-        sql.push_str(&rest[..open]);
-        let close = open + rest[open..].find('}').unwrap_or(0);
-        let param = match &rest[open + 1..close] {
-            "job_id" => Param::JobId,
-            "delivery_id" => Param::DeliveryId,
-            "issue_number" => Param::IssueNumber,
-            "repository" => Param::Repository,
-            "lane" => Param::Lane,
-            "payload" => Param::Payload,
-            "created_at" => Param::CreatedAt,
-            "capacity" => Param::Capacity,
-            "remembered" => Param::Remembered,
-            _ => Param::Retention,
-        };
-        sql.push('?');
-        plan.push(param);
-        rest = &rest[close + 1..];
-    }
-    sql.push_str(rest);
-    (sql, plan)
-}
-
-/// The script that writes a batch of up to `slots` submissions in one round trip to SQLite:
-/// `BEGIN IMMEDIATE`, then [`JOB_TEMPLATE`]'s two statements per slot, then `COMMIT`.
+/// Lets the tasks that are about to submit do so before the batch is written, and takes what they
+/// sent: yields to the runtime as long as each yield brought more submissions, up to `max_batch`.
 ///
-/// Its placeholders are plain `?`s, which sqlx numbers through the whole script, so the arguments are
-/// each job's parameters in turn. Slots past the batch are left unbound, hence `NULL`: their `INSERT`
-/// stores nothing and their answer row is ignored.
-fn batch_script(job: &str, slots: usize) -> String {
-    let mut script = String::with_capacity(job.len() * slots + 32);
-    script.push_str("BEGIN IMMEDIATE;");
-    for _ in 0..slots {
-        script.push_str(job);
+/// Without this, group commit would rarely group on a busy core: the writer would hand each submission
+/// to SQLite's thread the moment it arrived, and that thread would run (and commit it alone) before the
+/// runtime got back to the connections whose deliveries are already being verified. When nothing else
+/// is ready to run, the one yield returns at once.
+async fn gather(queue: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, max_batch: usize) {
+    while batch.len() < max_batch {
+        tokio::task::yield_now().await;
+        let before = batch.len();
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(pending) => batch.push(pending),
+                Err(_) => break,
+            }
+        }
+        if batch.len() == before {
+            break;
+        }
     }
-    script.push_str("COMMIT;");
-    script
 }
 
-/// A job's answer row: stored, a duplicate of the job it names, or no room.
-fn answer(row: &SqliteRow, pending: &Pending) -> Result<Submitted, sqlx::Error> {
-    let stored: i64 = row.try_get("stored")?;
-    let duplicate: Option<String> = row.try_get("duplicate")?;
-    Ok(match (stored, duplicate) {
-        (1, _) => Submitted::Accepted(pending.job.job_id.clone()),
-        (_, Some(id)) => Submitted::Duplicate(JobId::from(id)),
-        (_, None) => Submitted::Busy,
-    })
+/// What a job a submission is a duplicate of was found by, best first (the rank in [`Scripts`]'
+/// lookup): a stored job with its delivery, a remembered delivery, a stored job with its id.
+const BY_DELIVERY: u8 = 1;
+const BY_JOB_ID: u8 = 3;
+
+/// The values of a job row in [`Scripts`]' `store`, and of a remembered delivery.
+const STORED_COLUMNS: usize = 7;
+const REMEMBERED_COLUMNS: usize = 3;
+
+/// The two scripts that write a batch of up to `slots` submissions in one transaction.
+///
+/// SQLite does the least work for a plain multi-row `INSERT` without triggers: the rows go straight
+/// into the table, with nothing copied to a temporary table first and no statement journal (`OR
+/// ROLLBACK`: a constraint that fails ends the transaction, and the batch is written again job by
+/// job). So the decisions are made in between, by [`decide`]:
+///
+/// 1. `lookup` begins the transaction (`IMMEDIATE`: the write lock is taken now, so nothing changes
+///    until the commit) and answers in one row the waiting count and, for every slot, the best of what
+///    the submission is already known as: `[rank, job id]` or `null`.
+/// 2. `store` inserts the accepted jobs, remembers their deliveries, adds them to the waiting count and
+///    commits.
+///
+/// Placeholders are plain `?`s, which sqlx numbers through the whole script. Slots past the batch are
+/// left unbound, hence `NULL`, and skipped.
+#[derive(Debug)]
+struct Scripts {
+    lookup: Arc<str>,
+    store: Arc<str>,
+}
+
+impl Scripts {
+    fn new(slots: usize) -> Self {
+        let rows = |row: &str| {
+            (0..slots)
+                .map(|slot| row.replace("{slot}", &slot.to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let lookup = format!(
+            "BEGIN IMMEDIATE;
+             WITH bounds (remembered, retention_ms) AS (VALUES (?, ?)),
+                  batch (slot, job_id, delivery_id, created_at_ms) AS (VALUES {}),
+                  newest (seq) AS (SELECT max(seq) FROM booty_deliveries)
+             SELECT (SELECT waiting FROM booty_counts) AS waiting,
+                    json_group_array(json((
+                        SELECT json_array(rank, job_id) FROM (
+                            SELECT {BY_DELIVERY} AS rank, d.job_id FROM booty_deliveries AS d
+                             WHERE d.delivery_id = b.delivery_id
+                               AND EXISTS (SELECT 1 FROM booty_jobs AS j WHERE j.job_id = d.job_id)
+                            UNION ALL
+                            SELECT 2, d.job_id FROM booty_deliveries AS d, bounds AS w, newest AS n
+                             WHERE d.delivery_id = b.delivery_id
+                               AND (d.seq > n.seq - w.remembered
+                                    OR d.accepted_at_ms > b.created_at_ms - w.retention_ms)
+                            UNION ALL
+                            SELECT {BY_JOB_ID}, j.job_id FROM booty_jobs AS j WHERE j.job_id = b.job_id
+                        ) ORDER BY rank LIMIT 1)) ORDER BY b.slot) AS known
+               FROM batch AS b;",
+            rows("({slot}, ?, ?, ?)")
+        );
+        let store = format!(
+            "INSERT OR ROLLBACK INTO booty_jobs
+                 (job_id, delivery_id, issue_number, repository, lane, state, payload, created_at_ms)
+             SELECT column1, column2, column3, column4, column5, 'queued', column6, column7
+               FROM (VALUES {}) WHERE column1 IS NOT NULL;
+             INSERT OR REPLACE INTO booty_deliveries (job_id, delivery_id, accepted_at_ms)
+             SELECT column1, column2, column3 FROM (VALUES {}) WHERE column1 IS NOT NULL;
+             UPDATE booty_counts SET waiting = waiting + ?;
+             COMMIT;",
+            rows("(?, ?, ?, ?, ?, ?, ?)"),
+            rows("(?, ?, ?)")
+        );
+        Self {
+            lookup: lookup.into(),
+            store: store.into(),
+        }
+    }
+}
+
+/// Each submission's answer, in order, as if each were written alone after the ones before it: a
+/// duplicate of what it is `known` as, or of an earlier submission of the batch, else busy if the
+/// `waiting` jobs (the batch's accepted ones included) fill its capacity, else accepted.
+fn decide(
+    batch: &[Pending],
+    known: &[Option<(u8, String)>],
+    mut waiting: i64,
+) -> Result<Vec<Submitted>, sqlx::Error> {
+    if known.len() < batch.len() {
+        return Err(sqlx::Error::Protocol(format!(
+            "the lookup answered {} of {} submissions",
+            known.len(),
+            batch.len()
+        )));
+    }
+    let mut answers = Vec::with_capacity(batch.len());
+    for (index, (pending, known)) in batch.iter().zip(known).enumerate() {
+        let job = &pending.job;
+        let earlier = batch[..index]
+            .iter()
+            .zip(&answers)
+            .filter(|(_, answer)| matches!(answer, Submitted::Accepted(_)))
+            .map(|(earlier, _)| &earlier.job)
+            .find_map(|earlier| {
+                if earlier.delivery_id == job.delivery_id {
+                    Some((BY_DELIVERY, earlier.job_id.as_str()))
+                } else if earlier.job_id == job.job_id {
+                    Some((BY_JOB_ID, earlier.job_id.as_str()))
+                } else {
+                    None
+                }
+            });
+        let stored = known.as_ref().map(|(rank, id)| (*rank, id.as_str()));
+        let duplicate = match (stored, earlier) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        answers.push(match duplicate {
+            Some((_, id)) => Submitted::Duplicate(JobId::from(id.to_owned())),
+            None if waiting >= pending.capacity => Submitted::Busy,
+            None => {
+                waiting += 1;
+                Submitted::Accepted(job.job_id.clone())
+            }
+        });
+    }
+    Ok(answers)
 }
 
 fn no_answer(pending: &Pending) -> StoreError {
@@ -348,13 +441,90 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_placeholder_of_the_job_statements_is_planned() {
-        let (sql, plan) = job_statements();
-        assert!(!sql.contains('{') && !sql.contains('}'), "{sql}");
-        assert_eq!(sql.matches('?').count(), plan.len());
-        // Every parameter is used, and none fell through to the catch-all by a typo.
-        assert_eq!(plan.iter().filter(|p| **p == Param::Retention).count(), 2);
-        assert_eq!(plan.iter().filter(|p| **p == Param::Payload).count(), 1);
-        assert_eq!(plan.iter().filter(|p| **p == Param::Capacity).count(), 1);
+    fn the_scripts_bind_every_column_of_every_slot() {
+        for slots in [1, 2, 8] {
+            let scripts = Scripts::new(slots);
+            assert_eq!(scripts.lookup.matches('?').count(), 2 + 3 * slots);
+            assert_eq!(
+                scripts.store.matches('?').count(),
+                (STORED_COLUMNS + REMEMBERED_COLUMNS) * slots + 1
+            );
+            assert!(scripts.lookup.contains(&format!("({}, ?", slots - 1)));
+        }
+    }
+
+    fn pending(job_id: &str, delivery_id: &str, capacity: i64) -> Pending {
+        Pending {
+            job: NewJob {
+                job_id: JobId::from(job_id.to_owned()),
+                delivery_id: delivery_id.to_owned(),
+                issue_number: None,
+                repository: None,
+                lane: None,
+                payload: "{}".to_owned(),
+                created_at_ms: 0,
+            },
+            capacity,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn id(job_id: &str) -> JobId {
+        JobId::from(job_id.to_owned())
+    }
+
+    #[test]
+    fn a_batch_is_decided_as_if_each_were_written_after_the_ones_before_it() {
+        let batch = [
+            pending("1-a", "a", 3),
+            pending("1-a2", "a", 3), // the delivery of the job just accepted
+            pending("1-b", "b", 3),  // known to the database
+            pending("1-c", "c", 3),
+            pending("1-a", "other", 3), // the id of an accepted job
+            pending("1-d", "d", 3),     // the capacity is full
+            pending("1-e", "e", 5),     // a larger capacity has room
+        ];
+        let known = [
+            None,
+            None,
+            Some((2, "0-b".to_owned())),
+            None,
+            None,
+            None,
+            None,
+        ];
+        let answers = decide(&batch, &known, 1).expect("decided");
+        assert_eq!(
+            answers,
+            [
+                Submitted::Accepted(id("1-a")),
+                Submitted::Duplicate(id("1-a")),
+                Submitted::Duplicate(id("0-b")),
+                Submitted::Accepted(id("1-c")),
+                Submitted::Duplicate(id("1-a")),
+                Submitted::Busy,
+                Submitted::Accepted(id("1-e")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stored_delivery_outranks_an_earlier_job_with_the_same_id() {
+        let batch = [pending("1-a", "a", 10), pending("1-a", "b", 10)];
+        // The database knows delivery `b` as job `0-b`; the batch's first job has the same id.
+        let known = [None, Some((BY_DELIVERY, "0-b".to_owned()))];
+        let answers = decide(&batch, &known, 0).expect("decided");
+        assert_eq!(answers[1], Submitted::Duplicate(id("0-b")));
+        // And a delivery earlier in the batch outranks a stored job with the same id.
+        let known = [None, Some((BY_JOB_ID, "1-a".to_owned()))];
+        let batch = [pending("2-b", "b", 10), pending("1-a", "b", 10)];
+        let answers = decide(&batch, &known, 0).expect("decided");
+        assert_eq!(answers[1], Submitted::Duplicate(id("2-b")));
+    }
+
+    #[test]
+    fn a_lookup_that_answers_too_few_submissions_is_an_error() {
+        let batch = [pending("1-a", "a", 10), pending("1-b", "b", 10)];
+        assert!(decide(&batch, &[None], 0).is_err());
     }
 }
