@@ -7,7 +7,9 @@
 //!    delivery id per request: once with the payload's label as the trigger (every answer `202`, every
 //!    delivery a stored job) and once with another trigger label (every answer `200 ignored`), at each
 //!    connection count, for each store of `--stores`. Each run starts a fresh process (and store); the
-//!    report gives the medians of the runs and the largest peak RSS (`VmHWM`).
+//!    report gives the medians of the runs and the largest peak RSS (`VmHWM`). The runs take turns: the
+//!    first run of every configuration, then the second of each, and so on, so a shared machine whose
+//!    speed drifts over minutes slows every store alike and the stores' ratios hold.
 //! 3. Clone: `booty-workspace`'s `clone` benchmark (gix against the git CLI over loopback smart HTTP), run
 //!    through `cargo bench` and read back from its `result` line.
 //!
@@ -128,24 +130,13 @@ pub(crate) fn run(args: &AllArgs) -> anyhow::Result<()> {
     if !args.skip.contains(&Part::Ingest) {
         ingest::ensure_taskset()?;
         let payload = root.join("crates/booty-event/tests/fixtures/issues.labeled.json");
-        for store in &args.stores {
-            match ingest_store(
-                store,
-                &payload,
-                &plan,
-                &args.connections,
-                &mut report.ingest,
-            ) {
-                Ok(()) => {}
-                Err(err) => {
-                    eprintln!("bench: the {store} store was not measured: {err:#}");
-                    report.ingest_failures.push(Failure {
-                        store: shown_store(store).to_owned(),
-                        error: format!("{err:#}"),
-                    });
-                }
-            }
-        }
+        ingest_stores(
+            &args.stores,
+            &payload,
+            &plan,
+            &args.connections,
+            &mut report,
+        )?;
     }
     if !args.skip.contains(&Part::Clone) {
         let target = targets
@@ -186,77 +177,134 @@ fn shown_store(store: &str) -> &str {
     }
 }
 
-/// Every ingest configuration of one store, appended to `rows`.
-fn ingest_store(
-    store: &str,
+/// One ingest configuration: a store, the deliveries sent and a connection count.
+struct Config<'a> {
+    store: &'a str,
+    event: &'static str,
+    label: &'static str,
+    status: u16,
+    connections: usize,
+}
+
+impl<'a> Config<'a> {
+    /// Every store's configurations, in the report's order.
+    fn all(stores: &'a [String], connections: &[usize]) -> Vec<Self> {
+        let mut configs = Vec::new();
+        for store in stores {
+            for (event, label, status) in [
+                ("trigger", PAYLOAD_LABEL, 202),
+                ("ignored", OTHER_LABEL, 200),
+            ] {
+                for &connections in connections {
+                    configs.push(Config {
+                        store,
+                        event,
+                        label,
+                        status,
+                        connections,
+                    });
+                }
+            }
+        }
+        configs
+    }
+}
+
+/// Every ingest configuration of every store, their runs taking turns (see the module documentation),
+/// appended to the report; a store whose run fails is reported as failed and not run again.
+fn ingest_stores(
+    stores: &[String],
     payload: &std::path::Path,
     plan: &Plan,
     connections: &[usize],
-    rows: &mut Vec<IngestRow>,
+    report: &mut Report,
 ) -> anyhow::Result<()> {
     let release = ingest::release_dir();
     let body = std::fs::read(payload)
         .with_context(|| format!("the payload {} is not readable", payload.display()))?;
     let signature = booty_signature::sign(SECRET.as_bytes(), &body);
-    let dir = std::env::temp_dir().join(format!(
-        "booty-bench-{}-{}",
-        shown_store(store),
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir)?;
     let booty = release.join("booty");
     let xtask = release.join("xtask");
+    let dir = std::env::temp_dir().join(format!("booty-bench-{}", std::process::id()));
+    let configs = Config::all(stores, connections);
+    let mut runs: Vec<Vec<ingest::Run>> = configs.iter().map(|_| Vec::new()).collect();
     let mut run_number = 0;
-    for (event, label, status) in [
-        ("trigger", PAYLOAD_LABEL, 202),
-        ("ignored", OTHER_LABEL, 200),
-    ] {
-        let setup = Setup {
-            booty: &booty,
-            store,
-            processes: 1,
-            secret: SECRET,
-            label,
-            dir: &dir,
-            pin: Some(SERVER_CORE),
-        };
-        let load = Load {
-            xtask: &xtask,
-            pin: Some(LOAD_CORE),
-            signature: &signature,
-            payload,
-            seconds: plan.ingest_seconds,
-            warmup: plan.ingest_warmup,
-            expect: status,
-        };
-        println!(
-            "bench ingest: {} store, {event} deliveries (answered {status}), booty on core {SERVER_CORE}, load on core {LOAD_CORE}",
-            shown_store(store)
-        );
-        for &connections in connections {
-            let measured = ingest::measure_fleet(
-                &setup,
-                &load,
-                connections,
-                plan.ingest_runs,
-                &mut run_number,
-            )?;
-            rows.push(IngestRow {
-                store: shown_store(store).to_owned(),
-                event,
-                status,
-                connections,
-                runs: plan.ingest_runs,
-                requests_per_second: measured.outcome.per_second,
-                p50_us: measured.outcome.p50_us,
-                p99_us: measured.outcome.p99_us,
-                max_us: measured.outcome.max_us,
-                cpu_us_per_request: measured.cpu_us,
-                peak_rss_kib: measured.peak_rss_kib,
-            });
+    for run in 1..=plan.ingest_runs {
+        for (config, runs) in configs.iter().zip(&mut runs) {
+            let store = shown_store(config.store);
+            if report
+                .ingest_failures
+                .iter()
+                .any(|failure| failure.store == store)
+            {
+                continue;
+            }
+            // A directory per store, so the runs of one store never see another's files.
+            let dir = dir.join(store);
+            std::fs::create_dir_all(&dir)?;
+            let setup = Setup {
+                booty: &booty,
+                store: config.store,
+                processes: 1,
+                secret: SECRET,
+                label: config.label,
+                dir: &dir,
+                pin: Some(SERVER_CORE),
+            };
+            let load = Load {
+                xtask: &xtask,
+                pin: Some(LOAD_CORE),
+                signature: &signature,
+                payload,
+                seconds: plan.ingest_seconds,
+                warmup: plan.ingest_warmup,
+                expect: config.status,
+            };
+            println!(
+                "bench ingest: {store} store, {} deliveries (answered {}), booty on core {SERVER_CORE}, load on core {LOAD_CORE}",
+                config.event, config.status
+            );
+            match ingest::measure_fleet_run(&setup, &load, config.connections, run, &mut run_number)
+            {
+                Ok(measured) => runs.push(measured),
+                Err(err) => {
+                    eprintln!("bench: the {store} store was not measured: {err:#}");
+                    report.ingest_failures.push(Failure {
+                        store: store.to_owned(),
+                        error: format!("{err:#}"),
+                    });
+                }
+            }
         }
     }
-    std::fs::remove_dir_all(&dir)?;
+    for (config, runs) in configs.iter().zip(&runs) {
+        let store = shown_store(config.store);
+        if runs.is_empty()
+            || report
+                .ingest_failures
+                .iter()
+                .any(|failure| failure.store == store)
+        {
+            continue;
+        }
+        let measured = ingest::Measured::of_runs(runs);
+        report.ingest.push(IngestRow {
+            store: store.to_owned(),
+            event: config.event,
+            status: config.status,
+            connections: config.connections,
+            runs: runs.len(),
+            requests_per_second: measured.outcome.per_second,
+            p50_us: measured.outcome.p50_us,
+            p99_us: measured.outcome.p99_us,
+            max_us: measured.outcome.max_us,
+            cpu_us_per_request: measured.cpu_us,
+            peak_rss_kib: measured.peak_rss_kib,
+        });
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
     Ok(())
 }
 

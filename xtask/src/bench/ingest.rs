@@ -229,39 +229,61 @@ pub(super) fn measure_fleet(
     runs: usize,
     run_number: &mut usize,
 ) -> anyhow::Result<Measured> {
+    let runs = (1..=runs)
+        .map(|run| measure_fleet_run(setup, load, connections, run, run_number))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Measured::of_runs(&runs))
+}
+
+/// What one run measured: the load's outcome, the server's CPU per request (µs), its peak RSS (KiB).
+pub(super) type Run = (Outcome, f64, u64);
+
+/// Run `run` of `load` at `connections` against a fresh fleet of `setup`, printed as it ends.
+pub(super) fn measure_fleet_run(
+    setup: &Setup<'_>,
+    load: &Load<'_>,
+    connections: usize,
+    run: usize,
+    run_number: &mut usize,
+) -> anyhow::Result<Run> {
     let ticks = ticks_per_second()?;
     let cpu = |fleet: &Fleet| -> anyhow::Result<f64> {
         fleet.pids().map(|pid| cpu_seconds(pid, ticks)).sum()
     };
-    let mut outcomes = Vec::new();
-    let mut peak_rss_kib = 0;
-    for run in 1..=runs {
-        *run_number += 1;
-        let fleet = Fleet::start(setup, *run_number)?;
-        let addrs: Vec<String> = fleet.addrs.iter().map(ToString::to_string).collect();
-        let cpu_before = cpu(&fleet)?;
-        let outcome = load.run(&addrs, connections)?;
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "request counts are far below 2^52"
-        )]
-        let cpu_us = (cpu(&fleet)? - cpu_before) * 1e6 / outcome.total_requests as f64;
-        let rss = fleet.peak_rss_kib()?;
-        peak_rss_kib = peak_rss_kib.max(rss);
-        fleet.stop()?;
-        println!(
-            "  {connections:>3} connections, run {run}: {}  peak RSS {:.1} MiB",
-            describe(&outcome, cpu_us),
-            kib_to_mib(rss)
-        );
-        outcomes.push((outcome, cpu_us));
+    *run_number += 1;
+    let fleet = Fleet::start(setup, *run_number)?;
+    let addrs: Vec<String> = fleet.addrs.iter().map(ToString::to_string).collect();
+    let cpu_before = cpu(&fleet)?;
+    let outcome = load.run(&addrs, connections)?;
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "request counts are far below 2^52"
+    )]
+    let cpu_us = (cpu(&fleet)? - cpu_before) * 1e6 / outcome.total_requests as f64;
+    let rss = fleet.peak_rss_kib()?;
+    fleet.stop()?;
+    println!(
+        "  {connections:>3} connections, run {run}: {}  peak RSS {:.1} MiB",
+        describe(&outcome, cpu_us),
+        kib_to_mib(rss)
+    );
+    Ok((outcome, cpu_us, rss))
+}
+
+impl Measured {
+    /// The medians of `runs` (at least one), and their largest peak RSS.
+    pub(super) fn of_runs(runs: &[Run]) -> Self {
+        let outcomes: Vec<(Outcome, f64)> = runs
+            .iter()
+            .map(|(outcome, cpu_us, _)| (*outcome, *cpu_us))
+            .collect();
+        let (outcome, cpu_us) = median(&outcomes);
+        Self {
+            outcome,
+            cpu_us,
+            peak_rss_kib: runs.iter().map(|(_, _, rss)| *rss).max().unwrap_or(0),
+        }
     }
-    let (outcome, cpu_us) = median(&outcomes);
-    Ok(Measured {
-        outcome,
-        cpu_us,
-        peak_rss_kib,
-    })
 }
 
 /// KiB as MiB, for printing.
