@@ -154,11 +154,13 @@ impl SqliteStore {
             },
         })?;
 
+        let gate = checkpoint::WriteGate::default();
         let checkpointer = checkpoint::Checkpointer::start(
             connect
                 .connect()
                 .await
                 .map_err(|err| open_error(&path, err))?,
+            Arc::clone(&gate),
         );
         let (inserts, queue) = mpsc::channel(QUEUED_INSERTS);
         let stats = Arc::new(Counters::default());
@@ -167,6 +169,7 @@ impl SqliteStore {
             options.clone(),
             Arc::clone(&stats),
             checkpointer.due(),
+            gate,
         );
         let writer = tokio::spawn(writer.run(queue));
         Ok(Self {

@@ -8,7 +8,9 @@
 //! meanwhile. A passive checkpoint never catches up with a writer that does not pause, though, and
 //! SQLite only starts the log over once all of it is in the file; so once what is left is short (at
 //! most [`RESTART_BELOW`] pages), a `RESTART` checkpoint copies it while the writer waits, and the next
-//! commit starts the log from its beginning. The writer's own connection still checkpoints if the log
+//! commit starts the log from its beginning. The writer waits on the [`WriteGate`] rather than in
+//! SQLite's busy handler, which sleeps in growing steps (1, 2, 5, 10, 15 ms, ...) and would keep it
+//! idle some tens of milliseconds after a checkpoint of a few. The writer's own connection still checkpoints if the log
 //! ever grows past [`FALLBACK_PAGES`] (this task failing, say).
 
 use std::sync::{Arc, Mutex};
@@ -31,6 +33,10 @@ const RESTART_BELOW: i64 = 2_000;
 /// Passive checkpoints tried before the writer is made to wait whatever is left.
 const PASSIVE_TRIES: usize = 4;
 
+/// Held by the writer while it writes a batch, and by the checkpointer while its `RESTART` checkpoint
+/// runs: so each waits for the other in the runtime, woken the moment the other is done.
+pub(super) type WriteGate = Arc<tokio::sync::Mutex<()>>;
+
 /// The checkpointer task and how to reach it. Dropping it stops the task.
 #[derive(Debug)]
 pub(super) struct Checkpointer {
@@ -43,10 +49,10 @@ pub(super) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts the task on `connection`.
-    pub(super) fn start(connection: SqliteConnection) -> Self {
+    pub(super) fn start(connection: SqliteConnection, gate: WriteGate) -> Self {
         let due = Arc::new(Notify::new());
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(connection, Arc::clone(&due), stop.clone()));
+        let task = tokio::spawn(run(connection, gate, Arc::clone(&due), stop.clone()));
         Self {
             due,
             _guard: stop.clone().drop_guard(),
@@ -72,12 +78,17 @@ impl Checkpointer {
     }
 }
 
-async fn run(mut connection: SqliteConnection, due: Arc<Notify>, stop: CancellationToken) {
+async fn run(
+    mut connection: SqliteConnection,
+    gate: WriteGate,
+    due: Arc<Notify>,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             () = due.notified() => {
-                if let Err(err) = checkpoint(&mut connection).await {
+                if let Err(err) = checkpoint(&mut connection, &gate).await {
                     warn!(store = "sqlite", error = %Chain(&err), "store_checkpoint_failed");
                 }
             }
@@ -89,7 +100,10 @@ async fn run(mut connection: SqliteConnection, due: Arc<Notify>, stop: Cancellat
 
 /// Copies the log into the file, passively while much is left, and starts the log over (see the module
 /// documentation).
-async fn checkpoint(connection: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+async fn checkpoint(
+    connection: &mut SqliteConnection,
+    gate: &WriteGate,
+) -> Result<(), sqlx::Error> {
     for _ in 0..PASSIVE_TRIES {
         // (busy, pages in the log, pages of it now in the file)
         let (_, log, copied): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
@@ -99,6 +113,7 @@ async fn checkpoint(connection: &mut SqliteConnection) -> Result<(), sqlx::Error
             break;
         }
     }
+    let _writer_waits = gate.lock().await;
     sqlx::query("PRAGMA wal_checkpoint(RESTART)")
         .execute(connection)
         .await?;
@@ -167,7 +182,9 @@ mod tests {
         while written.load(Ordering::SeqCst) < 10 {
             tokio::task::yield_now().await;
         }
-        checkpoint(&mut checkpointer).await.expect("the checkpoint");
+        checkpoint(&mut checkpointer, &WriteGate::default())
+            .await
+            .expect("the checkpoint");
         let during = written.load(Ordering::SeqCst);
         stop.store(true, Ordering::SeqCst);
         let mut writer = writing.await.expect("the writer task");

@@ -20,6 +20,7 @@ use crate::store::StoreError;
 use crate::store::sql::bigint;
 use crate::worker::Chain;
 
+use super::checkpoint::WriteGate;
 use super::options::SqliteOptions;
 
 /// Deliveries out of both dedupe windows are deleted once every this many accepted inserts (whether a
@@ -63,6 +64,8 @@ pub(super) struct Writer {
     scripts: Vec<Scripts>,
     /// Told when enough has been written since the last checkpoint.
     checkpoint_due: Arc<Notify>,
+    /// Held while a batch is written (see [`WriteGate`]).
+    gate: WriteGate,
 }
 
 impl Writer {
@@ -71,6 +74,7 @@ impl Writer {
         options: SqliteOptions,
         stats: Arc<Counters>,
         checkpoint_due: Arc<Notify>,
+        gate: WriteGate,
     ) -> Self {
         let slots = options.max_batch.next_power_of_two();
         let scripts = std::iter::successors(Some(1_usize), |&jobs| Some(jobs * 2))
@@ -83,6 +87,7 @@ impl Writer {
             stats,
             scripts,
             checkpoint_due,
+            gate,
         }
     }
 
@@ -96,7 +101,9 @@ impl Writer {
                 .received
                 .fetch_add(batch.len() as u64, Ordering::SeqCst);
             let before = accepted;
+            let checkpoint_waits = self.gate.lock().await;
             accepted += self.write(&mut batch).await;
+            drop(checkpoint_waits);
             if accepted / FORGET_EVERY != before / FORGET_EVERY {
                 self.forget_old_deliveries().await;
             }
