@@ -540,6 +540,17 @@ async fn a_version_1_database_is_upgraded_with_its_jobs_and_deliveries() {
     close(store, at(3)).await;
 }
 
+/// How many deliveries the file remembers, read beside the store.
+async fn remembered_deliveries(path: &Path) -> i64 {
+    let mut side = side_connection(path).await;
+    let (remembered,): (i64,) = sqlx::query_as("SELECT count(*) FROM booty_deliveries")
+        .fetch_one(&mut side)
+        .await
+        .unwrap();
+    side.close().await.unwrap();
+    remembered
+}
+
 #[tokio::test]
 async fn the_clean_up_keeps_the_delivery_of_a_stored_job() {
     let (_dir, path) = database();
@@ -549,12 +560,7 @@ async fn the_clean_up_keeps_the_delivery_of_a_stored_job() {
     for n in 0..250 {
         accept(&store, job(&format!("later-{n}"), 2, at(1))).await;
     }
-    let mut side = side_connection(&path).await;
-    let (remembered,): (i64,) = sqlx::query_as("SELECT count(*) FROM booty_deliveries")
-        .fetch_one(&mut side)
-        .await
-        .unwrap();
-    side.close().await.unwrap();
+    let remembered = remembered_deliveries(&path).await;
     // Nothing forgotten: every job is still stored (the clean-up only forgets deliveries whose job is
     // gone), and the held job's delivery is how a redelivery finds it (by its delivery: this one
     // names another issue, so its job id differs).
@@ -573,12 +579,7 @@ async fn the_clean_up_keeps_the_delivery_of_a_stored_job() {
     for n in 0..100 {
         accept(&store, job(&format!("last-{n}"), 3, at(3))).await;
     }
-    let mut side = side_connection(&path).await;
-    let (remembered,): (i64,) = sqlx::query_as("SELECT count(*) FROM booty_deliveries")
-        .fetch_one(&mut side)
-        .await
-        .unwrap();
-    side.close().await.unwrap();
+    let remembered = remembered_deliveries(&path).await;
     assert!(remembered < 200, "{remembered} deliveries remembered");
     assert_eq!(
         insert(&store, job("held", 7, at(4))).await,
