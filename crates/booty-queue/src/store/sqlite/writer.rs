@@ -205,9 +205,6 @@ impl Writer {
         }
         let store = &self.scripts_for(stored.len())?.store;
         let mut store = sqlx::query(AssertSqlSafe(Arc::clone(store)));
-        // The slots past the batch of each list are bound to NULL, so the next list's start where
-        // their placeholders are.
-        let padding = stored.len().next_power_of_two() - stored.len();
         for pending in &stored {
             let job = &pending.job;
             store = store
@@ -219,23 +216,7 @@ impl Writer {
                 .bind(&job.payload)
                 .bind(job.created_at_ms);
         }
-        for _ in 0..padding * STORED_COLUMNS {
-            store = store.bind(None::<i64>);
-        }
-        for pending in &stored {
-            let job = &pending.job;
-            store = store
-                .bind(job.job_id.as_str())
-                .bind(&job.delivery_id)
-                .bind(job.created_at_ms);
-        }
-        for _ in 0..padding * REMEMBERED_COLUMNS {
-            store = store.bind(None::<i64>);
-        }
-        store
-            .bind(i64::try_from(stored.len()).unwrap_or(i64::MAX))
-            .execute(&mut *connection)
-            .await?;
+        store.execute(&mut *connection).await?;
         Ok(answers)
     }
 
@@ -303,10 +284,6 @@ async fn gather(queue: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, m
 const BY_DELIVERY: u8 = 1;
 const BY_JOB_ID: u8 = 3;
 
-/// The values of a job row in [`Scripts`]' `store`, and of a remembered delivery.
-const STORED_COLUMNS: usize = 7;
-const REMEMBERED_COLUMNS: usize = 3;
-
 /// The two scripts that write a batch of up to `slots` submissions in one transaction.
 ///
 /// SQLite does the least work for a plain multi-row `INSERT` without triggers: the rows go straight
@@ -318,7 +295,8 @@ const REMEMBERED_COLUMNS: usize = 3;
 ///    until the commit) and answers in one row the waiting count and, for every slot, the best of what
 ///    the submission is already known as: `[rank, job id]` or `null`.
 /// 2. `store` inserts the accepted jobs, remembers their deliveries, adds them to the waiting count and
-///    commits.
+///    commits. Only the jobs are bound: the new rows are the newest `changes()` of `booty_jobs` (an
+///    `INTEGER PRIMARY KEY` takes the largest plus one), and `changes()` counts them for the count.
 ///
 /// Placeholders are plain `?`s, which sqlx numbers through the whole script. Slots past the batch are
 /// left unbound, hence `NULL`, and skipped.
@@ -364,11 +342,13 @@ impl Scripts {
              SELECT column1, column2, column3, column4, column5, 'queued', column6, column7
                FROM (VALUES {}) WHERE column1 IS NOT NULL;
              INSERT OR REPLACE INTO booty_deliveries (job_id, delivery_id, accepted_at_ms)
-             SELECT column1, column2, column3 FROM (VALUES {}) WHERE column1 IS NOT NULL;
-             UPDATE booty_counts SET waiting = waiting + ?;
+             SELECT job_id, delivery_id, created_at_ms FROM (
+                 SELECT seq, job_id, delivery_id, created_at_ms FROM booty_jobs
+                  ORDER BY seq DESC LIMIT changes())
+              ORDER BY seq;
+             UPDATE booty_counts SET waiting = waiting + changes();
              COMMIT;",
-            rows("(?, ?, ?, ?, ?, ?, ?)"),
-            rows("(?, ?, ?)")
+            rows("(?, ?, ?, ?, ?, ?, ?)")
         );
         Self {
             lookup: lookup.into(),
@@ -452,10 +432,7 @@ mod tests {
         for slots in [1, 2, 8] {
             let scripts = Scripts::new(slots);
             assert_eq!(scripts.lookup.matches('?').count(), 2 + 3 * slots);
-            assert_eq!(
-                scripts.store.matches('?').count(),
-                (STORED_COLUMNS + REMEMBERED_COLUMNS) * slots + 1
-            );
+            assert_eq!(scripts.store.matches('?').count(), 7 * slots);
             assert!(scripts.lookup.contains(&format!("({}, ?", slots - 1)));
         }
     }
