@@ -130,7 +130,11 @@ impl SqliteStore {
                 Synchronous::Full => SqliteSynchronous::Full,
             })
             .busy_timeout(options.busy_timeout)
-            .foreign_keys(false);
+            .foreign_keys(false)
+            // Statement journals in memory: the batch insert's, which copies each index page it is
+            // about to change (one random page per delivery), outgrew the 64 KiB SQLite keeps in memory
+            // in one batch of five and went to a temporary file (created, written, deleted each time).
+            .pragma("temp_store", "memory");
         // The checkpointer folds the log into the file on its own connection (`checkpoint.rs`); the
         // writer's connection only checkpoints if that falls far behind (40 MB of log with 4 KiB pages).
         let writing = connect
