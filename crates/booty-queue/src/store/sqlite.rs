@@ -469,3 +469,24 @@ fn closed(operation: &'static str) -> StoreError {
         source: "the store is closed".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A statement journal that outgrows SQLite's 64 KiB goes to a temporary file unless temp storage
+    /// is in memory: a file created, written and deleted by the writer for a batch of inserts.
+    #[tokio::test]
+    async fn statement_journals_stay_in_memory() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(dir.path().join("booty.db"), SqliteOptions::default())
+            .await
+            .expect("the store opens");
+        // 2 is MEMORY (0 would be the compile-time default, a file).
+        let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
+            .fetch_one(&store.pool)
+            .await
+            .expect("the pragma answers");
+        assert_eq!(temp_store, 2);
+    }
+}
