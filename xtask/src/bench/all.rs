@@ -232,11 +232,7 @@ fn ingest_stores(
     for run in 1..=plan.ingest_runs {
         for (config, runs) in configs.iter().zip(&mut runs) {
             let store = shown_store(config.store);
-            if report
-                .ingest_failures
-                .iter()
-                .any(|failure| failure.store == store)
-            {
+            if report.failed(store) {
                 continue;
             }
             // A directory per store, so the runs of one store never see another's files.
@@ -279,12 +275,7 @@ fn ingest_stores(
     }
     for (config, runs) in configs.iter().zip(&runs) {
         let store = shown_store(config.store);
-        if runs.is_empty()
-            || report
-                .ingest_failures
-                .iter()
-                .any(|failure| failure.store == store)
-        {
+        if runs.is_empty() || report.failed(store) {
             continue;
         }
         let measured = ingest::Measured::of_runs(runs);

@@ -169,6 +169,13 @@ fn duration_ns(ns: f64) -> String {
 }
 
 impl Report {
+    /// Whether `store` (as shown) is among the stores that could not be measured.
+    pub(super) fn failed(&self, store: &str) -> bool {
+        self.ingest_failures
+            .iter()
+            .any(|failure| failure.store == store)
+    }
+
     /// The machine line and the table, in Markdown (which reads as well on a terminal).
     pub(super) fn markdown(&self) -> String {
         let machine = &self.machine;
