@@ -1,0 +1,136 @@
+//! A tmpfs of a fixed size that a test can fill, free and make read-only: the disk faults booty must
+//! survive, produced by the kernel rather than by a mock.
+
+use std::fs::File;
+use std::io::{ErrorKind, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+/// The ballast file [`Tmpfs::fill`] grows until the file system is full.
+const BALLAST: &str = ".booty-testkit-ballast";
+
+/// A tmpfs mounted on a fresh temporary directory, unmounted (and the directory removed) on drop.
+#[derive(Debug)]
+pub struct Tmpfs {
+    dir: TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size_bytes` (rounded up to whole pages by the kernel), mode 0700.
+    ///
+    /// # Panics
+    /// When the mount fails, typically because the test does not run as root: the message says how to run
+    /// it instead of letting the test pass without its fault.
+    pub fn mount(size_bytes: u64) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("booty-tmpfs-")
+            .tempdir()
+            .expect("a temporary directory to mount on");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size_bytes},mode=0700"))
+            .arg("tmpfs")
+            .arg(dir.path())
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .status()
+            .expect("mount(8) runs");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs on {} ({status}): this test fills a real file system and must run as \
+             root (or with CAP_SYS_ADMIN), as CI does",
+            dir.path().display()
+        );
+        Self { dir }
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn ballast(&self) -> PathBuf {
+        self.path().join(BALLAST)
+    }
+
+    /// Fills the file system: from now on, writes that need a new block fail with `StorageFull`.
+    pub fn fill(&self) {
+        let mut ballast = File::options()
+            .create(true)
+            .append(true)
+            .open(self.ballast())
+            .expect("the ballast file opens");
+        // Big blocks first, then pages, so the last free page is taken too.
+        for block in [1 << 20, 4096, 512, 1] {
+            let chunk = vec![0xA5_u8; block];
+            loop {
+                match ballast.write_all(&chunk) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == ErrorKind::StorageFull => break,
+                    Err(err) => panic!("filling {}: {err}", self.path().display()),
+                }
+            }
+        }
+    }
+
+    /// Frees what [`Tmpfs::fill`] took.
+    pub fn free(&self) {
+        match std::fs::remove_file(self.ballast()) {
+            Ok(()) => {}
+            Err(err) if err.kind() == ErrorKind::NotFound => {}
+            Err(err) => panic!("freeing {}: {err}", self.path().display()),
+        }
+    }
+
+    /// Remounts the file system read-only (`true`) or read-write (`false`).
+    pub fn set_read_only(&self, read_only: bool) {
+        let mode = if read_only {
+            "remount,ro"
+        } else {
+            "remount,rw"
+        };
+        let status = Command::new("mount")
+            .args(["-o", mode])
+            .arg(self.path())
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .status()
+            .expect("mount(8) runs");
+        assert!(status.success(), "cannot {mode} {}", self.path().display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: a file still open in a process the test started must not keep the mount alive.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.path())
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_tmpfs_refuses_writes_until_freed() {
+        let disk = Tmpfs::mount(1 << 20);
+        std::fs::write(disk.path().join("before"), b"fits").unwrap();
+        disk.fill();
+        let err = std::fs::write(disk.path().join("after"), vec![1; 8192]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::StorageFull, "{err}");
+        disk.free();
+        std::fs::write(disk.path().join("after"), vec![1; 8192]).unwrap();
+        disk.set_read_only(true);
+        let err = std::fs::write(disk.path().join("ro"), b"x").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ReadOnlyFilesystem, "{err}");
+        disk.set_read_only(false);
+        std::fs::write(disk.path().join("rw"), b"x").unwrap();
+    }
+}
