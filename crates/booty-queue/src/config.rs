@@ -22,6 +22,10 @@ pub struct QueueConfig {
     pub lease: Duration,
     /// At shutdown, how long cancelled handlers get to return before they are dropped (default 5 s).
     pub cancel_grace: Duration,
+    /// Idle workers look for work at least this often, whatever else wakes them (default 5 s): a job
+    /// stored without its wake-up reaching them (another process's, a lost signal) waits at most this
+    /// long. A store's own [`Wakeups::poll_interval`](crate::Wakeups::poll_interval), if shorter, wins.
+    pub poll_interval: Duration,
 }
 
 impl Default for QueueConfig {
@@ -33,6 +37,7 @@ impl Default for QueueConfig {
             backoff: Backoff::default(),
             lease: Duration::from_secs(30),
             cancel_grace: Duration::from_secs(5),
+            poll_interval: Duration::from_secs(5),
         }
     }
 }
@@ -48,6 +53,9 @@ impl QueueConfig {
         }
         if self.max_attempts == 0 {
             return Err(("max_attempts", "must be at least 1"));
+        }
+        if self.poll_interval.is_zero() {
+            return Err(("poll_interval", "must be longer than zero"));
         }
         if self.lease < Duration::from_millis(3) {
             return Err((

@@ -71,6 +71,6 @@ pub use store::postgres::{PostgresError, PostgresOptions, PostgresStore};
 pub use store::sqlite::{
     SqliteError, SqliteOptions, SqliteStats, SqliteStore, Synchronous, UnknownSynchronous,
 };
-pub use store::{BoxError, Claim, Lease, Outcome, Store, StoreError, Wakeups};
+pub use store::{Admission, BoxError, Claim, Lease, Outcome, Store, StoreError, Wakeups};
 pub use time::Timestamp;
 pub use tokio_util::sync::CancellationToken;

@@ -1,18 +1,22 @@
 //! The queue handle: start, submit, inspect, shut down.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use tokio::time::Instant;
+use tracing::{error, warn};
 
 use crate::config::QueueConfig;
 use crate::handler::Handler;
 use crate::job::{JobId, JobSnapshot, NewJob, Submitted};
-use crate::store::{Store, StoreError};
+use crate::store::{Admission, Store, StoreError};
 use crate::time::Clock;
-use crate::worker::{Chain, Engine, log_taken_back};
+use crate::worker::{Chain, Engine, log_taken_back, sleep_until};
 
 /// Submissions that may be in flight at once. Shutdown takes all of them to wait for the ones in flight
 /// and refuse the rest; the number only has to exceed any real concurrency (and fit 32-bit targets).
@@ -29,7 +33,7 @@ pub struct Queue<P> {
 struct Inner<P> {
     engine: Arc<Engine<P>>,
     /// One permit per submission in flight; see [`ADMISSION_PERMITS`].
-    admission: Semaphore,
+    admission: Arc<Semaphore>,
     /// Workers and the reaper; taken by the first `shutdown`. Dropping the set aborts them.
     tasks: Mutex<Option<JoinSet<()>>>,
 }
@@ -83,7 +87,7 @@ impl<P: Send + Sync + 'static> Queue<P> {
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
-                admission: Semaphore::new(ADMISSION_PERMITS as usize),
+                admission: Arc::new(Semaphore::new(ADMISSION_PERMITS as usize)),
                 tasks: Mutex::new(Some(tasks)),
             }),
         })
@@ -93,14 +97,34 @@ impl<P: Send + Sync + 'static> Queue<P> {
     /// the queue is full or shutting down. Marking the delivery seen and storing the job are one step, so
     /// `Busy` and errors leave no trace: the same delivery is accepted when GitHub redelivers it.
     ///
+    /// The store's work runs on a task of its own, so a job that is stored is logged (`job_accepted`) and
+    /// wakes a worker even if the caller stops waiting; use [`Queue::submit_before`] to stop waiting at a
+    /// deadline without leaving that uncertain.
+    ///
     /// # Errors
     /// [`QueueError::EmptyDeliveryId`] for a job without a dedupe key; [`QueueError::NotRecorded`] if the
     /// store failed (the edge answers `503`).
     pub async fn submit(&self, job: NewJob<P>) -> Result<Submitted, QueueError> {
+        self.submit_before(job, None).await
+    }
+
+    /// [`Queue::submit`], giving up at `deadline` if the store has not taken the job by then: the
+    /// submission is withdrawn and nothing is recorded ([`QueueError::NotRecorded`] with
+    /// [`StoreError::Withdrawn`]). Once the store has taken it (it holds the lock that makes its answer
+    /// final), its answer is awaited past the deadline, so the answer is always the truth: a job is never
+    /// stored behind an error. `None` waits as long as the store takes.
+    ///
+    /// # Errors
+    /// As [`Queue::submit`].
+    pub async fn submit_before(
+        &self,
+        job: NewJob<P>,
+        deadline: Option<Instant>,
+    ) -> Result<Submitted, QueueError> {
         if job.delivery_id.is_empty() {
             return Err(QueueError::EmptyDeliveryId);
         }
-        let Ok(_in_flight) = self.inner.admission.try_acquire() else {
+        let Ok(in_flight) = Arc::clone(&self.inner.admission).try_acquire_owned() else {
             warn!(
                 delivery_id = job.delivery_id,
                 reason = "shutting_down",
@@ -108,28 +132,31 @@ impl<P: Send + Sync + 'static> Queue<P> {
             );
             return Ok(Submitted::Busy);
         };
-        let engine = &self.inner.engine;
-        let (issue_number, delivery_id) = (job.issue_number, job.delivery_id.clone());
-        let job = job.into_job(engine.clock.now());
-        let answer = engine
-            .store
-            .insert(job, engine.config.capacity)
-            .await
-            .map_err(|source| QueueError::NotRecorded {
-                delivery_id: delivery_id.clone(),
-                source,
-            })?;
-        match &answer {
-            Submitted::Accepted(job_id) => {
-                info!(job_id = %job_id, issue_number, delivery_id, "job_accepted");
-                engine.work.notify_one();
+        let engine = Arc::clone(&self.inner.engine);
+        let (job_id, delivery_id) = (job.job_id(), job.delivery_id.clone());
+        let admission = Admission::new();
+        let mut stored = RunToCompletion::new({
+            let admission = admission.clone();
+            async move {
+                let answer = engine.insert(job, admission).await;
+                drop(in_flight);
+                answer
             }
-            Submitted::Duplicate(job_id) => {
-                info!(job_id = %job_id, issue_number, delivery_id, "duplicate_delivery");
+        });
+        tokio::select! {
+            answer = &mut stored => answer,
+            () = sleep_until(deadline) => {
+                if admission.withdraw() {
+                    warn!(job_id = %job_id, delivery_id, "submission_withdrawn");
+                    return Err(QueueError::NotRecorded {
+                        source: StoreError::withdrawn(&job_id),
+                        delivery_id,
+                    });
+                }
+                // The store took it: its answer is the truth, however late.
+                stored.await
             }
-            Submitted::Busy => warn!(delivery_id, reason = "full", "queue_busy"),
         }
-        Ok(answer)
     }
 
     /// One job, if the store still holds it.
@@ -198,6 +225,41 @@ impl<P: Send + Sync + 'static> Queue<P> {
             Err(err) => error!(error = %Chain(&err), "store_close_failed"),
         }
         report
+    }
+}
+
+/// A future that, if dropped before it finished, is handed to the runtime to finish there: a submission
+/// whose caller stopped waiting (a client that hung up) is still stored or refused in full, logged, and
+/// wakes a worker. Costs nothing more than a box while the caller waits.
+struct RunToCompletion<F: Future<Output: Send> + Send + 'static>(Option<Pin<Box<F>>>);
+
+impl<F: Future<Output: Send> + Send + 'static> RunToCompletion<F> {
+    fn new(future: F) -> Self {
+        Self(Some(Box::pin(future)))
+    }
+}
+
+impl<F: Future<Output: Send> + Send + 'static> Future for RunToCompletion<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let future = self
+            .0
+            .as_mut()
+            .expect("a finished RunToCompletion is not polled again");
+        let output = std::task::ready!(future.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<F: Future<Output: Send> + Send + 'static> Drop for RunToCompletion<F> {
+    fn drop(&mut self) {
+        if let Some(future) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(future);
+        }
     }
 }
 

@@ -12,17 +12,21 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, Level, Span, error, info_span, warn};
+use tracing::{Instrument, Level, Span, error, info, info_span, warn};
 
 use crate::config::QueueConfig;
 use crate::handler::{DynHandler, Handler, HandlerError};
-use crate::job::{Job, JobSnapshot, JobState};
-use crate::queue::ShutdownReport;
-use crate::store::{Claim, DynStore, Lease, Outcome, Store, StoreError, Wakeups};
+use crate::job::{Job, JobSnapshot, JobState, NewJob, Submitted};
+use crate::queue::{QueueError, ShutdownReport};
+use crate::store::{Admission, Claim, DynStore, Lease, Outcome, Store, StoreError, Wakeups};
 use crate::time::Clock;
 
 /// How long a worker waits before asking a failing store again.
 const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// The longest pause between tries to record an attempt's outcome: short enough that the worker, not
+/// the reaper (every half lease), is normally first to write once the store is back.
+const RECORD_PAUSE_CAP: Duration = Duration::from_secs(8);
 
 /// Everything the workers share. The [`Queue`](crate::Queue) handle owns the tasks; each task holds an
 /// `Arc` of this.
@@ -129,16 +133,46 @@ impl<P: Send + Sync + 'static> Engine<P> {
         }
     }
 
+    /// Stores a submission (unless withdrawn first), logs the answer, and wakes a worker for a new job.
+    pub(crate) async fn insert(
+        &self,
+        job: NewJob<P>,
+        admission: Admission,
+    ) -> Result<Submitted, QueueError> {
+        let (issue_number, delivery_id) = (job.issue_number, job.delivery_id.clone());
+        let job = job.into_job(self.clock.now());
+        let answer = self
+            .store
+            .insert_admitted(job, self.config.capacity, admission)
+            .await
+            .map_err(|source| QueueError::NotRecorded {
+                delivery_id: delivery_id.clone(),
+                source,
+            })?;
+        match &answer {
+            Submitted::Accepted(job_id) => {
+                info!(job_id = %job_id, issue_number, delivery_id, "job_accepted");
+                self.work.notify_one();
+            }
+            Submitted::Duplicate(job_id) => {
+                info!(job_id = %job_id, issue_number, delivery_id, "duplicate_delivery");
+            }
+            Submitted::Busy => warn!(delivery_id, reason = "full", "queue_busy"),
+        }
+        Ok(answer)
+    }
+
     /// Waits for new work, the next due retry, the store's own signals, or shutdown.
     async fn idle(&self, due: Option<Instant>) {
-        let poll = self
+        // Every store is polled: a job stored without a wake-up reaching this process waits at most this.
+        let every = self
             .wakeups
             .poll_interval
-            .map(|every| Instant::now() + every);
-        let wake_at = match (due, poll) {
-            (Some(due), Some(poll)) => Some(due.min(poll)),
-            (due, poll) => due.or(poll),
-        };
+            .map_or(self.config.poll_interval, |store| {
+                store.min(self.config.poll_interval)
+            });
+        let poll = Instant::now() + every;
+        let wake_at = Some(due.map_or(poll, |due| due.min(poll)));
         tokio::select! {
             () = self.work.notified() => {}
             () = notified(self.wakeups.notify.as_deref()) => {}
@@ -188,10 +222,7 @@ impl<P: Send + Sync + 'static> Engine<P> {
             ),
         };
 
-        let recorded = self
-            .store
-            .finish(&attempt.lease, outcome.clone(), self.clock.now())
-            .await;
+        let recorded = self.record(&attempt, &outcome).await;
         match (recorded, outcome) {
             (Ok(()), Outcome::Succeeded) => attempt_event!(Level::INFO, attempt, "job_succeeded"),
             (Ok(()), Outcome::Retry { at, error }) => {
@@ -215,6 +246,30 @@ impl<P: Send + Sync + 'static> Engine<P> {
                 &mut drained.finished
             };
             list.push(attempt.lease.job_id);
+        }
+    }
+
+    /// Records how the attempt ended, trying again while the store fails (a full disk, a lost
+    /// connection): the worker keeps the job meanwhile, so nobody else takes it for as long as its lease
+    /// lasts. It stops once the outcome is written, the lease is lost, or shutdown stops waiting for
+    /// handlers; a durable store then runs the job again after a restart (the attempt is counted).
+    async fn record(&self, attempt: &Attempt, outcome: &Outcome) -> Result<(), StoreError> {
+        let mut pause = STORE_ERROR_PAUSE;
+        loop {
+            let recorded = self
+                .store
+                .finish(&attempt.lease, outcome.clone(), self.clock.now())
+                .await;
+            let Err(err @ StoreError::Backend { .. }) = recorded else {
+                return recorded;
+            };
+            attempt_event!(Level::WARN, attempt, "job_not_recorded", error = %Chain(&err),
+                retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX));
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = self.abort.cancelled() => return Err(err),
+            }
+            pause = (pause * 2).min(RECORD_PAUSE_CAP);
         }
     }
 
@@ -351,7 +406,7 @@ async fn notified(notify: Option<&Notify>) {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+pub(crate) async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,

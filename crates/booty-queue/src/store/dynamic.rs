@@ -8,14 +8,19 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::job::{Job, JobSnapshot, Submitted};
-use crate::store::{Claim, Lease, Outcome, Store, StoreError};
+use crate::store::{Admission, Claim, Lease, Outcome, Store, StoreError};
 use crate::time::Timestamp;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// [`Store`] with boxed futures, for the calls made after start-up; implemented for every store.
 pub(crate) trait DynStore<P>: Send + Sync {
-    fn insert(&self, job: Job<P>, capacity: usize) -> BoxFuture<'_, Result<Submitted, StoreError>>;
+    fn insert_admitted(
+        &self,
+        job: Job<P>,
+        capacity: usize,
+        admission: Admission,
+    ) -> BoxFuture<'_, Result<Submitted, StoreError>>;
     fn claim<'a>(
         &'a self,
         owner: &'a str,
@@ -49,8 +54,13 @@ where
     P: Send + Sync + 'static,
     S: Store<P>,
 {
-    fn insert(&self, job: Job<P>, capacity: usize) -> BoxFuture<'_, Result<Submitted, StoreError>> {
-        Box::pin(Store::insert(self, job, capacity))
+    fn insert_admitted(
+        &self,
+        job: Job<P>,
+        capacity: usize,
+        admission: Admission,
+    ) -> BoxFuture<'_, Result<Submitted, StoreError>> {
+        Box::pin(Store::insert_admitted(self, job, capacity, admission))
     }
 
     fn claim<'a>(

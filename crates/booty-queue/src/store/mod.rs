@@ -3,6 +3,7 @@
 //! The full contract, with the reasons behind it, is in `docs/architecture.md` ("The store contract");
 //! the shared test suite in `tests/it/contract.rs` checks it against every store.
 
+mod admission;
 mod dynamic;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
@@ -22,6 +23,7 @@ use tokio::sync::Notify;
 use crate::job::{Job, JobId, JobSnapshot, Submitted};
 use crate::time::Timestamp;
 
+pub use admission::Admission;
 pub(crate) use dynamic::DynStore;
 
 /// Where jobs live: the memory store, or a database shared by several processes.
@@ -49,6 +51,27 @@ pub trait Store<P>: Send + Sync + 'static {
         job: Job<P>,
         capacity: usize,
     ) -> impl Future<Output = Result<Submitted, StoreError>> + Send;
+
+    /// [`Store::insert`] for a submitter that may stop waiting: the store calls [`Admission::admit`] at
+    /// the last moment before anything of the job can be committed, under whatever makes its answer final,
+    /// and if the submitter withdrew first it stores nothing and answers [`StoreError::Withdrawn`].
+    ///
+    /// The default admits before calling `insert`: right for a store whose insert never waits (the memory
+    /// store). A store that can wait for a lock or a disk admits once it holds the lock.
+    fn insert_admitted(
+        &self,
+        job: Job<P>,
+        capacity: usize,
+        admission: Admission,
+    ) -> impl Future<Output = Result<Submitted, StoreError>> + Send {
+        // Decided when called, not when first polled: the caller awaits at once.
+        let insert = if admission.admit() {
+            Ok(self.insert(job, capacity))
+        } else {
+            Err(StoreError::withdrawn(&job.id))
+        };
+        async move { insert?.await }
+    }
 
     /// Takes the next runnable job, marks it `running` under a lease held by `owner` until `lease_until`,
     /// counts the attempt (`attempts + 1`, which is the returned job's `attempt`) and sets `started_at`.
@@ -214,6 +237,13 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
+    /// The submitter withdrew the submission before the store took it ([`Store::insert_admitted`]):
+    /// nothing was recorded.
+    #[error("job {job_id} was withdrawn before the store took it; nothing was recorded")]
+    Withdrawn {
+        /// The job that was not stored.
+        job_id: JobId,
+    },
     /// The lease no longer holds: the job is not `running` under this owner and attempt any more.
     #[error("job {job_id}: attempt {attempt} no longer holds its lease")]
     LeaseLost {
@@ -225,6 +255,13 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The [`StoreError::Withdrawn`] for job `job_id`.
+    pub fn withdrawn(job_id: &JobId) -> Self {
+        Self::Withdrawn {
+            job_id: job_id.clone(),
+        }
+    }
+
     /// The [`StoreError::LeaseLost`] for `lease`.
     pub fn lease_lost(lease: &Lease) -> Self {
         Self::LeaseLost {
@@ -242,6 +279,15 @@ impl<P, S: Store<P>> Store<P> for Arc<S> {
         capacity: usize,
     ) -> impl Future<Output = Result<Submitted, StoreError>> + Send {
         S::insert(self, job, capacity)
+    }
+
+    fn insert_admitted(
+        &self,
+        job: Job<P>,
+        capacity: usize,
+        admission: Admission,
+    ) -> impl Future<Output = Result<Submitted, StoreError>> + Send {
+        S::insert_admitted(self, job, capacity, admission)
     }
 
     fn claim(

@@ -60,7 +60,7 @@ use sqlx::{ConnectOptions, Connection, PgPool, SqlStr};
 use tokio::sync::Notify;
 
 use crate::job::{Job, JobSnapshot, Submitted};
-use crate::store::{Claim, Lease, Outcome, Store, StoreError, Wakeups};
+use crate::store::{Admission, Claim, Lease, Outcome, Store, StoreError, Wakeups};
 use crate::time::Timestamp;
 
 use crate::store::sql::{bigint, snapshot, snapshot_columns};
@@ -224,7 +224,17 @@ where
     P: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     async fn insert(&self, job: Job<P>, capacity: usize) -> Result<Submitted, StoreError> {
-        self.insert_job(job, capacity).await
+        self.insert_job(job, capacity, &Admission::new()).await
+    }
+
+    /// Admits the job once its transaction holds the insert lock (see `insert.rs`).
+    async fn insert_admitted(
+        &self,
+        job: Job<P>,
+        capacity: usize,
+        admission: Admission,
+    ) -> Result<Submitted, StoreError> {
+        self.insert_job(job, capacity, &admission).await
     }
 
     async fn claim(

@@ -32,6 +32,8 @@
 //!   own (`checkpoint.rs`), so the writer waits only for the last short part of each.
 
 mod checkpoint;
+mod connection;
+mod files;
 mod jobs;
 mod migrate;
 mod options;
@@ -40,8 +42,8 @@ mod writer;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -53,7 +55,7 @@ use tracing::warn;
 
 use crate::job::{Job, JobSnapshot, Submitted};
 use crate::store::sql::{self, bigint, millis, snapshot, snapshot_columns};
-use crate::store::{BoxError, Claim, Lease, Outcome, Store, StoreError};
+use crate::store::{Admission, BoxError, Claim, Lease, Outcome, Store, StoreError};
 use crate::time::Timestamp;
 use crate::worker::Chain;
 
@@ -82,6 +84,8 @@ pub struct SqliteStore {
     inserts: Mutex<Option<mpsc::Sender<Pending>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     checkpointer: checkpoint::Checkpointer,
+    /// The database and log files as opened; every write is refused once either changed.
+    files: Arc<files::Files>,
     stats: Arc<Counters>,
     /// Held for the store's life: the one-process-per-file lock.
     _lock: File,
@@ -140,12 +144,25 @@ impl SqliteStore {
         let writing = connect
             .clone()
             .pragma("wal_autocheckpoint", checkpoint::FALLBACK_PAGES.to_string());
+        // The pool opens a new connection after a write failed on the last one (`connection.rs`); one
+        // opened after the log was removed would start a second log, so it looks at the files first.
+        let noted: Arc<OnceLock<Arc<files::Files>>> = Arc::default();
+        let watch = Arc::clone(&noted);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
             .test_before_acquire(false)
+            .after_connect(move |_, _| {
+                let files = watch.get().cloned();
+                Box::pin(async move {
+                    match files.as_deref().map(files::Files::verify) {
+                        Some(Err(reason)) => Err(sqlx::Error::Configuration(reason.into())),
+                        _ => Ok(()),
+                    }
+                })
+            })
             .connect_with(writing)
             .await
             .map_err(|err| open_error(&path, err))?;
@@ -158,13 +175,20 @@ impl SqliteStore {
             },
         })?;
 
+        let files = Arc::new(files::Files::note(&path).map_err(|err| SqliteError::Open {
+            path: path.clone(),
+            source: format!("cannot look at the database or its log: {err}").into(),
+        })?);
+        let _ = noted.set(Arc::clone(&files));
         let gate = checkpoint::WriteGate::default();
         let checkpointer = checkpoint::Checkpointer::start(
+            connect.clone(),
             connect
                 .connect()
                 .await
                 .map_err(|err| open_error(&path, err))?,
             Arc::clone(&gate),
+            Arc::clone(&files),
         );
         let (inserts, queue) = mpsc::channel(QUEUED_INSERTS);
         let stats = Arc::new(Counters::default());
@@ -174,6 +198,7 @@ impl SqliteStore {
             Arc::clone(&stats),
             checkpointer.due(),
             gate,
+            Arc::clone(&files),
         );
         let writer = tokio::spawn(writer.run(queue));
         Ok(Self {
@@ -183,6 +208,7 @@ impl SqliteStore {
             inserts: Mutex::new(Some(inserts)),
             writer: Mutex::new(Some(writer)),
             checkpointer,
+            files,
             stats,
             _lock: lock,
         })
@@ -191,6 +217,16 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Folds the write-ahead log into the database file now, as the store does by itself every few
+    /// thousand inserts, after checking that both are still the files it opened.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the checkpoint failed (a full disk, say), or the database or its log
+    /// was removed or replaced while the store had it open (every write is refused from then on).
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.checkpointer.run_now().await
     }
 
     /// How the group commit has gone: transactions and submissions so far, and submissions waiting.
@@ -218,6 +254,7 @@ impl SqliteStore {
         &self,
         job: Job<P>,
         capacity: usize,
+        admission: Admission,
     ) -> Result<Submitted, StoreError> {
         let pending_job = writer::NewJob {
             payload: sql::encode_payload("sqlite", &job)?,
@@ -238,6 +275,7 @@ impl SqliteStore {
         let pending = Pending {
             job: pending_job,
             capacity: bigint(capacity),
+            admission,
             reply,
         };
         sender.send(pending).await.map_err(|_| closed("insert"))?;
@@ -298,7 +336,17 @@ where
     P: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     async fn insert(&self, job: Job<P>, capacity: usize) -> Result<Submitted, StoreError> {
-        self.insert_job(job, capacity).await
+        self.insert_job(job, capacity, Admission::new()).await
+    }
+
+    /// Admits the job once its batch holds the database's write lock (see `writer.rs`).
+    async fn insert_admitted(
+        &self,
+        job: Job<P>,
+        capacity: usize,
+        admission: Admission,
+    ) -> Result<Submitted, StoreError> {
+        self.insert_job(job, capacity, admission).await
     }
 
     async fn claim(
@@ -328,6 +376,7 @@ where
         now: Timestamp,
         max_attempts: u32,
     ) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.files.check("reclaim_expired")?;
         self.take_back(Some(now), now, max_attempts)
             .await
             .map_err(|err| backend("reclaim_expired", err))
@@ -339,6 +388,7 @@ where
         now: Timestamp,
         max_attempts: u32,
     ) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.files.check("recover")?;
         self.take_back(None, now, max_attempts)
             .await
             .map_err(|err| backend("recover", err))

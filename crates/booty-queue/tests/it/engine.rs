@@ -535,6 +535,93 @@ async fn a_store_outage_is_an_error_that_leaves_no_trace() {
     queue.shutdown(GRACE).await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn an_outcome_the_store_cannot_write_is_written_once_it_can_and_the_job_runs_once() {
+    let (store, mut recorded) = Observed::new(Arc::new(MemoryStore::default()));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&runs);
+    let handler = move |_: Job<()>, _: CancellationToken| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { Ok(()) }
+    };
+    let queue = Queue::start(Arc::clone(&store), handler, config(3))
+        .await
+        .unwrap();
+    // A full disk for the first five tries: about 1 + 2 + 4 + 8 + 8 s, within the 30 s lease.
+    store.fail_finishes(5);
+    let submitted = queue
+        .submit(NewJob::new("d1", ()).for_issue("octo/repo", 4))
+        .await
+        .unwrap();
+    assert_eq!(submitted, Submitted::Accepted(id(4, "d1")));
+    assert_eq!(
+        next_recorded(&mut recorded).await,
+        (id(4, "d1"), Outcome::Succeeded)
+    );
+    let job = queue.get("4-d1").await.unwrap().unwrap();
+    assert_eq!((job.state, job.attempts), (JobState::Succeeded, 1));
+    // Nobody else ran it while its outcome waited for the store.
+    tokio::time::sleep(Duration::from_mins(2)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    queue.shutdown(GRACE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_workers_poll_every_store_so_a_job_stored_without_a_wake_up_runs() {
+    let memory = Arc::new(MemoryStore::default());
+    let (ran, mut runs) = mpsc::unbounded_channel();
+    let handler = move |job: Job<()>, _: CancellationToken| {
+        let _ = ran.send(job.id);
+        async { Ok(()) }
+    };
+    let mut config = config(1);
+    config.poll_interval = Duration::from_millis(50);
+    let queue = Queue::start(Arc::clone(&memory), handler, config)
+        .await
+        .unwrap();
+    // Stored behind the queue's back (as another process would), so nothing wakes the idle worker.
+    let job = Job {
+        id: id(5, "aside"),
+        delivery_id: "aside".to_owned(),
+        issue_number: Some(5),
+        repository: Some("octo/repo".to_owned()),
+        created_at: Timestamp::from_unix_millis(0),
+        attempt: 0,
+        payload: Arc::new(()),
+    };
+    let stored = Store::insert(&*memory, job, 10).await.unwrap();
+    assert_eq!(stored, Submitted::Accepted(id(5, "aside")));
+    let ran = within("the poll", runs.recv()).await;
+    assert_eq!(ran, Some(id(5, "aside")));
+    queue.shutdown(GRACE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_the_store_took_before_its_deadline_is_answered_with_the_truth() {
+    let (store, mut recorded) = Observed::new(Arc::new(MemoryStore::default()));
+    let handler = |_: Job<()>, _: CancellationToken| async { Ok(()) };
+    let queue = Queue::start(Arc::clone(&store), handler, config(1))
+        .await
+        .unwrap();
+    // The store admits at once, then takes 300 ms to commit: past the 50 ms deadline.
+    store.slow_commits(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_millis(50);
+    let answer = queue
+        .submit_before(
+            NewJob::new("d1", ()).for_issue("octo/repo", 6),
+            Some(deadline),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer, Submitted::Accepted(id(6, "d1")));
+    assert!(Instant::now() >= deadline + Duration::from_millis(250));
+    assert_eq!(
+        next_recorded(&mut recorded).await,
+        (id(6, "d1"), Outcome::Succeeded)
+    );
+    queue.shutdown(GRACE).await;
+}
+
 #[tokio::test]
 async fn bad_input_and_bad_settings_are_refused_with_their_name() {
     let handler = |_: Job<()>, _: CancellationToken| async { Ok(()) };

@@ -15,4 +15,6 @@ mod postgres;
 mod shutdown;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_faults;
 mod support;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use booty_queue::{
-    Claim, Job, JobId, JobState, Outcome, SqliteError, SqliteOptions, SqliteStore, Store,
-    StoreError, Submitted, Timestamp,
+    CancellationToken, Claim, Job, JobId, JobState, NewJob, Outcome, Queue, QueueConfig,
+    QueueError, SqliteError, SqliteOptions, SqliteStore, Store, StoreError, Submitted, Timestamp,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
@@ -586,4 +586,93 @@ async fn the_clean_up_keeps_the_delivery_of_a_stored_job() {
         Submitted::Duplicate(JobId::new(Some(1), "held"))
     );
     close(store, at(5)).await;
+}
+
+/// A submission for `issue` of `octo/repo`.
+fn new_job(delivery: &str, issue: u64) -> NewJob<Payload> {
+    let payload = Payload {
+        n: issue,
+        text: format!("issue {issue}"),
+    };
+    NewJob::new(delivery, payload).for_issue("octo/repo", issue)
+}
+
+/// A queue on `store` whose handler reports each job it runs, polling the store only once an hour (so a
+/// job runs soon only if its submission woke a worker).
+async fn reporting_queue(
+    store: Arc<SqliteStore>,
+) -> (Queue<Payload>, tokio::sync::mpsc::UnboundedReceiver<JobId>) {
+    let (ran, runs) = tokio::sync::mpsc::unbounded_channel();
+    let handler = move |job: Job<Payload>, _: CancellationToken| {
+        let _ = ran.send(job.id);
+        async { Ok(()) }
+    };
+    let mut config = QueueConfig::default();
+    config.poll_interval = Duration::from_hours(1);
+    (Queue::start(store, handler, config).await.unwrap(), runs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_stored_after_its_submitter_stopped_waiting_still_wakes_a_worker() {
+    let (_dir, path) = database();
+    let store = Arc::new(open(&path, SqliteOptions::default()).await);
+    let (queue, mut runs) = reporting_queue(Arc::clone(&store)).await;
+    let mut blocker = side_connection(&path).await;
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    // The submitter (a webhook request whose client hung up) is dropped while the writer waits.
+    let submitter = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.submit(new_job("cut-off", 1)).await }
+    });
+    wait_for_pending_inserts(&store, 1).await;
+    submitter.abort();
+    assert!(submitter.await.unwrap_err().is_cancelled());
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+
+    let ran = tokio::time::timeout(Duration::from_secs(30), runs.recv())
+        .await
+        .expect("the stored job woke no worker");
+    assert_eq!(ran, Some(JobId::new(Some(1), "cut-off")));
+    queue.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_whose_deadline_passes_before_the_store_takes_it_stores_nothing() {
+    let (_dir, path) = database();
+    let store = Arc::new(open(&path, SqliteOptions::default()).await);
+    let (queue, mut runs) = reporting_queue(Arc::clone(&store)).await;
+    let mut blocker = side_connection(&path).await;
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let job = || new_job("late", 2);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+    let answer = queue.submit_before(job(), Some(deadline)).await;
+    match answer {
+        Err(QueueError::NotRecorded {
+            delivery_id,
+            source: StoreError::Withdrawn { job_id },
+        }) => {
+            assert_eq!(delivery_id, "late");
+            assert_eq!(job_id, JobId::new(Some(2), "late"));
+        }
+        other => panic!("expected a withdrawn submission, got {other:?}"),
+    }
+    // The writer gets the lock only now, and leaves the withdrawn job out.
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    while store.stats().pending_inserts > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(queue.get("2-late").await.unwrap(), None);
+    // So GitHub's redelivery is accepted, and runs once.
+    assert_eq!(
+        queue.submit(job()).await.unwrap(),
+        Submitted::Accepted(JobId::new(Some(2), "late"))
+    );
+    assert_eq!(runs.recv().await, Some(JobId::new(Some(2), "late")));
+    queue.shutdown(Duration::from_secs(5)).await;
 }

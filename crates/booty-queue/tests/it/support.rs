@@ -2,21 +2,25 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use booty_queue::{
-    Backoff, Claim, Job, JobId, JobSnapshot, Lease, MemoryStore, Outcome, QueueConfig, Store,
-    StoreError, Submitted, Timestamp, Wakeups,
+    Admission, Backoff, Claim, Job, JobId, JobSnapshot, Lease, MemoryStore, Outcome, QueueConfig,
+    Store, StoreError, Submitted, Timestamp, Wakeups,
 };
 use tokio::sync::mpsc;
 
 /// The real memory store, with every recorded outcome reported on a channel (so tests wait for the
-/// engine's writes instead of polling) and inserts that fail on demand (a store outage).
+/// engine's writes instead of polling), inserts and finishes that fail on demand (a store outage), and
+/// inserts that take their time after admitting a submission (a slow commit).
 pub(crate) struct Observed<P> {
     inner: Arc<MemoryStore<P>>,
     recorded: mpsc::UnboundedSender<(JobId, Outcome)>,
     outage: AtomicBool,
+    failing_finishes: AtomicUsize,
+    slow_commit: Mutex<Option<Duration>>,
 }
 
 /// Receives `(job, outcome)` for each attempt the engine recorded, in order.
@@ -29,6 +33,8 @@ impl<P> Observed<P> {
             inner,
             recorded,
             outage: AtomicBool::new(false),
+            failing_finishes: AtomicUsize::new(0),
+            slow_commit: Mutex::new(None),
         };
         (Arc::new(store), receiver)
     }
@@ -36,6 +42,16 @@ impl<P> Observed<P> {
     /// While set, `insert` fails as a lost database connection would.
     pub(crate) fn set_outage(&self, down: bool) {
         self.outage.store(down, Ordering::SeqCst);
+    }
+
+    /// The next `count` calls of `finish` fail as a full disk would, recording nothing.
+    pub(crate) fn fail_finishes(&self, count: usize) {
+        self.failing_finishes.store(count, Ordering::SeqCst);
+    }
+
+    /// From now on an admitted submission takes `delay` before it is stored.
+    pub(crate) fn slow_commits(&self, delay: Duration) {
+        *self.slow_commit.lock().unwrap() = Some(delay);
     }
 }
 
@@ -49,6 +65,22 @@ impl<P: Send + Sync + 'static> Store<P> for Observed<P> {
             });
         }
         self.inner.insert(job, capacity).await
+    }
+
+    async fn insert_admitted(
+        &self,
+        job: Job<P>,
+        capacity: usize,
+        admission: Admission,
+    ) -> Result<Submitted, StoreError> {
+        if !admission.admit() {
+            return Err(StoreError::withdrawn(&job.id));
+        }
+        let delay = *self.slow_commit.lock().unwrap();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        self.insert(job, capacity).await
     }
 
     async fn claim(
@@ -70,6 +102,18 @@ impl<P: Send + Sync + 'static> Store<P> for Observed<P> {
         outcome: Outcome,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let failing =
+            self.failing_finishes
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                });
+        if failing.is_ok() {
+            return Err(StoreError::Backend {
+                store: "observed",
+                operation: "finish",
+                source: "database or disk is full".into(),
+            });
+        }
         self.inner.finish(lease, outcome.clone(), now).await?;
         // The receiver may be gone when a test no longer listens.
         let _ = self.recorded.send((lease.job_id.clone(), outcome));

@@ -10,8 +10,8 @@ use tracing::warn;
 use super::PostgresStore;
 use super::retry::{Failure, Patience};
 use crate::job::{Job, JobId, Submitted};
-use crate::store::StoreError;
 use crate::store::sql::{self, bigint, millis};
+use crate::store::{Admission, StoreError};
 use crate::worker::Chain;
 
 /// Deliveries older than the dedupe window are deleted once every this many accepted inserts of a
@@ -24,11 +24,12 @@ impl PostgresStore {
         &self,
         job: Job<P>,
         capacity: usize,
+        admission: &Admission,
     ) -> Result<Submitted, StoreError> {
         let payload = sql::encode_payload("postgres", &job)?;
         let answer = with_retry!(
             self.retry("insert", Patience::Once),
-            self.try_insert(&job, &payload, capacity)
+            self.try_insert(&job, &payload, capacity, admission)
         )?;
         if matches!(answer, Submitted::Accepted(_))
             && self.accepted.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1
@@ -44,6 +45,7 @@ impl PostgresStore {
         job: &Job<P>,
         payload: &str,
         capacity: usize,
+        admission: &Admission,
     ) -> Result<Submitted, Failure> {
         let issue_number = sql::issue_column("postgres", job).map_err(Failure::Store)?;
         let mut tx = self.pool.begin().await?;
@@ -52,6 +54,12 @@ impl PostgresStore {
         sqlx::raw_sql(self.insert_lock.clone())
             .execute(&mut *tx)
             .await?;
+        // The lock is held: the answer is final from here, so this is where the submission is admitted,
+        // or given up if its submitter stopped waiting.
+        if !admission.admit() {
+            tx.rollback().await?;
+            return Err(Failure::Store(StoreError::withdrawn(&job.id)));
+        }
         let duplicate: Option<String> = sqlx::query_scalar(
             "SELECT job_id FROM (
                  SELECT 1 AS rank, job_id FROM booty_jobs WHERE delivery_id = $1

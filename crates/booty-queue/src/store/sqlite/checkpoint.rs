@@ -15,13 +15,16 @@
 
 use std::sync::{Arc, Mutex};
 
-use sqlx::Connection;
-use sqlx::SqliteConnection;
-use tokio::sync::Notify;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tracing::warn;
+use tracing::{error, warn};
 
+use super::backend;
+use super::files::{self, Files};
+use crate::store::StoreError;
 use crate::worker::Chain;
 
 /// The writer's connection checkpoints by itself once the log holds this many pages.
@@ -37,24 +40,50 @@ const PASSIVE_TRIES: usize = 4;
 /// runs: so each waits for the other in the runtime, woken the moment the other is done.
 pub(super) type WriteGate = Arc<tokio::sync::Mutex<()>>;
 
+/// A checkpoint asked for by [`Checkpointer::run_now`], and where its result goes.
+type Request = oneshot::Sender<Result<(), StoreError>>;
+
 /// The checkpointer task and how to reach it. Dropping it stops the task.
 #[derive(Debug)]
 pub(super) struct Checkpointer {
     due: Arc<Notify>,
+    requests: mpsc::Sender<Request>,
     stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
     /// Stops the task if the store is dropped without being closed.
     _guard: DropGuard,
 }
 
+/// What the task works with.
+struct Task {
+    /// How to open the connection again after a checkpoint failed on it.
+    options: SqliteConnectOptions,
+    connection: Option<SqliteConnection>,
+    gate: WriteGate,
+    files: Arc<Files>,
+}
+
 impl Checkpointer {
-    /// Starts the task on `connection`.
-    pub(super) fn start(connection: SqliteConnection, gate: WriteGate) -> Self {
+    /// Starts the task on `connection` (opened with `options`).
+    pub(super) fn start(
+        options: SqliteConnectOptions,
+        connection: SqliteConnection,
+        gate: WriteGate,
+        files: Arc<Files>,
+    ) -> Self {
         let due = Arc::new(Notify::new());
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(connection, gate, Arc::clone(&due), stop.clone()));
+        let (requests, received) = mpsc::channel(16);
+        let task = Task {
+            options,
+            connection: Some(connection),
+            gate,
+            files,
+        };
+        let task = tokio::spawn(task.run(Arc::clone(&due), received, stop.clone()));
         Self {
             due,
+            requests,
             _guard: stop.clone().drop_guard(),
             stop,
             task: Mutex::new(Some(task)),
@@ -64,6 +93,18 @@ impl Checkpointer {
     /// What the writer signals when a checkpoint is due.
     pub(super) fn due(&self) -> Arc<Notify> {
         Arc::clone(&self.due)
+    }
+
+    /// Checkpoints now and says how it went.
+    pub(super) async fn run_now(&self) -> Result<(), StoreError> {
+        let stopped = || StoreError::Backend {
+            store: "sqlite",
+            operation: "checkpoint",
+            source: "the store is closed".into(),
+        };
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(reply).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// Stops the task and waits for it (its connection closed).
@@ -78,24 +119,73 @@ impl Checkpointer {
     }
 }
 
-async fn run(
-    mut connection: SqliteConnection,
-    gate: WriteGate,
-    due: Arc<Notify>,
-    stop: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => break,
-            () = due.notified() => {
-                if let Err(err) = checkpoint(&mut connection, &gate).await {
+impl Task {
+    async fn run(
+        mut self,
+        due: Arc<Notify>,
+        mut requests: mpsc::Receiver<Request>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = due.notified() => {
+                    if let Err(err) = self.checkpoint().await {
+                        warn!(store = "sqlite", error = %Chain(&err), "store_checkpoint_failed");
+                    }
+                }
+                Some(reply) = requests.recv() => {
+                    let _ = reply.send(self.checkpoint().await);
+                }
+                () = tokio::time::sleep(files::CHECK_EVERY) => self.look_at_files().await,
+            }
+        }
+        // The store is closing or gone; a connection that does not close politely is closed by dropping it.
+        if let Some(connection) = self.connection.take() {
+            let _ = connection.close().await;
+        }
+    }
+
+    /// Checks the files, then checkpoints (see the module documentation).
+    async fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.look_at_files().await;
+        self.files.check("checkpoint")?;
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
+            None => self.connection.insert(
+                self.options
+                    .connect()
+                    .await
+                    .map_err(|err| backend("checkpoint", err))?,
+            ),
+        };
+        let done = checkpoint(connection, &self.gate).await;
+        if done.is_err() {
+            // Whatever state the failure left it in, the next checkpoint starts on a new connection.
+            self.connection = None;
+        }
+        done.map_err(|err| backend("checkpoint", err))
+    }
+
+    /// Stops every write once the database or its log is not the file the store opened, folding what
+    /// the log held into the database file first, through this connection's handle on the old log.
+    async fn look_at_files(&mut self) {
+        let first = self.files.refusal().is_ok();
+        let Err(reason) = self.files.verify() else {
+            return;
+        };
+        if first {
+            error!(store = "sqlite", error = reason, "store_files_changed");
+            if let Some(connection) = &mut self.connection {
+                let saved = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(connection)
+                    .await;
+                if let Err(err) = saved {
                     warn!(store = "sqlite", error = %Chain(&err), "store_checkpoint_failed");
                 }
             }
         }
     }
-    // The store is closing or gone; a connection that does not close politely is closed by dropping it.
-    let _ = connection.close().await;
 }
 
 /// Copies the log into the file, passively while much is left, and starts the log over (see the module
@@ -124,8 +214,7 @@ async fn checkpoint(
 mod tests {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-    use sqlx::ConnectOptions;
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+    use sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 
     use super::*;
 

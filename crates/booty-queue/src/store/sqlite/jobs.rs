@@ -2,10 +2,10 @@
 //! taking back expired or orphaned jobs, and the finished-job retention bound.
 
 use serde::de::DeserializeOwned;
-use sqlx::Transaction;
-use sqlx::sqlite::Sqlite;
+use sqlx::SqliteConnection;
 use tracing::error;
 
+use super::connection::Tx;
 use super::{SqliteStore, backend};
 use crate::job::{Job, JobSnapshot};
 use crate::store::sql::{self, bigint, millis, snapshot, snapshot_columns, timestamp};
@@ -23,6 +23,7 @@ impl SqliteStore {
         lease_until: Timestamp,
     ) -> Result<Claim<P>, StoreError> {
         loop {
+            self.files.check("claim")?;
             let claimed = self
                 .try_claim(owner, now, lease_until)
                 .await
@@ -49,12 +50,18 @@ impl SqliteStore {
     }
 
     /// The earliest runnable head of a lane, taken in one statement; its payload still the stored JSON.
+    ///
+    /// In a transaction of its own, so the claim counts only once `COMMIT` said so: on its own, the
+    /// statement would commit when sqlx resets it after the first row, and a commit that fails there
+    /// (a full disk) goes unreported, so the job was handed out while the database still had it
+    /// `queued`, and every worker claimed it again.
     async fn try_claim(
         &self,
         owner: &str,
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<Job<String>>, sqlx::Error> {
+        let mut tx = Tx::begin(&self.pool).await?;
         let row = sqlx::query(
             "UPDATE booty_jobs
                 SET state = 'running', attempts = attempts + 1, started_at_ms = ?1,
@@ -74,9 +81,11 @@ impl SqliteStore {
         .bind(millis(now))
         .bind(owner)
         .bind(millis(lease_until))
-        .fetch_optional(&self.pool)
+        .fetch_optional(tx.connection())
         .await?;
-        row.as_ref().map(sql::claimed).transpose()
+        let job = row.as_ref().map(sql::claimed).transpose()?;
+        tx.commit().await?;
+        Ok(job)
     }
 
     /// A claimed job whose payload does not deserialize can never run: it fails at once, with the reason.
@@ -107,18 +116,23 @@ impl SqliteStore {
         lease: &Lease,
         until: Timestamp,
     ) -> Result<(), StoreError> {
-        let held = sqlx::query(
-            "UPDATE booty_jobs SET lease_until_ms = ?4
-              WHERE job_id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
-        )
-        .bind(lease.job_id.as_str())
-        .bind(&lease.owner)
-        .bind(i64::from(lease.attempt))
-        .bind(millis(until))
-        .execute(&self.pool)
-        .await
-        .map_err(|err| backend("renew", err))?;
-        if held.rows_affected() == 1 {
+        self.files.check("renew")?;
+        let renewed = async {
+            let mut tx = Tx::begin(&self.pool).await?;
+            let held = sqlx::query(
+                "UPDATE booty_jobs SET lease_until_ms = ?4
+                  WHERE job_id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
+            )
+            .bind(lease.job_id.as_str())
+            .bind(&lease.owner)
+            .bind(i64::from(lease.attempt))
+            .bind(millis(until))
+            .execute(tx.connection())
+            .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(held.rows_affected())
+        };
+        if renewed.await.map_err(|err| backend("renew", err))? == 1 {
             Ok(())
         } else {
             Err(StoreError::lease_lost(lease))
@@ -140,8 +154,9 @@ impl SqliteStore {
             Outcome::Released => ("queued", None, None),
         };
         let is_final = matches!(outcome, Outcome::Succeeded | Outcome::Failed { .. });
+        self.files.check("finish")?;
         let written = async {
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = Tx::begin(&self.pool).await?;
             // Final: finished now, numbered in finishing order, payload dropped. Retry: `retrying`
             // until `retry_at`, error kept. Released: back to `queued`, error as it was.
             let held = sqlx::query(
@@ -163,14 +178,14 @@ impl SqliteStore {
             .bind(retry_at)
             .bind(is_final)
             .bind(millis(now))
-            .execute(&mut *tx)
+            .execute(tx.connection())
             .await?;
             if held.rows_affected() != 1 {
                 tx.rollback().await?;
                 return Ok(false);
             }
             if is_final {
-                self.evict_finished(&mut tx).await?;
+                self.evict_finished(tx.connection()).await?;
             }
             tx.commit().await?;
             Ok(true)
@@ -184,10 +199,7 @@ impl SqliteStore {
 
     /// Drops the finished jobs beyond the newest `retained_finished`, in the transaction that made one
     /// final.
-    async fn evict_finished(
-        &self,
-        tx: &mut Transaction<'static, Sqlite>,
-    ) -> Result<(), sqlx::Error> {
+    async fn evict_finished(&self, connection: &mut SqliteConnection) -> Result<(), sqlx::Error> {
         sqlx::query(
             "DELETE FROM booty_jobs
               WHERE finished_seq IS NOT NULL
@@ -195,7 +207,7 @@ impl SqliteStore {
                                       ORDER BY finished_seq DESC LIMIT 1 OFFSET ?1)",
         )
         .bind(bigint(self.options.retained_finished))
-        .execute(&mut **tx)
+        .execute(connection)
         .await?;
         Ok(())
     }
@@ -212,14 +224,14 @@ impl SqliteStore {
             Some(_) => "its lease expired",
             None => "the queue restarted",
         };
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = Tx::begin(&self.pool).await?;
         let running: Vec<i64> = sqlx::query_scalar(
             "SELECT seq FROM booty_jobs
               WHERE state = 'running' AND (?1 IS NULL OR lease_until_ms <= ?1)
               ORDER BY seq",
         )
         .bind(expired_by.map(millis))
-        .fetch_all(&mut *tx)
+        .fetch_all(tx.connection())
         .await?;
         let mut taken = Vec::with_capacity(running.len());
         for seq in running {
@@ -242,12 +254,12 @@ impl SqliteStore {
             .bind(i64::from(max_attempts))
             .bind(millis(now))
             .bind(why)
-            .fetch_one(&mut *tx)
+            .fetch_one(tx.connection())
             .await?;
             taken.push(snapshot(&row)?);
         }
         if taken.iter().any(|job| job.state.is_final()) {
-            self.evict_finished(&mut tx).await?;
+            self.evict_finished(tx.connection()).await?;
         }
         tx.commit().await?;
         Ok(taken)

@@ -14,10 +14,12 @@ use sqlx::{AssertSqlSafe, Row, SqliteConnection, SqlitePool};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::warn;
 
+use super::connection::Held;
+use super::files::{self, Files};
 use super::{Counters, backend};
 use crate::job::{JobId, Submitted};
-use crate::store::StoreError;
 use crate::store::sql::bigint;
+use crate::store::{Admission, StoreError};
 use crate::worker::Chain;
 
 use super::checkpoint::WriteGate;
@@ -51,6 +53,8 @@ pub(super) struct NewJob {
 pub(super) struct Pending {
     pub(super) job: NewJob,
     pub(super) capacity: i64,
+    /// Admitted once the batch holds the write lock; a submission withdrawn before is left out.
+    pub(super) admission: Admission,
     pub(super) reply: oneshot::Sender<Result<Submitted, StoreError>>,
 }
 
@@ -66,6 +70,8 @@ pub(super) struct Writer {
     checkpoint_due: Arc<Notify>,
     /// Held while a batch is written (see [`WriteGate`]).
     gate: WriteGate,
+    /// Inserts are refused once the database or its log was replaced under the store.
+    files: Arc<Files>,
 }
 
 impl Writer {
@@ -75,6 +81,7 @@ impl Writer {
         stats: Arc<Counters>,
         checkpoint_due: Arc<Notify>,
         gate: WriteGate,
+        files: Arc<Files>,
     ) -> Self {
         let slots = options.max_batch.next_power_of_two();
         let scripts = std::iter::successors(Some(1_usize), |&jobs| Some(jobs * 2))
@@ -88,6 +95,7 @@ impl Writer {
             scripts,
             checkpoint_due,
             gate,
+            files,
         }
     }
 
@@ -115,7 +123,15 @@ impl Writer {
 
     /// Writes `batch` and answers every submission in it; returns how many were accepted.
     async fn write(&self, batch: &mut Vec<Pending>) -> u64 {
-        let answers = match self.try_write(batch).await {
+        if let Err(reason) = self.files.refusal() {
+            let answers: Vec<_> = batch
+                .iter()
+                .map(|_| Err(files::refused("insert", reason)))
+                .collect();
+            self.answer(batch.drain(..).zip(answers));
+            return 0;
+        }
+        let answers: Vec<_> = match self.try_write(batch).await {
             Ok(answers) => answers.into_iter().map(Ok).collect(),
             // One statement failed (or the commit): nothing of the batch is stored. Each is written
             // again on its own, so only what fails again is answered with an error.
@@ -132,6 +148,15 @@ impl Writer {
             }
             Err(err) => vec![Err(backend("insert", err))],
         };
+        let answers: Vec<_> = batch
+            .iter()
+            .zip(answers)
+            .map(|(pending, answer)| {
+                answer.and_then(|decided| {
+                    decided.ok_or_else(|| StoreError::withdrawn(&pending.job.job_id))
+                })
+            })
+            .collect();
         let accepted = answers
             .iter()
             .filter(|answer| matches!(answer, Ok(Submitted::Accepted(_))))
@@ -150,24 +175,26 @@ impl Writer {
     }
 
     /// One transaction for the whole batch, in two round trips to SQLite (see [`Scripts`]): one answer
-    /// per submission, or the error that stopped it (then nothing of it is stored).
-    async fn try_write(&self, batch: &[Pending]) -> Result<Vec<Submitted>, sqlx::Error> {
+    /// per submission (`None`: withdrawn by its submitter, not stored), or the error that stopped it (then
+    /// nothing of it is stored).
+    async fn try_write(&self, batch: &[Pending]) -> Result<Vec<Option<Submitted>>, sqlx::Error> {
         self.stats.transactions.fetch_add(1, Ordering::SeqCst);
-        let mut connection = self.pool.acquire().await?;
-        let written = self.write_in_transaction(&mut connection, batch).await;
-        if written.is_err() {
-            // A script stops at the statement that failed, before its COMMIT. The rollback fails if
-            // SQLite already rolled back, which leaves the same state: nothing stored.
-            let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
-        }
-        written
+        let mut connection = Held::acquire(&self.pool).await?;
+        // A script stops at the statement that failed, before its COMMIT, in a transaction SQLite may or
+        // may not have rolled back by itself: the connection is then closed, not reused (see
+        // `connection.rs`), which leaves nothing of the batch stored either way.
+        let answers = self
+            .write_in_transaction(connection.connection(), batch)
+            .await?;
+        connection.release();
+        Ok(answers)
     }
 
     async fn write_in_transaction(
         &self,
         connection: &mut SqliteConnection,
         batch: &[Pending],
-    ) -> Result<Vec<Submitted>, sqlx::Error> {
+    ) -> Result<Vec<Option<Submitted>>, sqlx::Error> {
         let scripts = self.scripts_for(batch.len())?;
         let mut lookup = sqlx::query(AssertSqlSafe(Arc::clone(&scripts.lookup)))
             .bind(bigint(self.options.dedupe_capacity))
@@ -191,12 +218,18 @@ impl Writer {
         let known: Vec<Option<(u8, String)>> = serde_json::from_str(&known).map_err(|err| {
             sqlx::Error::Protocol(format!("the lookup's answer {known:?}: {err}"))
         })?;
-        let answers = decide(batch, &known, waiting)?;
+        // The write lock is held: from here on the batch's answers are final, so this is where each
+        // submission is admitted, or left out if its submitter stopped waiting.
+        let admitted: Vec<bool> = batch
+            .iter()
+            .map(|pending| pending.admission.admit())
+            .collect();
+        let answers = decide(batch, &known, &admitted, waiting)?;
 
         let stored: Vec<&Pending> = batch
             .iter()
             .zip(&answers)
-            .filter(|(_, answer)| matches!(answer, Submitted::Accepted(_)))
+            .filter(|(_, answer)| matches!(answer, Some(Submitted::Accepted(_))))
             .map(|(pending, _)| pending)
             .collect();
         if stored.is_empty() {
@@ -359,12 +392,14 @@ impl Scripts {
 
 /// Each submission's answer, in order, as if each were written alone after the ones before it: a
 /// duplicate of what it is `known` as, or of an earlier submission of the batch, else busy if the
-/// `waiting` jobs (the batch's accepted ones included) fill its capacity, else accepted.
+/// `waiting` jobs (the batch's accepted ones included) fill its capacity, else accepted. A submission
+/// that was not `admitted` gets no answer and counts for nothing.
 fn decide(
     batch: &[Pending],
     known: &[Option<(u8, String)>],
+    admitted: &[bool],
     mut waiting: i64,
-) -> Result<Vec<Submitted>, sqlx::Error> {
+) -> Result<Vec<Option<Submitted>>, sqlx::Error> {
     if known.len() < batch.len() {
         return Err(sqlx::Error::Protocol(format!(
             "the lookup answered {} of {} submissions",
@@ -374,11 +409,15 @@ fn decide(
     }
     let mut answers = Vec::with_capacity(batch.len());
     for (index, (pending, known)) in batch.iter().zip(known).enumerate() {
+        if !admitted.get(index).copied().unwrap_or(false) {
+            answers.push(None);
+            continue;
+        }
         let job = &pending.job;
         let earlier = batch[..index]
             .iter()
             .zip(&answers)
-            .filter(|(_, answer)| matches!(answer, Submitted::Accepted(_)))
+            .filter(|(_, answer)| matches!(answer, Some(Submitted::Accepted(_))))
             .map(|(earlier, _)| &earlier.job)
             .find_map(|earlier| {
                 if earlier.delivery_id == job.delivery_id {
@@ -394,14 +433,14 @@ fn decide(
             (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
             (a, b) => a.or(b),
         };
-        answers.push(match duplicate {
+        answers.push(Some(match duplicate {
             Some((_, id)) => Submitted::Duplicate(JobId::from(id.to_owned())),
             None if waiting >= pending.capacity => Submitted::Busy,
             None => {
                 waiting += 1;
                 Submitted::Accepted(job.job_id.clone())
             }
-        });
+        }));
     }
     Ok(answers)
 }
@@ -449,6 +488,7 @@ mod tests {
                 created_at_ms: 0,
             },
             capacity,
+            admission: Admission::new(),
             reply: oneshot::channel().0,
         }
     }
@@ -477,17 +517,17 @@ mod tests {
             None,
             None,
         ];
-        let answers = decide(&batch, &known, 1).expect("decided");
+        let answers = decide(&batch, &known, &[true; 7], 1).expect("decided");
         assert_eq!(
             answers,
             [
-                Submitted::Accepted(id("1-a")),
-                Submitted::Duplicate(id("1-a")),
-                Submitted::Duplicate(id("0-b")),
-                Submitted::Accepted(id("1-c")),
-                Submitted::Duplicate(id("1-a")),
-                Submitted::Busy,
-                Submitted::Accepted(id("1-e")),
+                Some(Submitted::Accepted(id("1-a"))),
+                Some(Submitted::Duplicate(id("1-a"))),
+                Some(Submitted::Duplicate(id("0-b"))),
+                Some(Submitted::Accepted(id("1-c"))),
+                Some(Submitted::Duplicate(id("1-a"))),
+                Some(Submitted::Busy),
+                Some(Submitted::Accepted(id("1-e"))),
             ]
         );
     }
@@ -497,18 +537,38 @@ mod tests {
         let batch = [pending("1-a", "a", 10), pending("1-a", "b", 10)];
         // The database knows delivery `b` as job `0-b`; the batch's first job has the same id.
         let known = [None, Some((BY_DELIVERY, "0-b".to_owned()))];
-        let answers = decide(&batch, &known, 0).expect("decided");
-        assert_eq!(answers[1], Submitted::Duplicate(id("0-b")));
+        let answers = decide(&batch, &known, &[true; 2], 0).expect("decided");
+        assert_eq!(answers[1], Some(Submitted::Duplicate(id("0-b"))));
         // And a delivery earlier in the batch outranks a stored job with the same id.
         let known = [None, Some((BY_JOB_ID, "1-a".to_owned()))];
         let batch = [pending("2-b", "b", 10), pending("1-a", "b", 10)];
-        let answers = decide(&batch, &known, 0).expect("decided");
-        assert_eq!(answers[1], Submitted::Duplicate(id("2-b")));
+        let answers = decide(&batch, &known, &[true; 2], 0).expect("decided");
+        assert_eq!(answers[1], Some(Submitted::Duplicate(id("2-b"))));
     }
 
     #[test]
     fn a_lookup_that_answers_too_few_submissions_is_an_error() {
         let batch = [pending("1-a", "a", 10), pending("1-b", "b", 10)];
-        assert!(decide(&batch, &[None], 0).is_err());
+        assert!(decide(&batch, &[None], &[true; 2], 0).is_err());
+    }
+
+    #[test]
+    fn a_withdrawn_submission_gets_no_answer_and_takes_no_room() {
+        // `a` was withdrawn: `a2` (same delivery) is not its duplicate, and the one free place goes to it.
+        let batch = [
+            pending("1-a", "a", 1),
+            pending("1-a2", "a", 1),
+            pending("1-b", "b", 1),
+        ];
+        let answers =
+            decide(&batch, &[None, None, None], &[false, true, true], 0).expect("decided");
+        assert_eq!(
+            answers,
+            [
+                None,
+                Some(Submitted::Accepted(id("1-a2"))),
+                Some(Submitted::Busy)
+            ]
+        );
     }
 }
