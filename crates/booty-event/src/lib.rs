@@ -91,5 +91,6 @@ pub use model::{
 };
 pub use payload::{Payload, PayloadError, PayloadFormat};
 pub use trigger::{
-    DEFAULT_TRIGGER_LABEL, Decision, Ignored, IssueTrigger, RuleError, TriggerError, TriggerRule,
+    DEFAULT_TRIGGER_LABEL, Decision, Ignored, IssueTrigger, MAX_ISSUE_NUMBER, RuleError,
+    TriggerError, TriggerRule,
 };

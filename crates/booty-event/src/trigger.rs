@@ -12,6 +12,11 @@ use crate::model::{Installation, Issue, Label, Repository, User};
 /// The label that starts a job unless configured otherwise.
 pub const DEFAULT_TRIGGER_LABEL: &str = "agent:builder";
 
+/// The largest issue number a trigger may carry: the largest a signed 64-bit column (SQLite's and
+/// PostgreSQL's `bigint`) holds. GitHub's numbers are far below it; a larger one is bad input, refused
+/// before anything stores it.
+pub const MAX_ISSUE_NUMBER: u64 = i64::MAX as u64;
+
 /// Decides whether an event starts a job: an `issues` event, action `labeled`, whose `label.name` is
 /// exactly the trigger label (case and whitespace included).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,6 +111,11 @@ impl TriggerRule {
         else {
             return Err(TriggerError::MissingLabel);
         };
+        if !(1..=MAX_ISSUE_NUMBER).contains(&issue.number) {
+            return Err(TriggerError::IssueNumber {
+                number: issue.number,
+            });
+        }
         Ok(Decision::Trigger(Box::new(IssueTrigger {
             repository,
             issue,
@@ -190,6 +200,14 @@ pub enum TriggerError {
     /// An `issues` event with action `labeled` has no `label` object.
     #[error("`issues` event with action `labeled` has no `label` object")]
     MissingLabel,
+    /// The issue number of a trigger is 0 or larger than [`MAX_ISSUE_NUMBER`].
+    #[error(
+        "`issue.number` {number} is out of range: issue numbers run from 1 to {MAX_ISSUE_NUMBER}"
+    )]
+    IssueNumber {
+        /// The number as sent.
+        number: u64,
+    },
 }
 
 /// A trigger rule could not be made.

@@ -2,7 +2,8 @@
 //! what the job is given.
 
 use booty_event::{
-    Decision, Event, Ignored, IssueTrigger, IssuesAction, TriggerError, TriggerRule, UserKind,
+    Decision, Event, Ignored, IssueTrigger, IssuesAction, MAX_ISSUE_NUMBER, TriggerError,
+    TriggerRule, UserKind,
 };
 use serde_json::{Value, json};
 
@@ -224,6 +225,34 @@ fn a_labeled_event_without_label_or_issue_is_an_error() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("missing field `name`"), "{err}");
+}
+
+#[test]
+fn a_trigger_with_an_issue_number_no_store_can_hold_is_an_error() {
+    let rule = TriggerRule::new("bug").unwrap();
+    let with_number = |number: u64| {
+        let mut raw: Value = serde_json::from_slice(&issues_labeled()).unwrap();
+        raw["issue"]["number"] = json!(number);
+        serde_json::to_vec(&raw).unwrap()
+    };
+    for number in [0, MAX_ISSUE_NUMBER + 1, u64::MAX] {
+        let err = rule.decide("issues", &with_number(number)).unwrap_err();
+        assert!(
+            matches!(err, TriggerError::IssueNumber { number: n } if n == number),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "`issue.number` {number} is out of range: issue numbers run from 1 to \
+                 9223372036854775807"
+            )
+        );
+    }
+    for number in [1, MAX_ISSUE_NUMBER] {
+        let trigger = trigger(rule.decide("issues", &with_number(number)).unwrap());
+        assert_eq!(trigger.issue.number, number);
+    }
 }
 
 #[test]
