@@ -12,10 +12,14 @@
 //! - [`sweep`] removes what a crashed run left under the root.
 //! - [`PrepareError::is_retryable`] tells a job queue whether trying again can help.
 //!
-//! The clone is pure Rust (gix, with reqwest and rustls on the `ring` provider for HTTPS); the library runs no
-//! `git` process and ignores the host's git configuration and credential helpers, and never prompts. A token
-//! is sent in memory as an HTTP header: it is never written to `.git/config` or a stored URL, and never
-//! appears in a log line or an error. Credentials in a repository URL are moved out of it the same way.
+//! The clone is pure Rust (gix, with reqwest and rustls for HTTPS); the library runs no `git` process and
+//! ignores the host's git configuration and credential helpers, and never prompts. rustls uses the process's
+//! default crypto provider, as rustls asks of libraries: *ring* (the only provider this crate enables), unless
+//! the application installed another with `rustls::crypto::CryptoProvider::install_default`. An application
+//! whose dependencies also enable rustls's `aws_lc_rs` feature must install one itself, or rustls panics at the
+//! first HTTPS clone. A token is sent in memory as an HTTP header: it is never written to `.git/config` or a
+//! stored URL, and never appears in a log line or an error. Credentials in a repository URL are moved out of
+//! it the same way.
 //!
 //! The library only emits `tracing` events (`workspace_cleaned` with the path, whenever a workspace directory
 //! is removed); it never installs a subscriber.
