@@ -14,10 +14,12 @@ type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PrepareError {
-    /// The repository URL could not be parsed or uses a scheme other than http(s), file or a local path.
+    /// The repository URL could not be parsed, uses a scheme other than http(s), file or a local path, or is
+    /// plain `http://` to a host that is not loopback while there are credentials to send (a configured token
+    /// or a password in the URL): the reason names the scheme and the host, never the credentials.
     #[error("invalid repository URL {url}: {reason}")]
     InvalidUrl {
-        /// The URL as given, with any user and password removed.
+        /// The URL as given, with any user and password removed ([`crate::redact_url`]).
         url: String,
         /// What is wrong with it.
         reason: String,

@@ -11,6 +11,7 @@
 //!   [`Workspace::close`] does it on the blocking pool.
 //! - [`sweep`] removes what a crashed run left under the root.
 //! - [`PrepareError::is_retryable`] tells a job queue whether trying again can help.
+//! - [`redact_url`] shows a repository URL without its credentials, as the crate's errors and logs do.
 //!
 //! The clone is pure Rust (gix, with reqwest and rustls for HTTPS); the library runs no `git` process and
 //! ignores the host's git configuration and credential helpers, and never prompts. rustls uses the process's
@@ -19,7 +20,8 @@
 //! whose dependencies also enable rustls's `aws_lc_rs` feature must install one itself, or rustls panics at the
 //! first HTTPS clone. A token is sent in memory as an HTTP header: it is never written to `.git/config` or a
 //! stored URL, and never appears in a log line or an error. Credentials in a repository URL are moved out of
-//! it the same way.
+//! it the same way. Credentials only travel over `https://`, or over `http://` to a loopback host; any other
+//! `http://` URL is refused ([`PrepareError::InvalidUrl`]) when there are credentials to send.
 //!
 //! The library only emits `tracing` events (`workspace_cleaned` with the path, whenever a workspace directory
 //! is removed); it never installs a subscriber.
@@ -68,4 +70,5 @@ pub use config::{Token, WorkspaceConfig};
 pub use dir::{SweepError, sweep};
 pub use error::PrepareError;
 pub use manager::{WorkspaceManager, WorkspaceRequest};
+pub use source::redact_url;
 pub use workspace::{CloseError, Workspace};

@@ -642,19 +642,49 @@ async fn bad_urls_and_branch_names_are_refused_before_anything_is_created() {
         assert_eq!(err.to_string(), expected);
         assert!(!err.is_retryable());
     }
-    let err = manager
-        .prepare(
-            &WorkspaceRequest::new("git://u:hunter2@h/r.git", "main", 1),
-            pending(),
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        !error_text(&err).contains("hunter2"),
-        "{}",
-        error_text(&err)
-    );
+    for (url, secret) in [
+        ("git://u:hunter2@h/r.git", "hunter2"),
+        ("u:hunter4@h:o/r.git", "hunter4"),
+        ("http://bot:hunter5@example.com/o/r.git", "hunter5"),
+    ] {
+        let err = manager
+            .prepare(&WorkspaceRequest::new(url, "main", 1), pending())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PrepareError::InvalidUrl { .. }), "{err:?}");
+        assert!(!error_text(&err).contains(secret), "{}", error_text(&err));
+    }
     assert!(!workspaces.exists(), "nothing was created");
+}
+
+#[tokio::test]
+async fn a_token_is_never_sent_over_plain_http_to_another_host() {
+    let root = tempfile::tempdir().unwrap();
+    let token = "ghs_not_over_plain_http";
+    let manager = manager(root.path(), Some(token));
+    for (url, host) in [
+        ("http://example.com/o/r.git", "example.com"),
+        ("http://bot@10.1.2.3:8080/o/r.git", "10.1.2.3"),
+        ("http://bot:url-pass@[fe80::1]/o/r.git", "[fe80::1]"),
+    ] {
+        let err = manager
+            .prepare(&WorkspaceRequest::new(url, "main", 1), pending())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid repository URL {}: refusing to send credentials over plain http:// to {host} \
+                 (use https://, or a loopback host)",
+                booty_workspace::redact_url(url)
+            )
+        );
+        assert!(!err.is_retryable());
+        for secret in [token, "url-pass"] {
+            assert!(!error_text(&err).contains(secret), "{}", error_text(&err));
+        }
+    }
+    assert_eq!(entries(root.path()), Vec::<PathBuf>::new());
 }
 
 #[tokio::test]
