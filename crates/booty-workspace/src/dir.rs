@@ -18,8 +18,19 @@ pub(crate) struct WorkspaceDir {
 impl WorkspaceDir {
     /// Creates `root/booty-issue-{issue}-{random}` with mode 0700 (creating `root` first if needed). The
     /// random part keeps two workspaces for the same issue apart.
+    ///
+    /// A `root` that exists but is not a directory fails with [`io::ErrorKind::NotADirectory`] (std reports it
+    /// as "already exists", which would read as a passing conflict).
     pub(crate) fn create(root: &Path, issue_number: u64) -> io::Result<Self> {
-        std::fs::create_dir_all(root)?;
+        if let Err(err) = std::fs::create_dir_all(root) {
+            return Err(
+                if err.kind() == io::ErrorKind::AlreadyExists && !root.is_dir() {
+                    io::Error::from(io::ErrorKind::NotADirectory)
+                } else {
+                    err
+                },
+            );
+        }
         let prefix = format!("{PREFIX}{issue_number}-");
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix);

@@ -219,6 +219,7 @@ impl WorkspaceManager {
                 url,
                 &request.base_branch,
                 self.config.clone_timeout,
+                self.config.root.clone(),
             )),
             // The flag is only set after this future stopped waiting for the thread, or by the runtime's
             // shutdown: either way the clone was called off.

@@ -19,8 +19,9 @@ use booty_workspace::{
     PrepareError, Token, Workspace, WorkspaceConfig, WorkspaceManager, WorkspaceRequest, sweep,
 };
 use support::logs;
-use support::repo::{Fixture, NAME, run_git};
+use support::repo::{Content, Fixture, NAME, run_git};
 use support::server::{GitServer, SilentServer, Stall, closed_port_url};
+use support::tmpfs::Tmpfs;
 
 const USER: &str = "x-access-token";
 
@@ -685,6 +686,100 @@ async fn a_token_is_never_sent_over_plain_http_to_another_host() {
         }
     }
     assert_eq!(entries(root.path()), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn a_full_file_system_is_retryable_local_storage_that_names_the_root_and_leaves_nothing() {
+    let disk = Tmpfs::mount("1m");
+    let root = disk.path().join("workspaces");
+    // 3 MiB either way: zeros make a pack of a few KiB that fills the disk at checkout; random bytes fill it
+    // while the pack is written.
+    for content in [Content::Compressible, Content::Incompressible] {
+        let fixture = Fixture::big(content, 3 << 20);
+        let server = GitServer::start(&fixture.root);
+        let request = WorkspaceRequest::new(server.url(NAME), "main", 4);
+        let err = manager(&root, None)
+            .prepare(&request, pending())
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{content:?}: {}", error_text(&err));
+        assert!(err.is_local_storage(), "{content:?}: {}", error_text(&err));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "could not write the clone of {} under {}",
+                server.url(NAME),
+                root.display()
+            ),
+            "{content:?}"
+        );
+        assert!(
+            error_text(&err).contains("No space left on device"),
+            "{content:?}: {}",
+            error_text(&err)
+        );
+        assert_eq!(entries(&root), Vec::<PathBuf>::new(), "{content:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_workspace_root_is_retryable_local_storage() {
+    let disk = Tmpfs::mount("1m");
+    disk.remount_read_only();
+    let fixture = Fixture::standard();
+    let request = WorkspaceRequest::new(fixture.file_url(), "main", 6);
+    // The mount point itself, and a root that would have to be created on it.
+    for root in [disk.path().to_owned(), disk.path().join("workspaces")] {
+        let err = manager(&root, None)
+            .prepare(&request, pending())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PrepareError::Workspace { root: named, .. } if *named == root),
+            "{err:?}"
+        );
+        assert!(err.is_retryable(), "{}", error_text(&err));
+        assert!(err.is_local_storage());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "could not create a workspace directory under {}",
+                root.display()
+            )
+        );
+        assert_eq!(entries(disk.path()), Vec::<PathBuf>::new());
+    }
+}
+
+#[tokio::test]
+async fn a_workspace_root_that_is_not_a_directory_is_permanent() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("workspaces");
+    std::fs::write(&file, "a file where the root should be").unwrap();
+    let fixture = Fixture::standard();
+    let request = WorkspaceRequest::new(fixture.file_url(), "main", 6);
+    for root in [file.clone(), file.join("below")] {
+        let err = manager(&root, None)
+            .prepare(&request, pending())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PrepareError::Workspace { root: named, .. } if *named == root),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable(), "{}", error_text(&err));
+        assert!(err.is_local_storage());
+        assert!(
+            error_text(&err).contains("ot a directory"),
+            "{}",
+            error_text(&err)
+        );
+        assert_eq!(entries(dir.path()), vec![file.clone()]);
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "a file where the root should be"
+        );
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
-//! Test support: real repositories, real smart-HTTP servers, captured logs. The benchmark uses `repo` and
+//! Test support: real repositories, real smart-HTTP servers, captured logs, real tmpfs mounts. The benchmark uses `repo` and
 //! `server` too.
 
 pub(crate) mod logs;
 pub(crate) mod repo;
 pub(crate) mod server;
+pub(crate) mod tmpfs;
