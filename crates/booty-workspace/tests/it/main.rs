@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use booty_workspace::{
-    PrepareError, Token, Workspace, WorkspaceConfig, WorkspaceManager, WorkspaceRequest, sweep,
+    PrepareError, Swept, Token, Workspace, WorkspaceConfig, WorkspaceManager, WorkspaceRequest,
+    sweep,
 };
+use support::holder::SharedLockHolder;
 use support::logs;
 use support::repo::{Content, Fixture, NAME, run_git};
 use support::server::{GitServer, SilentServer, Stall, closed_port_url};
@@ -783,6 +785,113 @@ async fn a_workspace_root_that_is_not_a_directory_is_permanent() {
 }
 
 #[tokio::test]
+async fn a_live_workspace_survives_concurrent_sweeps_that_remove_an_unlocked_leftover() {
+    let (logs, _guard) = logs::capture();
+    let fixture = Fixture::standard();
+    let server = GitServer::start(&fixture.root);
+    let root = tempfile::tempdir().unwrap();
+    let request = WorkspaceRequest::new(server.url(NAME), "main", 17);
+    let workspace = manager(root.path(), None)
+        .prepare(&request, pending())
+        .await
+        .unwrap();
+    let leftover = root.path().join("booty-issue-3-crashed");
+    std::fs::create_dir_all(leftover.join(".git/objects")).unwrap();
+    std::fs::write(leftover.join("file.txt"), "left over").unwrap();
+
+    // Two sweeps at once, on two blocking threads: each opens the directories itself, so even in this process
+    // the workspace's lock keeps them out.
+    let (first, second) = tokio::join!(sweep(root.path()), sweep(root.path()));
+    let (first, second) = (first.unwrap(), second.unwrap());
+
+    // The workspace is whole, and both sweeps said they left it alone.
+    assert_prepared(&workspace, 17, "main", &fixture.rev("main"));
+    for swept in [&first, &second] {
+        assert!(
+            swept.in_use.contains(&workspace.path().to_owned()),
+            "{swept:?}"
+        );
+        assert!(
+            !swept.removed.contains(&workspace.path().to_owned()),
+            "{swept:?}"
+        );
+    }
+    // The leftover was removed by exactly one of them (the other found it gone, or held by the first).
+    let mut removed = [first.removed.clone(), second.removed.clone()].concat();
+    removed.sort();
+    assert_eq!(removed, vec![leftover.clone()]);
+    assert!(!leftover.exists());
+    let in_use_line = logs
+        .text()
+        .lines()
+        .find(|line| line.contains("workspace_in_use"))
+        .map(str::to_owned);
+    assert!(
+        in_use_line.is_some_and(|line| line.contains(&workspace.path().display().to_string())),
+        "{}",
+        logs.text()
+    );
+
+    let path = workspace.path().to_owned();
+    drop(workspace);
+    assert!(!path.exists());
+    assert_eq!(sweep(root.path()).await.unwrap(), Swept::default());
+    assert_eq!(entries(root.path()), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn a_workspace_is_in_use_from_before_its_clone_starts() {
+    let fixture = Fixture::standard();
+    let (stall, control) = Stall::new();
+    let server = GitServer::start_with(&fixture.root, None, Some(stall));
+    let root = tempfile::tempdir().unwrap();
+    let manager = manager(root.path(), None);
+    let request = WorkspaceRequest::new(server.url(NAME), "main", 21);
+    let clone = tokio::spawn(async move { manager.prepare(&request, pending()).await });
+    let stalled = control.stalled;
+    tokio::task::spawn_blocking(move || stalled.recv())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Mid-clone: the directory exists, half written, and a sweep leaves it alone.
+    let mid_clone = entries(root.path());
+    assert_eq!(mid_clone.len(), 1);
+    let swept = sweep(root.path()).await.unwrap();
+    assert_eq!(swept.in_use, mid_clone);
+    assert_eq!(swept.removed, Vec::<PathBuf>::new());
+
+    control.release.send(()).unwrap();
+    let workspace = clone.await.unwrap().unwrap();
+    assert_eq!(workspace.path(), mid_clone[0]);
+    assert_prepared(&workspace, 21, "main", &fixture.rev("main"));
+}
+
+#[tokio::test]
+async fn a_workspace_held_by_another_process_is_skipped_until_that_process_is_killed() {
+    let root = tempfile::tempdir().unwrap();
+    let held = root.path().join("booty-issue-8-orphaned");
+    std::fs::create_dir_all(held.join("src")).unwrap();
+    std::fs::write(held.join("src/work.txt"), "the orphaned job's work").unwrap();
+    let holder = SharedLockHolder::start(&held);
+
+    let swept = sweep(root.path()).await.unwrap();
+    assert_eq!(swept.in_use, vec![held.clone()]);
+    assert_eq!(swept.removed, Vec::<PathBuf>::new());
+    assert_eq!(
+        std::fs::read_to_string(held.join("src/work.txt")).unwrap(),
+        "the orphaned job's work"
+    );
+
+    // As after `kill -9`: the kernel drops the lock with its last holder.
+    holder.kill();
+    let swept = sweep(root.path()).await.unwrap();
+    assert_eq!(swept.removed, vec![held]);
+    assert_eq!(swept.in_use, Vec::<PathBuf>::new());
+    assert_eq!(entries(root.path()), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
 async fn sweep_removes_only_prefixed_leftovers() {
     let (logs, _guard) = logs::capture();
     let root = tempfile::tempdir().unwrap();
@@ -809,9 +918,10 @@ async fn sweep_removes_only_prefixed_leftovers() {
     std::fs::write(&kept[3], "notes").unwrap();
     std::os::unix::fs::symlink(outside.path(), &kept[4]).unwrap();
 
-    let removed = sweep(root.path()).await.unwrap();
+    let swept = sweep(root.path()).await.unwrap();
 
-    assert_eq!(removed, leftovers.to_vec());
+    assert_eq!(swept.removed, leftovers.to_vec());
+    assert_eq!(swept.in_use, Vec::<PathBuf>::new());
     let mut remaining = entries(root.path());
     remaining.sort();
     let mut expected = kept.to_vec();
@@ -827,6 +937,6 @@ async fn sweep_removes_only_prefixed_leftovers() {
     }
     assert_eq!(
         sweep(root.path().join("missing")).await.unwrap(),
-        Vec::<PathBuf>::new()
+        Swept::default()
     );
 }
