@@ -153,13 +153,18 @@ fn reqwest_options(deadline: Instant) -> http::reqwest::Options {
     }
 }
 
-/// rustls with the `ring` provider, checking certificates against the platform's roots (as reqwest's default
-/// would, with its aws-lc provider).
+/// rustls with the process-default crypto provider, checking certificates against the platform's roots (as
+/// reqwest's default would).
+///
+/// rustls asks libraries to take the provider an application installed (`CryptoProvider::install_default`)
+/// rather than pick one: `ClientConfig::builder` does that, and when none is installed it installs the one
+/// rustls's crate features name. This crate enables only rustls's `ring` feature, so that is *ring* unless the
+/// application chose otherwise. (`rustls::crypto::ring::default_provider`, which this used to call, is
+/// deprecated from rustls 0.23.48 on, for its lack of post-quantum key exchange.)
 fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())?;
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
+    let builder = rustls::ClientConfig::builder();
+    let verifier = rustls_platform_verifier::Verifier::new(builder.crypto_provider().clone())?;
+    let mut config = builder
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
@@ -173,7 +178,26 @@ mod tests {
 
     #[test]
     fn the_tls_configuration_builds_with_ring() {
+        // No provider is installed in this test process, so rustls takes the one its features name: ring.
         let config = tls_config().unwrap();
+        let provider = config.crypto_provider();
+        let suites = |suites: &[rustls::SupportedCipherSuite]| {
+            suites
+                .iter()
+                .map(rustls::SupportedCipherSuite::suite)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            suites(&provider.cipher_suites),
+            suites(rustls::crypto::ring::DEFAULT_CIPHER_SUITES)
+        );
+        let groups = |groups: &[&dyn rustls::crypto::SupportedKxGroup]| {
+            groups.iter().map(|g| g.name()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            groups(&provider.kx_groups),
+            groups(rustls::crypto::ring::DEFAULT_KX_GROUPS)
+        );
         assert_eq!(
             config.alpn_protocols,
             [b"h2".to_vec(), b"http/1.1".to_vec()]

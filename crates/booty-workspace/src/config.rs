@@ -27,7 +27,8 @@ pub struct WorkspaceConfig {
     /// How long a clone (connect, fetch and checkout) may take before it is stopped. Default: 300 seconds.
     pub clone_timeout: Duration,
     /// Credentials for HTTP(S) remotes, sent as `x-access-token:<token>` in Basic authentication. A password
-    /// in the repository URL itself takes precedence. Default: none.
+    /// in the repository URL itself takes precedence. Never sent over plain `http://` except to a loopback
+    /// host: with a token set, other `http://` URLs are refused. Default: none.
     pub token: Option<Token>,
 }
 

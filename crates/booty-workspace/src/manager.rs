@@ -22,7 +22,8 @@ use crate::{Workspace, blocking};
 #[derive(Clone, PartialEq, Eq)]
 pub struct WorkspaceRequest {
     /// `https://`, `http://`, `file://` or a local path. Credentials in it (`https://user:secret@host/...`) are
-    /// used for this clone, in memory only, and shown nowhere.
+    /// used for this clone, in memory only, and shown nowhere. Over `http://`, credentials (these or the
+    /// configured token) are only sent to a loopback host; other hosts are refused.
     pub repository_url: String,
     /// The branch to clone and to start `agent/issue-{n}` from, e.g. `main`.
     pub base_branch: String,
@@ -48,7 +49,7 @@ impl WorkspaceRequest {
 impl fmt::Debug for WorkspaceRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkspaceRequest")
-            .field("repository_url", &source::redact(&self.repository_url))
+            .field("repository_url", &source::redact_url(&self.repository_url))
             .field("base_branch", &self.base_branch)
             .field("issue_number", &self.issue_number)
             .finish()
@@ -114,7 +115,7 @@ impl WorkspaceManager {
     ) -> Result<Workspace, PrepareError> {
         let source = Source::parse(&request.repository_url, self.config.token.as_ref()).map_err(
             |problem| PrepareError::InvalidUrl {
-                url: source::redact(&request.repository_url),
+                url: source::redact_url(&request.repository_url),
                 reason: problem.to_string(),
             },
         )?;
@@ -218,6 +219,7 @@ impl WorkspaceManager {
                 url,
                 &request.base_branch,
                 self.config.clone_timeout,
+                self.config.root.clone(),
             )),
             // The flag is only set after this future stopped waiting for the thread, or by the runtime's
             // shutdown: either way the clone was called off.

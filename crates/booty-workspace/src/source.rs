@@ -27,6 +27,12 @@ pub(crate) enum UrlProblem {
     Unparsable,
     /// A scheme other than `http`, `https` or `file` (or a plain path).
     Scheme(String),
+    /// Credentials (a configured token, or a password in the URL) for plain `http://` to a host that is not
+    /// loopback, where anyone on the way could read them.
+    InsecureCredentials {
+        /// The host, as the URL names it.
+        host: String,
+    },
 }
 
 impl std::fmt::Display for UrlProblem {
@@ -37,6 +43,10 @@ impl std::fmt::Display for UrlProblem {
                 f,
                 "scheme `{scheme}` is not supported (use https://, http://, file:// or a local path)"
             ),
+            Self::InsecureCredentials { host } => write!(
+                f,
+                "refusing to send credentials over plain http:// to {host} (use https://, or a loopback host)"
+            ),
         }
     }
 }
@@ -44,6 +54,8 @@ impl std::fmt::Display for UrlProblem {
 impl Source {
     /// Parses `input`. Credentials in an HTTP(S) URL (`https://user:secret@host/...`) are taken out of the
     /// URL and sent as an `Authorization` header instead; without a password in the URL, `token` is sent.
+    /// Credentials are only ever sent over `https://`, or over `http://` to a loopback host (127.0.0.0/8,
+    /// `::1`, `localhost`): any other `http://` URL is refused if there are credentials to send.
     pub(crate) fn parse(input: &str, token: Option<&Token>) -> Result<Self, UrlProblem> {
         let mut url =
             gix::url::parse(gix::bstr::BStr::new(input)).map_err(|_| UrlProblem::Unparsable)?;
@@ -52,6 +64,11 @@ impl Source {
                 let user = url.user.take().filter(|user| !user.is_empty());
                 let password = url.password.take();
                 let secret = password.as_deref().or_else(|| token.map(Token::expose));
+                if secret.is_some() && url.scheme == Scheme::Http && !is_loopback(url.host()) {
+                    return Err(UrlProblem::InsecureCredentials {
+                        host: url.host().unwrap_or_default().to_owned(),
+                    });
+                }
                 secret.map(|secret| {
                     basic_authorization(user.as_deref().unwrap_or(TOKEN_USER), secret)
                 })
@@ -97,30 +114,68 @@ impl std::fmt::Debug for Source {
     }
 }
 
+/// Whether `host` (as a URL names it, IPv6 in brackets) is this machine: `localhost`, 127.0.0.0/8 or `::1`.
+/// Names that merely resolve to loopback do not count: what they resolve to can change.
+fn is_loopback(host: Option<&str>) -> bool {
+    let Some(host) = host else {
+        return false;
+    };
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|host| host.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn basic_authorization(user: &str, secret: &str) -> String {
     use base64::Engine as _;
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"));
     format!("Authorization: Basic {encoded}")
 }
 
-/// `input` with the user-info part of a `scheme://user:password@host/...` URL removed, for showing a URL that
-/// could not be parsed (gix's own parse errors repeat the input in full).
-pub(crate) fn redact(input: &str) -> String {
-    let Some(scheme_end) = input.find("://") else {
-        return input.to_owned();
+/// `url` with its credentials taken out, for showing it in a log line, an error or a `check` report.
+///
+/// - `scheme://user:password@host/...` loses its whole user-info part, user and password alike (a token is
+///   often given as the user alone): `https://user:pw@host/x` becomes `https://host/x`.
+/// - The scp-like form `user:password@host:path` loses its user-info if it has a password; `git@host:path`
+///   is left alone, its user being an SSH login name, not a secret.
+/// - Anything else (local paths, URLs without user-info) comes back unchanged, and so do the path, query
+///   and fragment: a secret put there is not recognised.
+///
+/// The credentials are removed rather than replaced by a placeholder, so the result is the URL the clone
+/// really uses: [`crate::Workspace::repository_url`], the crate's errors and its logs show it the same way.
+/// The input need not be a valid URL.
+///
+/// ```
+/// use booty_workspace::redact_url;
+///
+/// assert_eq!(redact_url("https://x-access-token:ghs_abc@github.com/o/r.git"), "https://github.com/o/r.git");
+/// assert_eq!(redact_url("https://ghp_abc@github.com/o/r.git"), "https://github.com/o/r.git");
+/// assert_eq!(redact_url("git@github.com:o/r.git"), "git@github.com:o/r.git");
+/// assert_eq!(redact_url("/srv/git/r.git"), "/srv/git/r.git");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let (authority_start, scp_like) = match url.find("://") {
+        Some(scheme_end) => (scheme_end + 3, false),
+        None => (0, true),
     };
-    let authority_start = scheme_end + 3;
-    let authority_end = input[authority_start..]
-        .find(['/', '?', '#'])
-        .map_or(input.len(), |end| authority_start + end);
-    match input[authority_start..authority_end].rfind('@') {
-        Some(at) => format!(
-            "{}{}",
-            &input[..authority_start],
-            &input[authority_start + at + 1..]
-        ),
-        None => input.to_owned(),
+    let rest = &url[authority_start..];
+    let authority_end = authority_start + rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = url[authority_start..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let user_info = &url[authority_start..authority_start + at];
+    if scp_like && !user_info.contains(':') {
+        return url.to_owned();
     }
+    format!(
+        "{}{}",
+        &url[..authority_start],
+        &url[authority_start + at + 1..]
+    )
 }
 
 #[cfg(test)]
@@ -200,11 +255,90 @@ mod tests {
     }
 
     #[test]
-    fn redact_drops_user_info_only() {
-        assert_eq!(redact("https://u:p@h:1/x@y"), "https://h:1/x@y");
-        assert_eq!(redact("https://tok@h"), "https://h");
-        assert_eq!(redact("https://h/p?q=a@b"), "https://h/p?q=a@b");
-        assert_eq!(redact("git@github.com:o/r"), "git@github.com:o/r");
-        assert_eq!(redact("http://a:b@c@d/e"), "http://d/e");
+    fn credentials_are_refused_over_plain_http_to_other_hosts() {
+        let token = Token::new("ghs_plain_http");
+        for (input, token) in [
+            ("http://example.com/o/r.git", Some(&token)),
+            ("http://bot@example.com/o/r.git", Some(&token)),
+            ("http://u:url-pass@example.com:8080/o/r.git", None),
+            ("http://10.0.0.1/o/r.git", Some(&token)),
+            ("http://[::2]/o/r.git", Some(&token)),
+            ("http://localhost.example.com/o/r.git", Some(&token)),
+            ("http://128.0.0.1/o/r.git", Some(&token)),
+        ] {
+            let problem = Source::parse(input, token).unwrap_err();
+            let text = problem.to_string();
+            assert!(
+                matches!(problem, UrlProblem::InsecureCredentials { .. }),
+                "{input}: {problem:?}"
+            );
+            assert!(text.contains("http://"), "{text}");
+            assert!(
+                !text.contains("ghs_plain_http") && !text.contains("url-pass"),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            Source::parse("http://u:url-pass@example.com:8080/o/r.git", None)
+                .unwrap_err()
+                .to_string(),
+            "refusing to send credentials over plain http:// to example.com (use https://, or a loopback host)"
+        );
+    }
+
+    #[test]
+    fn plain_http_without_credentials_or_to_loopback_is_allowed() {
+        let token = Token::new("ghs_loopback");
+        assert!(
+            Source::parse("http://example.com/o/r.git", None)
+                .unwrap()
+                .authorization()
+                .is_none()
+        );
+        assert!(
+            Source::parse("http://bot@example.com/o/r.git", None)
+                .unwrap()
+                .authorization()
+                .is_none()
+        );
+        for input in [
+            "http://127.0.0.1:8/r.git",
+            "http://127.8.9.10/r.git",
+            "http://[::1]:8/r.git",
+            "http://localhost:8/r.git",
+            "http://LocalHost/r.git",
+        ] {
+            let source = Source::parse(input, Some(&token)).unwrap();
+            assert_eq!(
+                decode(source.authorization().unwrap()),
+                "x-access-token:ghs_loopback",
+                "{input}"
+            );
+        }
+        let https = Source::parse("https://example.com/o/r.git", Some(&token)).unwrap();
+        assert!(https.authorization().is_some());
+    }
+
+    #[test]
+    fn redact_url_drops_user_info_only() {
+        for (input, shown) in [
+            ("https://u:p@h:1/x@y", "https://h:1/x@y"),
+            ("https://user:pw@host/x", "https://host/x"),
+            ("https://tok@h", "https://h"),
+            ("http://a:b@c@d/e", "http://d/e"),
+            ("file://u:p@/srv/r.git", "file:///srv/r.git"),
+            ("u:p@host:o/r.git", "host:o/r.git"),
+            ("u:p@ss@host:o/r.git", "host:o/r.git"),
+            // Nothing to remove: returned as it is.
+            ("https://h/p?q=a@b", "https://h/p?q=a@b"),
+            ("https://h#frag@x", "https://h#frag@x"),
+            ("git@github.com:o/r", "git@github.com:o/r"),
+            ("/srv/git/a@b/r.git", "/srv/git/a@b/r.git"),
+            ("./a:b@c/r.git", "./a:b@c/r.git"),
+            ("not a url", "not a url"),
+            ("", ""),
+        ] {
+            assert_eq!(redact_url(input), shown, "{input}");
+        }
     }
 }

@@ -16,11 +16,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use booty_workspace::{
-    PrepareError, Token, Workspace, WorkspaceConfig, WorkspaceManager, WorkspaceRequest, sweep,
+    PrepareError, Swept, Token, Workspace, WorkspaceConfig, WorkspaceManager, WorkspaceRequest,
+    sweep,
 };
+use support::holder::SharedLockHolder;
 use support::logs;
-use support::repo::{Fixture, NAME, run_git};
+use support::repo::{Content, Fixture, NAME, run_git};
 use support::server::{GitServer, SilentServer, Stall, closed_port_url};
+use support::tmpfs::Tmpfs;
 
 const USER: &str = "x-access-token";
 
@@ -642,19 +645,249 @@ async fn bad_urls_and_branch_names_are_refused_before_anything_is_created() {
         assert_eq!(err.to_string(), expected);
         assert!(!err.is_retryable());
     }
-    let err = manager
-        .prepare(
-            &WorkspaceRequest::new("git://u:hunter2@h/r.git", "main", 1),
-            pending(),
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        !error_text(&err).contains("hunter2"),
-        "{}",
-        error_text(&err)
-    );
+    for (url, secret) in [
+        ("git://u:hunter2@h/r.git", "hunter2"),
+        ("u:hunter4@h:o/r.git", "hunter4"),
+        ("http://bot:hunter5@example.com/o/r.git", "hunter5"),
+    ] {
+        let err = manager
+            .prepare(&WorkspaceRequest::new(url, "main", 1), pending())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PrepareError::InvalidUrl { .. }), "{err:?}");
+        assert!(!error_text(&err).contains(secret), "{}", error_text(&err));
+    }
     assert!(!workspaces.exists(), "nothing was created");
+}
+
+#[tokio::test]
+async fn a_token_is_never_sent_over_plain_http_to_another_host() {
+    let root = tempfile::tempdir().unwrap();
+    let token = "ghs_not_over_plain_http";
+    let manager = manager(root.path(), Some(token));
+    for (url, host) in [
+        ("http://example.com/o/r.git", "example.com"),
+        ("http://bot@10.1.2.3:8080/o/r.git", "10.1.2.3"),
+        ("http://bot:url-pass@[fe80::1]/o/r.git", "[fe80::1]"),
+    ] {
+        let err = manager
+            .prepare(&WorkspaceRequest::new(url, "main", 1), pending())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid repository URL {}: refusing to send credentials over plain http:// to {host} \
+                 (use https://, or a loopback host)",
+                booty_workspace::redact_url(url)
+            )
+        );
+        assert!(!err.is_retryable());
+        for secret in [token, "url-pass"] {
+            assert!(!error_text(&err).contains(secret), "{}", error_text(&err));
+        }
+    }
+    assert_eq!(entries(root.path()), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn a_full_file_system_is_retryable_local_storage_that_names_the_root_and_leaves_nothing() {
+    let disk = Tmpfs::mount("1m");
+    let root = disk.path().join("workspaces");
+    // 3 MiB either way: zeros make a pack of a few KiB that fills the disk at checkout; random bytes fill it
+    // while the pack is written.
+    for content in [Content::Compressible, Content::Incompressible] {
+        let fixture = Fixture::big(content, 3 << 20);
+        let server = GitServer::start(&fixture.root);
+        let request = WorkspaceRequest::new(server.url(NAME), "main", 4);
+        let err = manager(&root, None)
+            .prepare(&request, pending())
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{content:?}: {}", error_text(&err));
+        assert!(err.is_local_storage(), "{content:?}: {}", error_text(&err));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "could not write the clone of {} under {}",
+                server.url(NAME),
+                root.display()
+            ),
+            "{content:?}"
+        );
+        assert!(
+            error_text(&err).contains("No space left on device"),
+            "{content:?}: {}",
+            error_text(&err)
+        );
+        assert_eq!(entries(&root), Vec::<PathBuf>::new(), "{content:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_workspace_root_is_retryable_local_storage() {
+    let disk = Tmpfs::mount("1m");
+    disk.remount_read_only();
+    let fixture = Fixture::standard();
+    let request = WorkspaceRequest::new(fixture.file_url(), "main", 6);
+    // The mount point itself, and a root that would have to be created on it.
+    for root in [disk.path().to_owned(), disk.path().join("workspaces")] {
+        let err = manager(&root, None)
+            .prepare(&request, pending())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PrepareError::Workspace { root: named, .. } if *named == root),
+            "{err:?}"
+        );
+        assert!(err.is_retryable(), "{}", error_text(&err));
+        assert!(err.is_local_storage());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "could not create a workspace directory under {}",
+                root.display()
+            )
+        );
+        assert_eq!(entries(disk.path()), Vec::<PathBuf>::new());
+    }
+}
+
+#[tokio::test]
+async fn a_workspace_root_that_is_not_a_directory_is_permanent() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("workspaces");
+    std::fs::write(&file, "a file where the root should be").unwrap();
+    let fixture = Fixture::standard();
+    let request = WorkspaceRequest::new(fixture.file_url(), "main", 6);
+    for root in [file.clone(), file.join("below")] {
+        let err = manager(&root, None)
+            .prepare(&request, pending())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PrepareError::Workspace { root: named, .. } if *named == root),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable(), "{}", error_text(&err));
+        assert!(err.is_local_storage());
+        assert!(
+            error_text(&err).contains("ot a directory"),
+            "{}",
+            error_text(&err)
+        );
+        assert_eq!(entries(dir.path()), vec![file.clone()]);
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "a file where the root should be"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_live_workspace_survives_concurrent_sweeps_that_remove_an_unlocked_leftover() {
+    let (logs, _guard) = logs::capture();
+    let fixture = Fixture::standard();
+    let server = GitServer::start(&fixture.root);
+    let root = tempfile::tempdir().unwrap();
+    let request = WorkspaceRequest::new(server.url(NAME), "main", 17);
+    let workspace = manager(root.path(), None)
+        .prepare(&request, pending())
+        .await
+        .unwrap();
+    let leftover = root.path().join("booty-issue-3-crashed");
+    std::fs::create_dir_all(leftover.join(".git/objects")).unwrap();
+    std::fs::write(leftover.join("file.txt"), "left over").unwrap();
+
+    // Two sweeps at once, on two blocking threads: each opens the directories itself, so even in this process
+    // the workspace's lock keeps them out.
+    let (first, second) = tokio::join!(sweep(root.path()), sweep(root.path()));
+    let (first, second) = (first.unwrap(), second.unwrap());
+
+    // The workspace is whole, and both sweeps said they left it alone.
+    assert_prepared(&workspace, 17, "main", &fixture.rev("main"));
+    for swept in [&first, &second] {
+        assert!(
+            swept.in_use.contains(&workspace.path().to_owned()),
+            "{swept:?}"
+        );
+        assert!(
+            !swept.removed.contains(&workspace.path().to_owned()),
+            "{swept:?}"
+        );
+    }
+    // The leftover was removed by exactly one of them (the other found it gone, or held by the first).
+    let mut removed = [first.removed.clone(), second.removed.clone()].concat();
+    removed.sort();
+    assert_eq!(removed, vec![leftover.clone()]);
+    assert!(!leftover.exists());
+    // Each sweep logged the workspace it left alone (the leftover may be logged too, by the sweep that found
+    // it held by the other).
+    let workspace_shown = workspace.path().display().to_string();
+    let in_use_lines = logs
+        .text()
+        .lines()
+        .filter(|line| line.contains("workspace_in_use") && line.contains(&workspace_shown))
+        .count();
+    assert_eq!(in_use_lines, 2, "{}", logs.text());
+
+    let path = workspace.path().to_owned();
+    drop(workspace);
+    assert!(!path.exists());
+    assert_eq!(sweep(root.path()).await.unwrap(), Swept::default());
+    assert_eq!(entries(root.path()), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn a_workspace_is_in_use_from_before_its_clone_starts() {
+    let fixture = Fixture::standard();
+    let (stall, control) = Stall::new();
+    let server = GitServer::start_with(&fixture.root, None, Some(stall));
+    let root = tempfile::tempdir().unwrap();
+    let manager = manager(root.path(), None);
+    let request = WorkspaceRequest::new(server.url(NAME), "main", 21);
+    let clone = tokio::spawn(async move { manager.prepare(&request, pending()).await });
+    let stalled = control.stalled;
+    tokio::task::spawn_blocking(move || stalled.recv())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Mid-clone: the directory exists, half written, and a sweep leaves it alone.
+    let mid_clone = entries(root.path());
+    assert_eq!(mid_clone.len(), 1);
+    let swept = sweep(root.path()).await.unwrap();
+    assert_eq!(swept.in_use, mid_clone);
+    assert_eq!(swept.removed, Vec::<PathBuf>::new());
+
+    control.release.send(()).unwrap();
+    let workspace = clone.await.unwrap().unwrap();
+    assert_eq!(workspace.path(), mid_clone[0]);
+    assert_prepared(&workspace, 21, "main", &fixture.rev("main"));
+}
+
+#[tokio::test]
+async fn a_workspace_held_by_another_process_is_skipped_until_that_process_is_killed() {
+    let root = tempfile::tempdir().unwrap();
+    let held = root.path().join("booty-issue-8-orphaned");
+    std::fs::create_dir_all(held.join("src")).unwrap();
+    std::fs::write(held.join("src/work.txt"), "the orphaned job's work").unwrap();
+    let holder = SharedLockHolder::start(&held);
+
+    let swept = sweep(root.path()).await.unwrap();
+    assert_eq!(swept.in_use, vec![held.clone()]);
+    assert_eq!(swept.removed, Vec::<PathBuf>::new());
+    assert_eq!(
+        std::fs::read_to_string(held.join("src/work.txt")).unwrap(),
+        "the orphaned job's work"
+    );
+
+    // As after `kill -9`: the kernel drops the lock with its last holder.
+    holder.kill();
+    let swept = sweep(root.path()).await.unwrap();
+    assert_eq!(swept.removed, vec![held]);
+    assert_eq!(swept.in_use, Vec::<PathBuf>::new());
+    assert_eq!(entries(root.path()), Vec::<PathBuf>::new());
 }
 
 #[tokio::test]
@@ -684,9 +917,10 @@ async fn sweep_removes_only_prefixed_leftovers() {
     std::fs::write(&kept[3], "notes").unwrap();
     std::os::unix::fs::symlink(outside.path(), &kept[4]).unwrap();
 
-    let removed = sweep(root.path()).await.unwrap();
+    let swept = sweep(root.path()).await.unwrap();
 
-    assert_eq!(removed, leftovers.to_vec());
+    assert_eq!(swept.removed, leftovers.to_vec());
+    assert_eq!(swept.in_use, Vec::<PathBuf>::new());
     let mut remaining = entries(root.path());
     remaining.sort();
     let mut expected = kept.to_vec();
@@ -702,6 +936,6 @@ async fn sweep_removes_only_prefixed_leftovers() {
     }
     assert_eq!(
         sweep(root.path().join("missing")).await.unwrap(),
-        Vec::<PathBuf>::new()
+        Swept::default()
     );
 }

@@ -61,6 +61,15 @@ pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
 }
 
+/// What [`Fixture::big`] fills its file with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Content {
+    /// Zeros: a pack of a few KiB that checks out at full size.
+    Compressible,
+    /// Pseudo-random bytes: the pack is as big as the file.
+    Incompressible,
+}
+
 /// The bare repository's name under [`Fixture::root`].
 pub(crate) const NAME: &str = "repo.git";
 
@@ -110,6 +119,40 @@ impl Fixture {
         run_git(&work, &["commit", "--quiet", "-m", "feature commit"]);
         run_git(&work, &["checkout", "--quiet", "main"]);
 
+        let root = dir.path().join("served");
+        std::fs::create_dir(&root).unwrap();
+        run_git(
+            dir.path(),
+            &["clone", "--quiet", "--bare", "work", "served/repo.git"],
+        );
+        Self { root, _dir: dir }
+    }
+
+    /// One commit on `main` adding `big.bin`, `size` bytes of `content`, served as a bare repository.
+    pub(crate) fn big(content: Content, size: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        run_git(&work, &["init", "--quiet", "--initial-branch=main"]);
+        let bytes: Vec<u8> = match content {
+            Content::Compressible => vec![0; size],
+            Content::Incompressible => {
+                // xorshift64: reproducible bytes zlib cannot shrink.
+                let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+                std::iter::repeat_with(|| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state.to_le_bytes()
+                })
+                .flatten()
+                .take(size)
+                .collect()
+            }
+        };
+        std::fs::write(work.join("big.bin"), bytes).unwrap();
+        run_git(&work, &["add", "--all"]);
+        run_git(&work, &["commit", "--quiet", "-m", "big file"]);
         let root = dir.path().join("served");
         std::fs::create_dir(&root).unwrap();
         run_git(
