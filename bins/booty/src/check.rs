@@ -7,7 +7,7 @@ use crate::config::{Config, KEYS, Loaded, StoreSpec};
 /// Renders every key as `key = value  # source`, in a TOML a reader can paste back (secrets aside).
 pub(crate) fn render(loaded: &Loaded) -> String {
     let mut out = String::from("# effective configuration (secrets redacted)\n");
-    for &key in KEYS {
+    for key in KEYS.iter().map(|key| key.name) {
         let Some(value) = value_of(&loaded.config, key) else {
             continue;
         };
@@ -33,7 +33,8 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
             format!("[{}]", redacted.join(", "))
         }
         "github_token" => config.github_token.as_ref().map(|_| REDACTED.to_owned())?,
-        "repo_url" => quoted(&config.repo_url),
+        // Credentials in the URL are a secret like any other.
+        "repo_url" => quoted(booty_workspace::redact_url(&config.repo_url)),
         "base_branch" => quoted(&config.base_branch),
         "trigger_label" => quoted(&config.trigger_label),
         "listen" => quoted(config.listen.to_string()),
@@ -43,6 +44,8 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
         "dedupe_capacity" => config.dedupe_capacity.to_string(),
         "dedupe_retention_secs" => config.dedupe_retention.as_secs().to_string(),
         "max_attempts" => config.max_attempts.to_string(),
+        "retry_base_secs" => config.retry_backoff.base.as_secs().to_string(),
+        "retry_max_secs" => config.retry_backoff.cap.as_secs().to_string(),
         "lease_secs" => config.lease.as_secs().to_string(),
         "store" => match &config.store {
             StoreSpec::Memory => quoted("memory"),
@@ -57,6 +60,9 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
             Some(argv) => serde_json::to_string(argv).expect("strings serialise"),
             None => return None,
         },
+        "job_env_passthrough" => {
+            serde_json::to_string(&config.job_env_passthrough).expect("strings serialise")
+        }
         "job_timeout_secs" => config.job_timeout.as_secs().to_string(),
         "max_body_bytes" => config.max_body_bytes.to_string(),
         "shutdown_grace_secs" => config.shutdown_grace.as_secs().to_string(),
@@ -67,4 +73,21 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
         "log_level" => quoted(&config.log_level),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key is shown, but the `*_file` keys (their secret is shown under its own key) and optional
+    /// keys left unset: a key added to `KEYS` and forgotten here would silently vanish from `check`.
+    #[test]
+    fn every_key_has_a_value_to_show() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::test_config(dir.path());
+        for key in KEYS.iter().map(|key| key.name) {
+            let optional = key.ends_with("_file") || ["github_token", "job_command"].contains(&key);
+            assert_eq!(value_of(&config, key).is_some(), !optional, "{key}");
+        }
+    }
 }

@@ -24,6 +24,9 @@ pub(crate) enum Command {
     Check,
     /// Sign a payload file and deliver it like GitHub would.
     Send(SendArgs),
+    /// Internal: run a job command so it dies with booty (booty starts it; see `supervise.rs`).
+    #[command(hide = true)]
+    Supervise(crate::supervise::SuperviseArgs),
 }
 
 /// `booty send PAYLOAD.json --event issues`.

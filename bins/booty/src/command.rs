@@ -13,23 +13,27 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tracing::{info, warn};
 
+use crate::supervise;
+
 /// Lines of stderr kept for the job's error when the command fails.
 const STDERR_TAIL_LINES: usize = 10;
 /// Longer output lines are split; a command printing megabytes without a newline cannot exhaust memory.
 const MAX_LINE_BYTES: usize = 16 * 1024;
 /// After SIGTERM, how long the group gets before SIGKILL.
-const TERM_GRACE: Duration = Duration::from_secs(2);
+const TERM_GRACE: Duration = supervise::TERM_GRACE;
 
-/// Environment variables of booty's own that a job command must not inherit: secrets, and the store URL
-/// that may hold a password.
-const WITHHELD_ENV: &[&str] = &[
-    "BOOTY_WEBHOOK_SECRET",
-    "BOOTY_WEBHOOK_SECRET_FILE",
-    "BOOTY_PREVIOUS_WEBHOOK_SECRETS",
-    "BOOTY_GITHUB_TOKEN",
-    "BOOTY_GITHUB_TOKEN_FILE",
-    "BOOTY_STORE",
+/// The exit code with which a command asks for its job to be tried again later (`EX_TEMPFAIL`).
+pub(crate) const RETRY_EXIT_CODE: i32 = 75;
+
+/// Variables of booty's own environment every command gets (when set): where programs are, who and where
+/// it runs as, and the locale. Nothing else is inherited unless configured (`job_env_passthrough`):
+/// booty's environment may hold secrets, and the command runs on text anyone can write into an issue.
+pub(crate) const BASE_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
 ];
+
+/// The `PATH` a command gets when booty itself has none.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// How a run of the command ended, when it did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +66,13 @@ pub(crate) enum CommandError {
     Wait(#[source] std::io::Error),
 }
 
+impl CommandError {
+    /// Whether the command asked to be tried again: it exited with [`RETRY_EXIT_CODE`].
+    pub(crate) fn asks_for_retry(&self) -> bool {
+        matches!(self, Self::Exited { status, .. } if status.code() == Some(RETRY_EXIT_CODE))
+    }
+}
+
 fn tail_suffix(tail: &[String]) -> String {
     if tail.is_empty() {
         String::new()
@@ -70,30 +81,94 @@ fn tail_suffix(tail: &[String]) -> String {
     }
 }
 
-/// Runs `argv` in `dir` with `env` added, until it exits, `timeout` passes or `cancel` fires.
+/// What to run, where, and with what around it.
+pub(crate) struct Launch<'a> {
+    /// The job command: program, then arguments.
+    pub(crate) argv: &'a [String],
+    /// Its working directory (the workspace).
+    pub(crate) dir: &'a Path,
+    /// Its whole environment, built by the caller ([`environment`]); nothing is inherited.
+    pub(crate) env: Vec<(OsString, OsString)>,
+    /// Run it under `booty supervise` with this executable (booty's own), so it dies with booty, holding
+    /// these paths in use while it runs; `None` runs it directly.
+    pub(crate) supervisor: Option<(&'a Path, Vec<&'a Path>)>,
+}
+
+/// The environment of a job command: [`BASE_ENV`] and the `passthrough` variables from booty's own
+/// environment (when set), then `job` (the `BOOTY_*` variables), each value made safe ([`env_value`]).
+pub(crate) fn environment(
+    passthrough: &[String],
+    job: &[(&'static str, &str)],
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = BASE_ENV
+        .iter()
+        .copied()
+        .chain(passthrough.iter().map(String::as_str))
+        .filter_map(|name| Some((OsString::from(name), std::env::var_os(name)?)))
+        .collect();
+    if !env.iter().any(|(name, _)| name == "PATH") {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    env.extend(
+        job.iter()
+            .map(|(name, value)| (OsString::from(name), env_value(value))),
+    );
+    env
+}
+
+/// The longest value booty puts in a command's environment; longer ones are cut (the event file has the
+/// whole payload). Linux refuses a single variable over 128 KiB, and all of them together over a few MiB.
+pub(crate) const MAX_ENV_VALUE_BYTES: usize = 4096;
+
+/// `value` as an environment value that cannot keep the command from starting: NUL bytes (which no
+/// environment can hold) removed, cut to [`MAX_ENV_VALUE_BYTES`] on a character boundary.
+pub(crate) fn env_value(value: &str) -> OsString {
+    let mut safe: String = value.chars().filter(|&c| c != '\0').collect();
+    if safe.len() > MAX_ENV_VALUE_BYTES {
+        let mut end = MAX_ENV_VALUE_BYTES;
+        while !safe.is_char_boundary(end) {
+            end -= 1;
+        }
+        safe.truncate(end);
+    }
+    safe.into()
+}
+
+/// Runs `launch` until it exits, `timeout` passes or `cancel` fires.
 pub(crate) async fn run(
-    argv: &[String],
-    dir: &Path,
-    env: Vec<(&'static str, OsString)>,
+    launch: Launch<'_>,
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), CommandError> {
-    let (program, arguments) = argv
+    let (program, arguments) = launch
+        .argv
         .split_first()
         .expect("job_command is validated to be non-empty");
-    let mut command = Command::new(program);
+    let mut command = if let Some((booty, hold)) = &launch.supervisor {
+        let mut command = Command::new(booty);
+        command.arg("supervise");
+        for path in hold {
+            command.arg("--hold").arg(path);
+        }
+        command
+            .arg("--")
+            .args(launch.argv)
+            // Its end is the supervisor's sign that booty is gone: kept open until the command exits.
+            .stdin(Stdio::piped());
+        command
+    } else {
+        let mut command = Command::new(program);
+        command.args(arguments).stdin(Stdio::null());
+        command
+    };
     command
-        .args(arguments)
-        .current_dir(dir)
-        .envs(env)
-        .stdin(Stdio::null())
+        .current_dir(launch.dir)
+        .env_clear()
+        .envs(launch.env)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    for name in WITHHELD_ENV {
-        command.env_remove(name);
-    }
     let mut child = command.spawn().map_err(|source| CommandError::Spawn {
         program: program.clone(),
         source,
@@ -104,6 +179,7 @@ pub(crate) async fn run(
     // Kills the group if this future is dropped half-way (the queue drops handlers that ignore their
     // token), so no grandchild outlives its job.
     let _guard = GroupGuard(group);
+    let _booty_alive = child.stdin.take();
     info!(pid = child.id(), "job_command_started");
 
     let out_pipe = child.stdout.take().expect("stdout is piped");
@@ -225,12 +301,29 @@ mod tests {
         args.iter().map(|&arg| arg.to_owned()).collect()
     }
 
+    /// Runs `argv` directly (unit tests run without booty's executable to supervise it).
+    async fn run_in(
+        argv: &[String],
+        dir: &Path,
+        job: &[(&'static str, &str)],
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(), CommandError> {
+        let launch = Launch {
+            argv,
+            dir,
+            env: environment(&[], job),
+            supervisor: None,
+        };
+        run(launch, timeout, cancel).await
+    }
+
     async fn run_sh(script: &str, timeout: Duration) -> Result<(), CommandError> {
         let dir = tempfile::tempdir().unwrap();
-        run(
+        run_in(
             &argv(&["sh", "-c", script]),
             dir.path(),
-            Vec::new(),
+            &[],
             timeout,
             &CancellationToken::new(),
         )
@@ -262,11 +355,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         let script = format!("pwd > {0}; echo \"$BOOTY_JOB_ID\" >> {0}", out.display());
-        let env = vec![("BOOTY_JOB_ID", OsString::from("1-abc"))];
-        run(
+        run_in(
             &argv(&["sh", "-c", &script]),
             dir.path(),
-            env,
+            &[("BOOTY_JOB_ID", "1-abc")],
             Duration::from_secs(30),
             &CancellationToken::new(),
         )
@@ -283,10 +375,10 @@ mod tests {
         let pid_file = dir.path().join("grandchild");
         // The grandchild would outlive a kill of `sh` alone.
         let script = format!("sleep 300 & echo $! > {}; wait", pid_file.display());
-        let err = run(
+        let err = run_in(
             &argv(&["sh", "-c", &script]),
             dir.path(),
-            Vec::new(),
+            &[],
             Duration::from_millis(500),
             &CancellationToken::new(),
         )
@@ -309,13 +401,7 @@ mod tests {
         let cancel = CancellationToken::new();
         let trigger = cancel.clone();
         let sleep = argv(&["sleep", "300"]);
-        let run = run(
-            &sleep,
-            dir.path(),
-            Vec::new(),
-            Duration::from_mins(10),
-            &cancel,
-        );
+        let run = run_in(&sleep, dir.path(), &[], Duration::from_mins(10), &cancel);
         let (result, ()) = tokio::join!(run, async { trigger.cancel() });
         assert!(matches!(result, Err(CommandError::Cancelled)), "{result:?}");
     }
@@ -323,10 +409,10 @@ mod tests {
     #[tokio::test]
     async fn a_missing_program_is_a_spawn_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
-        let err = run(
+        let err = run_in(
             &argv(&["/nonexistent/agent"]),
             dir.path(),
-            Vec::new(),
+            &[],
             Duration::from_secs(5),
             &CancellationToken::new(),
         )
@@ -336,6 +422,58 @@ mod tests {
             err.to_string(),
             "cannot start job command `/nonexistent/agent`"
         );
+    }
+
+    #[tokio::test]
+    async fn the_environment_is_built_from_nothing_and_its_values_always_start_a_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("env");
+        // A title no environment can hold as sent: a NUL byte, and 200 KiB (over Linux's 128 KiB limit for
+        // one variable).
+        let title = format!("a\0b{}", "é".repeat(100 * 1024));
+        let script = format!("env > {}", out.display());
+        run_in(
+            &argv(&["sh", "-c", &script]),
+            dir.path(),
+            &[("BOOTY_ISSUE_TITLE", &title)],
+            Duration::from_secs(30),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        let env = std::fs::read_to_string(out).unwrap();
+        let names: Vec<&str> = env
+            .lines()
+            .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+            .collect();
+        // Only what booty put there (sh adds PWD, and SHLVL or `_` depending on the shell).
+        for name in &names {
+            assert!(
+                BASE_ENV.contains(name)
+                    || name.starts_with("BOOTY_")
+                    || ["PWD", "SHLVL", "_", "OLDPWD"].contains(name),
+                "{name} was inherited: {names:?}"
+            );
+        }
+        let value = env
+            .lines()
+            .find_map(|line| line.strip_prefix("BOOTY_ISSUE_TITLE="))
+            .unwrap();
+        assert!(
+            value.starts_with("abé") && !value.contains('\0'),
+            "{value:.20}"
+        );
+        assert!(value.len() <= MAX_ENV_VALUE_BYTES && value.len() > MAX_ENV_VALUE_BYTES - 4);
+    }
+
+    #[tokio::test]
+    async fn exit_code_75_asks_for_a_retry_and_others_do_not() {
+        let asks = run_sh("exit 75", Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(asks.asks_for_retry(), "{asks}");
+        let fails = run_sh("exit 1", Duration::from_secs(30)).await.unwrap_err();
+        assert!(!fails.asks_for_retry(), "{fails}");
     }
 
     #[tokio::test]

@@ -6,12 +6,13 @@
 //! [`Secret`] so they never reach a log line or `Debug` output.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use booty_queue::Synchronous;
+use booty_queue::{Backoff, Synchronous};
+use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
@@ -23,56 +24,84 @@ pub(crate) const DEFAULT_FILE: &str = "booty.toml";
 /// The prefix of environment variables that override the file.
 const ENV_PREFIX: &str = "BOOTY_";
 
+/// What a key holds: how its `BOOTY_*` variable is read, and what a wrong value is told it should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Text, taken verbatim from the environment (`BOOTY_WEBHOOK_SECRET=12345` is the text `12345`).
+    Text,
+    /// A whole number of at least this.
+    Number(u64),
+    /// A list of strings.
+    List,
+    /// One of these words.
+    Word(&'static [&'static str]),
+}
+
+impl Kind {
+    /// What a value of this kind looks like, as an error message says it.
+    fn expected(self) -> String {
+        match self {
+            Self::Text => "text (in quotes in TOML)".to_owned(),
+            Self::Number(min) => format!("a whole number of at least {min}"),
+            Self::List => "a list of strings, such as [\"a\", \"b\"]".to_owned(),
+            Self::Word(words) => {
+                let words: Vec<String> = words.iter().map(|word| format!("`{word}`")).collect();
+                format!("one of {}", words.join(", "))
+            }
+        }
+    }
+}
+
+/// A configuration key: its name and what it holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Key {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+}
+
+const fn key(name: &'static str, kind: Kind) -> Key {
+    Key { name, kind }
+}
+
 /// Every key, in the order `booty check` prints them. Only these are read from `BOOTY_*` variables:
 /// the job command's own `BOOTY_JOB_ID` and friends, and `BOOTY_TEST_POSTGRES_URL`, share the prefix.
-pub(crate) const KEYS: &[&str] = &[
-    "webhook_secret",
-    "webhook_secret_file",
-    "previous_webhook_secrets",
-    "repo_url",
-    "base_branch",
-    "trigger_label",
-    "github_token",
-    "github_token_file",
-    "listen",
-    "admin_listen",
-    "workers",
-    "queue_capacity",
-    "dedupe_capacity",
-    "dedupe_retention_secs",
-    "max_attempts",
-    "lease_secs",
-    "store",
-    "sqlite_synchronous",
-    "workspace_root",
-    "clone_depth",
-    "clone_timeout_secs",
-    "job_command",
-    "job_timeout_secs",
-    "max_body_bytes",
-    "shutdown_grace_secs",
-    "log_format",
-    "log_level",
+pub(crate) const KEYS: &[Key] = &[
+    key("webhook_secret", Kind::Text),
+    key("webhook_secret_file", Kind::Text),
+    key("previous_webhook_secrets", Kind::List),
+    key("repo_url", Kind::Text),
+    key("base_branch", Kind::Text),
+    key("trigger_label", Kind::Text),
+    key("github_token", Kind::Text),
+    key("github_token_file", Kind::Text),
+    key("listen", Kind::Text),
+    key("admin_listen", Kind::Text),
+    key("workers", Kind::Number(1)),
+    key("queue_capacity", Kind::Number(1)),
+    key("dedupe_capacity", Kind::Number(1)),
+    key("dedupe_retention_secs", Kind::Number(0)),
+    key("max_attempts", Kind::Number(1)),
+    key("retry_base_secs", Kind::Number(1)),
+    key("retry_max_secs", Kind::Number(1)),
+    key("lease_secs", Kind::Number(1)),
+    key("store", Kind::Text),
+    key("sqlite_synchronous", Kind::Word(&["normal", "full"])),
+    key("workspace_root", Kind::Text),
+    key("clone_depth", Kind::Number(0)),
+    key("clone_timeout_secs", Kind::Number(1)),
+    key("job_command", Kind::List),
+    key("job_env_passthrough", Kind::List),
+    key("job_timeout_secs", Kind::Number(1)),
+    key("max_body_bytes", Kind::Number(1)),
+    key("shutdown_grace_secs", Kind::Number(0)),
+    key("log_format", Kind::Word(&["json", "pretty"])),
+    key("log_level", Kind::Text),
 ];
 
-/// Keys whose values are strings: read from `BOOTY_*` verbatim, so `BOOTY_WEBHOOK_SECRET=12345` is the
-/// string `12345` and not a number. The other keys go through figment's value parser (numbers, lists).
-const STRING_KEYS: &[&str] = &[
-    "webhook_secret",
-    "webhook_secret_file",
-    "repo_url",
-    "base_branch",
-    "trigger_label",
-    "github_token",
-    "github_token_file",
-    "listen",
-    "admin_listen",
-    "store",
-    "sqlite_synchronous",
-    "workspace_root",
-    "log_format",
-    "log_level",
-];
+/// The key named `name`.
+fn kind_of(name: &str) -> Option<Kind> {
+    KEYS.iter().find(|key| key.name == name).map(|key| key.kind)
+}
 
 /// The configuration as written, before validation. Field names are the configuration keys.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,13 +115,15 @@ pub(crate) struct RawConfig {
     trigger_label: String,
     github_token: Option<String>,
     github_token_file: Option<PathBuf>,
-    listen: SocketAddr,
-    admin_listen: SocketAddr,
+    listen: String,
+    admin_listen: String,
     workers: usize,
     queue_capacity: usize,
     dedupe_capacity: usize,
     dedupe_retention_secs: u64,
     max_attempts: u32,
+    retry_base_secs: u64,
+    retry_max_secs: u64,
     lease_secs: u64,
     store: String,
     sqlite_synchronous: String,
@@ -100,6 +131,7 @@ pub(crate) struct RawConfig {
     clone_depth: u32,
     clone_timeout_secs: u64,
     job_command: Option<Vec<String>>,
+    job_env_passthrough: Vec<String>,
     job_timeout_secs: u64,
     max_body_bytes: u64,
     shutdown_grace_secs: u64,
@@ -118,13 +150,15 @@ impl Default for RawConfig {
             trigger_label: "agent:builder".to_owned(),
             github_token: None,
             github_token_file: None,
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            listen: "127.0.0.1:8080".to_owned(),
+            admin_listen: "127.0.0.1:9090".to_owned(),
             workers: 3,
             queue_capacity: 100,
             dedupe_capacity: 10_000,
             dedupe_retention_secs: 7 * 24 * 60 * 60,
             max_attempts: 3,
+            retry_base_secs: booty_queue::DEFAULT_RETRY_BASE.as_secs(),
+            retry_max_secs: booty_queue::DEFAULT_RETRY_CAP.as_secs(),
             lease_secs: 30,
             store: "sqlite:booty.db".to_owned(),
             sqlite_synchronous: "normal".to_owned(),
@@ -132,6 +166,7 @@ impl Default for RawConfig {
             clone_depth: 1,
             clone_timeout_secs: 300,
             job_command: None,
+            job_env_passthrough: Vec::new(),
             job_timeout_secs: 1800,
             max_body_bytes: 26_214_400,
             shutdown_grace_secs: 30,
@@ -199,6 +234,7 @@ pub(crate) struct Config {
     pub(crate) dedupe_capacity: usize,
     pub(crate) dedupe_retention: Duration,
     pub(crate) max_attempts: u32,
+    pub(crate) retry_backoff: Backoff,
     pub(crate) lease: Duration,
     pub(crate) store: StoreSpec,
     pub(crate) sqlite_synchronous: Synchronous,
@@ -206,6 +242,7 @@ pub(crate) struct Config {
     pub(crate) clone_depth: u32,
     pub(crate) clone_timeout: Duration,
     pub(crate) job_command: Option<Vec<String>>,
+    pub(crate) job_env_passthrough: Vec<String>,
     pub(crate) job_timeout: Duration,
     pub(crate) max_body_bytes: u64,
     pub(crate) shutdown_grace: Duration,
@@ -217,7 +254,11 @@ pub(crate) struct Config {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConfigError {
     /// `--config` names a file that does not exist.
-    #[error("configuration file {} does not exist", .0.display())]
+    #[error(
+        "configuration file {} does not exist: pass --config with a file that exists, or leave it out to \
+         read {DEFAULT_FILE} when there is one and BOOTY_* environment variables",
+        .0.display()
+    )]
     MissingFile(PathBuf),
     /// A key the configuration does not have (a typo, or a key from another version).
     #[error("unknown key `{key}` in {source_name}; docs/configuration.md lists the keys")]
@@ -227,7 +268,7 @@ pub(crate) enum ConfigError {
         /// Where it was written (the file or the environment).
         source_name: String,
     },
-    /// A value of the wrong type or shape, as figment reports it.
+    /// A value of the wrong type or shape.
     #[error("invalid `{key}` in {source_name}: {message}")]
     Value {
         /// The configuration key.
@@ -241,32 +282,54 @@ pub(crate) enum ConfigError {
     #[error("cannot read the configuration: {0}")]
     Read(String),
     /// A key holds a value booty cannot use.
-    #[error("invalid `{key}`: {message}")]
+    #[error("invalid `{key}` in {source_name}: {message}")]
     Invalid {
         /// The configuration key.
         key: &'static str,
+        /// Where the value came from.
+        source_name: String,
         /// What is wrong with it.
         message: String,
     },
     /// A required key is missing.
-    #[error("missing `{key}`: {hint}")]
+    #[error("missing `{key}`: {hint}{}", no_file_hint(*.file_read))]
     Missing {
         /// The configuration key.
         key: &'static str,
         /// How to give it.
         hint: &'static str,
+        /// Whether a configuration file was read at all.
+        file_read: bool,
     },
     /// A secret file could not be read.
-    #[error("cannot read `{key}` {}", .path.display())]
+    #[error("cannot read `{key}` {} (named in {source_name})", .path.display())]
     SecretFile {
         /// The `*_file` key.
         key: &'static str,
+        /// Where the key was set.
+        source_name: String,
         /// The file named by it.
         path: PathBuf,
         /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
+    /// An environment variable booty reads besides its keys (`RUST_LOG`) holds a value it cannot use.
+    #[error("invalid environment variable {variable}: {message}")]
+    Environment {
+        /// The variable.
+        variable: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+fn no_file_hint(file_read: bool) -> &'static str {
+    if file_read {
+        ""
+    } else {
+        " (no configuration file was read: pass --config FILE or create booty.toml)"
+    }
 }
 
 /// The figment the configuration is read from, kept so `booty check` can say where each value came from.
@@ -286,37 +349,49 @@ impl Loaded {
             let source = describe(metadata, &file_key);
             return format!("read from the file named by `{file_key}` in {source}");
         }
-        let metadata = self.figment.find_metadata(key);
-        metadata.map_or_else(|| "unset".to_owned(), |metadata| describe(metadata, key))
+        source_in(&self.figment, key)
     }
 }
 
+/// Where `key` got its value in `figment`, as messages say it.
+fn source_in(figment: &Figment, key: &str) -> String {
+    figment
+        .find_metadata(key)
+        .map_or_else(|| "unset".to_owned(), |metadata| describe(metadata, key))
+}
+
 /// Loads and validates the configuration from `file` (or `booty.toml` in the working directory when it
-/// exists) and the `BOOTY_*` environment.
+/// exists; without either, from the environment alone) and the `BOOTY_*` environment.
 pub(crate) fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
     let file = match file {
         Some(path) if !path.is_file() => return Err(ConfigError::MissingFile(path.to_owned())),
-        Some(path) => path,
-        None => Path::new(DEFAULT_FILE),
+        Some(path) => Some(path),
+        None => Some(Path::new(DEFAULT_FILE)).filter(|default| default.is_file()),
     };
-    let numeric_keys: Vec<&str> = KEYS
+    let parsed_keys: Vec<&str> = KEYS
         .iter()
-        .copied()
-        .filter(|key| !STRING_KEYS.contains(key))
+        .filter(|key| matches!(key.kind, Kind::Number(_) | Kind::List))
+        .map(|key| key.name)
         .collect();
-    let figment = Figment::from(Serialized::defaults(RawConfig::default()))
-        .merge(Toml::file_exact(file))
-        .merge(Env::prefixed(ENV_PREFIX).only(&numeric_keys))
-        .merge(StringEnv);
-    let raw: RawConfig = figment.extract().map_err(from_figment)?;
-    let config = raw.validate()?;
+    let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+    if let Some(file) = file {
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    let figment = figment
+        .merge(Env::prefixed(ENV_PREFIX).only(&parsed_keys))
+        .merge(VerbatimEnv);
+    let raw: RawConfig = figment.extract().map_err(|err| from_figment(&err))?;
+    let config = raw.validate(&Sources {
+        figment: &figment,
+        file_read: file.is_some(),
+    })?;
     Ok(Loaded { config, figment })
 }
 
-/// `BOOTY_<KEY>` for the [`STRING_KEYS`], taken verbatim.
-struct StringEnv;
+/// `BOOTY_<KEY>` for keys holding text or a word, taken verbatim.
+struct VerbatimEnv;
 
-impl Provider for StringEnv {
+impl Provider for VerbatimEnv {
     fn metadata(&self) -> Metadata {
         Metadata::named("environment variable")
             .interpolater(|_, keys| format!("{ENV_PREFIX}{}", keys.join("_").to_uppercase()))
@@ -324,11 +399,14 @@ impl Provider for StringEnv {
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let mut dict = Dict::new();
-        for key in STRING_KEYS {
-            let name = format!("{ENV_PREFIX}{}", key.to_uppercase());
+        for key in KEYS
+            .iter()
+            .filter(|key| matches!(key.kind, Kind::Text | Kind::Word(_)))
+        {
+            let name = format!("{ENV_PREFIX}{}", key.name.to_uppercase());
             match std::env::var(&name) {
                 Ok(value) => {
-                    dict.insert((*key).to_owned(), value.into());
+                    dict.insert(key.name.to_owned(), value.into());
                 }
                 Err(std::env::VarError::NotUnicode(_)) => {
                     return Err(figment::Error::from(format!("{name} is not valid UTF-8")));
@@ -359,38 +437,96 @@ fn is_default(metadata: &Metadata) -> bool {
     matches!(metadata.source, Some(figment::Source::Code(_)))
 }
 
-/// Turns figment's error into one that names the key and where it was written.
-fn from_figment(err: figment::Error) -> ConfigError {
+/// Turns figment's error into one that names the key, where it was written, and what it should hold in
+/// words (not Rust's type names).
+fn from_figment(err: &figment::Error) -> ConfigError {
+    use figment::error::{Actual, Kind as Problem};
     let key = err.path.last().cloned().unwrap_or_default();
     let source_name = err.metadata.as_ref().map_or_else(
         || "the configuration".to_owned(),
         |metadata| describe(metadata, &key),
     );
-    match err.kind {
-        figment::error::Kind::UnknownField(key, _) => ConfigError::UnknownKey { key, source_name },
-        kind if !key.is_empty() => ConfigError::Value {
+    let found = |actual: &Actual| match actual {
+        Actual::Str(text) if matches!(kind_of(&key), Some(Kind::Number(_))) => {
+            format!("the text {text:?} (write a number without quotes)")
+        }
+        Actual::Str(text) => format!("the text {text:?}"),
+        Actual::Signed(number) => number.to_string(),
+        Actual::Unsigned(number) => number.to_string(),
+        Actual::Float(number) => number.to_string(),
+        Actual::Bool(value) => value.to_string(),
+        Actual::Seq => "a list".to_owned(),
+        Actual::Map => "a table".to_owned(),
+        other => other.to_string(),
+    };
+    let expected =
+        |fallback: &str| kind_of(&key).map_or_else(|| fallback.to_owned(), Kind::expected);
+    let message = match &err.kind {
+        Problem::UnknownField(key, _) => {
+            return ConfigError::UnknownKey {
+                key: key.clone(),
+                source_name,
+            };
+        }
+        _ if key.is_empty() => return ConfigError::Read(err.to_string()),
+        Problem::InvalidType(actual, wanted) | Problem::InvalidValue(actual, wanted) => {
+            format!("expected {}, found {}", expected(wanted), found(actual))
+        }
+        Problem::UnknownVariant(word, _) => {
+            format!("expected {}, found {word:?}", expected("another word"))
+        }
+        other => other.to_string(),
+    };
+    ConfigError::Value {
+        key,
+        source_name,
+        message,
+    }
+}
+
+/// Where each key got its value, for validation errors.
+struct Sources<'a> {
+    figment: &'a Figment,
+    file_read: bool,
+}
+
+impl Sources<'_> {
+    fn invalid(&self, key: &'static str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
             key,
-            source_name,
-            message: kind.to_string(),
-        },
-        _ => ConfigError::Read(err.to_string()),
+            source_name: source_in(self.figment, key),
+            message: message.into(),
+        }
+    }
+
+    fn missing(&self, key: &'static str, hint: &'static str) -> ConfigError {
+        ConfigError::Missing {
+            key,
+            hint,
+            file_read: self.file_read,
+        }
     }
 }
 
 impl RawConfig {
-    fn validate(self) -> Result<Config, ConfigError> {
+    fn validate(self, sources: &Sources<'_>) -> Result<Config, ConfigError> {
+        self.check_numbers(sources)?;
+        self.check_job_command(sources)?;
         let webhook_secret = secret(
+            sources,
             ("webhook_secret", self.webhook_secret),
             ("webhook_secret_file", self.webhook_secret_file),
         )?
-        .ok_or(ConfigError::Missing {
-            key: "webhook_secret",
-            hint: "set `webhook_secret`, `webhook_secret_file` or BOOTY_WEBHOOK_SECRET",
+        .ok_or_else(|| {
+            sources.missing(
+                "webhook_secret",
+                "set `webhook_secret`, `webhook_secret_file` or BOOTY_WEBHOOK_SECRET",
+            )
         })?;
         let mut previous_webhook_secrets = Vec::with_capacity(self.previous_webhook_secrets.len());
         for (index, value) in self.previous_webhook_secrets.into_iter().enumerate() {
             if value.is_empty() {
-                return Err(invalid(
+                return Err(sources.invalid(
                     "previous_webhook_secrets",
                     format!("entry #{index} is empty"),
                 ));
@@ -398,59 +534,43 @@ impl RawConfig {
             previous_webhook_secrets.push(Secret(value));
         }
         let github_token = secret(
+            sources,
             ("github_token", self.github_token),
             ("github_token_file", self.github_token_file),
         )?;
-        let repo_url =
-            self.repo_url
-                .filter(|url| !url.trim().is_empty())
-                .ok_or(ConfigError::Missing {
-                    key: "repo_url",
-                    hint: "the repository to clone: https://..., file://... or a local path",
-                })?;
+        let repo_url = self
+            .repo_url
+            .filter(|url| !url.trim().is_empty())
+            .ok_or_else(|| {
+                sources.missing(
+                    "repo_url",
+                    "the repository to clone: https://..., file://... or a local path",
+                )
+            })?;
+        check_repo_url(sources, &repo_url, github_token.as_ref())?;
         if self.base_branch.is_empty() || self.base_branch.contains(char::is_whitespace) {
-            return Err(invalid(
-                "base_branch",
-                "must be a branch name without spaces",
-            ));
+            return Err(sources.invalid("base_branch", "must be a branch name without spaces"));
         }
         if self.trigger_label.is_empty() {
-            return Err(invalid("trigger_label", "must not be empty"));
+            return Err(sources.invalid("trigger_label", "must not be empty"));
         }
-        let workers = NonZeroUsize::new(self.workers)
-            .ok_or_else(|| invalid("workers", "must be at least 1"))?;
-        for (key, value) in [
-            ("queue_capacity", self.queue_capacity),
-            ("dedupe_capacity", self.dedupe_capacity),
-        ] {
-            if value == 0 {
-                return Err(invalid(key, "must be at least 1"));
-            }
+        let workers =
+            NonZeroUsize::new(self.workers).expect("`workers` was checked to be at least 1");
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return Err(sources.invalid("log_level", err.to_string()));
         }
-        if self.max_attempts == 0 {
-            return Err(invalid("max_attempts", "must be at least 1"));
-        }
-        for (key, value) in [
-            ("lease_secs", self.lease_secs),
-            ("clone_timeout_secs", self.clone_timeout_secs),
-            ("job_timeout_secs", self.job_timeout_secs),
-            ("max_body_bytes", self.max_body_bytes),
-        ] {
-            if value == 0 {
-                return Err(invalid(key, "must be at least 1"));
-            }
-        }
-        if let Some(command) = &self.job_command
-            && command.first().is_none_or(String::is_empty)
-        {
-            return Err(invalid(
-                "job_command",
-                "must be a non-empty list whose first entry is the program",
+        let listen = socket_address(sources, "listen", &self.listen)?;
+        let admin_listen = socket_address(sources, "admin_listen", &self.admin_listen)?;
+        if listen == admin_listen && listen.port() != 0 {
+            return Err(sources.invalid(
+                "admin_listen",
+                format!(
+                    "{admin_listen} is also `listen`: booty cannot listen twice on one address; give the \
+                     admin listener a port of its own"
+                ),
             ));
         }
-        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
-            return Err(invalid("log_level", err.to_string()));
-        }
+        let store = parse_store(sources, &self.store)?;
         Ok(Config {
             webhook_secret,
             previous_webhook_secrets,
@@ -458,20 +578,25 @@ impl RawConfig {
             base_branch: self.base_branch,
             trigger_label: self.trigger_label,
             github_token,
-            listen: self.listen,
-            admin_listen: self.admin_listen,
+            listen,
+            admin_listen,
             workers,
             queue_capacity: self.queue_capacity,
             dedupe_capacity: self.dedupe_capacity,
             dedupe_retention: Duration::from_secs(self.dedupe_retention_secs),
             max_attempts: self.max_attempts,
+            retry_backoff: Backoff {
+                base: Duration::from_secs(self.retry_base_secs),
+                cap: Duration::from_secs(self.retry_max_secs),
+            },
             lease: Duration::from_secs(self.lease_secs),
-            store: parse_store(&self.store)?,
-            sqlite_synchronous: parse_synchronous(&self.sqlite_synchronous)?,
+            store,
+            sqlite_synchronous: parse_synchronous(sources, &self.sqlite_synchronous)?,
             workspace_root: self.workspace_root.unwrap_or_else(std::env::temp_dir),
             clone_depth: self.clone_depth,
             clone_timeout: Duration::from_secs(self.clone_timeout_secs),
             job_command: self.job_command,
+            job_env_passthrough: self.job_env_passthrough,
             job_timeout: Duration::from_secs(self.job_timeout_secs),
             max_body_bytes: self.max_body_bytes,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
@@ -481,23 +606,140 @@ impl RawConfig {
     }
 }
 
-fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        message: message.into(),
+impl RawConfig {
+    /// Every number at least its key's minimum, and the retry waits in order.
+    fn check_numbers(&self, sources: &Sources<'_>) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("workers", self.workers as u64),
+            ("queue_capacity", self.queue_capacity as u64),
+            ("dedupe_capacity", self.dedupe_capacity as u64),
+            ("max_attempts", u64::from(self.max_attempts)),
+            ("retry_base_secs", self.retry_base_secs),
+            ("retry_max_secs", self.retry_max_secs),
+            ("lease_secs", self.lease_secs),
+            ("clone_timeout_secs", self.clone_timeout_secs),
+            ("job_timeout_secs", self.job_timeout_secs),
+            ("max_body_bytes", self.max_body_bytes),
+        ] {
+            if let Some(Kind::Number(min)) = kind_of(key)
+                && value < min
+            {
+                return Err(sources.invalid(key, format!("must be at least {min}, not {value}")));
+            }
+        }
+        if self.retry_max_secs < self.retry_base_secs {
+            return Err(sources.invalid(
+                "retry_max_secs",
+                format!(
+                    "must be at least `retry_base_secs` ({}), not {}",
+                    self.retry_base_secs, self.retry_max_secs
+                ),
+            ));
+        }
+        Ok(())
     }
+
+    /// A command that can be started, and variable names that can be passed on.
+    fn check_job_command(&self, sources: &Sources<'_>) -> Result<(), ConfigError> {
+        if let Some(command) = &self.job_command {
+            if command.first().is_none_or(String::is_empty) {
+                return Err(sources.invalid(
+                    "job_command",
+                    "must be a non-empty list whose first entry is the program",
+                ));
+            }
+            if let Some(index) = command.iter().position(|arg| arg.contains('\0')) {
+                return Err(sources.invalid(
+                    "job_command",
+                    format!("entry #{index} holds a NUL byte, which no command line can hold"),
+                ));
+            }
+        }
+        for name in &self.job_env_passthrough {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(sources.invalid(
+                    "job_env_passthrough",
+                    format!("{name:?} is not an environment variable name"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `IP:PORT`, or `HOST:PORT` with a host name that resolves (`localhost:8080`).
+fn socket_address(
+    sources: &Sources<'_>,
+    key: &'static str,
+    value: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let refused = || {
+        sources.invalid(
+            key,
+            format!(
+                "{value:?} is not an address to listen on: write IP:PORT or HOST:PORT, such as \
+                 127.0.0.1:8080 (0.0.0.0:8080 for every interface)"
+            ),
+        )
+    };
+    if let Ok(address) = value.parse() {
+        return Ok(address);
+    }
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+        _ => return Err(refused()),
+    }
+    let mut addresses = value.to_socket_addrs().map_err(|err| {
+        sources.invalid(key, format!("cannot resolve the host of {value:?}: {err}"))
+    })?;
+    addresses.next().ok_or_else(refused)
+}
+
+/// The repository URL as the clone will see it: credentials only where they are safe to send, and a
+/// local path (or `file://`) that exists.
+fn check_repo_url(
+    sources: &Sources<'_>,
+    repo_url: &str,
+    token: Option<&Secret>,
+) -> Result<(), ConfigError> {
+    let mut workspace = WorkspaceConfig::new(std::env::temp_dir());
+    workspace.token = token.map(|token| Token::new(token.expose()));
+    if let Err(err) = WorkspaceManager::new(workspace).check_url(repo_url) {
+        return Err(sources.invalid("repo_url", crate::error_chain(&err)));
+    }
+    let local = match repo_url.strip_prefix("file://") {
+        Some(path) => Some(path),
+        None if !repo_url.contains("://") && !repo_url.contains('@') => Some(repo_url),
+        None => None,
+    };
+    if let Some(path) = local
+        && !Path::new(path).exists()
+    {
+        return Err(sources.invalid(
+            "repo_url",
+            format!("{path} does not exist (a local repository must be there when booty starts)"),
+        ));
+    }
+    Ok(())
 }
 
 /// A secret given inline or in a file (one trailing newline trimmed), never both.
 fn secret(
+    sources: &Sources<'_>,
     (key, inline): (&'static str, Option<String>),
     (file_key, file): (&'static str, Option<PathBuf>),
 ) -> Result<Option<Secret>, ConfigError> {
     let value = match (inline, file) {
         (Some(_), Some(_)) => {
-            return Err(invalid(
+            let (inline_source, file_source) = (
+                source_in(sources.figment, key),
+                source_in(sources.figment, file_key),
+            );
+            return Err(sources.invalid(
                 key,
-                format!("given both as `{key}` and as `{file_key}`; keep one"),
+                format!(
+                    "given both as `{key}` ({inline_source}) and as `{file_key}` ({file_source}); keep one"
+                ),
             ));
         }
         (Some(value), None) => value,
@@ -505,6 +747,7 @@ fn secret(
             let mut value =
                 std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
                     key: file_key,
+                    source_name: source_in(sources.figment, file_key),
                     path: path.clone(),
                     source,
                 })?;
@@ -515,47 +758,80 @@ fn secret(
                 }
             }
             if value.is_empty() {
-                return Err(invalid(file_key, format!("{} is empty", path.display())));
+                return Err(sources.invalid(file_key, format!("{} is empty", path.display())));
             }
             value
         }
         (None, None) => return Ok(None),
     };
     if value.is_empty() {
-        return Err(invalid(key, "must not be empty"));
+        return Err(sources.invalid(key, "must not be empty"));
     }
     Ok(Some(Secret(value)))
 }
 
-fn parse_synchronous(value: &str) -> Result<Synchronous, ConfigError> {
-    value
-        .parse()
-        .map_err(|err: booty_queue::UnknownSynchronous| {
-            invalid("sqlite_synchronous", err.to_string())
-        })
+fn parse_synchronous(sources: &Sources<'_>, value: &str) -> Result<Synchronous, ConfigError> {
+    value.parse().map_err(|_: booty_queue::UnknownSynchronous| {
+        let expected = kind_of("sqlite_synchronous").map_or_else(String::new, Kind::expected);
+        sources.invalid(
+            "sqlite_synchronous",
+            format!("expected {expected}, found {value:?}"),
+        )
+    })
 }
 
-fn parse_store(value: &str) -> Result<StoreSpec, ConfigError> {
+fn parse_store(sources: &Sources<'_>, value: &str) -> Result<StoreSpec, ConfigError> {
     if value == "memory" {
         return Ok(StoreSpec::Memory);
     }
     if let Some(path) = value.strip_prefix("sqlite:") {
         let path = path.strip_prefix("//").unwrap_or(path);
         if path.is_empty() {
-            return Err(invalid(
+            return Err(sources.invalid(
                 "store",
                 "`sqlite:` needs a file path, e.g. `sqlite:booty.db`",
             ));
         }
-        return Ok(StoreSpec::Sqlite(PathBuf::from(path)));
+        let path = PathBuf::from(path);
+        let directory = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !directory.is_dir() {
+            return Err(sources.invalid(
+                "store",
+                format!(
+                    "the directory {} of the SQLite file does not exist (booty creates the file, not \
+                     its directory)",
+                    directory.display()
+                ),
+            ));
+        }
+        return Ok(StoreSpec::Sqlite(path));
     }
     if value.starts_with("postgres://") || value.starts_with("postgresql://") {
         return Ok(StoreSpec::Postgres(Secret(value.to_owned())));
     }
-    Err(invalid(
+    Err(sources.invalid(
         "store",
         "expected `memory`, `sqlite:PATH` or `postgres://...`",
     ))
+}
+
+/// A valid configuration for unit tests: defaults, a secret, `dir` as the repository.
+#[cfg(test)]
+pub(crate) fn test_config(dir: &Path) -> Config {
+    let raw = RawConfig {
+        webhook_secret: Some("secret".to_owned()),
+        repo_url: Some(dir.display().to_string()),
+        ..RawConfig::default()
+    };
+    let figment = Figment::from(Serialized::defaults(RawConfig::default()));
+    raw.validate(&Sources {
+        figment: &figment,
+        file_read: false,
+    })
+    .expect("the test configuration is valid")
 }
 
 #[cfg(test)]
@@ -571,22 +847,53 @@ mod tests {
 
     #[test]
     fn store_specs_parse() {
-        assert_eq!(parse_store("memory").unwrap(), StoreSpec::Memory);
+        let figment = Figment::from(Serialized::defaults(RawConfig::default()));
+        let sources = Sources {
+            figment: &figment,
+            file_read: false,
+        };
+        let parse = |value| parse_store(&sources, value);
+        assert_eq!(parse("memory").unwrap(), StoreSpec::Memory);
         assert_eq!(
-            parse_store("sqlite:booty.db").unwrap(),
+            parse("sqlite:booty.db").unwrap(),
             StoreSpec::Sqlite(PathBuf::from("booty.db"))
         );
         assert_eq!(
-            parse_store("sqlite:///var/lib/booty.db").unwrap(),
-            StoreSpec::Sqlite(PathBuf::from("/var/lib/booty.db"))
+            parse("sqlite:///tmp/booty.db").unwrap(),
+            StoreSpec::Sqlite(PathBuf::from("/tmp/booty.db"))
         );
         assert!(matches!(
-            parse_store("postgres://h/db").unwrap(),
+            parse("postgres://h/db").unwrap(),
             StoreSpec::Postgres(_)
         ));
-        for bad in ["", "sqlite:", "mysql://h/db", "Memory"] {
-            let err = parse_store(bad).unwrap_err().to_string();
-            assert!(err.starts_with("invalid `store`"), "{bad:?}: {err}");
+        for bad in [
+            "",
+            "sqlite:",
+            "mysql://h/db",
+            "Memory",
+            "sqlite:/nonexistent/dir/booty.db",
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with("invalid `store` in default"),
+                "{bad:?}: {err}"
+            );
         }
+    }
+
+    #[test]
+    fn every_key_is_a_field_of_the_raw_configuration_and_back() {
+        let raw = serde_json::to_value(RawConfig::default()).unwrap();
+        let fields: Vec<&str> = raw
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut keys: Vec<&str> = KEYS.iter().map(|key| key.name).collect();
+        let mut sorted = fields.clone();
+        sorted.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(keys, sorted, "KEYS and RawConfig disagree");
     }
 }

@@ -5,7 +5,7 @@
 //! `grep '"job_id":"42-...'` both work. [`JsonLines`] does that: each span keeps its fields as JSON values in
 //! its extensions, and an event's line is its span fields (outermost first), then its own fields.
 
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -17,15 +17,22 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::LogFormat;
+use crate::config::{ConfigError, LogFormat};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 
 /// Installs the process-wide subscriber writing to stdout. `RUST_LOG`, when set, wins over `level`.
+///
+/// # Errors
+/// A [`ConfigError`] (exit code 2) for a `RUST_LOG` that is not a filter; `log_level` was checked when the
+/// configuration was loaded.
 pub(crate) fn init(format: LogFormat, level: &str) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
-            .map_err(|err| anyhow::anyhow!("invalid RUST_LOG {directives:?}: {err}"))?,
+            .map_err(|err| ConfigError::Environment {
+                variable: "RUST_LOG",
+                message: format!("{directives:?} is not a tracing filter: {err}"),
+            })?,
         _ => EnvFilter::try_new(level)
             .map_err(|err| anyhow::anyhow!("invalid `log_level` {level:?}: {err}"))?,
     };
@@ -34,8 +41,13 @@ pub(crate) fn init(format: LogFormat, level: &str) -> anyhow::Result<()> {
         LogFormat::Json => registry
             .with(JsonLines::new(std::io::stdout).with_filter(filter))
             .try_init(),
+        // Colours only for a terminal: a file or a pipe gets plain text.
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().with_filter(filter))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stdout().is_terminal())
+                    .with_filter(filter),
+            )
             .try_init(),
     }
     .map_err(|err| anyhow::anyhow!("could not install the logger: {err}"))

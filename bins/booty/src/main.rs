@@ -18,6 +18,7 @@ mod logging;
 mod runner;
 mod send;
 mod serve;
+mod supervise;
 
 use std::process::ExitCode;
 
@@ -59,6 +60,7 @@ pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Supervise(args) => Ok(supervise::run(&args)),
         Command::Serve => {
             let loaded = config::load(cli.config.as_deref())?;
             logging::init(loaded.config.log_format, &loaded.config.log_level)?;

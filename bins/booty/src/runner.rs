@@ -1,13 +1,12 @@
 //! The job handler: prepare the workspace, run the job command in it, remove the workspace.
 
-use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use booty_queue::{CancellationToken, Handler, HandlerError, Job};
-use booty_workspace::{PrepareError, Workspace, WorkspaceManager, WorkspaceRequest};
+use booty_workspace::{PrepareError, Removal, Workspace, WorkspaceManager, WorkspaceRequest};
 use tracing::{info, warn};
 
 use crate::command::{self, CommandError};
@@ -24,6 +23,11 @@ pub(crate) struct Runner {
     pub(crate) base_branch: String,
     pub(crate) command: Option<Arc<[String]>>,
     pub(crate) timeout: Duration,
+    /// Variables of booty's environment the command gets besides the base ones (`job_env_passthrough`).
+    pub(crate) env_passthrough: Vec<String>,
+    /// booty's own executable, which supervises each command so it dies with booty (`booty supervise`);
+    /// `None` runs commands directly.
+    pub(crate) supervisor: Option<PathBuf>,
 }
 
 impl Handler<JobPayload> for Runner {
@@ -73,42 +77,62 @@ impl Runner {
             HandlerError::retryable(format!("cannot write the event file: {err}"))
         })?;
         let trigger = &job.payload.trigger;
-        let env: Vec<(&'static str, OsString)> = vec![
-            ("BOOTY_JOB_ID", job.id.to_string().into()),
-            (
-                "BOOTY_ISSUE_NUMBER",
-                trigger.issue.number.to_string().into(),
-            ),
-            ("BOOTY_ISSUE_TITLE", trigger.issue.title.clone().into()),
-            ("BOOTY_ISSUE_URL", trigger.issue.html_url.clone().into()),
-            (
-                "BOOTY_REPOSITORY",
-                trigger.repository.full_name.clone().into(),
-            ),
-            ("BOOTY_BRANCH", workspace.branch().into()),
-            ("BOOTY_BASE_BRANCH", workspace.base_branch().into()),
-            ("BOOTY_WORKSPACE", workspace.path().into()),
-            ("BOOTY_EVENT_PATH", event_file.path().into()),
+        let (job_id, issue_number) = (job.id.to_string(), trigger.issue.number.to_string());
+        let (workspace_path, event_path) = (
+            workspace.path().to_string_lossy(),
+            event_file.path().to_string_lossy(),
+        );
+        let variables = [
+            ("BOOTY_JOB_ID", job_id.as_str()),
+            ("BOOTY_ISSUE_NUMBER", issue_number.as_str()),
+            ("BOOTY_ISSUE_TITLE", trigger.issue.title.as_str()),
+            ("BOOTY_ISSUE_URL", trigger.issue.html_url.as_str()),
+            ("BOOTY_REPOSITORY", trigger.repository.full_name.as_str()),
+            ("BOOTY_BRANCH", workspace.branch()),
+            ("BOOTY_BASE_BRANCH", workspace.base_branch()),
+            ("BOOTY_WORKSPACE", &workspace_path),
+            ("BOOTY_EVENT_PATH", &event_path),
         ];
-        command::run(argv, workspace.path(), env, self.timeout, cancel)
+        let launch = command::Launch {
+            argv,
+            dir: workspace.path(),
+            env: command::environment(&self.env_passthrough, &variables),
+            supervisor: self
+                .supervisor
+                .as_deref()
+                .map(|booty| (booty, vec![workspace.path(), event_file.path()])),
+        };
+        command::run(launch, self.timeout, cancel)
             .await
             .map_err(|err| match err {
                 CommandError::Cancelled | CommandError::Wait(_) => HandlerError::retryable(err),
+                err if err.asks_for_retry() => HandlerError::retryable(format!(
+                    "{}; exit code {} asks for a retry",
+                    error_chain(&err),
+                    command::RETRY_EXIT_CODE
+                )),
                 CommandError::Spawn { .. }
                 | CommandError::Exited { .. }
                 | CommandError::TimedOut(_) => HandlerError::permanent(error_chain(&err)),
             })
     }
 
-    /// The payload, in a file outside the workspace that is removed when the returned handle drops.
+    /// The payload, in a file outside the workspace that is removed when the returned handle drops, marked
+    /// in use (so a sweep by another booty leaves it alone) for as long as the handle lives.
     fn write_event_file(&self, job: &Job<JobPayload>) -> std::io::Result<tempfile::NamedTempFile> {
-        let mut file = tempfile::Builder::new()
-            .prefix(&format!("{EVENT_FILE_PREFIX}{}-", job.id))
-            .suffix(".json")
-            .tempfile_in(self.workspaces.root())?;
-        file.write_all(job.payload.payload.as_bytes())?;
-        file.flush()?;
-        Ok(file)
+        loop {
+            let mut file = tempfile::Builder::new()
+                .prefix(&format!("{EVENT_FILE_PREFIX}{}-", job.id))
+                .suffix(".json")
+                .tempfile_in(self.workspaces.root())?;
+            // A sweep that took the new file first is removing it: make another.
+            if !booty_workspace::mark_in_use(file.as_file(), file.path())? {
+                continue;
+            }
+            file.write_all(job.payload.payload.as_bytes())?;
+            file.flush()?;
+            return Ok(file);
+        }
     }
 }
 
@@ -120,9 +144,10 @@ fn prepare_error(err: &PrepareError) -> HandlerError {
     }
 }
 
-/// Removes event files a crashed run left in `root`; returns how many.
-pub(crate) fn sweep_event_files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut removed = Vec::new();
+/// Event files a crashed run left in `root`: those nobody holds are removed, those in use (a live
+/// process's job) are left; returns (removed, in use).
+pub(crate) fn sweep_event_files(root: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut removed, mut in_use) = (Vec::new(), Vec::new());
     for entry in std::fs::read_dir(root)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -130,10 +155,13 @@ pub(crate) fn sweep_event_files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
             name.starts_with(EVENT_FILE_PREFIX)
                 && Path::new(name).extension().is_some_and(|ext| ext == "json")
         });
-        if is_event_file && entry.file_type()?.is_file() {
-            std::fs::remove_file(entry.path())?;
-            removed.push(entry.path());
+        if !is_event_file || !entry.file_type()?.is_file() {
+            continue;
+        }
+        match booty_workspace::remove_unless_in_use(&entry.path())? {
+            Removal::InUse => in_use.push(entry.path()),
+            _ => removed.push(entry.path()),
         }
     }
-    Ok(removed)
+    Ok((removed, in_use))
 }

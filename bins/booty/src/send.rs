@@ -53,6 +53,14 @@ pub(crate) async fn send(args: &SendArgs, defaults: Defaults<'_>) -> anyhow::Res
         (None, Some(config)) => default_url(config),
         (None, None) => bail!("no URL: pass --url or a configuration with `listen`"),
     };
+    if let Some(scheme) = url.split_once("://").map(|(scheme, _)| scheme)
+        && !scheme.eq_ignore_ascii_case("http")
+    {
+        bail!(
+            "cannot deliver to {url}: booty send speaks plain http:// only (send to booty's own \
+             listener, not to the TLS proxy in front of it)"
+        );
+    }
     let delivery = match &args.delivery {
         Some(id) => id.clone(),
         None => fresh_guid()?,
@@ -91,7 +99,7 @@ pub(crate) async fn send(args: &SendArgs, defaults: Defaults<'_>) -> anyhow::Res
     let response = tokio::time::timeout(TIMEOUT, client.request(request))
         .await
         .with_context(|| format!("no answer from {url} within {}s", TIMEOUT.as_secs()))?
-        .with_context(|| format!("cannot deliver to {url}"))?;
+        .with_context(|| format!("cannot deliver to {url}: is `booty serve` running there?"))?;
     let status = response.status();
     let body = response
         .into_body()

@@ -1,10 +1,13 @@
 //! `booty serve`: compose the crates and run until SIGTERM or Ctrl-C.
 //!
-//! Start-up: sweep leftovers of a crashed run, open the store, start the queue, bind both listeners (the
-//! bound addresses are logged as `listening`, so port 0 works). Shutdown, in order: the webhook listener
-//! stops accepting and answers what is in flight, the queue drains within `shutdown_grace_secs`, the admin
-//! listener stops last, and the process exits 0.
+//! Start-up: open the store (which, for SQLite, locks the file to this process), bind both listeners, and
+//! only then sweep what a crashed run left under `workspace_root` (only what no live process holds: see
+//! `booty_workspace::sweep`), start the queue, and log the bound addresses as `listening` (so port 0
+//! works). A second `booty` that cannot have the store or the ports stops before it touches a file.
+//! Shutdown, in order: the webhook listener stops accepting and answers what is in flight, the queue
+//! drains within `shutdown_grace_secs`, the admin listener stops last, and the process exits 0.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -27,15 +30,15 @@ use crate::runner::{self, Runner};
 /// Runs the service until a shutdown signal, then shuts down in order.
 pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let edge_config = edge_config(&config)?;
-    sweep_leftovers(&config).await?;
-    let queue = start_queue(&config, runner(&config)).await?;
-
+    let store = open_store(&config).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (`listen`)", config.listen))?;
     let admin_listener = TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {} (`admin_listen`)", config.admin_listen))?;
+    sweep_leftovers(&config).await?;
+    let queue = store.start(&config, runner(&config)).await?;
     info!(
         webhook_addr = %listener.local_addr()?,
         admin_addr = %admin_listener.local_addr()?,
@@ -104,17 +107,20 @@ fn edge_config(config: &Config) -> anyhow::Result<EdgeConfig> {
     Ok(edge_config)
 }
 
-/// Removes the workspaces and event files a crashed run left under `workspace_root`.
+/// Removes the workspaces and event files a crashed run left under `workspace_root`, leaving those a live
+/// process holds (another booty's running job, or a job command still dying).
 async fn sweep_leftovers(config: &Config) -> anyhow::Result<()> {
     let root = &config.workspace_root;
     std::fs::create_dir_all(root)
         .with_context(|| format!("cannot create workspace_root {}", root.display()))?;
     let workspaces = booty_workspace::sweep(root).await?;
-    let event_files = runner::sweep_event_files(root)
+    let (event_files, event_files_in_use) = runner::sweep_event_files(root)
         .with_context(|| format!("cannot sweep event files in {}", root.display()))?;
     info!(
-        workspaces = workspaces.len(),
+        workspaces = workspaces.removed.len(),
+        workspaces_in_use = workspaces.in_use.len(),
         event_files = event_files.len(),
+        event_files_in_use = event_files_in_use.len(),
         root = %root.display(),
         "startup_swept"
     );
@@ -136,46 +142,69 @@ fn runner(config: &Config) -> Runner {
         base_branch: config.base_branch.clone(),
         command: config.job_command.as_deref().map(Arc::from),
         timeout: config.job_timeout,
+        env_passthrough: config.job_env_passthrough.clone(),
+        supervisor: Some(PathBuf::from(SELF_EXE)),
     }
 }
 
-/// Opens the configured store and starts the workers on it.
-async fn start_queue(config: &Config, runner: Runner) -> anyhow::Result<Queue<JobPayload>> {
-    let mut queue_config = QueueConfig::default();
-    queue_config.workers = config.workers.get();
-    queue_config.capacity = config.queue_capacity;
-    queue_config.max_attempts = config.max_attempts;
-    queue_config.lease = config.lease;
-    let queue = match &config.store {
-        StoreSpec::Memory => {
-            let store = MemoryStore::new(MemoryLimits {
-                dedupe_capacity: config.dedupe_capacity,
-                ..MemoryLimits::default()
-            });
-            Queue::start(store, runner, queue_config).await?
-        }
+/// This process's executable, which runs each job command as `booty supervise` (Linux's name for it
+/// stays valid even when the file was replaced by an upgrade).
+const SELF_EXE: &str = "/proc/self/exe";
+
+/// The configured store, open (and, for SQLite, locked to this process).
+enum OpenStore {
+    Memory(MemoryStore<JobPayload>),
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+/// Opens the configured store.
+async fn open_store(config: &Config) -> anyhow::Result<OpenStore> {
+    Ok(match &config.store {
+        StoreSpec::Memory => OpenStore::Memory(MemoryStore::new(MemoryLimits {
+            dedupe_capacity: config.dedupe_capacity,
+            ..MemoryLimits::default()
+        })),
         StoreSpec::Sqlite(path) => {
             let mut options = SqliteOptions::default();
             options.synchronous = config.sqlite_synchronous;
             options.dedupe_capacity = config.dedupe_capacity;
             options.dedupe_retention = config.dedupe_retention;
             // The error names the file and what is wrong with it (in use, corrupt, not writable).
-            let store = SqliteStore::open(path, options)
-                .await
-                .context("cannot open the SQLite store (`store`)")?;
-            Queue::start(store, runner, queue_config).await?
+            OpenStore::Sqlite(
+                SqliteStore::open(path, options)
+                    .await
+                    .context("cannot open the SQLite store (`store`)")?,
+            )
         }
         StoreSpec::Postgres(url) => {
             let mut options = PostgresOptions::default();
             options.dedupe_capacity = config.dedupe_capacity;
             // The error names host, port and database, never the URL (it may hold a password).
-            let store = PostgresStore::connect(url.expose(), options)
-                .await
-                .context("cannot open the PostgreSQL store (`store`)")?;
-            Queue::start(store, runner, queue_config).await?
+            OpenStore::Postgres(
+                PostgresStore::connect(url.expose(), options)
+                    .await
+                    .context("cannot open the PostgreSQL store (`store`)")?,
+            )
         }
-    };
-    Ok(queue)
+    })
+}
+
+impl OpenStore {
+    /// Starts the workers on the store.
+    async fn start(self, config: &Config, runner: Runner) -> anyhow::Result<Queue<JobPayload>> {
+        let mut queue_config = QueueConfig::default();
+        queue_config.workers = config.workers.get();
+        queue_config.capacity = config.queue_capacity;
+        queue_config.max_attempts = config.max_attempts;
+        queue_config.lease = config.lease;
+        queue_config.backoff = config.retry_backoff;
+        Ok(match self {
+            Self::Memory(store) => Queue::start(store, runner, queue_config).await?,
+            Self::Sqlite(store) => Queue::start(store, runner, queue_config).await?,
+            Self::Postgres(store) => Queue::start(store, runner, queue_config).await?,
+        })
+    }
 }
 
 fn store_name(store: &StoreSpec) -> &'static str {

@@ -16,12 +16,18 @@ pub struct Backoff {
     pub cap: Duration,
 }
 
+/// The ceiling after the first failed attempt unless configured otherwise.
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_mins(1);
+/// The largest ceiling unless configured otherwise.
+pub const DEFAULT_RETRY_CAP: Duration = Duration::from_hours(1);
+
 impl Default for Backoff {
-    /// 5 s, doubling up to 5 min.
+    /// 1 min, doubling up to 1 h: with 3 attempts a job outlasts an outage (a full disk, GitHub down) of
+    /// about 1.5 to 3 minutes, where 5 s spent all three in some 11 seconds.
     fn default() -> Self {
         Self {
-            base: Duration::from_secs(5),
-            cap: Duration::from_mins(5),
+            base: DEFAULT_RETRY_BASE,
+            cap: DEFAULT_RETRY_CAP,
         }
     }
 }

@@ -59,7 +59,7 @@ mod store;
 mod time;
 mod worker;
 
-pub use backoff::Backoff;
+pub use backoff::{Backoff, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP};
 pub use config::QueueConfig;
 pub use handler::{Handler, HandlerError};
 pub use job::{Job, JobId, JobSnapshot, JobState, NewJob, Submitted, UnknownState};

@@ -90,6 +90,26 @@ impl WorkspaceManager {
         &self.config.root
     }
 
+    /// Checks `repository_url` as [`Self::prepare`] would before it clones, with this manager's token:
+    /// a URL or path git understands, a supported scheme, and no credentials over plain `http://` to
+    /// another host. Touches neither the network nor the disk, so a configuration can be checked at
+    /// start-up.
+    ///
+    /// # Errors
+    /// [`PrepareError::InvalidUrl`], with the URL shown without credentials.
+    pub fn check_url(&self, repository_url: &str) -> Result<(), PrepareError> {
+        self.source(repository_url).map(drop)
+    }
+
+    fn source(&self, repository_url: &str) -> Result<Source, PrepareError> {
+        Source::parse(repository_url, self.config.token.as_ref()).map_err(|problem| {
+            PrepareError::InvalidUrl {
+                url: source::redact_url(repository_url),
+                reason: problem.to_string(),
+            }
+        })
+    }
+
     /// Clones `request.base_branch` of `request.repository_url` into a new directory under the root, checks it
     /// out, and puts HEAD on a new branch `agent/issue-{n}` at the base branch's tip.
     ///
@@ -113,12 +133,7 @@ impl WorkspaceManager {
         request: &WorkspaceRequest,
         cancelled: impl Future<Output = ()> + Send,
     ) -> Result<Workspace, PrepareError> {
-        let source = Source::parse(&request.repository_url, self.config.token.as_ref()).map_err(
-            |problem| PrepareError::InvalidUrl {
-                url: source::redact_url(&request.repository_url),
-                reason: problem.to_string(),
-            },
-        )?;
+        let source = self.source(&request.repository_url)?;
         let base_ref = Some(&request.base_branch)
             .filter(|branch| !branch.is_empty() && !branch.starts_with("refs/"))
             .and_then(|branch| gix::refs::FullName::try_from(format!("refs/heads/{branch}")).ok())

@@ -4,7 +4,7 @@ use crate::support::check;
 
 const GOOD: &str = r#"
 webhook_secret = "check-secret-value"
-repo_url = "/srv/repo"
+repo_url = "."
 github_token = "ghs_checkTokenValue"
 previous_webhook_secrets = ["older-secret-value"]
 store = "memory"
@@ -15,10 +15,7 @@ fn a_good_configuration_prints_effective_values_with_secrets_redacted() {
     let dir = tempfile::tempdir().unwrap();
     let (code, stdout, stderr) = check(dir.path(), GOOD, &[("BOOTY_WORKERS", "8")]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stdout.contains("repo_url = \"/srv/repo\"  # TOML file"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("repo_url = \".\"  # TOML file"), "{stdout}");
     assert!(
         stdout.contains("workers = 8  # environment variable BOOTY_WORKERS"),
         "{stdout}"
@@ -72,17 +69,18 @@ fn a_missing_secret_is_named() {
 fn a_secret_given_twice_is_an_error_and_a_file_secret_is_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret"), "from-a-file\n").unwrap();
-    let both = "webhook_secret = \"inline\"\nwebhook_secret_file = \"secret\"\nrepo_url = \"/r\"\n";
+    let both = "webhook_secret = \"inline\"\nwebhook_secret_file = \"secret\"\nrepo_url = \".\"\n";
     let (code, _, stderr) = check(dir.path(), both, &[]);
     assert_eq!(code, 2);
     assert!(
         stderr.contains(
-            "invalid `webhook_secret`: given both as `webhook_secret` and as `webhook_secret_file`"
+            "invalid `webhook_secret` in TOML file check.toml: given both as `webhook_secret` (TOML \
+             file check.toml) and as `webhook_secret_file` (TOML file check.toml); keep one"
         ),
         "{stderr}"
     );
 
-    let from_file = "webhook_secret_file = \"secret\"\nrepo_url = \"/r\"\n";
+    let from_file = "webhook_secret_file = \"secret\"\nrepo_url = \".\"\n";
     let (code, stdout, stderr) = check(dir.path(), from_file, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
@@ -99,7 +97,7 @@ fn environment_values_are_typed_by_key_and_bad_ones_are_named() {
     // A numeric secret from the environment stays a string.
     let (code, _, stderr) = check(
         dir.path(),
-        "repo_url = \"/r\"\n",
+        "repo_url = \".\"\n",
         &[("BOOTY_WEBHOOK_SECRET", "12345")],
     );
     assert_eq!(code, 0, "{stderr}");
@@ -115,7 +113,9 @@ fn environment_values_are_typed_by_key_and_bad_ones_are_named() {
     let (code, _, stderr) = check(dir.path(), GOOD, &[("BOOTY_LEASE_SECS", "0")]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("invalid `lease_secs`: must be at least 1"),
+        stderr.contains(
+            "invalid `lease_secs` in environment variable BOOTY_LEASE_SECS: must be at least 1, not 0"
+        ),
         "{stderr}"
     );
 }
@@ -125,7 +125,7 @@ fn serve_refuses_a_bad_configuration_before_listening() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("bad.toml"),
-        "webhook_secret = \"s\"\nrepo_url = \"/r\"\nworkers = 0\n",
+        "webhook_secret = \"s\"\nrepo_url = \".\"\nworkers = 0\n",
     )
     .unwrap();
     let output = std::process::Command::new(crate::support::booty_bin())
@@ -138,7 +138,7 @@ fn serve_refuses_a_bad_configuration_before_listening() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(
         stderr,
-        "booty: error: invalid `workers`: must be at least 1\n"
+        "booty: error: invalid `workers` in TOML file bad.toml: must be at least 1, not 0\n"
     );
 }
 
@@ -163,7 +163,189 @@ fn the_sqlite_settings_are_shown_and_a_bad_level_is_named() {
     );
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("invalid `sqlite_synchronous`: unknown synchronous level `off`"),
+        stderr.contains(
+            "invalid `sqlite_synchronous` in TOML file check.toml: expected one of `normal`, `full`, \
+             found \"off\""
+        ),
+        "{stderr}"
+    );
+}
+
+/// `booty ARGS` in `dir` with only `env` set besides `PATH`: (exit code, stdout, stderr).
+fn booty_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output = std::process::Command::new(crate::support::booty_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn the_environment_alone_is_a_configuration_and_a_missing_file_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("BOOTY_WEBHOOK_SECRET", "x"),
+        ("BOOTY_REPO_URL", "."),
+        ("BOOTY_STORE", "memory"),
+    ];
+    // No booty.toml here and no --config: the environment is the configuration.
+    let (code, stdout, stderr) = booty_in(dir.path(), &["check"], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("store = \"memory\"  # environment variable BOOTY_STORE"),
+        "{stdout}"
+    );
+    // A file named on the command line must exist.
+    let (code, _, stderr) = booty_in(dir.path(), &["check", "--config", "nope.toml"], &env);
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr,
+        "booty: error: configuration file nope.toml does not exist: pass --config with a file that \
+         exists, or leave it out to read booty.toml when there is one and BOOTY_* environment \
+         variables\n"
+    );
+    // Without a file, a missing key says how a file would have helped.
+    let (code, _, stderr) = booty_in(dir.path(), &["check"], &env[1..]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(
+            "missing `webhook_secret`: set `webhook_secret`, `webhook_secret_file` or \
+             BOOTY_WEBHOOK_SECRET (no configuration file was read: pass --config FILE or create \
+             booty.toml)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn wrong_values_are_described_in_words_with_where_they_were_written() {
+    let dir = tempfile::tempdir().unwrap();
+    for (setting, env, expected) in [
+        (
+            "workers = \"4\"",
+            None,
+            "invalid `workers` in TOML file check.toml: expected a whole number of at least 1, found \
+             the text \"4\" (write a number without quotes)",
+        ),
+        (
+            "workers = -1",
+            None,
+            "invalid `workers` in TOML file check.toml: expected a whole number of at least 1, found -1",
+        ),
+        (
+            "log_format = \"xml\"",
+            None,
+            "invalid `log_format` in TOML file check.toml: expected one of `json`, `pretty`, found \"xml\"",
+        ),
+        (
+            "",
+            Some(("BOOTY_LOG_LEVEL", "info,[")),
+            "invalid `log_level` in environment variable BOOTY_LOG_LEVEL: ",
+        ),
+        (
+            "listen = \":8080\"",
+            None,
+            "invalid `listen` in TOML file check.toml: \":8080\" is not an address to listen on: write \
+             IP:PORT or HOST:PORT, such as 127.0.0.1:8080 (0.0.0.0:8080 for every interface)",
+        ),
+        (
+            "listen = \"127.0.0.1:8080\"\nadmin_listen = \"127.0.0.1:8080\"",
+            None,
+            "invalid `admin_listen` in TOML file check.toml: 127.0.0.1:8080 is also `listen`: booty \
+             cannot listen twice on one address",
+        ),
+        (
+            "store = \"sqlite:missing/booty.db\"",
+            None,
+            "invalid `store` in TOML file check.toml: the directory missing of the SQLite file does not \
+             exist",
+        ),
+    ] {
+        let toml = format!("{}{setting}\n", GOOD.replace("store = \"memory\"\n", ""));
+        let env: Vec<(&str, &str)> = env.into_iter().collect();
+        let (code, _, stderr) = check(dir.path(), &toml, &env);
+        assert_eq!(code, 2, "{setting}: {stderr}");
+        assert!(stderr.contains(expected), "{setting}: {stderr}");
+        for leak in ["usize", "u32", "signed int", "``"] {
+            assert!(!stderr.contains(leak), "{setting}: {stderr}");
+        }
+    }
+    // A host name that resolves is an address too.
+    let (code, stdout, stderr) = check(
+        dir.path(),
+        &format!("{GOOD}listen = \"localhost:8080\"\n"),
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("listen = \"127.0.0.1:8080\""), "{stdout}");
+}
+
+#[test]
+fn repository_urls_are_checked_and_shown_without_their_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let without_repo = GOOD.replace("repo_url = \".\"\n", "");
+    let (code, stdout, stderr) = check(
+        dir.path(),
+        &format!(
+            "{without_repo}repo_url = \"https://booty:pa55word@git.example/acme/widgets.git\"\n"
+        ),
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("repo_url = \"https://git.example/acme/widgets.git\"  # TOML file"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("pa55word") && !stderr.contains("pa55word"));
+
+    // The token would cross the network in the clear.
+    let (code, _, stderr) = check(
+        dir.path(),
+        &format!("{without_repo}repo_url = \"http://git.example/acme/widgets.git\"\n"),
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(
+            "invalid `repo_url` in TOML file check.toml: invalid repository URL \
+             http://git.example/acme/widgets.git: refusing to send credentials over plain http:// to \
+             git.example"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ghs_checkTokenValue"), "{stderr}");
+
+    let (code, _, stderr) = check(
+        dir.path(),
+        &format!("{without_repo}repo_url = \"/nonexistent/repo\"\n"),
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(
+            "invalid `repo_url` in TOML file check.toml: /nonexistent/repo does not exist"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_invalid_rust_log_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("booty.toml"), GOOD).unwrap();
+    let (code, stdout, stderr) = booty_in(dir.path(), &["serve"], &[("RUST_LOG", "info,[")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty(), "nothing logged: it never started");
+    assert!(
+        stderr.starts_with("booty: error: invalid environment variable RUST_LOG: \"info,[\" is not a tracing filter"),
         "{stderr}"
     );
 }

@@ -401,7 +401,7 @@ fn an_unreachable_database_stops_serve_at_start_up_without_showing_the_password(
     let dir = tempfile::tempdir().unwrap();
     // Port 9 (discard) on loopback: nothing listens, so the connection is refused at once.
     let config = format!(
-        "webhook_secret = \"s\"\nrepo_url = \"/r\"\nstore = \"postgres://booty:hunter2-secret@127.0.0.1:9/booty\"\n\
+        "webhook_secret = \"s\"\nrepo_url = \".\"\nstore = \"postgres://booty:hunter2-secret@127.0.0.1:9/booty\"\n\
          workspace_root = \"{}\"\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n",
         dir.path().join("workspaces").display()
     );

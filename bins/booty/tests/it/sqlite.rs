@@ -174,9 +174,24 @@ fn a_corrupt_or_unwritable_file_stops_serve_at_start_up_naming_it() {
         "{stderr}"
     );
 
-    // Under a regular file: no directory to create it in (root ignores permission bits).
-    let unwritable = dir.path().join("plain-file").join("booty.db");
+    // Under a regular file: no directory to create it in, which the configuration check already says.
+    let unplaceable = dir.path().join("plain-file").join("booty.db");
     std::fs::write(dir.path().join("plain-file"), "").unwrap();
+    let (code, stderr, _) =
+        serve_once(dir.path(), &config(&repo, dir.path(), &unplaceable, "true"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the directory {} of the SQLite file does not exist",
+            dir.path().join("plain-file").display()
+        )),
+        "{stderr}"
+    );
+
+    // On a read-only file system (root ignores permission bits, not a read-only mount).
+    let disk = booty_testkit::Tmpfs::mount(1 << 20);
+    disk.set_read_only(true);
+    let unwritable = disk.path().join("booty.db");
     let (code, stderr, _) = serve_once(dir.path(), &config(&repo, dir.path(), &unwritable, "true"));
     assert_eq!(code, Some(1), "{stderr}");
     assert!(

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
+use booty_testkit::Tmpfs;
 use booty_workspace::{
     PrepareError, Swept, Token, Workspace, WorkspaceConfig, WorkspaceManager, WorkspaceRequest,
     sweep,
@@ -23,7 +24,6 @@ use support::holder::SharedLockHolder;
 use support::logs;
 use support::repo::{Content, Fixture, NAME, run_git};
 use support::server::{GitServer, SilentServer, Stall, closed_port_url};
-use support::tmpfs::Tmpfs;
 
 const USER: &str = "x-access-token";
 
@@ -692,7 +692,7 @@ async fn a_token_is_never_sent_over_plain_http_to_another_host() {
 
 #[tokio::test]
 async fn a_full_file_system_is_retryable_local_storage_that_names_the_root_and_leaves_nothing() {
-    let disk = Tmpfs::mount("1m");
+    let disk = Tmpfs::mount(1 << 20);
     let root = disk.path().join("workspaces");
     // 3 MiB either way: zeros make a pack of a few KiB that fills the disk at checkout; random bytes fill it
     // while the pack is written.
@@ -726,8 +726,8 @@ async fn a_full_file_system_is_retryable_local_storage_that_names_the_root_and_l
 
 #[tokio::test]
 async fn a_read_only_workspace_root_is_retryable_local_storage() {
-    let disk = Tmpfs::mount("1m");
-    disk.remount_read_only();
+    let disk = Tmpfs::mount(1 << 20);
+    disk.set_read_only(true);
     let fixture = Fixture::standard();
     let request = WorkspaceRequest::new(fixture.file_url(), "main", 6);
     // The mount point itself, and a root that would have to be created on it.

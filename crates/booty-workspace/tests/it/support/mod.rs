@@ -5,4 +5,3 @@ pub(crate) mod holder;
 pub(crate) mod logs;
 pub(crate) mod repo;
 pub(crate) mod server;
-pub(crate) mod tmpfs;
