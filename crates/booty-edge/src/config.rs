@@ -59,6 +59,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests before dropping their connections (default 30 s).
     pub shutdown_grace: Duration,
+    /// How long past the request deadline the webhook listener still waits for the sink's answer before it
+    /// gives up, answers `503` and logs `sink_overran` (default 10 s). A late answer is the truth about
+    /// what was stored, so it is passed on, not replaced by a `503` (see [`Sink`](crate::Sink)).
+    pub sink_overrun_grace: Duration,
 }
 
 impl Default for Limits {
@@ -68,6 +72,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(8),
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(30),
+            sink_overrun_grace: Duration::from_secs(10),
         }
     }
 }
