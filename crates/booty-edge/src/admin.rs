@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tracing::error;
 
+use crate::chain::Chain;
 use crate::config::Limits;
 use crate::reply::{Reply, ResponseBody};
 use crate::server::{self, Handler, ServeError};
@@ -121,7 +122,7 @@ impl<J: JobInspector> Admin<J> {
 }
 
 fn failed(err: &(dyn Error + 'static)) -> Reply {
-    error!(error = %err, "jobs_unreadable");
+    error!(error = %Chain(err), "jobs_unreadable");
     Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "reading jobs failed")
 }
 

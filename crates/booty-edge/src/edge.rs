@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
 use crate::body::{self, BodyError};
+use crate::chain::Chain;
 use crate::config::EdgeConfig;
 use crate::decode::{self, Decoded};
 use crate::reply::{Reply, ResponseBody};
@@ -225,14 +226,14 @@ impl<S: Sink> Edge<S> {
                 )
             }
             SinkAnswer::Unavailable(err) => {
-                error!(error = %err, "sink_unavailable");
+                error!(error = %Chain(&*err), "sink_unavailable");
                 Reply::unavailable(
                     "the job store is unavailable; retry later",
                     self.config.retry_after,
                 )
             }
             SinkAnswer::Failed(err) => {
-                error!(error = %err, "sink_failed");
+                error!(error = %Chain(&*err), "sink_failed");
                 Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "storing the job failed")
             }
         }

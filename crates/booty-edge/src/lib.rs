@@ -72,6 +72,7 @@
 
 mod admin;
 mod body;
+mod chain;
 mod config;
 mod decode;
 mod edge;

@@ -2,14 +2,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use booty_edge::{JobInspector, Limits};
+use booty_edge::{Admin, JobInspector, Limits};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::harness::{Answer, client, send};
+use crate::harness::{Answer, StoreError, capture_logs, client, line_with, send};
 
 /// A job as an inspector might show it: the edge serialises whatever view it is given.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -33,25 +33,26 @@ struct Jobs {
     limits_asked: Mutex<Vec<usize>>,
 }
 
+/// Why a broken [`Jobs`] cannot be read, with the cause a real store would give.
 #[derive(Debug, thiserror::Error)]
-#[error("database is locked")]
-struct Locked;
+#[error("listing jobs failed")]
+struct Unreadable(#[source] StoreError);
 
 impl JobInspector for Jobs {
     type View = View;
-    type Error = Locked;
+    type Error = Unreadable;
 
-    async fn recent(&self, limit: usize) -> Result<Vec<View>, Locked> {
+    async fn recent(&self, limit: usize) -> Result<Vec<View>, Unreadable> {
         self.limits_asked.lock().unwrap().push(limit);
         if self.broken {
-            return Err(Locked);
+            return Err(Unreadable(StoreError::chain()));
         }
         Ok(self.newest_first.iter().take(limit).cloned().collect())
     }
 
-    async fn job(&self, job_id: &str) -> Result<Option<View>, Locked> {
+    async fn job(&self, job_id: &str) -> Result<Option<View>, Unreadable> {
         if self.broken {
-            return Err(Locked);
+            return Err(Unreadable(StoreError::chain()));
         }
         Ok(self
             .newest_first
@@ -188,4 +189,32 @@ async fn admin_routes_refuse_other_methods_and_paths_and_hide_store_errors() {
     let broken: Answer = send(&client, get(format!("{base}/jobs"))).await;
     assert_eq!(broken.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(broken.error(), "reading jobs failed");
+}
+
+#[tokio::test]
+async fn a_store_error_is_logged_with_every_cause() {
+    let (captured, _guard) = capture_logs();
+    let admin = Admin::new(
+        Arc::new(Jobs {
+            newest_first: Vec::new(),
+            broken: true,
+            limits_asked: Mutex::default(),
+        }),
+        Limits::default(),
+    );
+    let request = Request::get("/jobs")
+        .header("host", "127.0.0.1:9090")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let answer = admin.handle(request).await;
+    assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let log = captured.text();
+    let line = line_with(&log, "jobs_unreadable");
+    assert!(line.contains(" ERROR "), "{line}");
+    assert!(
+        line.contains(
+            "listing jobs failed: inserting the job failed: database is locked: the disk is on fire"
+        ),
+        "{line}"
+    );
 }

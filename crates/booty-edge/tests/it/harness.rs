@@ -47,10 +47,41 @@ pub(crate) enum Mode {
     Busy,
     Unavailable,
     Fail,
+    /// `Unavailable` with an error that has a cause, as a store error wrapping the database's.
+    UnavailableWithCause,
+    /// `Failed` with an error that has a cause.
+    FailWithCause,
     /// Holds every submission until the gate opens, then accepts it.
     Gated(watch::Receiver<bool>),
     /// Takes this long, then accepts.
     Slow(Duration),
+}
+
+/// A store's error with the error that caused it, for tests of what the logs say about a `5xx`.
+#[derive(Debug, thiserror::Error)]
+#[error("inserting the job failed")]
+pub(crate) struct StoreError {
+    #[source]
+    source: DatabaseError,
+}
+
+/// What [`StoreError`] wraps: itself caused by an I/O error, so the chain has three links.
+#[derive(Debug, thiserror::Error)]
+#[error("database is locked")]
+pub(crate) struct DatabaseError {
+    #[source]
+    source: std::io::Error,
+}
+
+impl StoreError {
+    /// The chain `inserting the job failed: database is locked: the disk is on fire`.
+    pub(crate) fn chain() -> Self {
+        Self {
+            source: DatabaseError {
+                source: std::io::Error::other("the disk is on fire"),
+            },
+        }
+    }
 }
 
 /// A sink that records every submission and answers as its [`Mode`] says.
@@ -107,6 +138,8 @@ impl Sink for TestSink {
             Mode::Busy => SinkAnswer::Busy,
             Mode::Unavailable => SinkAnswer::Unavailable("connection refused by the store".into()),
             Mode::Fail => SinkAnswer::Failed("disk full".into()),
+            Mode::UnavailableWithCause => SinkAnswer::Unavailable(Box::new(StoreError::chain())),
+            Mode::FailWithCause => SinkAnswer::Failed(Box::new(StoreError::chain())),
             Mode::Gated(gate) => {
                 let mut gate = gate.clone();
                 gate.wait_for(|open| *open).await.unwrap();

@@ -85,6 +85,35 @@ async fn handle_refuses_an_oversized_body_from_its_size_alone() {
 }
 
 #[tokio::test]
+async fn a_5xx_from_the_sink_logs_its_error_with_every_cause() {
+    let (captured, _guard) = capture_logs();
+    let body = labeled(5, LABEL);
+    let signature = sign(SECRET.as_bytes(), &body);
+    for (mode, status) in [
+        (Mode::UnavailableWithCause, StatusCode::SERVICE_UNAVAILABLE),
+        (Mode::FailWithCause, StatusCode::INTERNAL_SERVER_ERROR),
+    ] {
+        let edge = Edge::new(config(), TestSink::new(mode));
+        let answer = edge.handle(webhook("d-chain", &body, &signature)).await;
+        assert_eq!(answer.status(), status);
+        let json = answer.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            !String::from_utf8_lossy(&json).contains("database"),
+            "the cause is for the log, not the client: {json:?}"
+        );
+    }
+    let log = captured.text();
+    for message in ["sink_unavailable", "sink_failed"] {
+        let line = line_with(&log, message);
+        assert!(line.contains(" ERROR "), "{line}");
+        assert!(
+            line.contains("inserting the job failed: database is locked: the disk is on fire"),
+            "{line}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_sink_gets_the_request_deadline() {
     let sink = TestSink::accepting();
     let edge = Edge::new(config(), sink.clone());
