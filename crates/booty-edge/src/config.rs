@@ -59,6 +59,11 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests before dropping their connections (default 30 s).
     pub shutdown_grace: Duration,
+    /// The largest request head (request line and headers; for HTTP/2 the decoded header list) a
+    /// connection reads, and so the most it buffers while reading one (default 64 KiB, many times what
+    /// GitHub sends; HTTP/1.1 counts anything under 8 KiB as 8 KiB). A longer head is answered `431
+    /// Request Header Fields Too Large` (by hyper, without a JSON body) and its connection closed.
+    pub max_header_bytes: usize,
     /// How long past the request deadline the webhook listener still waits for the sink's answer before it
     /// gives up, answers `503` and logs `sink_overran` (default 10 s). A late answer is the truth about
     /// what was stored, so it is passed on, not replaced by a `503` (see [`Sink`](crate::Sink)).
@@ -72,6 +77,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(8),
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(30),
+            max_header_bytes: 64 * 1024,
             sink_overrun_grace: Duration::from_secs(10),
         }
     }

@@ -133,6 +133,9 @@ pub(crate) async fn run<H: Handler>(
     result
 }
 
+/// The smallest read buffer hyper's HTTP/1.1 accepts (it panics below it).
+const MIN_HTTP1_BUFFER: usize = 8 * 1024;
+
 /// HTTP/1.1 and h2c on one port, with hyper's timers on tokio.
 fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -140,8 +143,16 @@ fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+        .keep_alive(true)
+        // A client that shuts down its sending side after the request still waits for the answer.
+        .half_close(true)
+        // The read buffer holds a whole head, so this bounds the head (`431` past it) and the memory a
+        // connection that never finishes one can hold.
+        .max_buf_size(limits.max_header_bytes.max(MIN_HTTP1_BUFFER));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     builder
 }
 
