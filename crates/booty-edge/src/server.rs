@@ -38,6 +38,9 @@ pub enum ServeError {
     /// fail the same way.
     #[error("the listener cannot accept connections")]
     Accept(#[source] io::Error),
+    /// The listener's own address could not be read (the admin listener answers requests naming it).
+    #[error("cannot read the listener's local address")]
+    LocalAddr(#[source] io::Error),
 }
 
 /// A request handler the accept loop can serve: the webhook [`Edge`](crate::Edge) or the admin router.
