@@ -81,6 +81,7 @@ mod reply;
 mod request_id;
 mod server;
 mod sink;
+mod slots;
 mod sniff;
 mod traced;
 

@@ -263,7 +263,10 @@ async fn a_request_for_another_host_is_421_naming_it_and_reads_nothing() {
     }
     // HTTP/1.0 allows a request without Host; this listener does not.
     let answer = get_as(&base, "/jobs", None).await;
-    assert!(answer.starts_with("HTTP/1.0 421 Misdirected Request\r\n"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.0 421 Misdirected Request\r\n"),
+        "{answer}"
+    );
     assert!(answer.contains("the request names no host"), "{answer}");
     assert!(inspector.limits_asked.lock().unwrap().is_empty());
 }
