@@ -59,12 +59,15 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// The whole-request deadline, from the end of the headers to the answer: reading the body, verifying it,
     /// and the sink's answer (default 8 s, under GitHub's 10 s so GitHub sees our answer, not its timeout).
+    /// The sink gets it as [`Submission::deadline`](crate::Submission::deadline); a sink that answers late
+    /// is still waited for, up to `sink_overrun_grace`.
     pub request_timeout: Duration,
     /// How long a connection of either protocol may go without a request in flight before it is closed:
     /// HTTP/2 gets GOAWAY, HTTP/1.1 is closed (default 10 s, as `header_read_timeout`). The clock starts
     /// when the connection opens and again when its last request in flight is answered, so an HTTP/2
-    /// connection that sends only its preface is closed by the same deadline. A connection that does not
-    /// finish closing within a second is dropped.
+    /// connection that sends only its preface is closed by the same deadline. A closing connection with no
+    /// request in flight is dropped if it has not finished within a second (at once if it never had a
+    /// request), so a client that ignores GOAWAY cannot hold it.
     pub idle_timeout: Duration,
     /// How often an HTTP/2 connection is pinged to check that the peer is still there; `None` sends no
     /// pings (default 5 s).
