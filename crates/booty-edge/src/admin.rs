@@ -3,6 +3,7 @@
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
@@ -11,7 +12,9 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tracing::error;
 
+use crate::chain::Chain;
 use crate::config::Limits;
+use crate::hosts::{AllowedHosts, HostError};
 use crate::reply::{Reply, ResponseBody};
 use crate::server::{self, Handler, ServeError};
 use crate::traced;
@@ -49,20 +52,65 @@ pub trait JobInspector: Send + Sync + 'static {
 }
 
 /// The admin listener's request handling: `GET /jobs` and `GET /jobs/{job_id}`.
+///
+/// It answers only requests that name a host it was told about ([`Admin::listening_on`],
+/// [`Admin::allow_hosts`]) in their `Host` header (or HTTP/2 `:authority`); any other is answered `421
+/// Misdirected Request` with the refused host in the JSON error, before anything is read. That keeps a
+/// page on another site from reading the jobs through DNS rebinding: its browser sends the attacker's
+/// name, never the listener's address. [`Admin::serve`] and [`serve_admin`] add the listener's address
+/// themselves; an `Admin` driven through [`Admin::handle`] alone answers only what it is told.
 pub struct Admin<J> {
     jobs: Arc<J>,
     limits: Limits,
+    hosts: AllowedHosts,
 }
 
 impl<J: JobInspector> Admin<J> {
-    /// An admin router over `jobs`; requests are cut off after `limits.request_timeout`.
+    /// An admin router over `jobs`; requests are cut off after `limits.request_timeout`. It answers no
+    /// host until given its address ([`Admin::listening_on`], which [`Admin::serve`] does) or names.
     pub fn new(jobs: Arc<J>, limits: Limits) -> Self {
-        Self { jobs, limits }
+        Self {
+            jobs,
+            limits,
+            hosts: AllowedHosts::default(),
+        }
     }
 
-    /// Answers one request, with the same JSON, `x-request-id` and span as the webhook listener.
+    /// Also answers requests naming one of `hosts`: `name` (any port) or `name:port`, compared without
+    /// case; IP addresses (`10.0.0.5:9090`, `[fd00::5]`) work too. For a listener behind a proxy that
+    /// passes the public name on, or one bound to `0.0.0.0` and reached by name.
+    ///
+    /// # Errors
+    /// [`HostError::Invalid`] naming the first entry that is not a host name, IPv4 address or bracketed
+    /// IPv6 address with an optional port.
+    pub fn allow_hosts<I>(mut self, hosts: I) -> Result<Self, HostError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        for host in hosts {
+            self.hosts.allow(host.as_ref())?;
+        }
+        Ok(self)
+    }
+
+    /// Answers requests naming `addr`, the address the listener is bound to: `IP:PORT`, and for a loopback
+    /// address also `localhost:PORT` and the other loopback addresses (`[::1]:PORT`); for an unspecified
+    /// address (`0.0.0.0`, `[::]`) any IP address and `localhost` on that port. [`Admin::serve`] calls it
+    /// with the listener's address.
+    #[must_use]
+    pub fn listening_on(mut self, addr: SocketAddr) -> Self {
+        self.hosts.listen_on(addr);
+        self
+    }
+
+    /// Answers one request, with the same JSON, `x-request-id` and span as the webhook listener: `421` for
+    /// a host it does not answer to, otherwise the route's answer.
     pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody> {
         traced::answer(request, |request| async move {
+            if let Err(refused) = self.hosts.check(&request) {
+                return refused;
+            }
             let timeout = self.limits.request_timeout;
             tokio::time::timeout(timeout, self.route(&request))
                 .await
@@ -71,6 +119,24 @@ impl<J: JobInspector> Admin<J> {
                 })
         })
         .await
+    }
+
+    /// Serves the admin routes on `listener` until `shutdown` completes, answering requests that name the
+    /// listener's address (see [`Admin::listening_on`]) as well as the hosts already allowed, with the
+    /// same connection handling, limits and graceful shutdown as [`serve`](crate::serve).
+    ///
+    /// # Errors
+    /// [`ServeError::LocalAddr`] if the listener's address cannot be read; [`ServeError::Accept`] if the
+    /// listener itself stops working.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServeError> {
+        let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
+        let admin = self.listening_on(addr);
+        let limits = admin.limits;
+        server::run(listener, limits, Arc::new(admin), shutdown).await
     }
 
     async fn route<B>(&self, request: &Request<B>) -> Reply {
@@ -121,7 +187,7 @@ impl<J: JobInspector> Admin<J> {
 }
 
 fn failed(err: &(dyn Error + 'static)) -> Reply {
-    error!(error = %err, "jobs_unreadable");
+    error!(error = %Chain(err), "jobs_unreadable");
     Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "reading jobs failed")
 }
 
@@ -129,6 +195,7 @@ impl<J> fmt::Debug for Admin<J> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Admin")
             .field("limits", &self.limits)
+            .field("hosts", &self.hosts)
             .finish_non_exhaustive()
     }
 }
@@ -166,23 +233,19 @@ fn parse_limit(query: Option<&str>) -> Result<usize, String> {
 }
 
 /// Serves the admin routes on `listener` until `shutdown` completes, with the same connection handling,
-/// limits and graceful shutdown as [`serve`](crate::serve).
+/// limits and graceful shutdown as [`serve`](crate::serve). Only requests naming the listener's address
+/// are answered (see [`Admin`]); [`Admin::allow_hosts`] with [`Admin::serve`] adds names.
 ///
 /// # Errors
-/// [`ServeError::Accept`] if the listener itself stops working.
+/// [`ServeError::LocalAddr`] if the listener's address cannot be read; [`ServeError::Accept`] if the
+/// listener itself stops working.
 pub async fn serve_admin<J: JobInspector>(
     listener: TcpListener,
     jobs: Arc<J>,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    server::run(
-        listener,
-        limits,
-        Arc::new(Admin::new(jobs, limits)),
-        shutdown,
-    )
-    .await
+    Admin::new(jobs, limits).serve(listener, shutdown).await
 }
 
 #[cfg(test)]

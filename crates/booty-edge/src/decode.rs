@@ -7,6 +7,7 @@ use booty_event::{Decision, Delivery, Payload, PayloadFormat, PingEvent, Trigger
 use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{HeaderMap, StatusCode};
+use tokio::time::Instant;
 
 use crate::sink::Submission;
 
@@ -38,11 +39,13 @@ impl Undecodable {
 }
 
 /// Decodes a verified delivery: headers (400), content type (415) and form field (400), then the trigger
-/// rule (400 for a malformed `issues` payload). `body` is the raw body the signature was checked on.
+/// rule (400 for a malformed `issues` payload). `body` is the raw body the signature was checked on;
+/// `deadline` is the request's, handed to the sink with a trigger.
 pub(crate) fn decode(
     headers: &HeaderMap,
     body: Bytes,
     rule: &TriggerRule,
+    deadline: Instant,
 ) -> Result<Decoded, Undecodable> {
     let header = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
     let delivery = Delivery::from_headers(header).map_err(|err| Undecodable::bad_request(&err))?;
@@ -73,9 +76,7 @@ pub(crate) fn decode(
         }
         PayloadFormat::Form => Bytes::from(payload.into_json()),
     };
-    Ok(Decoded::Trigger(Box::new(Submission {
-        delivery,
-        trigger: *trigger,
-        payload,
-    })))
+    Ok(Decoded::Trigger(Box::new(Submission::new(
+        delivery, *trigger, payload, deadline,
+    ))))
 }

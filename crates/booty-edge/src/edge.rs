@@ -11,11 +11,12 @@ use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
 use crate::body::{self, BodyError};
+use crate::chain::Chain;
 use crate::config::EdgeConfig;
 use crate::decode::{self, Decoded};
 use crate::reply::{Reply, ResponseBody};
 use crate::server::{self, Handler, ServeError};
-use crate::sink::{Sink, SinkAnswer};
+use crate::sink::{Sink, SinkAnswer, Submission};
 use crate::traced;
 
 /// Where GitHub posts deliveries.
@@ -65,8 +66,9 @@ impl<S: Sink> Edge<S> {
         }
     }
 
-    /// One delivery: size, signature over the raw bytes, then decoding, then the sink, all under the
-    /// request deadline. Each step either passes its result on or ends the request with its reply.
+    /// One delivery: size, signature over the raw bytes, then decoding, then the sink. Reading the body
+    /// is cut off at the request deadline; the sink is handed the deadline and waited for up to the
+    /// backstop past it. Each step either passes its result on or ends the request with its reply.
     async fn webhook<B>(&self, request: Request<B>) -> Reply
     where
         B: Body,
@@ -82,7 +84,7 @@ impl<S: Sink> Edge<S> {
             let signature = self.refuse_early(&parts.headers, &body)?;
             let body = self.read_body(body, deadline).await?;
             self.verify(signature, &body)?;
-            match decode::decode(&parts.headers, body, &self.config.trigger) {
+            match decode::decode(&parts.headers, body, &self.config.trigger, deadline) {
                 Ok(Decoded::Trigger(submission)) => Ok(submission),
                 Ok(Decoded::Pong) => Err(Reply::status(StatusCode::OK, "pong")),
                 Ok(Decoded::Ignored(reason)) => {
@@ -99,10 +101,30 @@ impl<S: Sink> Edge<S> {
             Ok(submission) => submission,
             Err(reply) => return reply,
         };
-        match tokio::time::timeout_at(deadline, self.sink.submit(*submission)).await {
-            Ok(answer) => self.answer(answer),
+        self.submit(*submission).await
+    }
+
+    /// The sink's answer, waited for past the request deadline (a late answer is still the truth about
+    /// what was stored) up to the backstop, where the outcome becomes unknown and the answer `503`.
+    async fn submit(&self, submission: Submission) -> Reply {
+        let deadline = submission.deadline;
+        let grace = self.config.limits.sink_overrun_grace;
+        // As a duration rather than an instant, so a huge grace saturates instead of overflowing.
+        let until_backstop = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .saturating_add(grace);
+        match tokio::time::timeout(until_backstop, self.sink.submit(submission)).await {
+            Ok(answer) => {
+                let now = tokio::time::Instant::now();
+                if now > deadline {
+                    let late_ms = u64::try_from((now - deadline).as_millis()).unwrap_or(u64::MAX);
+                    warn!(late_ms, "sink_late");
+                }
+                self.answer(answer)
+            }
             Err(_elapsed) => {
-                warn!("sink_timed_out");
+                let overrun_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+                error!(overrun_ms, outcome = "unknown", "sink_overran");
                 Reply::unavailable(
                     "timed out waiting for the job store; retry later",
                     self.config.retry_after,
@@ -204,14 +226,14 @@ impl<S: Sink> Edge<S> {
                 )
             }
             SinkAnswer::Unavailable(err) => {
-                error!(error = %err, "sink_unavailable");
+                error!(error = %Chain(&*err), "sink_unavailable");
                 Reply::unavailable(
                     "the job store is unavailable; retry later",
                     self.config.retry_after,
                 )
             }
             SinkAnswer::Failed(err) => {
-                error!(error = %err, "sink_failed");
+                error!(error = %Chain(&*err), "sink_failed");
                 Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "storing the job failed")
             }
         }

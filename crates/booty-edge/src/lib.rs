@@ -3,8 +3,10 @@
 //! [`serve`] runs the webhook listener on a [`TcpListener`](tokio::net::TcpListener) you bound, until a
 //! shutdown future completes. It speaks HTTP/1.1 with keep-alive and HTTP/2 over cleartext on one port
 //! (hyper-util's auto builder), caps concurrent connections, cuts off clients too slow to send their
-//! headers, puts a deadline on every request, and on shutdown stops accepting, lets in-flight requests
-//! finish within a grace period, closes idle connections and returns.
+//! headers, bounds request heads, closes connections of either protocol idle for too long (HTTP/2 with
+//! GOAWAY), lets a new client take the slot of the longest-idle connection when all are taken, puts a
+//! deadline on every request, and on shutdown stops accepting, closes idle connections at once, lets
+//! in-flight requests finish within a grace period and returns. [`Limits`] has every bound.
 //!
 //! A delivery (`POST /webhooks/github`) goes through these steps, each with its own status code:
 //!
@@ -15,19 +17,24 @@
 //! 3. decoding with [`booty_event`]: `400` for missing or invalid delivery headers, a malformed payload or a
 //!    trigger without the fields a job needs, `415` for another content type, `200 pong` for `ping`,
 //!    `200 ignored` with a reason for everything that is not a trigger;
-//! 4. the [`Sink`]: a trigger ([`Submission`]) is handed over, and the [`SinkAnswer`] becomes `202
-//!    accepted`, `200 already_processed`, `503` with `Retry-After`, or `500`.
+//! 4. the [`Sink`]: a trigger ([`Submission`], with the request's deadline) is handed over, and the
+//!    [`SinkAnswer`] becomes `202 accepted`, `200 already_processed`, `503` with `Retry-After`, or `500`.
+//!    A late answer is passed on as it is; only a sink silent for [`Limits::sink_overrun_grace`] past the
+//!    deadline is answered `503` for (see [`Sink`]).
 //!
 //! Every answer is JSON (`{"error": "..."}` for 4xx and 5xx, saying what was wrong) and carries
 //! `x-request-id`: the delivery id when the request has a valid one, a generated id otherwise. Each request
 //! runs in one `request` span with `method`, `path`, `delivery_id`, `event`, `status` and `latency_ms`;
 //! events use the messages of the design (`webhook_received`, `signature_rejected`, `event_ignored`, ...).
-//! Secrets and signature values are never logged.
+//! Secrets and signature values are never logged; the error behind a `5xx` is, with all its causes. The one
+//! answer that is not the edge's is hyper's bodiless `431` for a request head over
+//! [`Limits::max_header_bytes`], given before the request reaches the edge.
 //!
-//! [`Edge::handle`] answers one request without a socket, for tests and fuzzing. [`serve_admin`] runs the
-//! read-only admin routes (`GET /jobs`, `GET /jobs/{job_id}`) over a [`JobInspector`] with the same
-//! connection handling. The edge does not know the queue: the binary wires [`Sink`] and [`JobInspector`]
-//! to it.
+//! [`Edge::handle`] answers one request without a socket, for tests and fuzzing. [`serve_admin`] (or
+//! [`Admin::serve`]) runs the read-only admin routes (`GET /jobs`, `GET /jobs/{job_id}`) over a
+//! [`JobInspector`] with the same connection handling, answering only requests that name the listener's
+//! address or an allowed host (`421 Misdirected Request` otherwise). The edge does not know the queue:
+//! the binary wires [`Sink`] and [`JobInspector`] to it.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -72,19 +79,23 @@
 
 mod admin;
 mod body;
+mod chain;
 mod config;
 mod decode;
 mod edge;
+mod hosts;
 mod reply;
 mod request_id;
 mod server;
 mod sink;
+mod slots;
 mod sniff;
 mod traced;
 
 pub use admin::{Admin, DEFAULT_JOB_LIMIT, JobInspector, MAX_JOB_LIMIT, serve_admin};
 pub use config::{DEFAULT_MAX_BODY_BYTES, EdgeConfig, Limits};
 pub use edge::{Edge, HEALTH_PATH, WEBHOOK_PATH, serve};
+pub use hosts::HostError;
 pub use reply::{REQUEST_ID_HEADER, ResponseBody};
 pub use server::ServeError;
 pub use sink::{Sink, SinkAnswer, Submission};

@@ -1,8 +1,12 @@
-//! The accept loop shared by the webhook and admin listeners: connection cap, timeouts, graceful shutdown.
+//! The accept loop shared by the webhook and admin listeners: connection slots, timeouts, graceful
+//! shutdown.
 //!
-//! Shaped after mini-redis's `run(listener, shutdown)` and hyper-util's `server_graceful.rs`: a semaphore
-//! permit is taken before each accept, every connection is watched by [`GracefulShutdown`], and draining
-//! is bounded by the shutdown grace period, after which the remaining connections are dropped.
+//! Shaped after mini-redis's `run(listener, shutdown)` and hyper-util's `server_graceful.rs`: a slot is
+//! taken before each accept, every connection watches the shutdown signal, and draining is bounded by the
+//! shutdown grace period, after which the remaining connections are dropped. Unlike hyper-util's
+//! `GracefulShutdown`, each connection's task also knows whether it has a request in flight
+//! ([`crate::slots`]), so it can close when idle too long, give its slot to a waiting client, and at
+//! shutdown close at once instead of waiting the grace when it has nothing to finish.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,14 +19,15 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::config::Limits;
 use crate::reply::ResponseBody;
+use crate::slots::{Activity, Room, Slot, Slots};
 use crate::sniff;
 
 /// How long the accept loop pauses after an error that is not about one connection (such as running out
@@ -38,6 +43,9 @@ pub enum ServeError {
     /// fail the same way.
     #[error("the listener cannot accept connections")]
     Accept(#[source] io::Error),
+    /// The listener's own address could not be read (the admin listener answers requests naming it).
+    #[error("cannot read the listener's local address")]
+    LocalAddr(#[source] io::Error),
 }
 
 /// A request handler the accept loop can serve: the webhook [`Edge`](crate::Edge) or the admin router.
@@ -49,7 +57,8 @@ pub(crate) trait Handler: Send + Sync + 'static {
 }
 
 /// Accepts connections on `listener` and serves them with `handler` until `shutdown` completes; then
-/// stops accepting, lets in-flight requests finish within `limits.shutdown_grace`, and returns.
+/// stops accepting, closes idle connections, lets in-flight requests finish within
+/// `limits.shutdown_grace`, and returns.
 pub(crate) async fn run<H: Handler>(
     listener: TcpListener,
     limits: Limits,
@@ -57,10 +66,8 @@ pub(crate) async fn run<H: Handler>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let builder = connection_builder(&limits);
-    // A cap of 0 would never accept anything; it means 1.
-    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
-    // Connections still reading their first bytes are not hyper connections yet; this tells them to quit.
+    let slots = Slots::new(limits.max_connections);
+    // Tells every connection, whatever phase it is in, that the server stops.
     let (stopping, stop_signal) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -69,14 +76,13 @@ pub(crate) async fn run<H: Handler>(
         .map_or_else(|_| "unknown".to_owned(), |addr| addr.to_string());
 
     let result = loop {
-        // Wait for room before accepting, so excess clients queue in the kernel's backlog instead of
-        // holding sockets we will not serve.
-        let permit = tokio::select! {
+        // Accept only when the client can be served soon: a slot is free, or an idle connection can give
+        // up its slot. While every slot has a request in flight, clients queue in the kernel's backlog
+        // instead of holding sockets we will not serve.
+        let room = tokio::select! {
             biased;
             () = &mut shutdown => break Ok(()),
-            permit = Arc::clone(&connections).acquire_owned() => {
-                permit.expect("the connection semaphore is never closed")
-            }
+            room = slots.room() => room,
         };
         let stream = tokio::select! {
             biased;
@@ -93,31 +99,40 @@ pub(crate) async fn run<H: Handler>(
                 }
             },
         };
+        let permit = match room {
+            Room::Free(permit) => permit,
+            Room::Idle => tokio::select! {
+                biased;
+                () = &mut shutdown => break Ok(()),
+                permit = slots.make_room() => permit,
+            },
+        };
         while let Some(finished) = tasks.try_join_next() {
             if let Err(err) = finished {
                 error!(error = %err, "connection_task_failed");
             }
         }
-
-        let connection = serve_connection(
+        tasks.spawn(serve_connection(
             stream,
+            slots.open(permit),
             builder.clone(),
             Arc::clone(&handler),
-            limits.header_read_timeout,
+            limits,
             stop_signal.clone(),
-            // Subscribed here, before any shutdown signal, so the connection cannot miss it.
-            graceful.watcher(),
-        );
-        tasks.spawn(async move {
-            connection.await;
-            drop(permit);
-        });
+        ));
     };
 
     drop(listener);
     info!(addr = %local_addr, connections = tasks.len(), "listener_draining");
     let _ = stopping.send(true);
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+    let drained = async {
+        while let Some(finished) = tasks.join_next().await {
+            if let Err(err) = finished {
+                error!(error = %err, "connection_task_failed");
+            }
+        }
+    };
+    if tokio::time::timeout(limits.shutdown_grace, drained)
         .await
         .is_err()
     {
@@ -133,6 +148,9 @@ pub(crate) async fn run<H: Handler>(
     result
 }
 
+/// The smallest read buffer hyper's HTTP/1.1 accepts (it panics below it).
+const MIN_HTTP1_BUFFER: usize = 8 * 1024;
+
 /// HTTP/1.1 and h2c on one port, with hyper's timers on tokio.
 fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -140,26 +158,66 @@ fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+        .keep_alive(true)
+        // A client that shuts down its sending side after the request still waits for the answer.
+        .half_close(true)
+        // The read buffer holds a whole head, so this bounds the head (`431` past it) and the memory a
+        // connection that never finishes one can hold.
+        .max_buf_size(limits.max_header_bytes.max(MIN_HTTP1_BUFFER));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // A peer that stops acknowledging pings is gone: close its connection.
+        .keep_alive_interval(limits.h2_keep_alive_interval)
+        .keep_alive_timeout(limits.h2_keep_alive_timeout);
     builder
 }
 
+/// Why a connection was asked to close, for the log.
+#[derive(Debug, Clone, Copy)]
+enum Closing {
+    /// The server is shutting down.
+    Shutdown,
+    /// A new client needs its slot and it was the longest idle.
+    Evicted,
+    /// No request in flight for `idle_timeout`.
+    IdleTimeout,
+}
+
+impl Closing {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Shutdown => "shutdown",
+            Self::Evicted => "evicted",
+            Self::IdleTimeout => "idle_timeout",
+        }
+    }
+}
+
 /// The life of one connection: read its first bytes under the header deadline (or give up when the
-/// server stops), then hand it to hyper, watched by the graceful shutdown.
+/// server stops or the slot is wanted), then hand it to hyper and close it gracefully (HTTP/2 GOAWAY,
+/// HTTP/1.1 no more keep-alive) when the server stops, when its slot is wanted, or when it has been idle
+/// for `idle_timeout`. Once closing, a connection with no request in flight gets its [`linger`] to say
+/// goodbye, then is dropped, so an unresponsive client cannot hold it.
 async fn serve_connection<H: Handler>(
     stream: TcpStream,
+    slot: Slot,
     builder: auto::Builder<TokioExecutor>,
     handler: Arc<H>,
-    header_read_timeout: Duration,
+    limits: Limits,
     mut stop_signal: watch::Receiver<bool>,
-    watcher: Watcher,
 ) {
+    let activity = Arc::clone(slot.activity());
     // Small answers go out at once instead of waiting for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
     let sniffed = tokio::select! {
-        sniffed = tokio::time::timeout(header_read_timeout, sniff::read_preface(stream)) => sniffed,
+        sniffed = tokio::time::timeout(limits.header_read_timeout, sniff::read_preface(stream)) => sniffed,
         _ = stop_signal.wait_for(|stopping| *stopping) => return,
+        () = closing_requested(&activity) => {
+            debug!(reason = Closing::Evicted.as_str(), "connection_closing");
+            return;
+        }
     };
     let io = match sniffed {
         Ok(Ok(io)) => io,
@@ -172,13 +230,104 @@ async fn serve_connection<H: Handler>(
             return;
         }
     };
+    let requests = Arc::clone(&activity);
     let service = service_fn(move |request| {
         let handler = Arc::clone(&handler);
-        async move { Ok::<_, Infallible>(handler.call(request).await) }
+        let in_flight = requests.request_started();
+        async move {
+            let response = handler.call(request).await;
+            drop(in_flight);
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = builder.serve_connection(TokioIo::new(io), service);
-    if let Err(err) = watcher.watch(connection.into_owned()).await {
-        debug!(error = %err, "connection_closed_with_error");
+    let mut connection = std::pin::pin!(connection);
+    let mut closing_since: Option<Instant> = None;
+    loop {
+        if closing_since.is_none() {
+            let reason = if *stop_signal.borrow() {
+                Some(Closing::Shutdown)
+            } else if activity.is_closing() {
+                Some(Closing::Evicted)
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                begin_closing(&activity, reason);
+                connection.as_mut().graceful_shutdown();
+                closing_since = Some(Instant::now());
+            }
+        }
+        // The one deadline that matters now: none while a request is in flight; the idle timeout while
+        // open; the end of the linger once closing.
+        let idle_since = activity.idle_since();
+        let deadline = idle_since.and_then(|idle_since| match closing_since {
+            // An idle timeout too large to add is none.
+            None => idle_since.checked_add(limits.idle_timeout),
+            Some(closing_since) => Some(idle_since.max(closing_since) + linger(&activity)),
+        });
+        tokio::select! {
+            biased;
+            result = connection.as_mut() => {
+                if let Err(err) = result {
+                    debug!(error = %err, "connection_closed_with_error");
+                }
+                return;
+            }
+            () = activity.changed() => {}
+            _ = stop_signal.wait_for(|stopping| *stopping), if closing_since.is_none() => {}
+            () = sleep_until_some(deadline) => {
+                // A request may have started since the deadline was worked out; look again.
+                if activity.idle_since() != idle_since {
+                    continue;
+                }
+                if closing_since.is_some() {
+                    debug!("connection_dropped_after_linger");
+                    return;
+                }
+                begin_closing(&activity, Closing::IdleTimeout);
+                connection.as_mut().graceful_shutdown();
+                closing_since = Some(Instant::now());
+            }
+        }
+    }
+}
+
+/// How long a closing connection with no request in flight may take to finish its goodbye (HTTP/2's
+/// GOAWAY, its ping round trip and the final GOAWAY) before it is dropped. A client that answers takes a
+/// round trip; one that never answers is cut off here.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// [`CLOSE_LINGER`] for a connection that had requests; none for one that never had any (such as an HTTP/2
+/// connection that never finished its handshake, which cannot close gracefully at all): it has nothing
+/// to finish, and a client waiting for its slot should not wait for it.
+fn linger(activity: &Activity) -> Duration {
+    if activity.had_request() {
+        CLOSE_LINGER
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// Marks the connection as closing and says why; the caller then starts hyper's graceful close (HTTP/2
+/// sends GOAWAY, HTTP/1.1 stops keep-alive and an idle one closes at once).
+fn begin_closing(activity: &Activity, reason: Closing) {
+    debug!(reason = reason.as_str(), "connection_closing");
+    activity.close();
+}
+
+/// Completes when the connection is asked to close (a new client needs its slot).
+async fn closing_requested(activity: &Activity) {
+    while !activity.is_closing() {
+        activity.changed().await;
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

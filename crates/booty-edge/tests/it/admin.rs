@@ -2,14 +2,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use booty_edge::{JobInspector, Limits};
+use booty_edge::{Admin, JobInspector, Limits};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::harness::{Answer, client, send};
+use crate::harness::{Answer, StoreError, capture_logs, client, line_with, raw_exchange, send};
 
 /// A job as an inspector might show it: the edge serialises whatever view it is given.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -33,25 +34,26 @@ struct Jobs {
     limits_asked: Mutex<Vec<usize>>,
 }
 
+/// Why a broken [`Jobs`] cannot be read, with the cause a real store would give.
 #[derive(Debug, thiserror::Error)]
-#[error("database is locked")]
-struct Locked;
+#[error("listing jobs failed")]
+struct Unreadable(#[source] StoreError);
 
 impl JobInspector for Jobs {
     type View = View;
-    type Error = Locked;
+    type Error = Unreadable;
 
-    async fn recent(&self, limit: usize) -> Result<Vec<View>, Locked> {
+    async fn recent(&self, limit: usize) -> Result<Vec<View>, Unreadable> {
         self.limits_asked.lock().unwrap().push(limit);
         if self.broken {
-            return Err(Locked);
+            return Err(Unreadable(StoreError::chain()));
         }
         Ok(self.newest_first.iter().take(limit).cloned().collect())
     }
 
-    async fn job(&self, job_id: &str) -> Result<Option<View>, Locked> {
+    async fn job(&self, job_id: &str) -> Result<Option<View>, Unreadable> {
         if self.broken {
-            return Err(Locked);
+            return Err(Unreadable(StoreError::chain()));
         }
         Ok(self
             .newest_first
@@ -188,4 +190,166 @@ async fn admin_routes_refuse_other_methods_and_paths_and_hide_store_errors() {
     let broken: Answer = send(&client, get(format!("{base}/jobs"))).await;
     assert_eq!(broken.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(broken.error(), "reading jobs failed");
+}
+
+#[tokio::test]
+async fn a_store_error_is_logged_with_every_cause() {
+    let (captured, _guard) = capture_logs();
+    let admin = Admin::new(
+        Arc::new(Jobs {
+            newest_first: Vec::new(),
+            broken: true,
+            limits_asked: Mutex::default(),
+        }),
+        Limits::default(),
+    )
+    .listening_on("127.0.0.1:9090".parse().unwrap());
+    let request = Request::get("/jobs")
+        .header("host", "127.0.0.1:9090")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let answer = admin.handle(request).await;
+    assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let log = captured.text();
+    let line = line_with(&log, "jobs_unreadable");
+    assert!(line.contains(" ERROR "), "{line}");
+    assert!(
+        line.contains(
+            "listing jobs failed: inserting the job failed: database is locked: the disk is on fire"
+        ),
+        "{line}"
+    );
+}
+
+/// A raw HTTP/1.1 `GET path` naming `host` (no `Host` header at all when `None`), on its own connection.
+async fn get_as(base: &str, path: &str, host: Option<&str>) -> String {
+    let addr = base.strip_prefix("http://").unwrap();
+    let host = host
+        .map(|host| format!("host: {host}\r\n"))
+        .unwrap_or_default();
+    let version = if host.is_empty() { "1.0" } else { "1.1" };
+    let request = format!("GET {path} HTTP/{version}\r\n{host}connection: close\r\n\r\n");
+    raw_exchange(addr.parse().unwrap(), request.as_bytes()).await
+}
+
+fn empty_jobs() -> Jobs {
+    Jobs {
+        newest_first: vec![job(1, "a", false)],
+        broken: false,
+        limits_asked: Mutex::default(),
+    }
+}
+
+#[tokio::test]
+async fn a_request_for_another_host_is_421_naming_it_and_reads_nothing() {
+    // A DNS rebinding page: the browser thinks it talks to evil.example, which now resolves to us.
+    let (base, inspector, _stop) = start(empty_jobs()).await;
+    let port = base.rsplit(':').next().unwrap();
+    for host in [
+        "evil.example".to_owned(),
+        format!("evil.example:{port}"),
+        format!("127.0.0.1.evil.example:{port}"),
+        format!("127.0.0.1:{}", port.parse::<u16>().unwrap() + 1),
+    ] {
+        let answer = get_as(&base, "/jobs", Some(&host)).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 421 Misdirected Request\r\n"),
+            "{host}: {answer}"
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains(&host), "{host}: {error}");
+    }
+    // HTTP/1.0 allows a request without Host; this listener does not.
+    let answer = get_as(&base, "/jobs", None).await;
+    assert!(
+        answer.starts_with("HTTP/1.0 421 Misdirected Request\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("the request names no host"), "{answer}");
+    assert!(inspector.limits_asked.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_listener_address_and_loopback_names_are_answered() {
+    let (base, inspector, _stop) = start(empty_jobs()).await;
+    let port = base.rsplit(':').next().unwrap();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let answer = get_as(&base, "/jobs", Some(&host)).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{host}: {answer}"
+        );
+    }
+    assert_eq!(inspector.limits_asked.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn an_h2_authority_for_another_host_is_421() {
+    let (base, _inspector, _stop) = start(empty_jobs()).await;
+    let addr = base.strip_prefix("http://").unwrap();
+    let port = base.rsplit(':').next().unwrap();
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    for (authority, status) in [
+        (
+            format!("evil.example:{port}"),
+            StatusCode::MISDIRECTED_REQUEST,
+        ),
+        (format!("localhost:{port}"), StatusCode::OK),
+    ] {
+        // hyper sends the URI's authority as `:authority`, and no Host header.
+        let request = get(format!("http://{authority}/jobs"));
+        let answer = Answer::from_response(sender.send_request(request).await.unwrap()).await;
+        assert_eq!(answer.status, status, "{authority}: {}", answer.json);
+    }
+}
+
+#[tokio::test]
+async fn configured_names_are_answered_too() {
+    let jobs = Arc::new(empty_jobs());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let admin = Admin::new(Arc::clone(&jobs), Limits::default())
+        .allow_hosts(["booty.internal", "jobs.example:8443"])
+        .unwrap();
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(admin.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    for (host, allowed) in [
+        ("booty.internal".to_owned(), true),
+        (format!("Booty.Internal:{port}"), true),
+        ("jobs.example:8443".to_owned(), true),
+        ("jobs.example".to_owned(), false),
+        (format!("127.0.0.1:{port}"), true),
+        ("evil.example".to_owned(), false),
+    ] {
+        let answer = get_as(&base, "/jobs", Some(&host)).await;
+        let status = if allowed {
+            "200 OK"
+        } else {
+            "421 Misdirected Request"
+        };
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+            "{host}: {answer}"
+        );
+    }
+    assert!(
+        Admin::new(jobs, Limits::default())
+            .allow_hosts(["bad host"])
+            .is_err()
+    );
 }

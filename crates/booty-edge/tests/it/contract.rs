@@ -1,5 +1,7 @@
 //! Each row of design.md's HTTP contract table, over real HTTP.
 
+use std::time::{Duration, Instant};
+
 use booty_signature::sign;
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -446,22 +448,48 @@ async fn a_busy_or_unavailable_sink_is_503_with_retry_after_and_a_failing_one_50
 }
 
 #[tokio::test]
-async fn a_sink_slower_than_the_request_deadline_is_503_with_retry_after() {
+async fn a_sink_that_never_answers_is_503_with_retry_after_at_the_backstop() {
     let (_never_open, gate) = tokio::sync::watch::channel(false);
     let sink = TestSink::new(Mode::Gated(gate));
     let mut config = config();
-    config.limits.request_timeout = std::time::Duration::from_millis(300);
+    config.limits.request_timeout = Duration::from_millis(300);
+    config.limits.sink_overrun_grace = Duration::from_millis(300);
     let server = TestServer::start(config, sink.clone()).await;
+    let sent = Instant::now();
     let answer = send(
         &client(),
         delivery(&server, "issues", DELIVERY, labeled(9, LABEL)),
     )
     .await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    // Not at the deadline: the sink had until the backstop to give its answer.
+    assert!(
+        sent.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        sent.elapsed()
+    );
     assert_eq!(
         answer.error(),
         "timed out waiting for the job store; retry later"
     );
     assert_eq!(answer.headers["retry-after"], "10");
+    assert_eq!(sink.submissions().len(), 1);
+}
+
+#[tokio::test]
+async fn a_sink_answering_after_the_request_deadline_is_believed() {
+    // The sink stores the job a second after the deadline: its answer is the truth, so GitHub is told
+    // `202`, not a `503` that would have it redeliver a delivery that is already stored.
+    let sink = TestSink::new(Mode::Slow(Duration::from_millis(1300)));
+    let mut config = config();
+    config.limits.request_timeout = Duration::from_millis(300);
+    let server = TestServer::start(config, sink.clone()).await;
+    let answer = send(
+        &client(),
+        delivery(&server, "issues", DELIVERY, labeled(9, LABEL)),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.json);
+    assert_eq!(answer.json["job_id"], format!("9-{DELIVERY}"));
     assert_eq!(sink.submissions().len(), 1);
 }

@@ -1,7 +1,9 @@
 //! A server on `127.0.0.1:0`, a sink that records what it gets, signed deliveries and a JSON-reading client.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use booty_edge::{EdgeConfig, ServeError, Sink, SinkAnswer, Submission};
 use booty_signature::{Verifier, sign};
@@ -15,6 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+use tracing::subscriber::DefaultGuard;
+use tracing_subscriber::fmt::format::FmtSpan;
 
 pub(crate) const SECRET: &str = "the current webhook secret";
 pub(crate) const PREVIOUS_SECRET: &str = "the secret before the rotation";
@@ -43,8 +47,41 @@ pub(crate) enum Mode {
     Busy,
     Unavailable,
     Fail,
+    /// `Unavailable` with an error that has a cause, as a store error wrapping the database's.
+    UnavailableWithCause,
+    /// `Failed` with an error that has a cause.
+    FailWithCause,
     /// Holds every submission until the gate opens, then accepts it.
     Gated(watch::Receiver<bool>),
+    /// Takes this long, then accepts.
+    Slow(Duration),
+}
+
+/// A store's error with the error that caused it, for tests of what the logs say about a `5xx`.
+#[derive(Debug, thiserror::Error)]
+#[error("inserting the job failed")]
+pub(crate) struct StoreError {
+    #[source]
+    source: DatabaseError,
+}
+
+/// What [`StoreError`] wraps: itself caused by an I/O error, so the chain has three links.
+#[derive(Debug, thiserror::Error)]
+#[error("database is locked")]
+pub(crate) struct DatabaseError {
+    #[source]
+    source: std::io::Error,
+}
+
+impl StoreError {
+    /// The chain `inserting the job failed: database is locked: the disk is on fire`.
+    pub(crate) fn chain() -> Self {
+        Self {
+            source: DatabaseError {
+                source: std::io::Error::other("the disk is on fire"),
+            },
+        }
+    }
 }
 
 /// A sink that records every submission and answers as its [`Mode`] says.
@@ -101,13 +138,60 @@ impl Sink for TestSink {
             Mode::Busy => SinkAnswer::Busy,
             Mode::Unavailable => SinkAnswer::Unavailable("connection refused by the store".into()),
             Mode::Fail => SinkAnswer::Failed("disk full".into()),
+            Mode::UnavailableWithCause => SinkAnswer::Unavailable(Box::new(StoreError::chain())),
+            Mode::FailWithCause => SinkAnswer::Failed(Box::new(StoreError::chain())),
             Mode::Gated(gate) => {
                 let mut gate = gate.clone();
                 gate.wait_for(|open| *open).await.unwrap();
                 SinkAnswer::Accepted { job_id }
             }
+            Mode::Slow(delay) => {
+                tokio::time::sleep(*delay).await;
+                SinkAnswer::Accepted { job_id }
+            }
         }
     }
+}
+
+/// A log sink the test can read back.
+#[derive(Clone, Default)]
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Everything logged so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Captures what this thread logs (the tests run on a current-thread runtime) until the guard drops.
+pub(crate) fn capture_logs() -> (Captured, DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_span_events(FmtSpan::CLOSE)
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+/// The first logged line holding `message`.
+pub(crate) fn line_with<'log>(log: &'log str, message: &str) -> &'log str {
+    log.lines()
+        .find(|line| line.contains(message))
+        .unwrap_or_else(|| panic!("no {message} line in:\n{log}"))
 }
 
 /// `booty_edge::serve` on a loopback port, in a task.

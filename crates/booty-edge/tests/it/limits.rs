@@ -14,8 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::harness::{
-    Answer, LABEL, SECRET, TestServer, TestSink, client, config, labeled, raw_exchange,
-    read_until_closed, send, webhook_post,
+    Answer, LABEL, Mode, SECRET, TestServer, TestSink, client, config, h2c_client, labeled,
+    raw_exchange, read_until_closed, send, webhook_post,
 };
 
 /// Request headers for a signed `issues` delivery of `content_length` bytes, without the body.
@@ -246,4 +246,80 @@ async fn a_client_that_connects_and_says_nothing_is_disconnected() {
         .body(Full::new(Bytes::new()))
         .unwrap();
     assert_eq!(send(&client(), health).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    // The sink takes a moment, so the server sees the end of the client's stream while the request is
+    // still being handled: a client done sending is not a client gone.
+    let sink = TestSink::new(Mode::Slow(Duration::from_millis(200)));
+    let server = TestServer::start(config(), sink.clone()).await;
+    let body = labeled(4, LABEL);
+    let mut bytes = head(body.len(), &sign(SECRET.as_bytes(), &body), "").into_bytes();
+    bytes.extend_from_slice(&body);
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(&bytes).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 202 Accepted", "{answer:?}");
+    assert!(
+        answer.ends_with(r#"{"status":"accepted","job_id":"4-d-raw"}"#),
+        "{answer}"
+    );
+    assert_eq!(sink.submissions().len(), 1);
+}
+
+/// `GET /health` with one `x-filler` header that makes the request head `size` bytes long.
+fn health_with_head_of(size: usize) -> Vec<u8> {
+    let start = "GET /health HTTP/1.1\r\nhost: booty\r\nx-filler: ";
+    let end = "\r\n\r\n";
+    let mut head = start.as_bytes().to_vec();
+    head.resize(size - end.len(), b'a');
+    head.extend_from_slice(end.as_bytes());
+    head
+}
+
+#[tokio::test]
+async fn a_request_head_over_the_header_bound_is_431_and_one_under_it_is_served() {
+    let (server, _sink) = TestServer::accepting().await;
+    let max = booty_edge::Limits::default().max_header_bytes;
+    assert_eq!(max, 64 * 1024);
+
+    let answer = raw_exchange(server.addr, &health_with_head_of(max - 1024)).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer:.200}");
+
+    // hyper answers before the head is complete and closes the connection; what it read is all it keeps.
+    let answer = raw_exchange(server.addr, &health_with_head_of(max + 8 * 1024)).await;
+    assert!(
+        answer.is_empty() || status_line(&answer) == "HTTP/1.1 431 Request Header Fields Too Large",
+        "{answer:.200}"
+    );
+    // Not merely closed for some other reason: the server still serves the next client.
+    let answer = raw_exchange(
+        server.addr,
+        b"GET /health HTTP/1.1\r\nhost: booty\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
+}
+
+#[tokio::test]
+async fn an_h2_header_list_over_the_bound_is_431_and_one_under_it_is_served() {
+    let (server, _sink) = TestServer::accepting().await;
+    let client = h2c_client();
+    let max = booty_edge::Limits::default().max_header_bytes;
+    let health = |filler: usize| {
+        hyper::Request::get(server.url("/health"))
+            .header("x-filler", "a".repeat(filler))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    // Over hyper's own HTTP/2 default of 16 KiB, under the edge's 64 KiB.
+    let response = client.request(health(20 * 1024)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = client.request(health(max + 1024)).await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
 }

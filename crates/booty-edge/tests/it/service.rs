@@ -1,31 +1,15 @@
 //! The request path driven through `Edge::handle`, without a socket, and what it logs.
 
-use std::io;
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use booty_edge::Edge;
 use booty_signature::sign;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode};
-use tracing_subscriber::fmt::format::FmtSpan;
+use tokio::sync::watch;
 
-use crate::harness::{LABEL, SECRET, TestSink, config, labeled};
-
-/// A log sink the test can read back.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+use crate::harness::{LABEL, Mode, SECRET, TestSink, capture_logs, config, labeled, line_with};
 
 fn webhook(delivery: &str, body: &[u8], signature: &str) -> Request<Full<Bytes>> {
     Request::post("/webhooks/github")
@@ -39,14 +23,7 @@ fn webhook(delivery: &str, body: &[u8], signature: &str) -> Request<Full<Bytes>>
 
 #[tokio::test]
 async fn handle_answers_without_a_socket_and_logs_one_span_per_request_without_secrets() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_span_events(FmtSpan::CLOSE)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_logs();
 
     let sink = TestSink::accepting();
     let edge = Edge::new(config(), sink.clone());
@@ -64,7 +41,7 @@ async fn handle_answers_without_a_socket_and_logs_one_span_per_request_without_s
     assert_eq!(rejected.status(), StatusCode::FORBIDDEN);
     assert_eq!(sink.submissions().len(), 1);
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     let lines: Vec<&str> = log.lines().collect();
     let closed: Vec<&&str> = lines.iter().filter(|line| line.contains("close")).collect();
     assert_eq!(closed.len(), 2, "one span per request:\n{log}");
@@ -105,4 +82,91 @@ async fn handle_refuses_an_oversized_body_from_its_size_alone() {
         .handle(webhook("d", body, &sign(SECRET.as_bytes(), body)))
         .await;
     assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_5xx_from_the_sink_logs_its_error_with_every_cause() {
+    let (captured, _guard) = capture_logs();
+    let body = labeled(5, LABEL);
+    let signature = sign(SECRET.as_bytes(), &body);
+    for (mode, status) in [
+        (Mode::UnavailableWithCause, StatusCode::SERVICE_UNAVAILABLE),
+        (Mode::FailWithCause, StatusCode::INTERNAL_SERVER_ERROR),
+    ] {
+        let edge = Edge::new(config(), TestSink::new(mode));
+        let answer = edge.handle(webhook("d-chain", &body, &signature)).await;
+        assert_eq!(answer.status(), status);
+        let json = answer.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            !String::from_utf8_lossy(&json).contains("database"),
+            "the cause is for the log, not the client: {json:?}"
+        );
+    }
+    let log = captured.text();
+    for message in ["sink_unavailable", "sink_failed"] {
+        let line = line_with(&log, message);
+        assert!(line.contains(" ERROR "), "{line}");
+        assert!(
+            line.contains("inserting the job failed: database is locked: the disk is on fire"),
+            "{line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_sink_gets_the_request_deadline() {
+    let sink = TestSink::accepting();
+    let edge = Edge::new(config(), sink.clone());
+    let body = labeled(6, LABEL);
+    let before = tokio::time::Instant::now();
+    let answer = edge
+        .handle(webhook(
+            "d-deadline",
+            &body,
+            &sign(SECRET.as_bytes(), &body),
+        ))
+        .await;
+    let after = tokio::time::Instant::now();
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    let request_timeout = config().limits.request_timeout;
+    let deadline = sink.submissions()[0].deadline;
+    assert!(
+        deadline >= before + request_timeout && deadline <= after + request_timeout,
+        "{deadline:?} is not {request_timeout:?} after the request ({before:?} to {after:?})"
+    );
+}
+
+#[tokio::test]
+async fn a_late_sink_is_logged_and_one_past_the_backstop_is_an_error() {
+    let (captured, _guard) = capture_logs();
+    let body = labeled(7, LABEL);
+    let signature = sign(SECRET.as_bytes(), &body);
+    let mut config = config();
+    config.limits.request_timeout = Duration::from_millis(100);
+    config.limits.sink_overrun_grace = Duration::from_millis(400);
+
+    let late = Edge::new(
+        config.clone(),
+        TestSink::new(Mode::Slow(Duration::from_millis(200))),
+    );
+    let answer = late.handle(webhook("d-late", &body, &signature)).await;
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    let log = captured.text();
+    let line = line_with(&log, "sink_late");
+    assert!(
+        line.contains(" WARN ") && line.contains("late_ms="),
+        "{line}"
+    );
+    assert!(!log.contains("sink_overran"), "{log}");
+
+    let (_never_open, gate) = watch::channel(false);
+    let silent = Edge::new(config, TestSink::new(Mode::Gated(gate)));
+    let answer = silent.handle(webhook("d-silent", &body, &signature)).await;
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.headers()["retry-after"], "10");
+    let log = captured.text();
+    let line = line_with(&log, "sink_overran");
+    assert!(line.contains(" ERROR "), "{line}");
+    assert!(line.contains("outcome=\"unknown\""), "{line}");
+    assert!(line.contains("delivery_id=\"d-silent\""), "{line}");
 }
