@@ -3,7 +3,7 @@
 use crate::deny;
 use crate::shell::{self, cargo};
 
-/// The PostgreSQL store's tests run against the server this names, and return at once without it.
+/// The PostgreSQL tests run against the server this names; built without it, they are ignored.
 const POSTGRES_URL: &str = "BOOTY_TEST_POSTGRES_URL";
 
 /// Runs fmt, clippy, test, doc, deny and the fuzz project's build; the error names the step that failed.
@@ -56,8 +56,8 @@ fn postgres_banner() {
     let bar = "!".repeat(100);
     eprintln!("{bar}");
     eprintln!(
-        "!!! PostgreSQL tests SKIPPED: {POSTGRES_URL} is not set, so every test of the PostgreSQL store \
-         returned at once."
+        "!!! PostgreSQL tests SKIPPED: {POSTGRES_URL} is not set, so every test that needs the server \
+         was ignored."
     );
     eprintln!(
         "!!! Set it to a server the tests may create schemas in, as .ci/run does: \
