@@ -1,9 +1,15 @@
 //! `cargo xtask ci`: the checks CI runs, in order, stopping at the first failure.
+//!
+//! A passing run should be short enough to read: cargo runs with `--quiet` (no `Compiling`/`Checking`
+//! lines; its warnings, errors and test failures still print in full), libtest then prints a dot per test
+//! and each binary's summary, and every step ends with one line saying it passed and how long it took.
+
+use std::time::Instant;
 
 use crate::deny;
 use crate::shell::{self, cargo};
 
-/// The PostgreSQL store's tests run against the server this names, and return at once without it.
+/// The PostgreSQL tests run against the server this names; built without it, they are ignored.
 const POSTGRES_URL: &str = "BOOTY_TEST_POSTGRES_URL";
 
 /// Runs fmt, clippy, test, doc, deny and the fuzz project's build; the error names the step that failed.
@@ -17,6 +23,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     step("clippy", || {
         let args = [
             "clippy",
+            "--quiet",
             "--workspace",
             "--all-targets",
             "--locked",
@@ -33,12 +40,12 @@ pub(crate) fn run() -> anyhow::Result<()> {
         }
         shell::run(
             "cargo test",
-            cargo().args(["test", "--workspace", "--locked"]),
+            cargo().args(["test", "--quiet", "--workspace", "--locked"]),
         )
     })?;
     step("doc", || {
         let mut doc = cargo();
-        doc.args(["doc", "--workspace", "--no-deps", "--locked"])
+        doc.args(["doc", "--quiet", "--workspace", "--no-deps", "--locked"])
             .env("RUSTDOCFLAGS", "-D warnings");
         shell::run("cargo doc", &mut doc)
     })?;
@@ -56,8 +63,8 @@ fn postgres_banner() {
     let bar = "!".repeat(100);
     eprintln!("{bar}");
     eprintln!(
-        "!!! PostgreSQL tests SKIPPED: {POSTGRES_URL} is not set, so every test of the PostgreSQL store \
-         returned at once."
+        "!!! PostgreSQL tests SKIPPED: {POSTGRES_URL} is not set, so every test that needs the server \
+         was ignored."
     );
     eprintln!(
         "!!! Set it to a server the tests may create schemas in, as .ci/run does: \
@@ -81,14 +88,20 @@ fn fuzz_project() -> anyhow::Result<()> {
     shell::run("cargo fmt --check (fuzz/)", &mut fmt)?;
     let mut clippy = cargo();
     clippy
-        .args(["clippy", "--all-targets", "--locked", "--manifest-path"])
+        .args([
+            "clippy",
+            "--quiet",
+            "--all-targets",
+            "--locked",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .arg("--target-dir")
         .arg(&target)
         .args(["--", "-D", "warnings"]);
     shell::run("cargo clippy (fuzz/)", &mut clippy)?;
     let mut test = cargo();
-    test.args(["test", "--locked", "--manifest-path"])
+    test.args(["test", "--quiet", "--locked", "--manifest-path"])
         .arg(&manifest)
         .arg("--target-dir")
         .arg(&target);
@@ -97,5 +110,8 @@ fn fuzz_project() -> anyhow::Result<()> {
 
 fn step(name: &str, body: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
     println!("xtask ci: == {name} ==");
-    body().map_err(|err| err.context(format!("ci step `{name}` failed")))
+    let started = Instant::now();
+    body().map_err(|err| err.context(format!("ci step `{name}` failed")))?;
+    println!("xtask ci: {name} passed in {:.1?}", started.elapsed());
+    Ok(())
 }

@@ -10,7 +10,7 @@ use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
 use crate::contract::Payload;
-use crate::postgres::{TestSchema, job, later, now, url};
+use crate::postgres::{TestSchema, job, later, now};
 
 async fn two_stores(schema: &TestSchema) -> (Arc<PostgresStore>, Arc<PostgresStore>) {
     let first = schema.connect(schema.options()).await;
@@ -19,11 +19,12 @@ async fn two_stores(schema: &TestSchema) -> (Arc<PostgresStore>, Arc<PostgresSto
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(booty_postgres_tests),
+    ignore = "BOOTY_TEST_POSTGRES_URL is not set"
+)]
 async fn a_delivery_received_by_two_processes_at_once_creates_one_job() {
     const DELIVERIES: u64 = 100;
-    if url().is_none() {
-        return;
-    }
     let schema = TestSchema::new();
     let (first, second) = two_stores(&schema).await;
     for n in 0..DELIVERIES {
@@ -49,13 +50,14 @@ async fn a_delivery_received_by_two_processes_at_once_creates_one_job() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(booty_postgres_tests),
+    ignore = "BOOTY_TEST_POSTGRES_URL is not set"
+)]
 async fn capacity_holds_across_processes_inserting_at_once() {
     const ROUNDS: usize = 4;
     const ROOM_PER_ROUND: usize = 10;
     const TASKS: usize = 40;
-    if url().is_none() {
-        return;
-    }
     let schema = TestSchema::new();
     let (first, second) = two_stores(&schema).await;
     // Each round raises the capacity by ten and races forty new deliveries through both stores: exactly
@@ -154,13 +156,14 @@ async fn claimer(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(booty_postgres_tests),
+    ignore = "BOOTY_TEST_POSTGRES_URL is not set"
+)]
 async fn claimers_in_two_processes_run_one_job_per_lane_at_a_time_in_arrival_order() {
     const LANES: u64 = 4;
     const PER_STORE: u64 = 60;
     const CLAIMERS_PER_STORE: usize = 3;
-    if url().is_none() {
-        return;
-    }
     let schema = TestSchema::new();
     let (first, second) = two_stores(&schema).await;
     let total = usize::try_from(2 * PER_STORE).unwrap();
@@ -219,10 +222,11 @@ async fn claimers_in_two_processes_run_one_job_per_lane_at_a_time_in_arrival_ord
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(booty_postgres_tests),
+    ignore = "BOOTY_TEST_POSTGRES_URL is not set"
+)]
 async fn a_process_stalled_inside_an_insert_makes_the_others_refuse_not_hang() {
-    if url().is_none() {
-        return;
-    }
     let schema = TestSchema::new();
     // The default acquire timeout (2 s) bounds the wait for the lock too: the refusal takes that long.
     let store = schema.connect(schema.options()).await;

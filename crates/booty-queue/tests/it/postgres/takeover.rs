@@ -15,7 +15,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
 use crate::contract::Payload;
-use crate::postgres::{TestSchema, job, url};
+use crate::postgres::{TestSchema, job};
 use crate::support::within;
 
 const T0: u64 = 1_700_000_000_000;
@@ -25,10 +25,11 @@ fn at(seconds: u64) -> Timestamp {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(booty_postgres_tests),
+    ignore = "BOOTY_TEST_POSTGRES_URL is not set"
+)]
 async fn an_expired_lease_is_taken_over_by_another_process_exactly_once() {
-    if url().is_none() {
-        return;
-    }
     let schema = TestSchema::new();
     let dead = schema.connect(schema.options()).await;
     let (first, second) = (
@@ -114,10 +115,11 @@ fn reporting(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(booty_postgres_tests),
+    ignore = "BOOTY_TEST_POSTGRES_URL is not set"
+)]
 async fn the_engine_of_a_live_process_finishes_a_job_whose_process_died() {
-    if url().is_none() {
-        return;
-    }
     let schema = TestSchema::new();
     let mut config = QueueConfig::default();
     config.workers = 1;
@@ -210,10 +212,11 @@ async fn wait_for(messages: &mut mpsc::UnboundedReceiver<String>, wanted: &str) 
 /// Current-thread runtime: the log subscriber below is the thread's default, and every task of the
 /// test (the store's listener included) runs on this thread.
 #[tokio::test(flavor = "current_thread")]
+#[cfg_attr(
+    not(booty_postgres_tests),
+    ignore = "BOOTY_TEST_POSTGRES_URL is not set"
+)]
 async fn another_process_wakes_idle_workers_through_notify_even_after_the_listener_was_cut() {
-    if url().is_none() {
-        return;
-    }
     let (sender, mut messages) = mpsc::unbounded_channel();
     let _log =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(Messages(sender)));
