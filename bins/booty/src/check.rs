@@ -39,6 +39,9 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
         "trigger_label" => quoted(&config.trigger_label),
         "listen" => quoted(config.listen.to_string()),
         "admin_listen" => quoted(config.admin_listen.to_string()),
+        "admin_allowed_hosts" => {
+            serde_json::to_string(&config.admin_allowed_hosts).expect("strings serialise")
+        }
         "workers" => config.workers.to_string(),
         "queue_capacity" => config.queue_capacity.to_string(),
         "dedupe_capacity" => config.dedupe_capacity.to_string(),

@@ -76,6 +76,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("github_token_file", Kind::Text),
     key("listen", Kind::Text),
     key("admin_listen", Kind::Text),
+    key("admin_allowed_hosts", Kind::List),
     key("workers", Kind::Number(1)),
     key("queue_capacity", Kind::Number(1)),
     key("dedupe_capacity", Kind::Number(1)),
@@ -117,6 +118,7 @@ pub(crate) struct RawConfig {
     github_token_file: Option<PathBuf>,
     listen: String,
     admin_listen: String,
+    admin_allowed_hosts: Vec<String>,
     workers: usize,
     queue_capacity: usize,
     dedupe_capacity: usize,
@@ -152,6 +154,7 @@ impl Default for RawConfig {
             github_token_file: None,
             listen: "127.0.0.1:8080".to_owned(),
             admin_listen: "127.0.0.1:9090".to_owned(),
+            admin_allowed_hosts: Vec::new(),
             workers: 3,
             queue_capacity: 100,
             dedupe_capacity: 10_000,
@@ -229,6 +232,7 @@ pub(crate) struct Config {
     pub(crate) github_token: Option<Secret>,
     pub(crate) listen: SocketAddr,
     pub(crate) admin_listen: SocketAddr,
+    pub(crate) admin_allowed_hosts: Vec<String>,
     pub(crate) workers: NonZeroUsize,
     pub(crate) queue_capacity: usize,
     pub(crate) dedupe_capacity: usize,
@@ -559,6 +563,10 @@ impl RawConfig {
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
             return Err(sources.invalid("log_level", err.to_string()));
         }
+        for host in &self.admin_allowed_hosts {
+            booty_edge::check_allowed_host(host)
+                .map_err(|err| sources.invalid("admin_allowed_hosts", err.to_string()))?;
+        }
         let listen = socket_address(sources, "listen", &self.listen)?;
         let admin_listen = socket_address(sources, "admin_listen", &self.admin_listen)?;
         if listen == admin_listen && listen.port() != 0 {
@@ -580,6 +588,7 @@ impl RawConfig {
             github_token,
             listen,
             admin_listen,
+            admin_allowed_hosts: self.admin_allowed_hosts,
             workers,
             queue_capacity: self.queue_capacity,
             dedupe_capacity: self.dedupe_capacity,

@@ -61,6 +61,7 @@ impl Sink for QueueSink {
             delivery,
             trigger,
             payload,
+            deadline,
             ..
         } = submission;
         let payload = match String::from_utf8(payload.to_vec()) {
@@ -78,7 +79,8 @@ impl Sink for QueueSink {
             },
         )
         .for_issue(repository, issue);
-        match self.queue.submit(job).await {
+        // Withdrawn if the store has not taken it by the request's deadline: never stored behind a 503.
+        match self.queue.submit_before(job, Some(deadline)).await {
             Ok(Submitted::Accepted(id)) => SinkAnswer::Accepted {
                 job_id: id.to_string(),
             },

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use booty_edge::EdgeConfig;
+use booty_edge::{Admin, EdgeConfig};
 use booty_event::TriggerRule;
 use booty_queue::CancellationToken;
 use booty_queue::{
@@ -58,14 +58,15 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         }),
         stop_edge.clone().cancelled_owned(),
     ));
-    let admin = tokio::spawn(booty_edge::serve_admin(
-        admin_listener,
+    let admin = Admin::new(
         Arc::new(QueueInspector {
             queue: queue.clone(),
         }),
         limits,
-        stop_admin.clone().cancelled_owned(),
-    ));
+    )
+    .allow_hosts(&config.admin_allowed_hosts)
+    .context("invalid `admin_allowed_hosts`")?;
+    let admin = tokio::spawn(admin.serve(admin_listener, stop_admin.clone().cancelled_owned()));
 
     // Run until a signal, or until the webhook listener fails on its own.
     let edge_result = tokio::select! {

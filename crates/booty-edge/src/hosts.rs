@@ -33,6 +33,16 @@ pub enum HostError {
     },
 }
 
+/// Checks a name as [`Admin::allow_hosts`](crate::Admin::allow_hosts) would take it, so a configuration can
+/// be checked before anything listens.
+///
+/// # Errors
+/// [`HostError::Invalid`] when `host` is not a host name, IPv4 address or bracketed IPv6 address with an
+/// optional port.
+pub fn check_allowed_host(host: &str) -> Result<(), HostError> {
+    AllowedHosts::default().allow(host)
+}
+
 /// The hosts a listener answers to: its own address, and names allowed by configuration.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AllowedHosts {

@@ -95,7 +95,7 @@ mod traced;
 pub use admin::{Admin, DEFAULT_JOB_LIMIT, JobInspector, MAX_JOB_LIMIT, serve_admin};
 pub use config::{DEFAULT_MAX_BODY_BYTES, EdgeConfig, Limits};
 pub use edge::{Edge, HEALTH_PATH, WEBHOOK_PATH, serve};
-pub use hosts::HostError;
+pub use hosts::{HostError, check_allowed_host};
 pub use reply::{REQUEST_ID_HEADER, ResponseBody};
 pub use server::ServeError;
 pub use sink::{Sink, SinkAnswer, Submission};

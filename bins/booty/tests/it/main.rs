@@ -7,6 +7,7 @@
 )]
 
 mod check;
+mod faults;
 mod lifecycle;
 mod postgres;
 mod sqlite;

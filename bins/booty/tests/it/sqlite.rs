@@ -3,14 +3,12 @@
 //! the path in the message.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::toml_value::V;
 use crate::support::{
-    Booty, DEADLINE, booty_bin, git_repository, lines, payload_for_issue, store_config,
+    Booty, DEADLINE, git_repository, lines, payload_for_issue, serve_once, store_config,
 };
 
 /// The configuration of a process on the database `db`, running `command` through `sh -c`.
@@ -111,27 +109,6 @@ fn accepted_jobs_survive_kill_9_and_run_once_and_their_deliveries_stay_duplicate
     }
     let (status, _) = second.terminate();
     assert!(status.success());
-}
-
-/// Runs `booty serve` with `settings` in `dir` until it exits: (exit code, stderr, stdout).
-fn serve_once(dir: &Path, settings: &BTreeMap<&str, V>) -> (Option<i32>, String, String) {
-    let mut text = String::from(
-        "webhook_secret = \"s\"\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n",
-    );
-    for (key, value) in settings {
-        writeln!(text, "{key} = {}", value.render()).unwrap();
-    }
-    std::fs::write(dir.join("once.toml"), text).unwrap();
-    let output = Command::new(booty_bin())
-        .args(["serve", "--config", "once.toml"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8(output.stderr).unwrap(),
-        String::from_utf8(output.stdout).unwrap(),
-    )
 }
 
 #[test]

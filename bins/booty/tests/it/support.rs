@@ -381,6 +381,37 @@ pub(crate) fn http_get(addr: SocketAddr, path: &str) -> (u16, Value) {
     (status, serde_json::from_str(body).unwrap())
 }
 
+/// Runs `booty serve` with `settings` (a secret and ephemeral ports unless given) in `dir` until it exits:
+/// (exit code, stderr, stdout).
+pub(crate) fn serve_once(
+    dir: &Path,
+    settings: &BTreeMap<&str, toml_value::V>,
+) -> (Option<i32>, String, String) {
+    let mut settings = settings.clone();
+    for (key, value) in [
+        ("webhook_secret", "s"),
+        ("listen", "127.0.0.1:0"),
+        ("admin_listen", "127.0.0.1:0"),
+    ] {
+        settings.entry(key).or_insert_with(|| value.into());
+    }
+    let mut text = String::new();
+    for (key, value) in &settings {
+        writeln!(text, "{key} = {}", value.render()).unwrap();
+    }
+    std::fs::write(dir.join("once.toml"), text).unwrap();
+    let output = Command::new(booty_bin())
+        .args(["serve", "--config", "once.toml"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stderr).unwrap(),
+        String::from_utf8(output.stdout).unwrap(),
+    )
+}
+
 /// `booty check` with a configuration file: (exit code, stdout, stderr).
 pub(crate) fn check(dir: &Path, toml: &str, env: &[(&str, &str)]) -> (i32, String, String) {
     let path = dir.join("check.toml");
