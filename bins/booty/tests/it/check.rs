@@ -349,3 +349,87 @@ fn an_invalid_rust_log_is_a_configuration_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn send_says_what_is_wrong_with_where_it_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = crate::support::labeled_payload(dir.path(), "agent:builder");
+    let payload = payload.to_str().unwrap();
+    // Nothing listens on port 9 (discard) on loopback.
+    let (code, _, stderr) = booty_in(
+        dir.path(),
+        &[
+            "send",
+            payload,
+            "--event",
+            "issues",
+            "--secret",
+            "s",
+            "--url",
+            "http://127.0.0.1:9/webhooks/github",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with(
+            "booty: error: cannot deliver to http://127.0.0.1:9/webhooks/github: is `booty serve` running \
+             there?"
+        ),
+        "{stderr}"
+    );
+    let (code, _, stderr) = booty_in(
+        dir.path(),
+        &[
+            "send",
+            payload,
+            "--event",
+            "issues",
+            "--secret",
+            "s",
+            "--url",
+            "https://127.0.0.1:9/webhooks/github",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr,
+        "booty: error: cannot deliver to https://127.0.0.1:9/webhooks/github: booty send speaks plain \
+         http:// only (send to booty's own listener, not to the TLS proxy in front of it)\n"
+    );
+}
+
+#[test]
+fn pretty_logs_into_a_pipe_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{GOOD}log_format = \"pretty\"\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n"
+    );
+    std::fs::write(dir.path().join("booty.toml"), config).unwrap();
+    let mut child = std::process::Command::new(crate::support::booty_bin())
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening") {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0,
+            "no listening line"
+        );
+        assert!(!line.contains('\u{1b}'), "colour codes in {line:?}");
+    }
+    crate::support::signal(&child, "TERM");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        rest.contains("shutdown_complete") && !rest.contains('\u{1b}'),
+        "{rest}"
+    );
+}
