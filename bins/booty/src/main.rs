@@ -65,46 +65,6 @@ pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("{text}")]
-    struct Layer {
-        text: &'static str,
-        #[source]
-        source: Option<Box<Layer>>,
-    }
-
-    fn layers(texts: &[&'static str]) -> Layer {
-        texts
-            .iter()
-            .rev()
-            .fold(None, |source, &text| {
-                Some(Layer {
-                    text,
-                    source: source.map(Box::new),
-                })
-            })
-            .unwrap()
-    }
-
-    #[test]
-    fn a_chain_says_each_cause_once() {
-        let err = layers(&[
-            "could not reach URL",
-            "sending request",
-            "sending request",
-            "refused",
-        ]);
-        assert_eq!(
-            error_chain(&err),
-            "could not reach URL: sending request: refused"
-        );
-    }
-}
-
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Supervise(args) => Ok(supervise::run(&args)),
@@ -152,5 +112,45 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct Layer {
+        text: &'static str,
+        #[source]
+        source: Option<Box<Layer>>,
+    }
+
+    fn layers(texts: &[&'static str]) -> Layer {
+        texts
+            .iter()
+            .rev()
+            .fold(None, |source, &text| {
+                Some(Layer {
+                    text,
+                    source: source.map(Box::new),
+                })
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_chain_says_each_cause_once() {
+        let err = layers(&[
+            "could not reach URL",
+            "sending request",
+            "sending request",
+            "refused",
+        ]);
+        assert_eq!(
+            error_chain(&err),
+            "could not reach URL: sending request: refused"
+        );
     }
 }
