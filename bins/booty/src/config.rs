@@ -11,7 +11,11 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use booty_queue::{Backoff, Synchronous};
+use booty_edge::EdgeConfig;
+use booty_event::TriggerRule;
+use booty_queue::{Backoff, MemoryLimits, PostgresOptions, SqliteOptions, Synchronous};
+use booty_service::{JobCommand, ServiceConfig, StoreConfig};
+use booty_signature::Verifier;
 use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Map};
@@ -252,6 +256,77 @@ pub(crate) struct Config {
     pub(crate) shutdown_grace: Duration,
     pub(crate) log_format: LogFormat,
     pub(crate) log_level: String,
+}
+
+impl Config {
+    /// What the service runs with: the library's types, built from the validated keys.
+    ///
+    /// # Errors
+    /// If the webhook secrets or the trigger label cannot be used (validation has ruled both out).
+    pub(crate) fn service(&self) -> anyhow::Result<ServiceConfig> {
+        let verifier = Verifier::with_previous(
+            self.webhook_secret.expose(),
+            self.previous_webhook_secrets.iter().map(Secret::expose),
+        )?;
+        let mut edge = EdgeConfig::new(verifier);
+        edge.trigger = TriggerRule::new(self.trigger_label.clone())?;
+        edge.max_body_bytes = self.max_body_bytes;
+        let mut config = ServiceConfig::new(edge, &self.repo_url, &self.workspace_root);
+        config.listen = self.listen;
+        config.admin_listen = self.admin_listen;
+        config
+            .admin_allowed_hosts
+            .clone_from(&self.admin_allowed_hosts);
+        config.base_branch.clone_from(&self.base_branch);
+        config.workspace.depth = self.clone_depth;
+        config.workspace.clone_timeout = self.clone_timeout;
+        config.workspace.token = self
+            .github_token
+            .as_ref()
+            .map(|token| Token::new(token.expose()));
+        config.queue.workers = self.workers.get();
+        config.queue.capacity = self.queue_capacity;
+        config.queue.max_attempts = self.max_attempts;
+        config.queue.lease = self.lease;
+        config.queue.backoff = self.retry_backoff;
+        config.store = match &self.store {
+            StoreSpec::Memory => StoreConfig::Memory(MemoryLimits {
+                dedupe_capacity: self.dedupe_capacity,
+                ..MemoryLimits::default()
+            }),
+            StoreSpec::Sqlite(path) => {
+                let mut options = SqliteOptions::default();
+                options.synchronous = self.sqlite_synchronous;
+                options.dedupe_capacity = self.dedupe_capacity;
+                options.dedupe_retention = self.dedupe_retention;
+                StoreConfig::Sqlite {
+                    path: path.clone(),
+                    options,
+                }
+            }
+            StoreSpec::Postgres(url) => {
+                let mut options = PostgresOptions::default();
+                options.dedupe_capacity = self.dedupe_capacity;
+                StoreConfig::Postgres {
+                    url: url.expose().to_owned(),
+                    options,
+                }
+            }
+        };
+        config.command = self.job_command.as_ref().map(|argv| {
+            let mut command = JobCommand::new(argv.clone());
+            command.timeout = self.job_timeout;
+            // booty's own environment is read here, the one place that touches it.
+            command.env = booty_service::inherited_env(&self.job_env_passthrough, |name| {
+                std::env::var_os(name)
+            });
+            // This executable supervises each command (`booty supervise`), so commands die with booty;
+            // Linux's name for it stays valid even when an upgrade replaced the file.
+            command.supervisor = Some(PathBuf::from("/proc/self/exe"));
+            command
+        });
+        Ok(config)
+    }
 }
 
 /// A configuration that cannot be used. The binary exits with code 2 on it.
@@ -714,7 +789,7 @@ fn check_repo_url(
     let mut workspace = WorkspaceConfig::new(std::env::temp_dir());
     workspace.token = token.map(|token| Token::new(token.expose()));
     if let Err(err) = WorkspaceManager::new(workspace).check_url(repo_url) {
-        return Err(sources.invalid("repo_url", crate::error_chain(&err)));
+        return Err(sources.invalid("repo_url", booty_service::error_chain(&err)));
     }
     let local = match repo_url.strip_prefix("file://") {
         Some(path) => Some(path),

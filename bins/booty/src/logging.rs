@@ -92,7 +92,7 @@ impl Visit for JsonVisitor<'_> {
         // The whole chain, as `booty` prints errors: "outer: inner: root".
         self.0.insert(
             field.name().to_owned(),
-            Value::from(crate::error_chain(value)),
+            Value::from(booty_service::error_chain(value)),
         );
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {

@@ -2,7 +2,7 @@
 //! orders jobs, and a Rust closure gets a fresh workspace on `agent/issue-N` for each labelled issue.
 //!
 //! ```sh
-//! WEBHOOK_SECRET=s3cret cargo run -p booty --example embed -- /path/to/repo
+//! WEBHOOK_SECRET=s3cret cargo run -p booty-service --example embed -- /path/to/repo
 //! ```
 //!
 //! Then deliver a payload with `booty send ... --url http://127.0.0.1:3000/webhooks/github --secret s3cret`.
@@ -16,11 +16,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use booty_edge::{EdgeConfig, Sink, SinkAnswer, Submission};
+use booty_edge::{EdgeConfig, Submission};
 use booty_event::IssueTrigger;
-use booty_queue::{
-    CancellationToken, HandlerError, Job, MemoryStore, NewJob, Queue, QueueConfig, Submitted,
-};
+use booty_queue::{CancellationToken, HandlerError, Job, MemoryStore, Queue, QueueConfig};
+use booty_service::QueueSink;
 use booty_signature::Verifier;
 use booty_workspace::{WorkspaceConfig, WorkspaceManager, WorkspaceRequest};
 
@@ -28,30 +27,6 @@ use booty_workspace::{WorkspaceConfig, WorkspaceManager, WorkspaceRequest};
 #[derive(Debug, Clone)]
 struct Work {
     trigger: IssueTrigger,
-}
-
-/// Hands the edge's triggers to the queue; `202` only once the job is stored.
-struct ToQueue(Queue<Work>);
-
-impl Sink for ToQueue {
-    async fn submit(&self, submission: Submission) -> SinkAnswer {
-        let Submission {
-            delivery, trigger, ..
-        } = submission;
-        let (repository, issue) = (trigger.repository.full_name.clone(), trigger.issue.number);
-        let job =
-            NewJob::new(delivery.id().as_str(), Work { trigger }).for_issue(repository, issue);
-        match self.0.submit(job).await {
-            Ok(Submitted::Accepted(id)) => SinkAnswer::Accepted {
-                job_id: id.to_string(),
-            },
-            Ok(Submitted::Duplicate(id)) => SinkAnswer::Duplicate {
-                job_id: id.to_string(),
-            },
-            Ok(Submitted::Busy) => SinkAnswer::Busy,
-            Err(err) => SinkAnswer::Unavailable(Box::new(err)),
-        }
-    }
 }
 
 #[tokio::main]
@@ -101,7 +76,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    booty_edge::serve(listener, config, Arc::new(ToQueue(queue.clone())), ctrl_c).await?;
+    // booty's own sink: `202` only once the job is stored, `503` (nothing stored) when the queue is full or
+    // its store fails, the job's payload made from each trigger by the closure.
+    let sink = QueueSink::new(queue.clone(), |submission: &Submission| {
+        Ok::<_, std::convert::Infallible>(Work {
+            trigger: submission.trigger.clone(),
+        })
+    });
+    booty_edge::serve(listener, config, Arc::new(sink), ctrl_c).await?;
     let report = queue.shutdown(Duration::from_secs(30)).await;
     eprintln!(
         "stopped: {} finished, {} cancelled",

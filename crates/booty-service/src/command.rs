@@ -23,12 +23,12 @@ const MAX_LINE_BYTES: usize = 16 * 1024;
 const TERM_GRACE: Duration = supervise::TERM_GRACE;
 
 /// The exit code with which a command asks for its job to be tried again later (`EX_TEMPFAIL`).
-pub(crate) const RETRY_EXIT_CODE: i32 = 75;
+pub const RETRY_EXIT_CODE: i32 = 75;
 
 /// Variables of booty's own environment every command gets (when set): where programs are, who and where
 /// it runs as, and the locale. Nothing else is inherited unless configured (`job_env_passthrough`):
 /// booty's environment may hold secrets, and the command runs on text anyone can write into an issue.
-pub(crate) const BASE_ENV: &[&str] = &[
+pub const BASE_ENV: &[&str] = &[
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
 ];
 
@@ -94,21 +94,32 @@ pub(crate) struct Launch<'a> {
     pub(crate) supervisor: Option<(&'a Path, Vec<&'a Path>)>,
 }
 
-/// The environment of a job command: [`BASE_ENV`] and the `passthrough` variables from booty's own
-/// environment (when set), then `job` (the `BOOTY_*` variables), each value made safe ([`env_value`]).
-pub(crate) fn environment(
+/// What a job command inherits: [`BASE_ENV`] and the `passthrough` variables, looked up with `lookup`
+/// (the program's own environment, in the binary), those that are set; `PATH` is
+/// `/usr/local/bin:/usr/bin:/bin` when unset.
+pub fn inherited_env(
     passthrough: &[String],
-    job: &[(&'static str, &str)],
+    lookup: impl Fn(&str) -> Option<OsString>,
 ) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = BASE_ENV
         .iter()
         .copied()
         .chain(passthrough.iter().map(String::as_str))
-        .filter_map(|name| Some((OsString::from(name), std::env::var_os(name)?)))
+        .filter_map(|name| Some((OsString::from(name), lookup(name)?)))
         .collect();
     if !env.iter().any(|(name, _)| name == "PATH") {
         env.push(("PATH".into(), DEFAULT_PATH.into()));
     }
+    env
+}
+
+/// The environment of one run: `inherited` ([`inherited_env`]), then `job` (the `BOOTY_*` variables),
+/// each value made safe ([`env_value`]).
+pub(crate) fn environment(
+    inherited: &[(OsString, OsString)],
+    job: &[(&'static str, &str)],
+) -> Vec<(OsString, OsString)> {
+    let mut env = inherited.to_vec();
     env.extend(
         job.iter()
             .map(|(name, value)| (OsString::from(name), env_value(value))),
@@ -118,7 +129,7 @@ pub(crate) fn environment(
 
 /// The longest value booty puts in a command's environment; longer ones are cut (the event file has the
 /// whole payload). Linux refuses a single variable over 128 KiB, and all of them together over a few MiB.
-pub(crate) const MAX_ENV_VALUE_BYTES: usize = 4096;
+pub const MAX_ENV_VALUE_BYTES: usize = 4096;
 
 /// `value` as an environment value that cannot keep the command from starting: NUL bytes (which no
 /// environment can hold) removed, cut to [`MAX_ENV_VALUE_BYTES`] on a character boundary.
@@ -312,7 +323,7 @@ mod tests {
         let launch = Launch {
             argv,
             dir,
-            env: environment(&[], job),
+            env: environment(&inherited_env(&[], |name| std::env::var_os(name)), job),
             supervisor: None,
         };
         run(launch, timeout, cancel).await

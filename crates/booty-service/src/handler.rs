@@ -3,15 +3,15 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use booty_queue::{CancellationToken, Handler, HandlerError, Job};
 use booty_workspace::{PrepareError, Removal, Workspace, WorkspaceManager, WorkspaceRequest};
 use tracing::{info, warn};
 
+use crate::chain::error_chain;
 use crate::command::{self, CommandError};
-use crate::error_chain;
-use crate::job::JobPayload;
+use crate::payload::JobPayload;
+use crate::service::JobCommand;
 
 /// Event files are written next to the workspaces, outside them, under this prefix (swept at start-up).
 pub(crate) const EVENT_FILE_PREFIX: &str = "booty-event-";
@@ -21,13 +21,7 @@ pub(crate) struct Runner {
     pub(crate) workspaces: WorkspaceManager,
     pub(crate) repo_url: String,
     pub(crate) base_branch: String,
-    pub(crate) command: Option<Arc<[String]>>,
-    pub(crate) timeout: Duration,
-    /// Variables of booty's environment the command gets besides the base ones (`job_env_passthrough`).
-    pub(crate) env_passthrough: Vec<String>,
-    /// booty's own executable, which supervises each command so it dies with booty (`booty supervise`);
-    /// `None` runs commands directly.
-    pub(crate) supervisor: Option<PathBuf>,
+    pub(crate) command: Option<Arc<JobCommand>>,
 }
 
 impl Handler<JobPayload> for Runner {
@@ -52,7 +46,7 @@ impl Handler<JobPayload> for Runner {
             "workspace_ready"
         );
         let result = match &self.command {
-            Some(argv) => self.run_command(argv, &job, &workspace, &cancel).await,
+            Some(command) => self.run_command(command, &job, &workspace, &cancel).await,
             None => Ok(()),
         };
         if let Err(err) = workspace.close().await {
@@ -68,7 +62,7 @@ impl Handler<JobPayload> for Runner {
 impl Runner {
     async fn run_command(
         &self,
-        argv: &[String],
+        command: &JobCommand,
         job: &Job<JobPayload>,
         workspace: &Workspace,
         cancel: &CancellationToken,
@@ -94,15 +88,15 @@ impl Runner {
             ("BOOTY_EVENT_PATH", &event_path),
         ];
         let launch = command::Launch {
-            argv,
+            argv: &command.argv,
             dir: workspace.path(),
-            env: command::environment(&self.env_passthrough, &variables),
-            supervisor: self
+            env: command::environment(&command.env, &variables),
+            supervisor: command
                 .supervisor
                 .as_deref()
                 .map(|booty| (booty, vec![workspace.path(), event_file.path()])),
         };
-        command::run(launch, self.timeout, cancel)
+        command::run(launch, command.timeout, cancel)
             .await
             .map_err(|err| match err {
                 CommandError::Cancelled | CommandError::Wait(_) => HandlerError::retryable(err),

@@ -1,0 +1,54 @@
+//! booty's pipeline as a library: GitHub webhooks in, a job command run in a fresh workspace per labelled
+//! issue.
+//!
+//! [`Service::start`] composes the crates the way the `booty` binary runs them: [`booty_edge`] verifies and
+//! decodes webhooks and hands triggers to a [`QueueSink`], [`booty_queue`] stores and orders the jobs, and
+//! each job's handler prepares a workspace with [`booty_workspace`] and runs the configured
+//! [`JobCommand`] in it (or nothing, for a bot that only wants the workspaces). [`Service::shutdown`]
+//! drains it in order. Everything it is configured with is in [`ServiceConfig`].
+//!
+//! The pieces are public for bots that compose their own: [`QueueSink`] (the edge's sink for any payload
+//! type), [`QueueInspector`] (the admin listener's view of a queue), [`JobPayload`] (what the service
+//! queues), and [`supervise::run`] (what a job command runs under so it dies with its parent).
+//!
+//! It installs no tracing subscriber and reads no configuration file or environment variable of its own:
+//! that is the binary's part.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use booty_edge::EdgeConfig;
+//! use booty_service::{JobCommand, Service, ServiceConfig};
+//! use booty_signature::Verifier;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let edge = EdgeConfig::new(Verifier::new("webhook secret")?);
+//! let mut config = ServiceConfig::new(edge, "https://github.com/acme/widgets.git", "/var/lib/booty");
+//! config.command = Some(JobCommand::new(vec!["/usr/local/bin/agent".to_owned()]));
+//! let service = Service::start(config).await?;
+//! println!("webhooks on {}", service.webhook_addr());
+//! tokio::signal::ctrl_c().await?;
+//! service.shutdown(Duration::from_secs(30)).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod chain;
+mod command;
+mod handler;
+mod inspect;
+mod payload;
+mod service;
+mod sink;
+pub mod supervise;
+
+pub use chain::error_chain;
+pub use command::{BASE_ENV, MAX_ENV_VALUE_BYTES, RETRY_EXIT_CODE, inherited_env};
+pub use inspect::QueueInspector;
+pub use payload::JobPayload;
+pub use service::{
+    DEFAULT_ADMIN_LISTEN, DEFAULT_BASE_BRANCH, DEFAULT_JOB_TIMEOUT, DEFAULT_LISTEN, JobCommand,
+    RunError, Service, ServiceConfig, StartError, StoreConfig,
+};
+pub use sink::QueueSink;

@@ -1,0 +1,452 @@
+//! The whole service: what it is configured with, how it starts, and how it stops.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use booty_edge::{Admin, EdgeConfig, HostError, ServeError};
+use booty_queue::{
+    CancellationToken, MemoryLimits, MemoryStore, PostgresError, PostgresOptions, PostgresStore,
+    Queue, QueueConfig, ShutdownReport, SqliteError, SqliteOptions, SqliteStore,
+};
+use booty_workspace::{SweepError, WorkspaceConfig, WorkspaceManager};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing::{error, info};
+
+use crate::handler::{self, Runner};
+use crate::inspect::QueueInspector;
+use crate::payload::JobPayload;
+use crate::sink::QueueSink;
+
+/// Where the webhook listener listens unless configured otherwise.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+/// Where the admin listener listens unless configured otherwise.
+pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
+/// The branch cloned and branched from unless configured otherwise.
+pub const DEFAULT_BASE_BRANCH: &str = "main";
+/// How long one run of the job command may take unless configured otherwise.
+pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_mins(30);
+
+/// Everything the service runs with. Start from [`ServiceConfig::new`] and set fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServiceConfig {
+    /// The webhook listener: signature secrets, trigger label, body and time limits.
+    pub edge: EdgeConfig,
+    /// Where the webhook listener listens (default [`DEFAULT_LISTEN`]; port 0 picks one).
+    pub listen: SocketAddr,
+    /// Where the admin listener listens (default [`DEFAULT_ADMIN_LISTEN`]).
+    pub admin_listen: SocketAddr,
+    /// Names the admin listener answers to besides its own address.
+    pub admin_allowed_hosts: Vec<String>,
+    /// Where jobs are kept (default: in memory).
+    pub store: StoreConfig,
+    /// Workers, capacity, attempts, backoff, lease.
+    pub queue: QueueConfig,
+    /// Where workspaces go, clone depth and time limit, the token for private repositories.
+    pub workspace: WorkspaceConfig,
+    /// The repository every job clones.
+    pub repo_url: String,
+    /// The branch cloned and branched from (default [`DEFAULT_BASE_BRANCH`]).
+    pub base_branch: String,
+    /// What each job runs in its workspace; `None` prepares the workspace and succeeds.
+    pub command: Option<JobCommand>,
+}
+
+impl ServiceConfig {
+    /// A configuration with every default: `edge` for the webhooks, `repo_url` to clone, workspaces under
+    /// `workspace_root`.
+    pub fn new(
+        edge: EdgeConfig,
+        repo_url: impl Into<String>,
+        workspace_root: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            edge,
+            listen: DEFAULT_LISTEN,
+            admin_listen: DEFAULT_ADMIN_LISTEN,
+            admin_allowed_hosts: Vec::new(),
+            store: StoreConfig::Memory(MemoryLimits::default()),
+            queue: QueueConfig::default(),
+            workspace: WorkspaceConfig::new(workspace_root),
+            repo_url: repo_url.into(),
+            base_branch: DEFAULT_BASE_BRANCH.to_owned(),
+            command: None,
+        }
+    }
+}
+
+/// Where jobs are kept.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum StoreConfig {
+    /// In this process only: queued jobs are lost at exit.
+    Memory(MemoryLimits),
+    /// A SQLite database file, for one process.
+    Sqlite {
+        /// The database file (created if missing; its directory must exist).
+        path: PathBuf,
+        /// How it writes and what it keeps.
+        options: SqliteOptions,
+    },
+    /// A PostgreSQL database shared by several processes.
+    Postgres {
+        /// `postgres://...`; may hold a password, so it is never shown.
+        url: String,
+        /// Connections, dedupe window, timeouts.
+        options: PostgresOptions,
+    },
+}
+
+impl StoreConfig {
+    /// `memory`, `sqlite` or `postgres`, as logs name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Memory(_) => "memory",
+            Self::Sqlite { .. } => "sqlite",
+            Self::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory(limits) => f.debug_tuple("Memory").field(limits).finish(),
+            Self::Sqlite { path, options } => f
+                .debug_struct("Sqlite")
+                .field("path", path)
+                .field("options", options)
+                .finish(),
+            Self::Postgres { options, .. } => f
+                .debug_struct("Postgres")
+                .field("url", &"<redacted>")
+                .field("options", options)
+                .finish(),
+        }
+    }
+}
+
+/// The command each job runs in its workspace, and how (the contract is in docs/configuration.md, "The
+/// job command").
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobCommand {
+    /// Program and arguments; never run through a shell.
+    pub argv: Vec<String>,
+    /// How long one run may take before its process group is killed (default [`DEFAULT_JOB_TIMEOUT`]).
+    pub timeout: Duration,
+    /// The environment every run starts from, before the `BOOTY_*` variables (the binary gives
+    /// [`inherited_env`](crate::inherited_env) of its own; default: `PATH` only). Nothing else is
+    /// inherited: a command never sees this program's secrets.
+    pub env: Vec<(OsString, OsString)>,
+    /// An executable that runs [`supervise::run`](crate::supervise::run) when started as `EXE supervise
+    /// --hold PATH ... -- COMMAND...` (booty's own, `/proc/self/exe`): each command then runs under it and
+    /// dies with this process however it dies. `None` (the default) starts commands directly.
+    pub supervisor: Option<PathBuf>,
+}
+
+impl JobCommand {
+    /// `argv` with every default.
+    pub fn new(argv: Vec<String>) -> Self {
+        Self {
+            argv,
+            timeout: DEFAULT_JOB_TIMEOUT,
+            env: crate::command::inherited_env(&[], |_| None),
+            supervisor: None,
+        }
+    }
+}
+
+/// [`Service::start`] failed; nothing is left running.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The SQLite store could not be opened (the error names the file and what is wrong with it).
+    #[error("cannot open the SQLite store (`store`)")]
+    Sqlite(#[source] SqliteError),
+    /// The PostgreSQL store could not be reached or set up (the error names the server, never the URL).
+    #[error("cannot open the PostgreSQL store (`store`)")]
+    Postgres(#[source] PostgresError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} (`{field}`)")]
+    Listen {
+        /// `listen` or `admin_listen`.
+        field: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An allowed admin host is not a host.
+    #[error("invalid `admin_allowed_hosts`")]
+    AdminHosts(#[source] HostError),
+    /// The workspace root could not be created or swept.
+    #[error("cannot prepare the workspace root {}", root.display())]
+    WorkspaceRoot {
+        /// The root.
+        root: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The queue did not start.
+    #[error(transparent)]
+    Queue(#[from] booty_queue::StartError),
+}
+
+/// A listener failed while the service ran, or its task panicked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The webhook or admin listener stopped working.
+    #[error("the {listener} listener failed")]
+    Listener {
+        /// `webhook` or `admin`.
+        listener: &'static str,
+        /// Why.
+        #[source]
+        source: ServeError,
+    },
+    /// A listener's task panicked.
+    #[error("the {0} listener's task panicked")]
+    Panicked(&'static str),
+}
+
+/// The running service: the webhook and admin listeners, the queue and its workers.
+///
+/// [`Service::start`] opens the store, binds both listeners, sweeps what a crashed run left under the
+/// workspace root (only what no live process holds) and starts the queue; [`Service::shutdown`] stops
+/// accepting webhooks, drains the queue within the grace, then closes the admin listener.
+pub struct Service {
+    queue: Queue<JobPayload>,
+    webhook_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    edge: Option<JoinHandle<Result<(), ServeError>>>,
+    admin: JoinHandle<Result<(), ServeError>>,
+    stop_edge: CancellationToken,
+    stop_admin: CancellationToken,
+}
+
+impl fmt::Debug for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Service")
+            .field("webhook_addr", &self.webhook_addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// Starts the service on the current tokio runtime and logs `listening` with the bound addresses.
+    ///
+    /// The order protects a running booty: the store first (a SQLite file is locked to one process), then
+    /// both listeners, and only then the sweep of `workspace.root`, so a second process that cannot have
+    /// the store or the ports stops before it touches a file.
+    ///
+    /// # Errors
+    /// A [`StartError`] naming what could not be had.
+    pub async fn start(config: ServiceConfig) -> Result<Self, StartError> {
+        let store_name = config.store.name();
+        let store = open_store(config.store).await?;
+        let listen = |field, addr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen {
+                    field,
+                    addr,
+                    source,
+                })
+        };
+        let listener = listen("listen", config.listen).await?;
+        let admin_listener = listen("admin_listen", config.admin_listen).await?;
+        let local = |field, listener: &TcpListener, addr| {
+            listener.local_addr().map_err(|source| StartError::Listen {
+                field,
+                addr,
+                source,
+            })
+        };
+        let webhook_addr = local("listen", &listener, config.listen)?;
+        let admin_addr = local("admin_listen", &admin_listener, config.admin_listen)?;
+        let admin_hosts = config.admin_allowed_hosts;
+        sweep_leftovers(&config.workspace.root).await?;
+
+        let workers = config.queue.workers;
+        let runner = Runner {
+            workspaces: WorkspaceManager::new(config.workspace),
+            repo_url: config.repo_url,
+            base_branch: config.base_branch,
+            command: config.command.map(Arc::new),
+        };
+        let queue = store.start(runner, config.queue).await?;
+        let admin = Admin::new(
+            Arc::new(QueueInspector::new(queue.clone())),
+            config.edge.limits,
+        )
+        .allow_hosts(&admin_hosts)
+        .map_err(StartError::AdminHosts)?;
+        info!(
+            webhook_addr = %webhook_addr,
+            admin_addr = %admin_addr,
+            store = store_name,
+            workers,
+            "listening"
+        );
+
+        let (stop_edge, stop_admin) = (CancellationToken::new(), CancellationToken::new());
+        let sink = QueueSink::new(queue.clone(), JobPayload::from_submission);
+        let edge = tokio::spawn(booty_edge::serve(
+            listener,
+            config.edge,
+            Arc::new(sink),
+            stop_edge.clone().cancelled_owned(),
+        ));
+        let admin = tokio::spawn(admin.serve(admin_listener, stop_admin.clone().cancelled_owned()));
+        Ok(Self {
+            queue,
+            webhook_addr,
+            admin_addr,
+            edge: Some(edge),
+            admin,
+            stop_edge,
+            stop_admin,
+        })
+    }
+
+    /// The webhook listener's address (the port chosen, if `listen` asked for port 0).
+    pub fn webhook_addr(&self) -> SocketAddr {
+        self.webhook_addr
+    }
+
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The queue, to submit to or inspect directly.
+    pub fn queue(&self) -> &Queue<JobPayload> {
+        &self.queue
+    }
+
+    /// Waits until the webhook listener stops by itself (its listener failed), which it only does on an
+    /// error; shut the service down then. Pending forever once [`Service::shutdown`] could take over.
+    ///
+    /// # Errors
+    /// Why the listener stopped.
+    pub async fn failed(&mut self) -> RunError {
+        let Some(edge) = &mut self.edge else {
+            return std::future::pending().await;
+        };
+        let stopped = edge.await;
+        self.edge = None;
+        error!("webhook listener stopped unexpectedly; shutting down");
+        match stopped {
+            Ok(Ok(())) => RunError::Listener {
+                listener: "webhook",
+                source: ServeError::Accept(std::io::Error::other("stopped without being asked")),
+            },
+            Ok(Err(source)) => RunError::Listener {
+                listener: "webhook",
+                source,
+            },
+            Err(_) => RunError::Panicked("webhook"),
+        }
+    }
+
+    /// Stops in order: the webhook listener stops accepting and answers what is in flight, the queue
+    /// drains within `grace` (running jobs are then cancelled), and the admin listener closes last.
+    ///
+    /// # Errors
+    /// A [`RunError`] if a listener had failed or panicked; the queue is drained all the same.
+    pub async fn shutdown(mut self, grace: Duration) -> Result<ShutdownReport, RunError> {
+        self.stop_edge.cancel();
+        let edge = match self.edge.take() {
+            Some(edge) => joined("webhook", edge.await),
+            None => Ok(()),
+        };
+        let report = self.queue.shutdown(grace).await;
+        self.stop_admin.cancel();
+        let admin = joined("admin", self.admin.await);
+        edge.and(admin).map(|()| report)
+    }
+}
+
+fn joined(
+    listener: &'static str,
+    result: Result<Result<(), ServeError>, tokio::task::JoinError>,
+) -> Result<(), RunError> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(RunError::Listener { listener, source }),
+        Err(_) => Err(RunError::Panicked(listener)),
+    }
+}
+
+/// The configured store, open (and, for SQLite, locked to this process).
+enum OpenStore {
+    Memory(MemoryStore<JobPayload>),
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+async fn open_store(config: StoreConfig) -> Result<OpenStore, StartError> {
+    Ok(match config {
+        StoreConfig::Memory(limits) => OpenStore::Memory(MemoryStore::new(limits)),
+        StoreConfig::Sqlite { path, options } => OpenStore::Sqlite(
+            SqliteStore::open(path, options)
+                .await
+                .map_err(StartError::Sqlite)?,
+        ),
+        StoreConfig::Postgres { url, options } => OpenStore::Postgres(
+            PostgresStore::connect(&url, options)
+                .await
+                .map_err(StartError::Postgres)?,
+        ),
+    })
+}
+
+impl OpenStore {
+    async fn start(
+        self,
+        runner: Runner,
+        config: QueueConfig,
+    ) -> Result<Queue<JobPayload>, booty_queue::StartError> {
+        match self {
+            Self::Memory(store) => Queue::start(store, runner, config).await,
+            Self::Sqlite(store) => Queue::start(store, runner, config).await,
+            Self::Postgres(store) => Queue::start(store, runner, config).await,
+        }
+    }
+}
+
+/// Removes the workspaces and event files a crashed run left under `root`, leaving those a live process
+/// holds (another booty's running job, or a job command still dying).
+async fn sweep_leftovers(root: &std::path::Path) -> Result<(), StartError> {
+    let failed = |source: Box<dyn std::error::Error + Send + Sync>| StartError::WorkspaceRoot {
+        root: root.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(root).map_err(|err| failed(Box::new(err)))?;
+    let workspaces = booty_workspace::sweep(root)
+        .await
+        .map_err(|err: SweepError| failed(Box::new(err)))?;
+    let (event_files, event_files_in_use) =
+        handler::sweep_event_files(root).map_err(|err| failed(Box::new(err)))?;
+    info!(
+        workspaces = workspaces.removed.len(),
+        workspaces_in_use = workspaces.in_use.len(),
+        event_files = event_files.len(),
+        event_files_in_use = event_files_in_use.len(),
+        root = %root.display(),
+        "startup_swept"
+    );
+    Ok(())
+}
