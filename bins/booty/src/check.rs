@@ -2,19 +2,35 @@
 
 use std::fmt::Write as _;
 
-use crate::config::{Config, KEYS, Loaded, StoreSpec};
+use crate::config::{Config, KEYS, Loaded, Secret, StoreSpec};
 
 /// Renders every key as `key = value  # source`, in a TOML a reader can paste back (secrets aside).
 pub(crate) fn render(loaded: &Loaded) -> String {
     let mut out = String::from("# effective configuration (secrets redacted)\n");
-    for key in KEYS.iter().map(|key| key.name) {
-        let Some(value) = value_of(&loaded.config, key) else {
+    for key in KEYS {
+        let Some(value) = value_of(&loaded.config, key.name) else {
             continue;
         };
-        let source = loaded.source_of(key);
-        writeln!(out, "{key} = {value}  # {source}").expect("writing to a String cannot fail");
+        let value = if key.secret { redacted(&value) } else { value };
+        let source = loaded.source_of(key.name);
+        writeln!(out, "{} = {value}  # {source}", key.name)
+            .expect("writing to a String cannot fail");
     }
     out
+}
+
+/// A secret key's value with every string in it replaced: the shape (one secret, a list of two) shows,
+/// nothing of the secrets does.
+fn redacted(value: &str) -> String {
+    fn hide(value: serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::String(_) => serde_json::Value::from("<redacted>"),
+            serde_json::Value::Array(items) => items.into_iter().map(hide).collect(),
+            _ => serde_json::Value::from("<redacted>"),
+        }
+    }
+    serde_json::from_str(value)
+        .map_or_else(|_| REDACTED.to_owned(), |value| hide(value).to_string())
 }
 
 const REDACTED: &str = "\"<redacted>\"";
@@ -27,12 +43,16 @@ fn quoted(text: impl AsRef<str>) -> String {
 /// shown under its own key, with the file named as its source).
 fn value_of(config: &Config, key: &str) -> Option<String> {
     Some(match key {
-        "webhook_secret" => REDACTED.to_owned(),
+        "webhook_secret" => quoted(config.webhook_secret.expose()),
         "previous_webhook_secrets" => {
-            let redacted = vec![REDACTED; config.previous_webhook_secrets.len()];
-            format!("[{}]", redacted.join(", "))
+            let secrets: Vec<&str> = config
+                .previous_webhook_secrets
+                .iter()
+                .map(Secret::expose)
+                .collect();
+            serde_json::to_string(&secrets).expect("strings serialise")
         }
-        "github_token" => config.github_token.as_ref().map(|_| REDACTED.to_owned())?,
+        "github_token" => quoted(config.github_token.as_ref()?.expose()),
         // Credentials in the URL are a secret like any other.
         "repo_url" => quoted(booty_workspace::redact_url(&config.repo_url)),
         "base_branch" => quoted(&config.base_branch),

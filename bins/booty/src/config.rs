@@ -11,9 +11,11 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use booty_edge::EdgeConfig;
+use booty_edge::{EdgeConfig, Limits};
 use booty_event::TriggerRule;
-use booty_queue::{Backoff, MemoryLimits, PostgresOptions, SqliteOptions, Synchronous};
+use booty_queue::{
+    Backoff, MemoryLimits, PostgresOptions, QueueConfig, SqliteOptions, Synchronous,
+};
 use booty_service::{JobCommand, ServiceConfig, StoreConfig};
 use booty_signature::Verifier;
 use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
@@ -56,131 +58,122 @@ impl Kind {
     }
 }
 
-/// A configuration key: its name and what it holds.
+/// A configuration key: its name, what it holds, and whether it is a secret (its meaning is the doc comment
+/// of its [`RawConfig`] field; docs/configuration.md says it at length, and a test keeps the two in step).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Key {
     pub(crate) name: &'static str,
     pub(crate) kind: Kind,
+    /// Shown as `<redacted>` by `booty check`, never logged.
+    pub(crate) secret: bool,
 }
 
-const fn key(name: &'static str, kind: Kind) -> Key {
-    Key { name, kind }
+/// Declares every key once: its field in [`RawConfig`] (with serde's name, so the key is the field), its
+/// default, what it holds, whether it is a secret, and its meaning; [`RawConfig`], its `Default` and
+/// [`KEYS`] all follow from the one list.
+macro_rules! keys {
+    ($(
+        #[doc = $doc:literal]
+        $name:ident: $ty:ty = $default:expr, $kind:expr $(, $secret:ident)?;
+    )*) => {
+        /// The configuration as written, before validation. Field names are the configuration keys.
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub(crate) struct RawConfig {
+            $(#[doc = $doc] $name: $ty,)*
+        }
+
+        impl Default for RawConfig {
+            fn default() -> Self {
+                Self { $($name: $default,)* }
+            }
+        }
+
+        /// Every key, in the order `booty check` prints them. Only these are read from `BOOTY_*`
+        /// variables: the job command's own `BOOTY_JOB_ID` and friends, and `BOOTY_TEST_POSTGRES_URL`,
+        /// share the prefix.
+        pub(crate) const KEYS: &[Key] = &[$(Key {
+            name: stringify!($name),
+            kind: $kind,
+            secret: keys!(@secret $($secret)?),
+        },)*];
+    };
+    (@secret secret) => { true };
+    (@secret) => { false };
 }
 
-/// Every key, in the order `booty check` prints them. Only these are read from `BOOTY_*` variables:
-/// the job command's own `BOOTY_JOB_ID` and friends, and `BOOTY_TEST_POSTGRES_URL`, share the prefix.
-pub(crate) const KEYS: &[Key] = &[
-    key("webhook_secret", Kind::Text),
-    key("webhook_secret_file", Kind::Text),
-    key("previous_webhook_secrets", Kind::List),
-    key("repo_url", Kind::Text),
-    key("base_branch", Kind::Text),
-    key("trigger_label", Kind::Text),
-    key("github_token", Kind::Text),
-    key("github_token_file", Kind::Text),
-    key("listen", Kind::Text),
-    key("admin_listen", Kind::Text),
-    key("admin_allowed_hosts", Kind::List),
-    key("workers", Kind::Number(1)),
-    key("queue_capacity", Kind::Number(1)),
-    key("dedupe_capacity", Kind::Number(1)),
-    key("dedupe_retention_secs", Kind::Number(0)),
-    key("max_attempts", Kind::Number(1)),
-    key("retry_base_secs", Kind::Number(1)),
-    key("retry_max_secs", Kind::Number(1)),
-    key("lease_secs", Kind::Number(1)),
-    key("store", Kind::Text),
-    key("sqlite_synchronous", Kind::Word(&["normal", "full"])),
-    key("workspace_root", Kind::Text),
-    key("clone_depth", Kind::Number(0)),
-    key("clone_timeout_secs", Kind::Number(1)),
-    key("job_command", Kind::List),
-    key("job_env_passthrough", Kind::List),
-    key("job_timeout_secs", Kind::Number(1)),
-    key("max_body_bytes", Kind::Number(1)),
-    key("shutdown_grace_secs", Kind::Number(0)),
-    key("log_format", Kind::Word(&["json", "pretty"])),
-    key("log_level", Kind::Text),
-];
+keys! {
+    /// The webhook's secret (HMAC-SHA256 key).
+    webhook_secret: Option<String> = None, Kind::Text, secret;
+    /// Read the webhook secret from this file instead.
+    webhook_secret_file: Option<PathBuf> = None, Kind::Text;
+    /// Secrets still accepted during a rotation.
+    previous_webhook_secrets: Vec<String> = Vec::new(), Kind::List, secret;
+    /// The repository to clone.
+    repo_url: Option<String> = None, Kind::Text;
+    /// The branch cloned and branched from.
+    base_branch: String = booty_service::DEFAULT_BASE_BRANCH.to_owned(), Kind::Text;
+    /// The label that starts a job.
+    trigger_label: String = booty_event::DEFAULT_TRIGGER_LABEL.to_owned(), Kind::Text;
+    /// Credentials for private repositories.
+    github_token: Option<String> = None, Kind::Text, secret;
+    /// Read the token from this file instead.
+    github_token_file: Option<PathBuf> = None, Kind::Text;
+    /// The webhook listener.
+    listen: String = booty_service::DEFAULT_LISTEN.to_string(), Kind::Text;
+    /// The job inspection listener.
+    admin_listen: String = booty_service::DEFAULT_ADMIN_LISTEN.to_string(), Kind::Text;
+    /// Names the admin listener answers to besides its own address.
+    admin_allowed_hosts: Vec<String> = Vec::new(), Kind::List;
+    /// Jobs run at the same time.
+    workers: usize = QueueConfig::default().workers, Kind::Number(1);
+    /// Jobs waiting before webhooks are answered 503.
+    queue_capacity: usize = QueueConfig::default().capacity, Kind::Number(1);
+    /// Delivery ids remembered to drop duplicates.
+    dedupe_capacity: usize = MemoryLimits::default().dedupe_capacity, Kind::Number(1);
+    /// SQLite store: delivery ids younger than this are remembered too.
+    dedupe_retention_secs: u64 = SqliteOptions::default().dedupe_retention.as_secs(), Kind::Number(0);
+    /// Attempts per job, retries included.
+    max_attempts: u32 = QueueConfig::default().max_attempts, Kind::Number(1);
+    /// The first wait between attempts, doubling.
+    retry_base_secs: u64 = booty_queue::DEFAULT_RETRY_BASE.as_secs(), Kind::Number(1);
+    /// The longest wait between attempts.
+    retry_max_secs: u64 = booty_queue::DEFAULT_RETRY_CAP.as_secs(), Kind::Number(1);
+    /// How long a running job stays claimed without renewal.
+    lease_secs: u64 = QueueConfig::default().lease.as_secs(), Kind::Number(1);
+    /// Where jobs are kept.
+    store: String = DEFAULT_STORE.to_owned(), Kind::Text;
+    /// SQLite store: how hard a commit insists on the disk.
+    sqlite_synchronous: String = Synchronous::default().as_str().to_owned(),
+        Kind::Word(&["normal", "full"]);
+    /// Where job workspaces are created.
+    workspace_root: Option<PathBuf> = None, Kind::Text;
+    /// Commits of history to fetch; 0 means all.
+    clone_depth: u32 = booty_workspace::DEFAULT_CLONE_DEPTH, Kind::Number(0);
+    /// Time limit of one clone.
+    clone_timeout_secs: u64 = booty_workspace::DEFAULT_CLONE_TIMEOUT.as_secs(), Kind::Number(1);
+    /// The argv run in the workspace.
+    job_command: Option<Vec<String>> = None, Kind::List;
+    /// Variables of booty's environment the command gets too.
+    job_env_passthrough: Vec<String> = Vec::new(), Kind::List;
+    /// Time limit of one run of the command.
+    job_timeout_secs: u64 = booty_service::DEFAULT_JOB_TIMEOUT.as_secs(), Kind::Number(1);
+    /// Largest webhook body accepted.
+    max_body_bytes: u64 = booty_edge::DEFAULT_MAX_BODY_BYTES, Kind::Number(1);
+    /// How long running jobs may finish at shutdown.
+    shutdown_grace_secs: u64 = Limits::default().shutdown_grace.as_secs(), Kind::Number(0);
+    /// How log lines are written.
+    log_format: LogFormat = LogFormat::Json, Kind::Word(&["json", "pretty"]);
+    /// A tracing filter.
+    log_level: String = "info".to_owned(), Kind::Text;
+}
+
+/// The store unless configured otherwise: a SQLite file in the working directory.
+const DEFAULT_STORE: &str = "sqlite:booty.db";
 
 /// The key named `name`.
 fn kind_of(name: &str) -> Option<Kind> {
     KEYS.iter().find(|key| key.name == name).map(|key| key.kind)
-}
-
-/// The configuration as written, before validation. Field names are the configuration keys.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub(crate) struct RawConfig {
-    webhook_secret: Option<String>,
-    webhook_secret_file: Option<PathBuf>,
-    previous_webhook_secrets: Vec<String>,
-    repo_url: Option<String>,
-    base_branch: String,
-    trigger_label: String,
-    github_token: Option<String>,
-    github_token_file: Option<PathBuf>,
-    listen: String,
-    admin_listen: String,
-    admin_allowed_hosts: Vec<String>,
-    workers: usize,
-    queue_capacity: usize,
-    dedupe_capacity: usize,
-    dedupe_retention_secs: u64,
-    max_attempts: u32,
-    retry_base_secs: u64,
-    retry_max_secs: u64,
-    lease_secs: u64,
-    store: String,
-    sqlite_synchronous: String,
-    workspace_root: Option<PathBuf>,
-    clone_depth: u32,
-    clone_timeout_secs: u64,
-    job_command: Option<Vec<String>>,
-    job_env_passthrough: Vec<String>,
-    job_timeout_secs: u64,
-    max_body_bytes: u64,
-    shutdown_grace_secs: u64,
-    log_format: LogFormat,
-    log_level: String,
-}
-
-impl Default for RawConfig {
-    fn default() -> Self {
-        Self {
-            webhook_secret: None,
-            webhook_secret_file: None,
-            previous_webhook_secrets: Vec::new(),
-            repo_url: None,
-            base_branch: "main".to_owned(),
-            trigger_label: "agent:builder".to_owned(),
-            github_token: None,
-            github_token_file: None,
-            listen: "127.0.0.1:8080".to_owned(),
-            admin_listen: "127.0.0.1:9090".to_owned(),
-            admin_allowed_hosts: Vec::new(),
-            workers: 3,
-            queue_capacity: 100,
-            dedupe_capacity: 10_000,
-            dedupe_retention_secs: 7 * 24 * 60 * 60,
-            max_attempts: 3,
-            retry_base_secs: booty_queue::DEFAULT_RETRY_BASE.as_secs(),
-            retry_max_secs: booty_queue::DEFAULT_RETRY_CAP.as_secs(),
-            lease_secs: 30,
-            store: "sqlite:booty.db".to_owned(),
-            sqlite_synchronous: "normal".to_owned(),
-            workspace_root: None,
-            clone_depth: 1,
-            clone_timeout_secs: 300,
-            job_command: None,
-            job_env_passthrough: Vec::new(),
-            job_timeout_secs: 1800,
-            max_body_bytes: 26_214_400,
-            shutdown_grace_secs: 30,
-            log_format: LogFormat::Json,
-            log_level: "info".to_owned(),
-        }
-    }
 }
 
 /// How log lines are written.
@@ -223,10 +216,6 @@ pub(crate) enum StoreSpec {
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
-#[allow(
-    dead_code,
-    reason = "the fields are consumed as serve is composed; issue 7"
-)]
 pub(crate) struct Config {
     pub(crate) webhook_secret: Secret,
     pub(crate) previous_webhook_secrets: Vec<Secret>,
@@ -962,6 +951,31 @@ mod tests {
                 err.starts_with("invalid `store` in default"),
                 "{bad:?}: {err}"
             );
+        }
+    }
+
+    /// docs/configuration.md's table is the reference: one row per key, with its variable, and no row for
+    /// a key that does not exist.
+    #[test]
+    fn the_documentation_has_a_row_for_every_key_and_no_other() {
+        let docs = include_str!("../../../docs/configuration.md");
+        let rows: Vec<(&str, &str)> = docs
+            .lines()
+            .filter_map(|line| {
+                let mut cells = line.split('|').map(str::trim).skip(1);
+                let key = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+                let variable = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+                variable.starts_with(ENV_PREFIX).then_some((key, variable))
+            })
+            .collect();
+        let documented: Vec<&str> = rows.iter().map(|(key, _)| *key).collect();
+        let keys: Vec<&str> = KEYS.iter().map(|key| key.name).collect();
+        assert_eq!(
+            documented, keys,
+            "docs/configuration.md's keys, in check's order"
+        );
+        for (key, variable) in rows {
+            assert_eq!(variable, format!("{ENV_PREFIX}{}", key.to_uppercase()));
         }
     }
 

@@ -32,13 +32,19 @@ pub struct WorkspaceConfig {
     pub token: Option<Token>,
 }
 
+/// Commits of the base branch a clone fetches unless configured otherwise.
+pub const DEFAULT_CLONE_DEPTH: u32 = 1;
+/// How long a clone may take unless configured otherwise.
+pub const DEFAULT_CLONE_TIMEOUT: Duration = Duration::from_mins(5);
+
 impl WorkspaceConfig {
-    /// The defaults (depth 1, 300 s, no token) with workspaces under `root`.
+    /// The defaults ([`DEFAULT_CLONE_DEPTH`], [`DEFAULT_CLONE_TIMEOUT`], no token) with workspaces under
+    /// `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
-            depth: 1,
-            clone_timeout: Duration::from_mins(5),
+            depth: DEFAULT_CLONE_DEPTH,
+            clone_timeout: DEFAULT_CLONE_TIMEOUT,
             token: None,
         }
     }

@@ -70,7 +70,7 @@ mod manager;
 mod source;
 mod workspace;
 
-pub use config::{Token, WorkspaceConfig};
+pub use config::{DEFAULT_CLONE_DEPTH, DEFAULT_CLONE_TIMEOUT, Token, WorkspaceConfig};
 pub use dir::{SweepError, Swept, sweep};
 pub use error::PrepareError;
 pub use lock::{Removal, mark_in_use, remove_unless_in_use};
