@@ -24,7 +24,6 @@ pub(crate) fn render(loaded: &Loaded) -> String {
 fn redacted(value: &str) -> String {
     fn hide(value: serde_json::Value) -> serde_json::Value {
         match value {
-            serde_json::Value::String(_) => serde_json::Value::from("<redacted>"),
             serde_json::Value::Array(items) => items.into_iter().map(hide).collect(),
             _ => serde_json::Value::from("<redacted>"),
         }
