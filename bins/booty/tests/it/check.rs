@@ -1,6 +1,6 @@
 //! `booty check` and configuration errors: exit code 2 and a message naming the key.
 
-use crate::support::check;
+use crate::support::{booty_in, check};
 
 const GOOD: &str = r#"
 webhook_secret = "check-secret-value"
@@ -169,23 +169,6 @@ fn the_sqlite_settings_are_shown_and_a_bad_level_is_named() {
         ),
         "{stderr}"
     );
-}
-
-/// `booty ARGS` in `dir` with only `env` set besides `PATH`: (exit code, stdout, stderr).
-fn booty_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let output = std::process::Command::new(crate::support::booty_bin())
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
 }
 
 #[test]

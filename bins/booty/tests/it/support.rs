@@ -414,12 +414,18 @@ pub(crate) fn serve_once(
 
 /// `booty check` with a configuration file: (exit code, stdout, stderr).
 pub(crate) fn check(dir: &Path, toml: &str, env: &[(&str, &str)]) -> (i32, String, String) {
-    let path = dir.join("check.toml");
-    std::fs::write(&path, toml).unwrap();
+    std::fs::write(dir.join("check.toml"), toml).unwrap();
+    booty_in(dir, &["check", "--config", "check.toml"], env)
+}
+
+/// `booty ARGS` in `dir` with only `env` set besides `PATH` (so nothing of the test's own environment, such
+/// as `BOOTY_TEST_POSTGRES_URL`, reaches it): (exit code, stdout, stderr).
+pub(crate) fn booty_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let output = Command::new(booty_bin())
-        .args(["check", "--config"])
-        .arg(&path)
+        .args(args)
         .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .envs(env.iter().copied())
         .output()
         .unwrap();
