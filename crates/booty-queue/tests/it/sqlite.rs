@@ -132,6 +132,16 @@ async fn side_connection(path: &Path) -> SqliteConnection {
         .unwrap()
 }
 
+/// A side connection holding SQLite's write lock (`BEGIN IMMEDIATE`) until it commits.
+async fn write_lock(path: &Path) -> SqliteConnection {
+    let mut blocker = side_connection(path).await;
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    blocker
+}
+
 /// Waits until `count` submissions wait for their answer (the writer is blocked on the side
 /// connection's lock).
 async fn wait_for_pending_inserts(store: &SqliteStore, count: usize) {
@@ -250,11 +260,7 @@ async fn concurrent_submissions_share_one_transaction() {
     let store = Arc::new(open(&path, SqliteOptions::default()).await);
     // Hold SQLite's write lock from outside, so the writer waits in its `BEGIN IMMEDIATE` while every
     // submission arrives.
-    let mut blocker = side_connection(&path).await;
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let mut blocker = write_lock(&path).await;
     let mut tasks = Vec::new();
     for n in 0..SUBMISSIONS {
         let store = Arc::clone(&store);
@@ -617,11 +623,7 @@ async fn a_job_stored_after_its_submitter_stopped_waiting_still_wakes_a_worker()
     let (_dir, path) = database();
     let store = Arc::new(open(&path, SqliteOptions::default()).await);
     let (queue, mut runs) = reporting_queue(Arc::clone(&store)).await;
-    let mut blocker = side_connection(&path).await;
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let mut blocker = write_lock(&path).await;
     // The submitter (a webhook request whose client hung up) is dropped while the writer waits.
     let submitter = tokio::spawn({
         let queue = queue.clone();
@@ -644,11 +646,7 @@ async fn a_submission_whose_deadline_passes_before_the_store_takes_it_stores_not
     let (_dir, path) = database();
     let store = Arc::new(open(&path, SqliteOptions::default()).await);
     let (queue, mut runs) = reporting_queue(Arc::clone(&store)).await;
-    let mut blocker = side_connection(&path).await;
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let mut blocker = write_lock(&path).await;
     let job = || new_job("late", 2);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
     let answer = queue.submit_before(job(), Some(deadline)).await;
