@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use booty_edge::EdgeConfig;
 use booty_event::TriggerRule;
-use booty_queue::{Backoff, MemoryLimits, PostgresOptions, SqliteOptions, Synchronous};
+use booty_queue::{Backoff, PostgresOptions, Retention, SqliteOptions, Synchronous};
 use booty_service::{JobCommand, ServiceConfig, StoreConfig};
 use booty_signature::Verifier;
 use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
@@ -161,7 +161,7 @@ impl Default for RawConfig {
             admin_allowed_hosts: Vec::new(),
             workers: 3,
             queue_capacity: 100,
-            dedupe_capacity: 10_000,
+            dedupe_capacity: booty_queue::DEFAULT_DEDUPE_CAPACITY,
             dedupe_retention_secs: 7 * 24 * 60 * 60,
             max_attempts: 3,
             retry_base_secs: booty_queue::DEFAULT_RETRY_BASE.as_secs(),
@@ -289,15 +289,14 @@ impl Config {
         config.queue.max_attempts = self.max_attempts;
         config.queue.lease = self.lease;
         config.queue.backoff = self.retry_backoff;
+        let mut retention = Retention::default();
+        retention.dedupe_capacity = self.dedupe_capacity;
         config.store = match &self.store {
-            StoreSpec::Memory => StoreConfig::Memory(MemoryLimits {
-                dedupe_capacity: self.dedupe_capacity,
-                ..MemoryLimits::default()
-            }),
+            StoreSpec::Memory => StoreConfig::Memory(retention),
             StoreSpec::Sqlite(path) => {
                 let mut options = SqliteOptions::default();
                 options.synchronous = self.sqlite_synchronous;
-                options.dedupe_capacity = self.dedupe_capacity;
+                options.retention = retention;
                 options.dedupe_retention = self.dedupe_retention;
                 StoreConfig::Sqlite {
                     path: path.clone(),
@@ -306,7 +305,7 @@ impl Config {
             }
             StoreSpec::Postgres(url) => {
                 let mut options = PostgresOptions::default();
-                options.dedupe_capacity = self.dedupe_capacity;
+                options.retention = retention;
                 StoreConfig::Postgres {
                     url: url.expose().to_owned(),
                     options,

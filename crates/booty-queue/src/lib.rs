@@ -51,6 +51,7 @@
 //! ```
 
 mod backoff;
+mod chain;
 mod config;
 mod handler;
 mod job;
@@ -64,13 +65,16 @@ pub use config::QueueConfig;
 pub use handler::{Handler, HandlerError};
 pub use job::{Job, JobId, JobSnapshot, JobState, NewJob, Submitted, UnknownState};
 pub use queue::{Queue, QueueError, ShutdownReport, StartError};
-pub use store::memory::{MemoryLimits, MemoryStats, MemoryStore};
+pub use store::memory::{MemoryStats, MemoryStore};
 #[cfg(feature = "postgres")]
 pub use store::postgres::{PostgresError, PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::{
     SqliteError, SqliteOptions, SqliteStats, SqliteStore, Synchronous, UnknownSynchronous,
 };
-pub use store::{Admission, BoxError, Claim, Lease, Outcome, Store, StoreError, Wakeups};
+pub use store::{
+    Admission, BoxError, Claim, DEFAULT_DEDUPE_CAPACITY, DEFAULT_RETAINED_FINISHED, Lease, Outcome,
+    Retention, Store, StoreError, Wakeups,
+};
 pub use time::Timestamp;
 pub use tokio_util::sync::CancellationToken;

@@ -11,12 +11,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{error, warn};
 
+use crate::chain::Chain;
 use crate::config::QueueConfig;
 use crate::handler::Handler;
 use crate::job::{JobId, JobSnapshot, NewJob, Submitted};
 use crate::store::{Admission, Store, StoreError};
 use crate::time::Clock;
-use crate::worker::{Chain, Engine, log_taken_back, sleep_until};
+use crate::worker::{Engine, log_taken_back, sleep_until};
 
 /// Submissions that may be in flight at once. Shutdown takes all of them to wait for the ones in flight
 /// and refuse the rest; the number only has to exceed any real concurrency (and fit 32-bit targets).
@@ -137,10 +138,14 @@ impl<P: Send + Sync + 'static> Queue<P> {
         let admission = Admission::new();
         let mut stored = RunToCompletion::new({
             let admission = admission.clone();
+            let delivery_id = delivery_id.clone();
             async move {
                 let answer = engine.insert(job, admission).await;
                 drop(in_flight);
-                answer
+                answer.map_err(|source| QueueError::NotRecorded {
+                    delivery_id,
+                    source,
+                })
             }
         });
         tokio::select! {
@@ -208,12 +213,17 @@ impl<P: Send + Sync + 'static> Queue<P> {
             }
         }
 
-        let mut report = std::mem::take(
+        let drained = std::mem::take(
             &mut *engine
                 .drained
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
+        let mut report = ShutdownReport {
+            finished: drained.finished,
+            cancelled: drained.cancelled,
+            abandoned: Vec::new(),
+        };
         match engine.store.close(engine.clock.now()).await {
             Ok(lost) => {
                 for job in lost {

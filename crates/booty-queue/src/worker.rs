@@ -2,8 +2,6 @@
 //! leases.
 
 use std::any::Any;
-use std::error::Error;
-use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -14,10 +12,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Level, Span, error, info, info_span, warn};
 
+use crate::chain::Chain;
 use crate::config::QueueConfig;
 use crate::handler::{DynHandler, Handler, HandlerError};
-use crate::job::{Job, JobSnapshot, JobState, NewJob, Submitted};
-use crate::queue::{QueueError, ShutdownReport};
+use crate::job::{Job, JobId, JobSnapshot, JobState, NewJob, Submitted};
 use crate::store::{Admission, Claim, DynStore, Lease, Outcome, Store, StoreError, Wakeups};
 use crate::time::Clock;
 
@@ -47,7 +45,17 @@ pub(crate) struct Engine<P> {
     /// Step 3, after `cancel_grace`: drop handlers still running.
     pub(crate) abort: CancellationToken,
     /// Attempts that ended after shutdown began.
-    pub(crate) drained: Mutex<ShutdownReport>,
+    pub(crate) drained: Mutex<Drained>,
+}
+
+/// The attempts that ended after shutdown began, for the queue's
+/// [`ShutdownReport`](crate::ShutdownReport).
+#[derive(Debug, Default)]
+pub(crate) struct Drained {
+    /// Ended on their own during the grace period.
+    pub(crate) finished: Vec<JobId>,
+    /// Ended after their cancellation token fired.
+    pub(crate) cancelled: Vec<JobId>,
 }
 
 /// One attempt of one job on one worker: its lease, and the fields of every log line about it.
@@ -105,7 +113,7 @@ impl<P: Send + Sync + 'static> Engine<P> {
             stop: CancellationToken::new(),
             cancel: CancellationToken::new(),
             abort: CancellationToken::new(),
-            drained: Mutex::new(ShutdownReport::default()),
+            drained: Mutex::new(Drained::default()),
         }
     }
 
@@ -138,17 +146,13 @@ impl<P: Send + Sync + 'static> Engine<P> {
         &self,
         job: NewJob<P>,
         admission: Admission,
-    ) -> Result<Submitted, QueueError> {
+    ) -> Result<Submitted, StoreError> {
         let (issue_number, delivery_id) = (job.issue_number, job.delivery_id.clone());
         let job = job.into_job(self.clock.now());
         let answer = self
             .store
             .insert_admitted(job, self.config.capacity, admission)
-            .await
-            .map_err(|source| QueueError::NotRecorded {
-                delivery_id: delivery_id.clone(),
-                source,
-            })?;
+            .await?;
         match &answer {
             Submitted::Accepted(job_id) => {
                 info!(job_id = %job_id, issue_number, delivery_id, "job_accepted");
@@ -413,37 +417,9 @@ pub(crate) async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Displays an error with its sources, `outer: inner: innermost`, for log fields.
-pub(crate) struct Chain<'a>(pub(crate) &'a dyn Error);
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(err) = source {
-            write!(f, ": {err}")?;
-            source = err.source();
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chain_shows_every_source() {
-        let err = StoreError::Backend {
-            store: "sqlite",
-            operation: "insert",
-            source: "disk I/O error".into(),
-        };
-        assert_eq!(
-            Chain(&err).to_string(),
-            "sqlite store: insert failed: disk I/O error"
-        );
-    }
 
     #[test]
     fn panic_messages_are_read_from_str_and_string_payloads() {

@@ -4,28 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::job::{Job, JobId, JobSnapshot, JobState, Submitted};
-use crate::store::{Claim, Lease, Outcome, Store, StoreError};
+use crate::store::{Claim, LEASE_EXPIRED, Lease, Outcome, RESTARTED, Retention, Store, StoreError};
 use crate::time::Timestamp;
-
-/// How much a [`MemoryStore`] remembers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemoryLimits {
-    /// Delivery ids remembered after their job is gone (`dedupe_capacity`), oldest forgotten first. A
-    /// delivery whose job is still stored is always a duplicate, whatever this says.
-    pub dedupe_capacity: usize,
-    /// Finished jobs (`succeeded`, `failed`, `abandoned`) kept for inspection, oldest dropped first.
-    pub retained_finished: usize,
-}
-
-impl Default for MemoryLimits {
-    /// 10,000 deliveries (design.md's `dedupe_capacity`) and 1,000 finished jobs.
-    fn default() -> Self {
-        Self {
-            dedupe_capacity: 10_000,
-            retained_finished: 1_000,
-        }
-    }
-}
 
 /// Sizes of a [`MemoryStore`]'s collections, to watch memory stay bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,22 +24,22 @@ pub struct MemoryStats {
 }
 
 /// Keeps jobs in the process's memory: no serialisation (the payload `Arc` is kept as given), no I/O, and
-/// everything bounded by [`MemoryLimits`] and the queue's capacity.
+/// everything bounded by its [`Retention`] and the queue's capacity.
 ///
 /// Jobs do not survive the process: at shutdown, unfinished ones are `abandoned` and reported. Use it for
 /// tests, for embedders that can afford to lose work, and as the yardstick the durable stores are measured
 /// against.
 #[derive(Debug)]
 pub struct MemoryStore<P> {
-    limits: MemoryLimits,
+    retention: Retention,
     state: Mutex<State<P>>,
 }
 
 impl<P> MemoryStore<P> {
-    /// An empty store with these limits.
-    pub fn new(limits: MemoryLimits) -> Self {
+    /// An empty store keeping what `retention` says.
+    pub fn new(retention: Retention) -> Self {
         Self {
-            limits,
+            retention,
             state: Mutex::new(State::default()),
         }
     }
@@ -90,7 +70,7 @@ impl<P> MemoryStore<P> {
 
 impl<P> Default for MemoryStore<P> {
     fn default() -> Self {
-        Self::new(MemoryLimits::default())
+        Self::new(Retention::default())
     }
 }
 
@@ -107,7 +87,7 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
             return Ok(Submitted::Busy);
         }
         let id = job.id.clone();
-        state.insert(job, self.limits.dedupe_capacity);
+        state.insert(job, self.retention.dedupe_capacity);
         Ok(Submitted::Accepted(id))
     }
 
@@ -136,13 +116,8 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
         let mut state = self.lock("finish")?;
         let seq = state.held(lease)?;
         state.set_lease(seq, None);
-        match outcome {
-            Outcome::Succeeded => state.finalize(seq, JobState::Succeeded, None, now),
-            Outcome::Failed { error } => state.finalize(seq, JobState::Failed, Some(error), now),
-            Outcome::Retry { at, error } => state.retry(seq, at, error),
-            Outcome::Released => state.requeue(seq),
-        }
-        state.evict_finished(self.limits.retained_finished);
+        state.apply(seq, &outcome, now);
+        state.evict_finished(self.retention.retained_finished);
         Ok(())
     }
 
@@ -153,8 +128,8 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
     ) -> Result<Vec<JobSnapshot>, StoreError> {
         let mut state = self.lock("reclaim_expired")?;
         let expired = state.leases_expiring_by(Some(now));
-        let taken = state.take_back(&expired, now, max_attempts, "its lease expired");
-        state.evict_finished(self.limits.retained_finished);
+        let taken = state.take_back(&expired, now, max_attempts, LEASE_EXPIRED);
+        state.evict_finished(self.retention.retained_finished);
         Ok(taken)
     }
 
@@ -166,8 +141,8 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
         // One process owns this store, so every running job belongs to a run that is gone.
         let mut state = self.lock("recover")?;
         let running = state.leases_expiring_by(None);
-        let taken = state.take_back(&running, now, max_attempts, "the queue restarted");
-        state.evict_finished(self.limits.retained_finished);
+        let taken = state.take_back(&running, now, max_attempts, RESTARTED);
+        state.evict_finished(self.retention.retained_finished);
         Ok(taken)
     }
 
@@ -205,7 +180,7 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
             state.finalize(seq, JobState::Abandoned, Some(error.to_owned()), now);
             abandoned.push(state.jobs[&seq].snapshot.clone());
         }
-        state.evict_finished(self.limits.retained_finished);
+        state.evict_finished(self.retention.retained_finished);
         Ok(abandoned)
     }
 }
@@ -413,15 +388,24 @@ impl<P> State<P> {
         for &seq in seqs {
             self.set_lease(seq, None);
             let attempts = self.jobs[&seq].snapshot.attempts;
-            if attempts >= max_attempts {
-                let error = format!("attempt {attempts} of {max_attempts} was lost: {why}");
-                self.finalize(seq, JobState::Failed, Some(error), now);
-            } else {
-                self.requeue(seq);
-            }
+            self.apply(seq, &Outcome::taken_back(attempts, max_attempts, why), now);
             taken.push(self.jobs[&seq].snapshot.clone());
         }
         taken
+    }
+
+    /// Puts a job whose lease was dropped in the state `outcome` leads to.
+    fn apply(&mut self, seq: u64, outcome: &Outcome, now: Timestamp) {
+        let state = outcome.state();
+        let error = outcome.error_update().map(|error| error.map(str::to_owned));
+        if state.is_final() {
+            let error = error.unwrap_or_else(|| self.jobs[&seq].snapshot.error.clone());
+            self.finalize(seq, state, error, now);
+        } else if let Some(at) = outcome.retry_at() {
+            self.retry(seq, at, error.flatten());
+        } else {
+            self.requeue(seq);
+        }
     }
 
     /// A job that was first in its lane goes back to `queued`, still first.
@@ -430,7 +414,7 @@ impl<P> State<P> {
         self.ready.insert(seq);
     }
 
-    fn retry(&mut self, seq: u64, at: Timestamp, error: String) {
+    fn retry(&mut self, seq: u64, at: Timestamp, error: Option<String>) {
         self.set_state(seq, JobState::Retrying);
         let snapshot = &mut self
             .jobs
@@ -438,7 +422,7 @@ impl<P> State<P> {
             .expect("retried job is stored")
             .snapshot;
         snapshot.retry_at = Some(at);
-        snapshot.error = Some(error);
+        snapshot.error = error;
         self.delayed.insert((at, seq));
     }
 

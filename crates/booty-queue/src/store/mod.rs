@@ -8,6 +8,7 @@ mod dynamic;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+mod retention;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -20,11 +21,12 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::job::{Job, JobId, JobSnapshot, Submitted};
+use crate::job::{Job, JobId, JobSnapshot, JobState, Submitted};
 use crate::time::Timestamp;
 
 pub use admission::Admission;
 pub(crate) use dynamic::DynStore;
+pub use retention::{DEFAULT_DEDUPE_CAPACITY, DEFAULT_RETAINED_FINISHED, Retention};
 
 /// Where jobs live: the memory store, or a database shared by several processes.
 ///
@@ -208,6 +210,61 @@ pub enum Outcome {
     /// abandoned when the store closes (memory).
     Released,
 }
+
+impl Outcome {
+    /// The state a job is in once this outcome is recorded: `succeeded`, `failed`, `retrying` or
+    /// `queued`. Every store records the state this says; it is the one place that decides it.
+    pub fn state(&self) -> JobState {
+        match self {
+            Self::Succeeded => JobState::Succeeded,
+            Self::Failed { .. } => JobState::Failed,
+            Self::Retry { .. } => JobState::Retrying,
+            Self::Released => JobState::Queued,
+        }
+    }
+
+    /// Whether the job is done for good once this is recorded.
+    pub fn is_final(&self) -> bool {
+        self.state().is_final()
+    }
+
+    /// When the next attempt may start (`Retry` only).
+    pub fn retry_at(&self) -> Option<Timestamp> {
+        match self {
+            Self::Retry { at, .. } => Some(*at),
+            _ => None,
+        }
+    }
+
+    /// What becomes of the job's `error`: `Some(error)` replaces it (`Some(None)` clears it, on success),
+    /// `None` keeps it as it was (`Released`: the last attempt's error still explains the job).
+    pub fn error_update(&self) -> Option<Option<&str>> {
+        match self {
+            Self::Succeeded => Some(None),
+            Self::Failed { error } | Self::Retry { error, .. } => Some(Some(error)),
+            Self::Released => None,
+        }
+    }
+
+    /// What becomes of a running job whose attempt was lost (`why`: its lease expired, the queue
+    /// restarted): `Released` back to the head of its lane, or `Failed` with an error naming the lost
+    /// attempt if it was the `max_attempts`th, so a job that kills its process cannot loop forever.
+    pub(crate) fn taken_back(attempts: u32, max_attempts: u32, why: &str) -> Self {
+        if attempts >= max_attempts {
+            Self::Failed {
+                error: format!("attempt {attempts} of {max_attempts} was lost: {why}"),
+            }
+        } else {
+            Self::Released
+        }
+    }
+}
+
+/// Why a store takes back a running job in [`Store::reclaim_expired`].
+pub(crate) const LEASE_EXPIRED: &str = "its lease expired";
+
+/// Why a store takes back a running job in [`Store::recover`].
+pub(crate) const RESTARTED: &str = "the queue restarted";
 
 /// Extra ways a store can wake the engine's idle workers; see [`Store::wakeups`].
 #[derive(Debug, Clone, Default)]

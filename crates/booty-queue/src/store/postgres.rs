@@ -63,7 +63,7 @@ use crate::job::{Job, JobSnapshot, Submitted};
 use crate::store::{Admission, Claim, Lease, Outcome, Store, StoreError, Wakeups};
 use crate::time::Timestamp;
 
-use crate::store::sql::{bigint, snapshot, snapshot_columns};
+use crate::store::sql::{self, SqlStore, bigint, snapshot, snapshot_columns};
 use insert::insert_lock;
 use listen::Listener;
 use retry::{Failure, Health, Patience, Retry};
@@ -131,7 +131,7 @@ impl PostgresStore {
             host: connect.get_host().to_owned(),
             port: connect.get_port(),
             database: database_name(&connect),
-            source: retry::cause(source),
+            source: sql::cause(source, retry::CODE),
         };
 
         // A connection of its own first: its error says what is wrong (refused, authentication, no such
@@ -243,7 +243,7 @@ where
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Claim<P>, StoreError> {
-        self.claim_job(owner, now, lease_until).await
+        sql::claim(self, owner, now, lease_until).await
     }
 
     async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
@@ -256,7 +256,7 @@ where
         outcome: Outcome,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.record(lease, outcome, now).await
+        SqlStore::record(self, lease, &outcome, now).await
     }
 
     async fn reclaim_expired(

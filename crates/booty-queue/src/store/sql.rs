@@ -4,15 +4,77 @@
 //! Both stores lay their `booty_jobs` table out alike (the same column names and meanings, see their
 //! migrations), so one reader serves both.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::{ColumnIndex, Decode, Row, Type};
+use tracing::error;
 
+use crate::chain::Chain;
 use crate::job::{Job, JobId, JobSnapshot, JobState};
-use crate::store::{BoxError, StoreError};
+use crate::store::{BoxError, Claim, Lease, Outcome, StoreError};
 use crate::time::Timestamp;
+
+/// What one claim found: a job, its payload still the stored JSON, or nothing runnable and when the
+/// earliest retry falls due.
+pub(super) enum Claimed {
+    Job(Job<String>),
+    Idle(Option<Timestamp>),
+}
+
+/// The part of claiming and recording each SQL store writes in its own dialect; [`claim`] is the rest,
+/// written once for both.
+pub(super) trait SqlStore: Sync {
+    /// Takes the earliest runnable head of a lane, as `Store::claim` describes, without decoding it.
+    fn claim_row(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> impl Future<Output = Result<Claimed, StoreError>> + Send;
+
+    /// `Store::finish`.
+    fn record(
+        &self,
+        lease: &Lease,
+        outcome: &Outcome,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// `Store::claim` for a SQL store: takes the next runnable job and deserializes its payload; a job whose
+/// payload does not deserialize (say, after a change to `P`) can never run, so it fails at once with the
+/// reason as its error, and the next one is taken.
+pub(super) async fn claim<P: DeserializeOwned, S: SqlStore>(
+    store: &S,
+    owner: &str,
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<Claim<P>, StoreError> {
+    loop {
+        let job = match store.claim_row(owner, now, lease_until).await? {
+            Claimed::Job(job) => job,
+            Claimed::Idle(next_retry_at) => return Ok(Claim::Idle { next_retry_at }),
+        };
+        let (job, error) = match decode_payload(job) {
+            Ok(job) => return Ok(Claim::Job(job)),
+            Err(undecodable) => *undecodable,
+        };
+        let lease = Lease {
+            job_id: job.id.clone(),
+            owner: owner.to_owned(),
+            attempt: job.attempt,
+        };
+        error!(job_id = %job.id, issue_number = job.issue_number, delivery_id = job.delivery_id,
+            attempt = job.attempt, error, "job_failed");
+        if let Err(err) = store.record(&lease, &Outcome::Failed { error }, now).await {
+            error!(job_id = %job.id, issue_number = job.issue_number, delivery_id = job.delivery_id,
+                attempt = job.attempt, error = %Chain(&err), "job_not_recorded");
+        }
+    }
+}
 
 /// The columns [`snapshot`] reads, for `SELECT` and `RETURNING` lists.
 macro_rules! snapshot_columns {
@@ -151,6 +213,20 @@ pub(super) fn decode_payload<P: DeserializeOwned>(
             let error = format!("the stored payload does not deserialize: {err}");
             Err(Box::new((job, error)))
         }
+    }
+}
+
+/// What went wrong, said once: sqlx's own messages repeat their source (`error returned from database:
+/// X: X`), which an error chain would print twice. A database error is its message and its code, which
+/// the backend calls `code` (`SQLite code`, `SQLSTATE`).
+pub(super) fn cause(err: sqlx::Error, code: &str) -> BoxError {
+    match err {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(number) => format!("{} ({code} {number})", db.message()).into(),
+            None => db.message().into(),
+        },
+        sqlx::Error::Io(io) => Box::new(io),
+        other => Box::new(other),
     }
 }
 

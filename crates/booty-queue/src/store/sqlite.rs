@@ -53,15 +53,18 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use crate::chain::Chain;
 use crate::job::{Job, JobSnapshot, Submitted};
-use crate::store::sql::{self, bigint, millis, snapshot, snapshot_columns};
-use crate::store::{Admission, BoxError, Claim, Lease, Outcome, Store, StoreError};
+use crate::store::sql::{self, SqlStore, bigint, millis, snapshot, snapshot_columns};
+use crate::store::{Admission, Claim, Lease, Outcome, Store, StoreError};
 use crate::time::Timestamp;
-use crate::worker::Chain;
 
 use writer::{Pending, Writer};
 
 pub use options::{SqliteError, SqliteOptions, Synchronous, UnknownSynchronous};
+
+/// What SQLite calls its error codes, in messages.
+const CODE: &str = "SQLite code";
 
 /// Submissions waiting for the writer at most; more wait for room (a bound, not a limit anyone meets:
 /// the edge caps connections far below it).
@@ -355,7 +358,7 @@ where
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Claim<P>, StoreError> {
-        self.claim_job(owner, now, lease_until).await
+        sql::claim(self, owner, now, lease_until).await
     }
 
     async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
@@ -368,7 +371,7 @@ where
         outcome: Outcome,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.record(lease, &outcome, now).await
+        SqlStore::record(self, lease, &outcome, now).await
     }
 
     async fn reclaim_expired(
@@ -478,28 +481,16 @@ fn open_error(path: &Path, err: sqlx::Error) -> SqliteError {
     match primary_code(&err) {
         Some(5 | 6) => SqliteError::Locked {
             path,
-            source: cause(err),
+            source: sql::cause(err, CODE),
         },
         Some(11 | 26) => SqliteError::Corrupt {
             path,
-            source: cause(err),
+            source: sql::cause(err, CODE),
         },
         _ => SqliteError::Open {
             path,
-            source: cause(err),
+            source: sql::cause(err, CODE),
         },
-    }
-}
-
-/// What went wrong, said once: SQLite's message and its result code.
-pub(super) fn cause(err: sqlx::Error) -> BoxError {
-    match err {
-        sqlx::Error::Database(db) => match db.code() {
-            Some(code) => format!("{} (SQLite code {code})", db.message()).into(),
-            None => db.message().into(),
-        },
-        sqlx::Error::Io(io) => Box::new(io),
-        other => Box::new(other),
     }
 }
 
@@ -508,7 +499,7 @@ pub(super) fn backend(operation: &'static str, err: sqlx::Error) -> StoreError {
     StoreError::Backend {
         store: "sqlite",
         operation,
-        source: cause(err),
+        source: sql::cause(err, CODE),
     }
 }
 

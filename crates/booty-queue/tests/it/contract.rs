@@ -36,6 +36,13 @@ pub(crate) struct Limits {
     pub(crate) retained_finished: usize,
 }
 
+impl Limits {
+    /// The store's retention with exactly these bounds.
+    pub(crate) fn retention(self) -> booty_queue::Retention {
+        booty_queue::Retention::new(self.dedupe_capacity, self.retained_finished)
+    }
+}
+
 /// What the contract may expect of a store at start-up and close.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Kind {

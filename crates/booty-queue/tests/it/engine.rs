@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use booty_queue::{
-    CancellationToken, Claim, HandlerError, Job, JobId, JobState, MemoryLimits, MemoryStore,
-    NewJob, Outcome, Queue, QueueConfig, QueueError, StartError, Store, Submitted, Timestamp,
+    CancellationToken, Claim, HandlerError, Job, JobId, JobState, MemoryStore, NewJob, Outcome,
+    Queue, QueueConfig, QueueError, Retention, StartError, Store, Submitted, Timestamp,
 };
 use tokio::sync::{Barrier, Notify, mpsc};
 use tokio::time::Instant;
@@ -660,11 +660,7 @@ async fn bad_input_and_bad_settings_are_refused_with_their_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_bounded_after_a_million_distinct_submissions() {
     const SUBMISSIONS: u64 = 1_000_000;
-    let limits = MemoryLimits {
-        dedupe_capacity: 16,
-        retained_finished: 8,
-    };
-    let memory = Arc::new(MemoryStore::new(limits));
+    let memory = Arc::new(MemoryStore::new(Retention::new(16, 8)));
     let handler = |_: Job<u64>, _: CancellationToken| async { Ok(()) };
     let mut config = config(2);
     config.capacity = 4;

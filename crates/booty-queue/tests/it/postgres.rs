@@ -23,8 +23,7 @@ crate::contract::store_contract_tests!(
     |limits: Limits| async move {
         let schema = TestSchema::new();
         let mut options = schema.options();
-        options.dedupe_capacity = limits.dedupe_capacity;
-        options.retained_finished = limits.retained_finished;
+        options.retention = limits.retention();
         let store = schema.connect(options).await;
         Guarded {
             store,

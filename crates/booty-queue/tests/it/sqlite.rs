@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use booty_queue::{
     CancellationToken, Claim, Job, JobId, JobState, NewJob, Outcome, Queue, QueueConfig,
-    QueueError, SqliteError, SqliteOptions, SqliteStore, Store, StoreError, Submitted, Timestamp,
+    QueueError, Retention, SqliteError, SqliteOptions, SqliteStore, Store, StoreError, Submitted,
+    Timestamp,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
@@ -20,8 +21,7 @@ crate::contract::store_contract_tests!(
     |limits: Limits| async move {
         let dir = tempfile::tempdir().unwrap();
         let mut options = SqliteOptions::default();
-        options.dedupe_capacity = limits.dedupe_capacity;
-        options.retained_finished = limits.retained_finished;
+        options.retention = limits.retention();
         options.dedupe_retention = Duration::ZERO;
         let store = SqliteStore::open(dir.path().join("booty.db"), options)
             .await
@@ -70,9 +70,8 @@ async fn open(path: &Path, options: SqliteOptions) -> SqliteStore {
 /// Options with the count window and retention given, everything else default.
 fn options(dedupe_capacity: usize, retention: Duration, retained_finished: usize) -> SqliteOptions {
     let mut options = SqliteOptions::default();
-    options.dedupe_capacity = dedupe_capacity;
+    options.retention = Retention::new(dedupe_capacity, retained_finished);
     options.dedupe_retention = retention;
-    options.retained_finished = retained_finished;
     options
 }
 

@@ -9,10 +9,10 @@ use tracing::warn;
 
 use super::PostgresStore;
 use super::retry::{Failure, Patience};
+use crate::chain::Chain;
 use crate::job::{Job, JobId, Submitted};
 use crate::store::sql::{self, bigint, millis};
 use crate::store::{Admission, StoreError};
-use crate::worker::Chain;
 
 /// Deliveries older than the dedupe window are deleted once every this many accepted inserts of a
 /// process (whether a delivery is still remembered is decided exactly at insert time, whatever is left).
@@ -76,7 +76,7 @@ impl PostgresStore {
         )
         .bind(&job.delivery_id)
         .bind(job.id.as_str())
-        .bind(bigint(self.options.dedupe_capacity))
+        .bind(bigint(self.options.retention.dedupe_capacity))
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(id) = duplicate {
@@ -127,7 +127,7 @@ impl PostgresStore {
               WHERE d.seq <= (SELECT seq FROM booty_deliveries ORDER BY seq DESC OFFSET $1 LIMIT 1)
                 AND NOT EXISTS (SELECT 1 FROM booty_jobs AS j WHERE j.delivery_id = d.delivery_id)",
         )
-        .bind(bigint(self.options.dedupe_capacity))
+        .bind(bigint(self.options.retention.dedupe_capacity))
         .execute(&self.pool)
         .await;
         if let Err(err) = forgotten {

@@ -7,10 +7,43 @@ use super::PostgresStore;
 use super::retry::Failure;
 use crate::job::JobSnapshot;
 use crate::store::sql::{bigint, millis, snapshot, snapshot_columns};
-use crate::store::{Lease, Outcome, StoreError};
+use crate::store::{LEASE_EXPIRED, Lease, Outcome, StoreError};
 use crate::time::Timestamp;
 
 impl PostgresStore {
+    /// `finish`: records `outcome`, retrying a lost connection without ever recording it twice.
+    ///
+    /// A try that failed may have been applied anyway (the connection died after the server committed),
+    /// and simply running it again would then answer `LeaseLost`, and the job would run again once its
+    /// lease expired. So after a failed try, the next one first looks at the job: already showing this
+    /// outcome for this lease means it was recorded; still running under the lease means it was not.
+    pub(super) async fn finish_job(
+        &self,
+        lease: &Lease,
+        outcome: &Outcome,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut uncertain = false;
+        with_retry!(self.retry("finish", self.patient()), async {
+            if uncertain {
+                match self.recorded(lease, outcome).await? {
+                    Some(true) => return Ok(()),
+                    Some(false) => {}
+                    None => return Err(Failure::Store(StoreError::lease_lost(lease))),
+                }
+            }
+            let written = self.write_outcome(lease, outcome, now).await;
+            match written {
+                // Checked on the next try, so even a failed COMMIT can be retried safely.
+                Err(Failure::Sql(err) | Failure::Commit(err)) => {
+                    uncertain = true;
+                    Err(Failure::Sql(err))
+                }
+                other => other,
+            }
+        })
+    }
+
     /// `renew`: extends the lease if the job still runs under it.
     pub(super) async fn renew_lease(
         &self,
@@ -36,39 +69,6 @@ impl PostgresStore {
         })
     }
 
-    /// `finish`: records `outcome`, retrying a lost connection without ever recording it twice.
-    ///
-    /// A try that failed may have been applied anyway (the connection died after the server committed),
-    /// and simply running it again would then answer `LeaseLost`, and the job would run again once its
-    /// lease expired. So after a failed try, the next one first looks at the job: already showing this
-    /// outcome for this lease means it was recorded; still running under the lease means it was not.
-    pub(super) async fn record(
-        &self,
-        lease: &Lease,
-        outcome: Outcome,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let mut uncertain = false;
-        with_retry!(self.retry("finish", self.patient()), async {
-            if uncertain {
-                match self.recorded(lease, &outcome).await? {
-                    Some(true) => return Ok(()),
-                    Some(false) => {}
-                    None => return Err(Failure::Store(StoreError::lease_lost(lease))),
-                }
-            }
-            let written = self.write_outcome(lease, &outcome, now).await;
-            match written {
-                // Checked on the next try, so even a failed COMMIT can be retried safely.
-                Err(Failure::Sql(err) | Failure::Commit(err)) => {
-                    uncertain = true;
-                    Err(Failure::Sql(err))
-                }
-                other => other,
-            }
-        })
-    }
-
     /// Whether `outcome` is recorded for `lease` (`Some(true)`), not yet, the job still running under it
     /// (`Some(false)`), or the lease is gone (`None`).
     async fn recorded(&self, lease: &Lease, outcome: &Outcome) -> Result<Option<bool>, Failure> {
@@ -80,8 +80,7 @@ impl PostgresStore {
         let Some(row) = row else {
             // Gone: only a final job is ever deleted, so a final outcome was recorded (and the job
             // since dropped by the retention bound).
-            let is_final = matches!(outcome, Outcome::Succeeded | Outcome::Failed { .. });
-            return Ok(is_final.then_some(true));
+            return Ok(outcome.is_final().then_some(true));
         };
         let state: String = row.try_get("state")?;
         let owner: Option<String> = row.try_get("lease_owner")?;
@@ -91,15 +90,9 @@ impl PostgresStore {
         {
             return Ok(None);
         }
-        let expected = match outcome {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed { .. } => "failed",
-            Outcome::Retry { .. } => "retrying",
-            Outcome::Released => "queued",
-        };
         Ok(match state.as_str() {
             "running" => Some(false),
-            state if state == expected => Some(true),
+            state if state == outcome.state().as_str() => Some(true),
             _ => None,
         })
     }
@@ -111,67 +104,25 @@ impl PostgresStore {
         outcome: &Outcome,
         now: Timestamp,
     ) -> Result<(), Failure> {
-        let attempt = i64::from(lease.attempt);
-        let lost = || Failure::Store(StoreError::lease_lost(lease));
-        let (state, error) = match outcome {
-            Outcome::Succeeded => ("succeeded", None),
-            Outcome::Failed { error } => ("failed", Some(error)),
-            Outcome::Retry { at, error } => {
-                let held = sqlx::query(
-                    "UPDATE booty_jobs
-                        SET state = 'retrying', retry_at_ms = $4, error = $5, lease_until_ms = NULL
-                      WHERE job_id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3",
-                )
-                .bind(lease.job_id.as_str())
-                .bind(&lease.owner)
-                .bind(attempt)
-                .bind(millis(*at))
-                .bind(error)
-                .execute(&self.pool)
-                .await?;
-                return if held.rows_affected() == 1 {
-                    Ok(())
-                } else {
-                    Err(lost())
-                };
-            }
-            Outcome::Released => {
-                let held = sqlx::query(
-                    "UPDATE booty_jobs SET state = 'queued', lease_until_ms = NULL
-                      WHERE job_id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3",
-                )
-                .bind(lease.job_id.as_str())
-                .bind(&lease.owner)
-                .bind(attempt)
-                .execute(&self.pool)
-                .await?;
-                return if held.rows_affected() == 1 {
-                    Ok(())
-                } else {
-                    Err(lost())
-                };
-            }
-        };
         let mut tx = self.pool.begin().await?;
-        let held = sqlx::query(
-            "UPDATE booty_jobs
-                SET state = $4, finished_at_ms = $5, error = $6, payload = NULL, lease_until_ms = NULL,
-                    retry_at_ms = NULL, finished_seq = nextval('booty_jobs_finished_seq')
-              WHERE job_id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3",
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM booty_jobs
+              WHERE job_id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3
+              FOR UPDATE",
         )
         .bind(lease.job_id.as_str())
         .bind(&lease.owner)
-        .bind(attempt)
-        .bind(state)
-        .bind(millis(now))
-        .bind(error)
-        .execute(&mut *tx)
+        .bind(i64::from(lease.attempt))
+        .fetch_optional(&mut *tx)
         .await?;
-        if held.rows_affected() != 1 {
+        let Some(seq) = held else {
             tx.rollback().await?;
-            return Err(lost());
+            return Err(Failure::Store(StoreError::lease_lost(lease)));
+        };
+        apply(&mut tx, seq, outcome, now, false).await?;
+        if outcome.is_final() {
+            self.evict_finished(&mut tx).await?;
         }
-        self.evict_finished(&mut tx).await?;
         tx.commit().await.map_err(Failure::Commit)
     }
 
@@ -187,7 +138,7 @@ impl PostgresStore {
                                           ORDER BY finished_seq DESC OFFSET $1 LIMIT 1)
                   FOR UPDATE SKIP LOCKED)",
         )
-        .bind(bigint(self.options.retained_finished))
+        .bind(bigint(self.options.retention.retained_finished))
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -200,39 +151,63 @@ impl PostgresStore {
         max_attempts: u32,
     ) -> Result<Vec<JobSnapshot>, Failure> {
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(concat!(
-            "WITH expired AS (
-                 SELECT seq FROM booty_jobs
-                  WHERE state = 'running' AND lease_until_ms <= $1
-                  FOR UPDATE SKIP LOCKED
-             ), taken AS (
-                 UPDATE booty_jobs AS j
-                    SET state = CASE WHEN j.attempts >= $2 THEN 'failed' ELSE 'queued' END,
-                        lease_owner = NULL, lease_until_ms = NULL,
-                        finished_at_ms = CASE WHEN j.attempts >= $2 THEN $1 END,
-                        error = CASE WHEN j.attempts >= $2
-                                     THEN format('attempt %s of %s was lost: its lease expired', j.attempts, $2)
-                                     ELSE j.error END,
-                        payload = CASE WHEN j.attempts >= $2 THEN NULL ELSE j.payload END,
-                        finished_seq = CASE WHEN j.attempts >= $2
-                                            THEN nextval('booty_jobs_finished_seq') END
-                   FROM expired
-                  WHERE j.seq = expired.seq
-                 RETURNING j.*
-             )
-             SELECT ",
-            snapshot_columns!(),
-            " FROM taken ORDER BY seq"
-        ))
+        let expired: Vec<(i64, i32)> = sqlx::query_as(
+            "SELECT seq, attempts FROM booty_jobs
+              WHERE state = 'running' AND lease_until_ms <= $1
+              ORDER BY seq
+              FOR UPDATE SKIP LOCKED",
+        )
         .bind(millis(now))
-        .bind(i64::from(max_attempts))
         .fetch_all(&mut *tx)
         .await?;
-        let taken = rows.iter().map(snapshot).collect::<Result<Vec<_>, _>>()?;
+        let mut taken = Vec::with_capacity(expired.len());
+        for (seq, attempts) in expired {
+            let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+            let outcome = Outcome::taken_back(attempts, max_attempts, LEASE_EXPIRED);
+            taken.push(apply(&mut tx, seq, &outcome, now, true).await?);
+        }
         if taken.iter().any(|job| job.state.is_final()) {
             self.evict_finished(&mut tx).await?;
         }
         tx.commit().await.map_err(Failure::Commit)?;
         Ok(taken)
     }
+}
+
+/// Puts job `seq`, whose attempt is over, in the state `outcome` leads to, and drops its lease (and the
+/// owner too when `disown`: a job taken back from a lost attempt; a recorded outcome keeps it, so a
+/// retried `finish` can tell its own write). A final job is finished now, numbered in finishing order,
+/// its payload dropped.
+async fn apply(
+    tx: &mut Transaction<'_, Postgres>,
+    seq: i64,
+    outcome: &Outcome,
+    now: Timestamp,
+    disown: bool,
+) -> Result<JobSnapshot, sqlx::Error> {
+    let error = outcome.error_update();
+    let row = sqlx::query(concat!(
+        "UPDATE booty_jobs
+            SET state = $2, lease_until_ms = NULL,
+                lease_owner = CASE WHEN $3 THEN NULL ELSE lease_owner END,
+                error = CASE WHEN $4 THEN $5 ELSE error END,
+                retry_at_ms = $6,
+                finished_at_ms = CASE WHEN $7 THEN $8 END,
+                finished_seq = CASE WHEN $7 THEN nextval('booty_jobs_finished_seq') END,
+                payload = CASE WHEN $7 THEN NULL ELSE payload END
+          WHERE seq = $1
+         RETURNING ",
+        snapshot_columns!()
+    ))
+    .bind(seq)
+    .bind(outcome.state().as_str())
+    .bind(disown)
+    .bind(error.is_some())
+    .bind(error.flatten())
+    .bind(outcome.retry_at().map(millis))
+    .bind(outcome.is_final())
+    .bind(millis(now))
+    .fetch_one(&mut **tx)
+    .await?;
+    snapshot(&row)
 }

@@ -1,54 +1,80 @@
 //! Claims and leases: taking the next runnable job, renewing its lease, recording how an attempt ended,
 //! taking back expired or orphaned jobs, and the finished-job retention bound.
 
-use serde::de::DeserializeOwned;
 use sqlx::SqliteConnection;
-use tracing::error;
 
 use super::connection::Tx;
 use super::{SqliteStore, backend};
 use crate::job::{Job, JobSnapshot};
-use crate::store::sql::{self, bigint, millis, snapshot, snapshot_columns, timestamp};
-use crate::store::{Claim, Lease, Outcome, StoreError};
+use crate::store::sql::{
+    self, Claimed, SqlStore, bigint, millis, snapshot, snapshot_columns, timestamp,
+};
+use crate::store::{LEASE_EXPIRED, Lease, Outcome, RESTARTED, StoreError};
 use crate::time::Timestamp;
-use crate::worker::Chain;
 
-impl SqliteStore {
-    /// `claim`: takes the next runnable job and deserializes its payload; a job whose payload does not
-    /// deserialize is failed, and the next one taken.
-    pub(super) async fn claim_job<P: DeserializeOwned>(
+impl SqlStore for SqliteStore {
+    async fn claim_row(
         &self,
         owner: &str,
         now: Timestamp,
         lease_until: Timestamp,
-    ) -> Result<Claim<P>, StoreError> {
-        loop {
-            self.files.check("claim")?;
-            let claimed = self
-                .try_claim(owner, now, lease_until)
-                .await
-                .map_err(|err| backend("claim", err))?;
-            let Some(job) = claimed else {
-                let next: Option<i64> = sqlx::query_scalar(
-                    "SELECT min(retry_at_ms) FROM booty_jobs WHERE state = 'retrying'",
-                )
+    ) -> Result<Claimed, StoreError> {
+        self.files.check("claim")?;
+        let claimed = self
+            .try_claim(owner, now, lease_until)
+            .await
+            .map_err(|err| backend("claim", err))?;
+        if let Some(job) = claimed {
+            return Ok(Claimed::Job(job));
+        }
+        let next: Option<i64> =
+            sqlx::query_scalar("SELECT min(retry_at_ms) FROM booty_jobs WHERE state = 'retrying'")
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|err| backend("claim", err))?;
-                return Ok(Claim::Idle {
-                    next_retry_at: next.map(timestamp),
-                });
-            };
-            match sql::decode_payload(job) {
-                Ok(job) => return Ok(Claim::Job(job)),
-                Err(undecodable) => {
-                    let (job, error) = *undecodable;
-                    self.fail_undecodable(&job, owner, error, now).await;
-                }
-            }
-        }
+        Ok(Claimed::Idle(next.map(timestamp)))
     }
 
+    /// `finish`: records `outcome` if the job still runs under `lease`, in one transaction with the
+    /// retention bound when the job becomes final.
+    async fn record(
+        &self,
+        lease: &Lease,
+        outcome: &Outcome,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.files.check("finish")?;
+        let written = async {
+            let mut tx = Tx::begin(&self.pool).await?;
+            let held: Option<i64> = sqlx::query_scalar(
+                "SELECT seq FROM booty_jobs
+                  WHERE job_id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
+            )
+            .bind(lease.job_id.as_str())
+            .bind(&lease.owner)
+            .bind(i64::from(lease.attempt))
+            .fetch_optional(tx.connection())
+            .await?;
+            let Some(seq) = held else {
+                tx.rollback().await?;
+                return Ok(false);
+            };
+            apply(tx.connection(), seq, outcome, now, false).await?;
+            if outcome.is_final() {
+                self.evict_finished(tx.connection()).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        };
+        match written.await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StoreError::lease_lost(lease)),
+            Err(err) => Err(backend("finish", err)),
+        }
+    }
+}
+
+impl SqliteStore {
     /// The earliest runnable head of a lane, taken in one statement; its payload still the stored JSON.
     ///
     /// In a transaction of its own, so the claim counts only once `COMMIT` said so: on its own, the
@@ -88,28 +114,6 @@ impl SqliteStore {
         Ok(job)
     }
 
-    /// A claimed job whose payload does not deserialize can never run: it fails at once, with the reason.
-    async fn fail_undecodable(
-        &self,
-        job: &Job<String>,
-        owner: &str,
-        error: String,
-        now: Timestamp,
-    ) {
-        let lease = Lease {
-            job_id: job.id.clone(),
-            owner: owner.to_owned(),
-            attempt: job.attempt,
-        };
-        error!(job_id = %job.id, issue_number = job.issue_number, delivery_id = job.delivery_id,
-            attempt = job.attempt, error, "job_failed");
-        let recorded = self.record(&lease, &Outcome::Failed { error }, now).await;
-        if let Err(err) = recorded {
-            error!(job_id = %job.id, issue_number = job.issue_number, delivery_id = job.delivery_id,
-                attempt = job.attempt, error = %Chain(&err), "job_not_recorded");
-        }
-    }
-
     /// `renew`: extends the lease if the job still runs under it.
     pub(super) async fn renew_lease(
         &self,
@@ -139,64 +143,6 @@ impl SqliteStore {
         }
     }
 
-    /// `finish`: records `outcome` if the job still runs under `lease`, in one transaction with the
-    /// retention bound when the job becomes final.
-    pub(super) async fn record(
-        &self,
-        lease: &Lease,
-        outcome: &Outcome,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let (state, error, retry_at) = match outcome {
-            Outcome::Succeeded => ("succeeded", None, None),
-            Outcome::Failed { error } => ("failed", Some(error.as_str()), None),
-            Outcome::Retry { at, error } => ("retrying", Some(error.as_str()), Some(millis(*at))),
-            Outcome::Released => ("queued", None, None),
-        };
-        let is_final = matches!(outcome, Outcome::Succeeded | Outcome::Failed { .. });
-        self.files.check("finish")?;
-        let written = async {
-            let mut tx = Tx::begin(&self.pool).await?;
-            // Final: finished now, numbered in finishing order, payload dropped. Retry: `retrying`
-            // until `retry_at`, error kept. Released: back to `queued`, error as it was.
-            let held = sqlx::query(
-                "UPDATE booty_jobs
-                    SET state = ?4, lease_until_ms = NULL,
-                        error = CASE WHEN ?4 = 'queued' THEN error ELSE ?5 END,
-                        retry_at_ms = ?6,
-                        finished_at_ms = CASE WHEN ?7 THEN ?8 END,
-                        finished_seq = CASE WHEN ?7
-                            THEN (SELECT coalesce(max(finished_seq), 0) + 1 FROM booty_jobs) END,
-                        payload = CASE WHEN ?7 THEN NULL ELSE payload END
-                  WHERE job_id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
-            )
-            .bind(lease.job_id.as_str())
-            .bind(&lease.owner)
-            .bind(i64::from(lease.attempt))
-            .bind(state)
-            .bind(error)
-            .bind(retry_at)
-            .bind(is_final)
-            .bind(millis(now))
-            .execute(tx.connection())
-            .await?;
-            if held.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            if is_final {
-                self.evict_finished(tx.connection()).await?;
-            }
-            tx.commit().await?;
-            Ok(true)
-        };
-        match written.await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(StoreError::lease_lost(lease)),
-            Err(err) => Err(backend("finish", err)),
-        }
-    }
-
     /// Drops the finished jobs beyond the newest `retained_finished`, in the transaction that made one
     /// final.
     async fn evict_finished(&self, connection: &mut SqliteConnection) -> Result<(), sqlx::Error> {
@@ -206,7 +152,7 @@ impl SqliteStore {
                 AND finished_seq <= (SELECT finished_seq FROM booty_jobs WHERE finished_seq IS NOT NULL
                                       ORDER BY finished_seq DESC LIMIT 1 OFFSET ?1)",
         )
-        .bind(bigint(self.options.retained_finished))
+        .bind(bigint(self.options.retention.retained_finished))
         .execute(connection)
         .await?;
         Ok(())
@@ -221,12 +167,12 @@ impl SqliteStore {
         max_attempts: u32,
     ) -> Result<Vec<JobSnapshot>, sqlx::Error> {
         let why = match expired_by {
-            Some(_) => "its lease expired",
-            None => "the queue restarted",
+            Some(_) => LEASE_EXPIRED,
+            None => RESTARTED,
         };
         let mut tx = Tx::begin(&self.pool).await?;
-        let running: Vec<i64> = sqlx::query_scalar(
-            "SELECT seq FROM booty_jobs
+        let running: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT seq, attempts FROM booty_jobs
               WHERE state = 'running' AND (?1 IS NULL OR lease_until_ms <= ?1)
               ORDER BY seq",
         )
@@ -234,29 +180,10 @@ impl SqliteStore {
         .fetch_all(tx.connection())
         .await?;
         let mut taken = Vec::with_capacity(running.len());
-        for seq in running {
-            let row = sqlx::query(concat!(
-                "UPDATE booty_jobs
-                    SET state = CASE WHEN attempts >= ?2 THEN 'failed' ELSE 'queued' END,
-                        lease_owner = NULL, lease_until_ms = NULL,
-                        finished_at_ms = CASE WHEN attempts >= ?2 THEN ?3 END,
-                        error = CASE WHEN attempts >= ?2
-                                     THEN 'attempt ' || attempts || ' of ' || ?2 || ' was lost: ' || ?4
-                                     ELSE error END,
-                        payload = CASE WHEN attempts >= ?2 THEN NULL ELSE payload END,
-                        finished_seq = CASE WHEN attempts >= ?2
-                            THEN (SELECT coalesce(max(finished_seq), 0) + 1 FROM booty_jobs) END
-                  WHERE seq = ?1
-                 RETURNING ",
-                snapshot_columns!()
-            ))
-            .bind(seq)
-            .bind(i64::from(max_attempts))
-            .bind(millis(now))
-            .bind(why)
-            .fetch_one(tx.connection())
-            .await?;
-            taken.push(snapshot(&row)?);
+        for (seq, attempts) in running {
+            let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+            let outcome = Outcome::taken_back(attempts, max_attempts, why);
+            taken.push(apply(tx.connection(), seq, &outcome, now, true).await?);
         }
         if taken.iter().any(|job| job.state.is_final()) {
             self.evict_finished(tx.connection()).await?;
@@ -264,4 +191,42 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(taken)
     }
+}
+
+/// Puts job `seq`, whose attempt is over, in the state `outcome` leads to, and drops its lease (and the
+/// owner too when `disown`: a job taken back from a lost attempt). A final job is finished now, numbered
+/// in finishing order, its payload dropped.
+async fn apply(
+    connection: &mut SqliteConnection,
+    seq: i64,
+    outcome: &Outcome,
+    now: Timestamp,
+    disown: bool,
+) -> Result<JobSnapshot, sqlx::Error> {
+    let error = outcome.error_update();
+    let row = sqlx::query(concat!(
+        "UPDATE booty_jobs
+            SET state = ?2, lease_until_ms = NULL,
+                lease_owner = CASE WHEN ?3 THEN NULL ELSE lease_owner END,
+                error = CASE WHEN ?4 THEN ?5 ELSE error END,
+                retry_at_ms = ?6,
+                finished_at_ms = CASE WHEN ?7 THEN ?8 END,
+                finished_seq = CASE WHEN ?7
+                    THEN (SELECT coalesce(max(finished_seq), 0) + 1 FROM booty_jobs) END,
+                payload = CASE WHEN ?7 THEN NULL ELSE payload END
+          WHERE seq = ?1
+         RETURNING ",
+        snapshot_columns!()
+    ))
+    .bind(seq)
+    .bind(outcome.state().as_str())
+    .bind(disown)
+    .bind(error.is_some())
+    .bind(error.flatten())
+    .bind(outcome.retry_at().map(millis))
+    .bind(outcome.is_final())
+    .bind(millis(now))
+    .fetch_one(connection)
+    .await?;
+    snapshot(&row)
 }

@@ -17,10 +17,10 @@ use tracing::warn;
 use super::connection::Held;
 use super::files::{self, Files};
 use super::{Counters, backend};
+use crate::chain::Chain;
 use crate::job::{JobId, Submitted};
 use crate::store::sql::bigint;
 use crate::store::{Admission, StoreError};
-use crate::worker::Chain;
 
 use super::checkpoint::WriteGate;
 use super::options::SqliteOptions;
@@ -197,7 +197,7 @@ impl Writer {
     ) -> Result<Vec<Option<Submitted>>, sqlx::Error> {
         let scripts = self.scripts_for(batch.len())?;
         let mut lookup = sqlx::query(AssertSqlSafe(Arc::clone(&scripts.lookup)))
-            .bind(bigint(self.options.dedupe_capacity))
+            .bind(bigint(self.options.retention.dedupe_capacity))
             .bind(retention_ms(&self.options));
         for pending in batch {
             lookup = lookup
@@ -278,7 +278,7 @@ impl Writer {
                     AND accepted_at_ms <= (SELECT accepted_at_ms FROM booty_deliveries
                                             ORDER BY seq DESC LIMIT 1) - ?2)",
         )
-        .bind(bigint(self.options.dedupe_capacity))
+        .bind(bigint(self.options.retention.dedupe_capacity))
         .bind(retention_ms(&self.options))
         .bind(bigint(FORGET_SCAN))
         .execute(&self.pool)
