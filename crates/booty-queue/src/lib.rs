@@ -39,9 +39,12 @@
 //! };
 //! let queue = Queue::start(MemoryStore::default(), handler, QueueConfig::default()).await?;
 //!
-//! let job = NewJob::new("72d3162e", "hello".to_owned()).for_issue("octo/repo", 1347);
-//! assert_eq!(queue.submit(job.clone()).await?, Submitted::Accepted(job.job_id()));
-//! assert_eq!(queue.submit(job.clone()).await?, Submitted::Duplicate(job.job_id()));
+//! let job = NewJob::new("1347-72d3162e", "hello".to_owned())
+//!     .deduped_by("72d3162e")
+//!     .in_lane("octo/repo#1347")
+//!     .with_metadata("issue_number", 1347);
+//! assert_eq!(queue.submit(job.clone()).await?, Submitted::Accepted(job.id.clone()));
+//! assert_eq!(queue.submit(job.clone()).await?, Submitted::Duplicate(job.id.clone()));
 //! assert_eq!(finished.recv().await.as_deref(), Some("1347-72d3162e says hello"));
 //!
 //! let report = queue.shutdown(Duration::from_secs(5)).await;
@@ -55,6 +58,7 @@ mod chain;
 mod config;
 mod handler;
 mod job;
+mod log;
 mod queue;
 mod store;
 mod time;
@@ -63,7 +67,10 @@ mod worker;
 pub use backoff::{Backoff, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP};
 pub use config::QueueConfig;
 pub use handler::{Handler, HandlerError};
-pub use job::{Job, JobId, JobSnapshot, JobState, NewJob, Submitted, UnknownState};
+pub use job::{
+    DEFAULT_KIND, Job, JobId, JobMetadata, JobSnapshot, JobState, MetadataValue, NewJob, Submitted,
+    UnknownState,
+};
 pub use queue::{Queue, QueueError, ShutdownReport, StartError};
 pub use store::memory::{MemoryStats, MemoryStore};
 #[cfg(feature = "postgres")]

@@ -9,12 +9,13 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::{error, warn};
+use tracing::error;
 
 use crate::chain::Chain;
 use crate::config::QueueConfig;
 use crate::handler::Handler;
 use crate::job::{JobId, JobSnapshot, NewJob, Submitted};
+use crate::log::{JobFields, job_event};
 use crate::store::{Admission, Store, StoreError};
 use crate::time::Clock;
 use crate::worker::{Engine, log_taken_back, sleep_until};
@@ -122,40 +123,37 @@ impl<P: Send + Sync + 'static> Queue<P> {
         job: NewJob<P>,
         deadline: Option<Instant>,
     ) -> Result<Submitted, QueueError> {
-        if job.delivery_id.is_empty() {
-            return Err(QueueError::EmptyDeliveryId);
+        if let Some(problem) = job.problem() {
+            return Err(QueueError::InvalidJob {
+                job_id: job.id,
+                problem,
+            });
         }
         let Ok(in_flight) = Arc::clone(&self.inner.admission).try_acquire_owned() else {
-            warn!(
-                delivery_id = job.delivery_id,
-                reason = "shutting_down",
-                "queue_busy"
-            );
+            job_event!(WARN, &job, "queue_busy", reason = "shutting_down");
             return Ok(Submitted::Busy);
         };
         let engine = Arc::clone(&self.inner.engine);
-        let (job_id, delivery_id) = (job.job_id(), job.delivery_id.clone());
+        let (job_id, metadata) = (job.id.clone(), job.metadata.clone());
         let admission = Admission::new();
         let mut stored = RunToCompletion::new({
             let admission = admission.clone();
-            let delivery_id = delivery_id.clone();
+            let job_id = job_id.clone();
             async move {
                 let answer = engine.insert(job, admission).await;
                 drop(in_flight);
-                answer.map_err(|source| QueueError::NotRecorded {
-                    delivery_id,
-                    source,
-                })
+                answer.map_err(|source| QueueError::NotRecorded { job_id, source })
             }
         });
         tokio::select! {
             answer = &mut stored => answer,
             () = sleep_until(deadline) => {
                 if admission.withdraw() {
-                    warn!(job_id = %job_id, delivery_id, "submission_withdrawn");
+                    let job = JobFields { id: &job_id, metadata: &metadata };
+                    job_event!(WARN, job, "submission_withdrawn");
                     return Err(QueueError::NotRecorded {
                         source: StoreError::withdrawn(&job_id),
-                        delivery_id,
+                        job_id,
                     });
                 }
                 // The store took it: its answer is the truth, however late.
@@ -227,8 +225,7 @@ impl<P: Send + Sync + 'static> Queue<P> {
         match engine.store.close(engine.clock.now()).await {
             Ok(lost) => {
                 for job in lost {
-                    warn!(job_id = %job.job_id, issue_number = job.issue_number, delivery_id = job.delivery_id,
-                        attempt = job.attempts, "job_abandoned");
+                    job_event!(WARN, &job, "job_abandoned", attempt = job.attempts);
                     report.abandoned.push(job.job_id);
                 }
             }
@@ -325,15 +322,21 @@ pub enum StartError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueueError {
-    /// The job's delivery id, its dedupe key, is empty.
-    #[error("the job has an empty delivery id, and the delivery id is its dedupe key")]
-    EmptyDeliveryId,
-    /// The store failed to record the delivery. Nothing was recorded, so a redelivery can be accepted once
+    /// The job cannot be stored or logged as it is: an empty id, dedupe key, kind or lane, or metadata
+    /// [`JobMetadata::check`](crate::JobMetadata::check) refuses.
+    #[error("job {job_id} cannot be submitted: {problem}")]
+    InvalidJob {
+        /// The job's id.
+        job_id: JobId,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The store failed to record the job. Nothing was recorded, so a redelivery can be accepted once
     /// the store is back; the edge answers `503`.
-    #[error("delivery {delivery_id} could not be recorded")]
+    #[error("job {job_id} could not be recorded")]
     NotRecorded {
-        /// The delivery.
-        delivery_id: String,
+        /// The job.
+        job_id: JobId,
         /// Why.
         #[source]
         source: StoreError,

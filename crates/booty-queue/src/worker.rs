@@ -10,12 +10,14 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, Level, Span, error, info, info_span, warn};
+use tracing::field::display;
+use tracing::{Instrument, Span, error};
 
 use crate::chain::Chain;
 use crate::config::QueueConfig;
 use crate::handler::{DynHandler, Handler, HandlerError};
-use crate::job::{Job, JobId, JobSnapshot, JobState, NewJob, Submitted};
+use crate::job::{Job, JobId, JobMetadata, JobSnapshot, JobState, NewJob, Submitted};
+use crate::log::{self, JobFields, job_event};
 use crate::store::{Admission, Claim, DynStore, Lease, Outcome, Store, StoreError, Wakeups};
 use crate::time::Clock;
 
@@ -61,24 +63,30 @@ pub(crate) struct Drained {
 /// One attempt of one job on one worker: its lease, and the fields of every log line about it.
 struct Attempt {
     lease: Lease,
-    issue_number: Option<u64>,
-    delivery_id: String,
+    metadata: JobMetadata,
     worker_id: usize,
 }
 
-/// An event about an attempt, carrying `job_id`, `issue_number`, `delivery_id`, `worker_id` and
-/// `attempt` as fields, then any others given.
+impl Attempt {
+    fn job(&self) -> JobFields<'_> {
+        JobFields {
+            id: &self.lease.job_id,
+            metadata: &self.metadata,
+        }
+    }
+}
+
+/// An event about an attempt: the job's fields (`job_id` and its metadata), `worker_id` and `attempt`,
+/// then any others given.
 macro_rules! attempt_event {
-    ($level:expr, $attempt:expr, $message:literal $(, $($field:tt)+)?) => {
-        tracing::event!(
+    ($level:ident, $attempt:expr, $message:literal $(, $name:ident = $value:expr)* $(,)?) => {
+        job_event!(
             $level,
-            job_id = %$attempt.lease.job_id,
-            issue_number = $attempt.issue_number,
-            delivery_id = $attempt.delivery_id,
+            $attempt.job(),
+            $message,
             worker_id = $attempt.worker_id,
-            attempt = $attempt.lease.attempt,
-            $($($field)+,)?
-            $message
+            attempt = $attempt.lease.attempt
+            $(, $name = $value)*
         )
     };
 }
@@ -147,21 +155,37 @@ impl<P: Send + Sync + 'static> Engine<P> {
         job: NewJob<P>,
         admission: Admission,
     ) -> Result<Submitted, StoreError> {
-        let (issue_number, delivery_id) = (job.issue_number, job.delivery_id.clone());
+        let metadata = job.metadata.clone();
+        let submitted = job.id.clone();
         let job = job.into_job(self.clock.now());
         let answer = self
             .store
             .insert_admitted(job, self.config.capacity, admission)
             .await?;
         match &answer {
-            Submitted::Accepted(job_id) => {
-                info!(job_id = %job_id, issue_number, delivery_id, "job_accepted");
+            Submitted::Accepted(id) => {
+                let job = JobFields {
+                    id,
+                    metadata: &metadata,
+                };
+                job_event!(INFO, job, "job_accepted");
                 self.work.notify_one();
             }
-            Submitted::Duplicate(job_id) => {
-                info!(job_id = %job_id, issue_number, delivery_id, "duplicate_delivery");
+            // Logged under the id of the job it duplicates.
+            Submitted::Duplicate(id) => {
+                let job = JobFields {
+                    id,
+                    metadata: &metadata,
+                };
+                job_event!(INFO, job, "duplicate_delivery");
             }
-            Submitted::Busy => warn!(delivery_id, reason = "full", "queue_busy"),
+            Submitted::Busy => {
+                let job = JobFields {
+                    id: &submitted,
+                    metadata: &metadata,
+                };
+                job_event!(WARN, job, "queue_busy", reason = "full");
+            }
         }
         Ok(answer)
     }
@@ -193,18 +217,16 @@ impl<P: Send + Sync + 'static> Engine<P> {
                 owner: owner.to_owned(),
                 attempt: job.attempt,
             },
-            issue_number: job.issue_number,
-            delivery_id: job.delivery_id.clone(),
+            metadata: job.metadata.clone(),
             worker_id,
         };
-        attempt_event!(Level::INFO, attempt, "job_started");
-        let span = info_span!(
-            "job",
-            job_id = %attempt.lease.job_id,
-            issue_number = attempt.issue_number,
-            delivery_id = attempt.delivery_id,
-            worker_id,
-            attempt = attempt.lease.attempt,
+        attempt_event!(INFO, attempt, "job_started");
+        let span = log::span(
+            attempt.job(),
+            &[
+                ("worker_id", &worker_id),
+                ("attempt", &attempt.lease.attempt),
+            ],
         );
         let token = self.cancel.child_token();
 
@@ -228,16 +250,27 @@ impl<P: Send + Sync + 'static> Engine<P> {
 
         let recorded = self.record(&attempt, &outcome).await;
         match (recorded, outcome) {
-            (Ok(()), Outcome::Succeeded) => attempt_event!(Level::INFO, attempt, "job_succeeded"),
+            (Ok(()), Outcome::Succeeded) => attempt_event!(INFO, attempt, "job_succeeded"),
             (Ok(()), Outcome::Retry { at, error }) => {
-                attempt_event!(Level::WARN, attempt, "job_retrying", error, retry_at = %at);
+                attempt_event!(
+                    WARN,
+                    attempt,
+                    "job_retrying",
+                    error = error,
+                    retry_at = display(at)
+                );
             }
             (Ok(()), Outcome::Failed { error }) => {
-                attempt_event!(Level::ERROR, attempt, "job_failed", error);
+                attempt_event!(ERROR, attempt, "job_failed", error = error);
             }
-            (Ok(()), Outcome::Released) => attempt_event!(Level::INFO, attempt, "job_released"),
+            (Ok(()), Outcome::Released) => attempt_event!(INFO, attempt, "job_released"),
             (Err(err), _) => {
-                attempt_event!(Level::ERROR, attempt, "job_not_recorded", error = %Chain(&err));
+                attempt_event!(
+                    ERROR,
+                    attempt,
+                    "job_not_recorded",
+                    error = display(Chain(&err))
+                );
             }
         }
         self.work.notify_one();
@@ -267,8 +300,13 @@ impl<P: Send + Sync + 'static> Engine<P> {
             let Err(err @ StoreError::Backend { .. }) = recorded else {
                 return recorded;
             };
-            attempt_event!(Level::WARN, attempt, "job_not_recorded", error = %Chain(&err),
-                retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX));
+            attempt_event!(
+                WARN,
+                attempt,
+                "job_not_recorded",
+                error = display(Chain(&err)),
+                retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX)
+            );
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 () = self.abort.cancelled() => return Err(err),
@@ -312,13 +350,13 @@ impl<P: Send + Sync + 'static> Engine<P> {
                     match self.store.renew(&attempt.lease, until).await {
                         Ok(()) => {}
                         Err(StoreError::LeaseLost { .. }) => {
-                            attempt_event!(Level::WARN, attempt, "lease_lost");
+                            attempt_event!(WARN, attempt, "lease_lost");
                             lost = true;
                             token.cancel();
                             drop_at = Some(Instant::now() + self.config.cancel_grace);
                         }
                         Err(err) => {
-                            attempt_event!(Level::WARN, attempt, "lease_renewal_failed", error = %Chain(&err));
+                            attempt_event!(WARN, attempt, "lease_renewal_failed", error = display(Chain(&err)));
                         }
                     }
                 }
@@ -374,13 +412,25 @@ impl<P: Send + Sync + 'static> Engine<P> {
 
 /// Logs a job a store took back from a lost attempt (`reason`: `lease_expired` or `recovered`).
 pub(crate) fn log_taken_back(job: &JobSnapshot, reason: &'static str) {
-    let (job_id, issue_number, delivery_id) = (&job.job_id, job.issue_number, &job.delivery_id);
     let attempt = job.attempts;
     if job.state == JobState::Failed {
         let error = job.error.as_deref().unwrap_or_default();
-        error!(job_id = %job_id, issue_number, delivery_id, attempt, reason, error, "job_failed");
+        job_event!(
+            ERROR,
+            job,
+            "job_failed",
+            attempt = attempt,
+            reason = reason,
+            error = error
+        );
     } else {
-        warn!(job_id = %job_id, issue_number, delivery_id, attempt, reason, "job_requeued");
+        job_event!(
+            WARN,
+            job,
+            "job_requeued",
+            attempt = attempt,
+            reason = reason
+        );
     }
 }
 

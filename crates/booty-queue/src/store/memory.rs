@@ -17,9 +17,9 @@ pub struct MemoryStats {
     pub finished: usize,
     /// Jobs `queued` or `retrying`.
     pub waiting: usize,
-    /// Delivery ids remembered for dedupe (at most `dedupe_capacity`).
-    pub remembered_deliveries: usize,
-    /// Lanes (repository + issue) with unfinished jobs.
+    /// Dedupe keys remembered (at most `dedupe_capacity`).
+    pub remembered_dedupe_keys: usize,
+    /// Lanes with unfinished jobs.
     pub lanes: usize,
 }
 
@@ -54,7 +54,7 @@ impl<P> MemoryStore<P> {
             jobs: state.jobs.len(),
             finished: state.finished.len(),
             waiting: state.waiting,
-            remembered_deliveries: state.deliveries.len(),
+            remembered_dedupe_keys: state.dedupe_keys.len(),
             lanes: state.lanes.len(),
         })
     }
@@ -77,7 +77,7 @@ impl<P> Default for MemoryStore<P> {
 impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
     async fn insert(&self, job: Job<P>, capacity: usize) -> Result<Submitted, StoreError> {
         let mut state = self.lock("insert")?;
-        if let Some(id) = state.deliveries.get(&job.delivery_id) {
+        if let Some(id) = state.dedupe_keys.get(&job.dedupe_key) {
             return Ok(Submitted::Duplicate(id.clone()));
         }
         if state.ids.contains_key(&job.id) {
@@ -189,8 +189,6 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
 #[derive(Debug)]
 struct Entry<P> {
     snapshot: JobSnapshot,
-    /// The job's ordering key, if it has one.
-    lane: Option<String>,
     /// Dropped once the job is final: nothing will run it again.
     payload: Option<Arc<P>>,
     /// Set while `running`.
@@ -210,10 +208,10 @@ struct State<P> {
     next_seq: u64,
     jobs: BTreeMap<u64, Entry<P>>,
     ids: HashMap<JobId, u64>,
-    /// Remembered deliveries and the order to forget them in.
-    deliveries: HashMap<String, JobId>,
-    delivery_order: VecDeque<String>,
-    /// Unfinished jobs per ordering key, in arrival order; the front is the only one that may run.
+    /// Remembered dedupe keys, with the job each belongs to, and the order to forget them in.
+    dedupe_keys: HashMap<String, JobId>,
+    dedupe_order: VecDeque<String>,
+    /// Unfinished jobs per lane, in arrival order; the front is the only one that may run.
     lanes: HashMap<String, VecDeque<u64>>,
     /// `queued` (or due `retrying`) jobs first in their lane: claimable now, earliest arrival first.
     ready: BTreeSet<u64>,
@@ -233,8 +231,8 @@ impl<P> Default for State<P> {
             next_seq: 0,
             jobs: BTreeMap::new(),
             ids: HashMap::new(),
-            deliveries: HashMap::new(),
-            delivery_order: VecDeque::new(),
+            dedupe_keys: HashMap::new(),
+            dedupe_order: VecDeque::new(),
             lanes: HashMap::new(),
             ready: BTreeSet::new(),
             delayed: BTreeSet::new(),
@@ -249,8 +247,7 @@ impl<P> State<P> {
     fn insert(&mut self, job: Job<P>, dedupe_capacity: usize) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let lane = job.ordering_key();
-        let first_in_lane = match &lane {
+        let first_in_lane = match &job.lane {
             Some(key) => {
                 let queue = self.lanes.entry(key.clone()).or_default();
                 queue.push_back(seq);
@@ -261,29 +258,28 @@ impl<P> State<P> {
         if first_in_lane {
             self.ready.insert(seq);
         }
-        self.remember(job.delivery_id.clone(), job.id.clone(), dedupe_capacity);
+        self.remember(job.dedupe_key.clone(), job.id.clone(), dedupe_capacity);
         self.ids.insert(job.id.clone(), seq);
         self.waiting += 1;
         let entry = Entry {
             snapshot: JobSnapshot::queued(&job),
-            lane,
             payload: Some(job.payload),
             lease: None,
         };
         self.jobs.insert(seq, entry);
     }
 
-    fn remember(&mut self, delivery_id: String, job_id: JobId, capacity: usize) {
+    fn remember(&mut self, dedupe_key: String, job_id: JobId, capacity: usize) {
         if capacity == 0 {
             return;
         }
-        if self.delivery_order.len() >= capacity
-            && let Some(oldest) = self.delivery_order.pop_front()
+        if self.dedupe_order.len() >= capacity
+            && let Some(oldest) = self.dedupe_order.pop_front()
         {
-            self.deliveries.remove(&oldest);
+            self.dedupe_keys.remove(&oldest);
         }
-        self.delivery_order.push_back(delivery_id.clone());
-        self.deliveries.insert(delivery_id, job_id);
+        self.dedupe_order.push_back(dedupe_key.clone());
+        self.dedupe_keys.insert(dedupe_key, job_id);
     }
 
     fn claim(&mut self, owner: &str, now: Timestamp, lease_until: Timestamp) -> Claim<P> {
@@ -310,9 +306,10 @@ impl<P> State<P> {
         snapshot.retry_at = None;
         Claim::Job(Job {
             id: snapshot.job_id.clone(),
-            delivery_id: snapshot.delivery_id.clone(),
-            issue_number: snapshot.issue_number,
-            repository: snapshot.repository.clone(),
+            dedupe_key: snapshot.dedupe_key.clone(),
+            lane: snapshot.lane.clone(),
+            kind: snapshot.kind.clone(),
+            metadata: snapshot.metadata.clone(),
             created_at: snapshot.created_at,
             attempt: snapshot.attempts,
             payload: Arc::clone(
@@ -437,7 +434,7 @@ impl<P> State<P> {
         entry.snapshot.finished_at = Some(now);
         entry.snapshot.error = error;
         entry.payload = None;
-        if let Some(key) = &entry.lane {
+        if let Some(key) = &entry.snapshot.lane {
             let lane = self
                 .lanes
                 .get_mut(key)

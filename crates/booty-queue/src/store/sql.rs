@@ -10,10 +10,11 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::{ColumnIndex, Decode, Row, Type};
-use tracing::error;
+use tracing::field::display;
 
 use crate::chain::Chain;
-use crate::job::{Job, JobId, JobSnapshot, JobState};
+use crate::job::{Job, JobId, JobMetadata, JobSnapshot, JobState};
+use crate::log::job_event;
 use crate::store::{BoxError, Claim, Lease, Outcome, StoreError};
 use crate::time::Timestamp;
 
@@ -67,11 +68,22 @@ pub(super) async fn claim<P: DeserializeOwned, S: SqlStore>(
             owner: owner.to_owned(),
             attempt: job.attempt,
         };
-        error!(job_id = %job.id, issue_number = job.issue_number, delivery_id = job.delivery_id,
-            attempt = job.attempt, error, "job_failed");
+        job_event!(
+            ERROR,
+            &job,
+            "job_failed",
+            attempt = job.attempt,
+            error = error
+        );
         if let Err(err) = store.record(&lease, &Outcome::Failed { error }, now).await {
-            error!(job_id = %job.id, issue_number = job.issue_number, delivery_id = job.delivery_id,
-                attempt = job.attempt, error = %Chain(&err), "job_not_recorded");
+            let error = display(Chain(&err));
+            job_event!(
+                ERROR,
+                &job,
+                "job_not_recorded",
+                attempt = job.attempt,
+                error = error
+            );
         }
     }
 }
@@ -79,8 +91,8 @@ pub(super) async fn claim<P: DeserializeOwned, S: SqlStore>(
 /// The columns [`snapshot`] reads, for `SELECT` and `RETURNING` lists.
 macro_rules! snapshot_columns {
     () => {
-        "job_id, state, attempts, issue_number, repository, delivery_id, created_at_ms, started_at_ms, \
-         finished_at_ms, retry_at_ms, error"
+        "job_id, state, attempts, dedupe_key, lane, kind, CAST(metadata AS TEXT) AS metadata, \
+         created_at_ms, started_at_ms, finished_at_ms, retry_at_ms, error"
     };
 }
 pub(super) use snapshot_columns;
@@ -112,17 +124,14 @@ where
     let state: String = row.try_get("state")?;
     let state = state.parse::<JobState>().map_err(decode)?;
     let attempts: i32 = row.try_get("attempts")?;
-    let issue_number: Option<i64> = row.try_get("issue_number")?;
     Ok(JobSnapshot {
         job_id: JobId::from(row.try_get::<String, _>("job_id")?),
         state,
         attempts: u32::try_from(attempts).map_err(decode)?,
-        issue_number: issue_number
-            .map(u64::try_from)
-            .transpose()
-            .map_err(decode)?,
-        repository: row.try_get("repository")?,
-        delivery_id: row.try_get("delivery_id")?,
+        dedupe_key: row.try_get("dedupe_key")?,
+        lane: row.try_get("lane")?,
+        kind: row.try_get("kind")?,
+        metadata: metadata(row)?,
         created_at: timestamp(row.try_get("created_at_ms")?),
         started_at: row
             .try_get::<Option<i64>, _>("started_at_ms")?
@@ -135,8 +144,8 @@ where
     })
 }
 
-/// Reads a claimed job (`job_id, delivery_id, issue_number, repository, created_at_ms, attempts,
-/// payload`), its payload still the stored JSON.
+/// Reads a claimed job (`job_id, dedupe_key, lane, kind, metadata, created_at_ms, attempts, payload`,
+/// the metadata and payload as JSON text), its payload still the stored JSON.
 pub(super) fn claimed<R>(row: &R) -> Result<Job<String>, sqlx::Error>
 where
     R: Row,
@@ -146,52 +155,46 @@ where
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
 {
     let attempt: i32 = row.try_get("attempts")?;
-    let issue_number: Option<i64> = row.try_get("issue_number")?;
     Ok(Job {
         id: JobId::from(row.try_get::<String, _>("job_id")?),
-        delivery_id: row.try_get("delivery_id")?,
-        // Written from a u64 by `insert`; a negative number would be a row someone else wrote.
-        issue_number: issue_number.and_then(|n| u64::try_from(n).ok()),
-        repository: row.try_get("repository")?,
+        dedupe_key: row.try_get("dedupe_key")?,
+        lane: row.try_get("lane")?,
+        kind: row.try_get("kind")?,
+        metadata: metadata(row)?,
         created_at: timestamp(row.try_get("created_at_ms")?),
         attempt: u32::try_from(attempt).unwrap_or(0),
         payload: Arc::new(row.try_get("payload")?),
     })
 }
 
-/// A job's payload as the JSON a SQL store keeps, or the store's error naming the delivery.
-pub(super) fn encode_payload<P: Serialize>(
+/// The `metadata` column, JSON text.
+fn metadata<R>(row: &R) -> Result<JobMetadata, sqlx::Error>
+where
+    R: Row,
+    for<'r> &'r str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let json: String = row.try_get("metadata")?;
+    serde_json::from_str(&json).map_err(decode)
+}
+
+/// A job's payload and metadata as the JSON a SQL store keeps, or the store's error naming the job.
+pub(super) fn encode<P: Serialize>(
     store: &'static str,
     job: &Job<P>,
-) -> Result<String, StoreError> {
-    serde_json::to_string(&*job.payload).map_err(|err| StoreError::Backend {
+) -> Result<(String, String), StoreError> {
+    let failed = |what: &str, err: serde_json::Error| StoreError::Backend {
         store,
         operation: "insert",
         source: format!(
-            "delivery {}: the payload does not serialize to JSON: {err}",
-            job.delivery_id
+            "job {}: the {what} does not serialize to JSON: {err}",
+            job.id
         )
         .into(),
-    })
-}
-
-/// A job's issue number as a `BIGINT`, or the store's error naming the delivery.
-pub(super) fn issue_column<P>(
-    store: &'static str,
-    job: &Job<P>,
-) -> Result<Option<i64>, StoreError> {
-    job.issue_number
-        .map(i64::try_from)
-        .transpose()
-        .map_err(|_| StoreError::Backend {
-            store,
-            operation: "insert",
-            source: format!(
-                "delivery {}: issue number does not fit a BIGINT",
-                job.delivery_id
-            )
-            .into(),
-        })
+    };
+    let payload = serde_json::to_string(&*job.payload).map_err(|err| failed("payload", err))?;
+    let metadata = serde_json::to_string(&job.metadata).map_err(|err| failed("metadata", err))?;
+    Ok((payload, metadata))
 }
 
 /// A claimed job with its payload decoded, or the job back with the error to fail it with (a payload
@@ -202,9 +205,10 @@ pub(super) fn decode_payload<P: DeserializeOwned>(
     match serde_json::from_str::<P>(&job.payload) {
         Ok(payload) => Ok(Job {
             id: job.id,
-            delivery_id: job.delivery_id,
-            issue_number: job.issue_number,
-            repository: job.repository,
+            dedupe_key: job.dedupe_key,
+            lane: job.lane,
+            kind: job.kind,
+            metadata: job.metadata,
             created_at: job.created_at,
             attempt: job.attempt,
             payload: Arc::new(payload),
@@ -251,10 +255,11 @@ mod tests {
     #[test]
     fn an_undecodable_payload_says_so() {
         let job = Job {
-            id: JobId::from("1-d".to_owned()),
-            delivery_id: "d".to_owned(),
-            issue_number: Some(1),
-            repository: None,
+            id: JobId::new("1-d"),
+            dedupe_key: "d".to_owned(),
+            lane: None,
+            kind: "test".to_owned(),
+            metadata: JobMetadata::new(),
             created_at: Timestamp::EPOCH,
             attempt: 1,
             payload: Arc::new("{\"not\": \"a number\"}".to_owned()),

@@ -259,13 +259,14 @@ impl SqliteStore {
         capacity: usize,
         admission: Admission,
     ) -> Result<Submitted, StoreError> {
+        let (payload, metadata) = sql::encode("sqlite", &job)?;
         let pending_job = writer::NewJob {
-            payload: sql::encode_payload("sqlite", &job)?,
-            issue_number: sql::issue_column("sqlite", &job)?,
-            lane: job.ordering_key(),
             job_id: job.id,
-            delivery_id: job.delivery_id,
-            repository: job.repository,
+            dedupe_key: job.dedupe_key,
+            lane: job.lane,
+            kind: job.kind,
+            metadata,
+            payload,
             created_at_ms: millis(job.created_at),
         };
         let sender = self

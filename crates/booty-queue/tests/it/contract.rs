@@ -21,11 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use booty_queue::{
-    Claim, Job, JobId, JobSnapshot, JobState, Lease, Outcome, Store, StoreError, Submitted,
-    Timestamp,
+    Claim, Job, JobId, JobSnapshot, JobState, Lease, MetadataValue, Outcome, Store, StoreError,
+    Submitted, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
+
+use crate::support::{issue_of, job_id, stored_job};
 
 /// The bounds a factory must give the store it makes.
 #[derive(Debug, Clone, Copy)]
@@ -225,19 +227,13 @@ fn at(seconds: u64) -> Timestamp {
     Timestamp::from_unix_millis(T0 + seconds * 1_000)
 }
 
+/// The job for `delivery`, about issue `issue` of `octo/repo` if any, as booty-service builds it.
 fn job(delivery: &str, issue: Option<u64>, n: u64) -> Job<Payload> {
-    Job {
-        id: JobId::new(issue, delivery),
-        delivery_id: delivery.to_owned(),
-        issue_number: issue,
-        repository: issue.map(|_| "octo/repo".to_owned()),
-        created_at: at(0),
-        attempt: 0,
-        payload: Arc::new(Payload {
-            n,
-            text: format!("payload {n}: \"quoted\", ünïcödé, {{braces}}"),
-        }),
-    }
+    let payload = Payload {
+        n,
+        text: format!("payload {n}: \"quoted\", ünïcödé, {{braces}}"),
+    };
+    stored_job(delivery, issue, at(0), payload)
 }
 
 async fn insert(store: &impl Store<Payload>, job: Job<Payload>) -> Submitted {
@@ -324,9 +320,16 @@ pub(crate) async fn insert_then_claim_round_trips_the_job_and_its_payload(
             job_id: id.clone(),
             state: JobState::Queued,
             attempts: 0,
-            issue_number: Some(7),
-            repository: Some("octo/repo".to_owned()),
-            delivery_id: "d-1".to_owned(),
+            dedupe_key: "d-1".to_owned(),
+            lane: Some("octo/repo#7".to_owned()),
+            kind: "issue".to_owned(),
+            metadata: [
+                ("issue_number", MetadataValue::from(7)),
+                ("repository", MetadataValue::from("octo/repo")),
+                ("delivery_id", MetadataValue::from("d-1")),
+            ]
+            .into_iter()
+            .collect(),
             created_at: at(0),
             started_at: None,
             finished_at: None,
@@ -338,9 +341,10 @@ pub(crate) async fn insert_then_claim_round_trips_the_job_and_its_payload(
 
     let (claimed, _) = claim(&store, at(1)).await;
     assert_eq!(claimed.id, id);
-    assert_eq!(claimed.delivery_id, "d-1");
-    assert_eq!(claimed.issue_number, Some(7));
-    assert_eq!(claimed.repository.as_deref(), Some("octo/repo"));
+    assert_eq!(claimed.dedupe_key, "d-1");
+    assert_eq!(claimed.lane.as_deref(), Some("octo/repo#7"));
+    assert_eq!(claimed.kind, "issue");
+    assert_eq!(claimed.metadata, queued.metadata);
     assert_eq!(claimed.created_at, at(0));
     assert_eq!(claimed.attempt, 1);
     assert_eq!(*claimed.payload, *sent.payload);
@@ -389,7 +393,7 @@ pub(crate) async fn busy_leaves_no_trace_and_running_jobs_do_not_count(
     let store = factory.make(WIDE).await;
     for delivery in ["a", "b"] {
         let answer = store.insert(job(delivery, None, 0), 2).await.unwrap();
-        assert_eq!(answer, Submitted::Accepted(JobId::new(None, delivery)));
+        assert_eq!(answer, Submitted::Accepted(job_id(None, delivery)));
     }
     assert_eq!(
         store.insert(job("c", None, 0), 2).await.unwrap(),
@@ -403,7 +407,7 @@ pub(crate) async fn busy_leaves_no_trace_and_running_jobs_do_not_count(
     assert_eq!(claimed.id.as_str(), "a");
     assert_eq!(
         store.insert(job("c", None, 0), 2).await.unwrap(),
-        Submitted::Accepted(JobId::new(None, "c"))
+        Submitted::Accepted(job_id(None, "c"))
     );
     assert_eq!(
         store.insert(job("d", None, 0), 2).await.unwrap(),
@@ -443,7 +447,7 @@ pub(crate) async fn a_stored_job_stays_a_duplicate_beyond_the_dedupe_window(
     }
     assert_eq!(
         insert(&store, job("a", Some(9), 0)).await,
-        Submitted::Duplicate(JobId::new(Some(9), "a"))
+        Submitted::Duplicate(job_id(Some(9), "a"))
     );
 }
 
@@ -463,13 +467,13 @@ pub(crate) async fn forgotten_deliveries_are_accepted_again(factory: impl StoreF
     for delivery in ["d5", "d4", "d3"] {
         assert_eq!(
             insert(&store, job(delivery, None, 0)).await,
-            Submitted::Duplicate(JobId::new(None, delivery)),
+            Submitted::Duplicate(job_id(None, delivery)),
             "{delivery}"
         );
     }
     assert_eq!(
         insert(&store, job("d0", None, 0)).await,
-        Submitted::Accepted(JobId::new(None, "d0"))
+        Submitted::Accepted(job_id(None, "d0"))
     );
 }
 
@@ -499,7 +503,7 @@ pub(crate) async fn one_lane_runs_one_job_at_a_time_in_arrival_order(
 
     // The same issue number in another repository is another lane.
     let mut other = job("x1", Some(1), 5);
-    other.repository = Some("octo/other".to_owned());
+    other.lane = Some("octo/other#1".to_owned());
     accept(&store, other).await;
     let (fifth, _) = claim(&store, at(5)).await;
     assert_eq!(fifth.id.as_str(), "1-x1");
@@ -527,13 +531,13 @@ pub(crate) async fn concurrent_claims_take_each_job_once_and_one_per_lane(
     let mut claimed = Vec::new();
     for claimer in claimers {
         if let Claim::Job(job) = claimer.await.unwrap() {
-            claimed.push((job.issue_number, job.id));
+            claimed.push((Some(issue_of(&job.metadata)), job.id));
         }
     }
     claimed.sort();
     // Exactly the head of each lane, each once.
     let heads: Vec<_> = (0..LANES)
-        .map(|lane| (Some(lane), JobId::new(Some(lane), &format!("d{lane}"))))
+        .map(|lane| (Some(lane), job_id(Some(lane), &format!("d{lane}"))))
         .collect();
     assert_eq!(claimed, heads);
 }

@@ -13,7 +13,7 @@ use booty_queue::{
 use tokio::sync::{Barrier, Notify, mpsc};
 use tokio::time::Instant;
 
-use crate::support::{Observed, config, id, next_recorded, within};
+use crate::support::{ForIssue, Observed, config, id, issue_of, next_recorded, stored_job, within};
 
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -74,7 +74,7 @@ async fn busy_leaves_no_trace_and_the_redelivery_is_accepted() {
         let (started_tx, gate) = (started_tx.clone(), Arc::clone(&gate));
         async move {
             started_tx.send(job.id.clone()).unwrap();
-            if job.delivery_id == "first" {
+            if job.dedupe_key == "first" {
                 gate.notified().await;
             }
             Ok(())
@@ -141,7 +141,7 @@ async fn jobs_of_one_issue_run_alone_and_in_arrival_order_under_8_workers() {
             );
             let done_tx = done_tx.clone();
             async move {
-                let issue = job.issue_number.unwrap();
+                let issue = issue_of(&job.metadata);
                 let lane = usize::try_from(issue).unwrap();
                 if running[lane].swap(true, Ordering::SeqCst) {
                     overlaps.fetch_add(1, Ordering::SeqCst);
@@ -348,7 +348,7 @@ async fn a_panicking_handler_fails_the_attempt_and_the_worker_lives_on() {
     let _ = queue.submit(NewJob::new("d3", "fine")).await.unwrap();
     assert_eq!(
         next_recorded(&mut recorded).await,
-        (JobId::new(None, "d3"), Outcome::Succeeded)
+        (JobId::new("d3"), Outcome::Succeeded)
     );
     queue.shutdown(GRACE).await;
 }
@@ -398,15 +398,7 @@ async fn a_job_whose_lease_expired_is_taken_over_as_a_new_attempt() {
 
     // Another process takes the job and dies: its lease runs out 3 s from now.
     let now = Timestamp::from_system_time(std::time::SystemTime::now());
-    let job = Job {
-        id: id(1, "d1"),
-        delivery_id: "d1".to_owned(),
-        issue_number: Some(1),
-        repository: Some("octo/repo".to_owned()),
-        created_at: now,
-        attempt: 0,
-        payload: Arc::new(()),
-    };
+    let job = stored_job("d1", Some(1), now, ());
     let _ = memory.insert(job, 10).await.unwrap();
     let lease_until = now.saturating_add(Duration::from_secs(3));
     let Claim::Job(_) = memory
@@ -476,15 +468,7 @@ async fn a_worker_whose_lease_was_taken_is_cancelled_and_records_nothing() {
 async fn jobs_left_running_by_a_previous_run_are_recovered_at_start() {
     let memory = Arc::new(MemoryStore::default());
     let now = Timestamp::from_system_time(std::time::SystemTime::now());
-    let job = Job {
-        id: id(4, "d1"),
-        delivery_id: "d1".to_owned(),
-        issue_number: Some(4),
-        repository: Some("octo/repo".to_owned()),
-        created_at: now,
-        attempt: 0,
-        payload: Arc::new(()),
-    };
+    let job = stored_job("d1", Some(4), now, ());
     let _ = memory.insert(job, 10).await.unwrap();
     let far = now.saturating_add(Duration::from_hours(1));
     let Claim::Job(_) = memory.claim("previous-run", now, far).await.unwrap() else {
@@ -520,8 +504,8 @@ async fn a_store_outage_is_an_error_that_leaves_no_trace() {
         .submit(NewJob::new("d1", ()).for_issue("octo/repo", 2))
         .await
         .unwrap_err();
-    assert!(matches!(&err, QueueError::NotRecorded { delivery_id, .. } if delivery_id == "d1"));
-    assert_eq!(err.to_string(), "delivery d1 could not be recorded");
+    assert!(matches!(&err, QueueError::NotRecorded { job_id, .. } if job_id.as_str() == "2-d1"));
+    assert_eq!(err.to_string(), "job 2-d1 could not be recorded");
     let source = std::error::Error::source(&err).unwrap();
     assert_eq!(source.to_string(), "observed store: insert failed");
     assert_eq!(queue.get("2-d1").await.unwrap(), None);
@@ -580,15 +564,7 @@ async fn idle_workers_poll_every_store_so_a_job_stored_without_a_wake_up_runs() 
         .await
         .unwrap();
     // Stored behind the queue's back (as another process would), so nothing wakes the idle worker.
-    let job = Job {
-        id: id(5, "aside"),
-        delivery_id: "aside".to_owned(),
-        issue_number: Some(5),
-        repository: Some("octo/repo".to_owned()),
-        created_at: Timestamp::from_unix_millis(0),
-        attempt: 0,
-        payload: Arc::new(()),
-    };
+    let job = stored_job("aside", Some(5), Timestamp::from_unix_millis(0), ());
     let stored = Store::insert(&*memory, job, 10).await.unwrap();
     assert_eq!(stored, Submitted::Accepted(id(5, "aside")));
     let ran = within("the poll", runs.recv()).await;
@@ -629,7 +605,16 @@ async fn bad_input_and_bad_settings_are_refused_with_their_name() {
         .await
         .unwrap();
     let err = queue.submit(NewJob::new("", ())).await.unwrap_err();
-    assert!(matches!(err, QueueError::EmptyDeliveryId));
+    assert!(matches!(err, QueueError::InvalidJob { .. }));
+    assert_eq!(err.to_string(), "job  cannot be submitted: its id is empty");
+    let err = queue
+        .submit(NewJob::new("1-d", ()).deduped_by(""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "job 1-d cannot be submitted: its dedupe key is empty"
+    );
     assert!(queue.list(10).await.unwrap().is_empty());
     queue.shutdown(GRACE).await;
 
@@ -674,7 +659,10 @@ async fn memory_stays_bounded_after_a_million_distinct_submissions() {
         assert!(stats.jobs <= 4 + 2 + 8, "after {when}: {stats:?}");
         assert!(stats.waiting <= 4, "after {when}: {stats:?}");
         assert!(stats.finished <= 8, "after {when}: {stats:?}");
-        assert!(stats.remembered_deliveries <= 16, "after {when}: {stats:?}");
+        assert!(
+            stats.remembered_dedupe_keys <= 16,
+            "after {when}: {stats:?}"
+        );
         assert!(stats.lanes <= 4 + 2, "after {when}: {stats:?}");
     };
     let (mut accepted, mut busy) = (0_u64, 0_u64);

@@ -16,7 +16,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::support::{Observed, config, id, next_recorded, within};
+use crate::support::{ForIssue, Observed, config, id, next_recorded, within};
 
 /// One captured event: its message, its own fields, and the fields of the spans it happened in.
 #[derive(Debug, Clone)]

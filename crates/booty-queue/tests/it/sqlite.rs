@@ -16,6 +16,7 @@ use sqlx::{ConnectOptions, Connection};
 use tempfile::TempDir;
 
 use crate::contract::{Guarded, Kind, Limits, Payload};
+use crate::support::{ForIssue, job_id, stored_job};
 
 crate::contract::store_contract_tests!(
     |limits: Limits| async move {
@@ -42,18 +43,11 @@ fn at(seconds: u64) -> Timestamp {
 }
 
 fn job(delivery: &str, issue: u64, created_at: Timestamp) -> Job<Payload> {
-    Job {
-        id: JobId::new(Some(issue), delivery),
-        delivery_id: delivery.to_owned(),
-        issue_number: Some(issue),
-        repository: Some("octo/repo".to_owned()),
-        created_at,
-        attempt: 0,
-        payload: Arc::new(Payload {
-            n: issue,
-            text: format!("issue {issue}"),
-        }),
-    }
+    let payload = Payload {
+        n: issue,
+        text: format!("issue {issue}"),
+    };
+    stored_job(delivery, Some(issue), created_at, payload)
 }
 
 /// A directory with a database path in it (the file is created by the first open).
@@ -171,7 +165,7 @@ async fn jobs_and_remembered_deliveries_survive_a_restart() {
     for (delivery, issue) in [("done-2", 2), ("waiting", 3)] {
         assert_eq!(
             insert(&store, job(delivery, issue, at(4))).await,
-            Submitted::Duplicate(JobId::new(Some(issue), delivery)),
+            Submitted::Duplicate(job_id(Some(issue), delivery)),
             "{delivery}"
         );
     }
@@ -233,12 +227,12 @@ async fn deliveries_are_remembered_by_age_beyond_the_count() {
     assert_eq!(state(&store, "0-d0").await, None);
     assert_eq!(
         insert(&store, job("d0", 0, at(30 * 60))).await,
-        Submitted::Duplicate(JobId::new(Some(0), "d0"))
+        Submitted::Duplicate(job_id(Some(0), "d0"))
     );
     // Two hours later it is out of both windows, and accepted again.
     assert_eq!(
         insert(&store, job("d0", 0, at(2 * 60 * 60))).await,
-        Submitted::Accepted(JobId::new(Some(0), "d0"))
+        Submitted::Accepted(job_id(Some(0), "d0"))
     );
 }
 
@@ -286,7 +280,7 @@ async fn a_failing_insert_leaves_no_trace_and_takes_no_one_down() {
     let mut side = side_connection(&path).await;
     // A real failure inside the batch: SQLite aborts the statement that stores `poison`.
     sqlx::raw_sql(
-        "CREATE TRIGGER poison BEFORE INSERT ON booty_jobs WHEN NEW.delivery_id = 'poison'
+        "CREATE TRIGGER poison BEFORE INSERT ON booty_jobs WHEN NEW.dedupe_key = 'poison'
          BEGIN SELECT RAISE(ABORT, 'poisoned delivery'); END;
          BEGIN IMMEDIATE;",
     )
@@ -326,7 +320,7 @@ async fn a_failing_insert_leaves_no_trace_and_takes_no_one_down() {
         } else {
             assert_eq!(
                 answer.unwrap(),
-                Submitted::Accepted(JobId::new(Some(1), &delivery))
+                Submitted::Accepted(job_id(Some(1), &delivery))
             );
         }
     }
@@ -341,7 +335,7 @@ async fn a_failing_insert_leaves_no_trace_and_takes_no_one_down() {
         .unwrap();
     assert_eq!(
         insert(&store, job("poison", 1, at(1))).await,
-        Submitted::Accepted(JobId::new(Some(1), "poison"))
+        Submitted::Accepted(job_id(Some(1), "poison"))
     );
 }
 
@@ -464,24 +458,47 @@ async fn a_database_from_a_newer_booty_is_refused() {
     assert!(err.to_string().contains(&path.display().to_string()));
 }
 
-/// A file written by a booty whose schema was version 1 (rows remembered and counted by triggers).
-async fn version_1_database(path: &Path) {
+/// The store's migrations up to `version`, as an earlier release shipped them.
+const MIGRATIONS: [(&str, &str); 2] = [
+    (
+        "jobs",
+        include_str!("../../migrations/sqlite/0001_jobs.sql"),
+    ),
+    (
+        "cheaper inserts",
+        include_str!("../../migrations/sqlite/0002_cheaper_inserts.sql"),
+    ),
+];
+
+/// A new database file at `path` with the schema of `version`, recorded as the store records it.
+async fn database_at_version(path: &Path, version: usize) -> SqliteConnection {
     let mut connection = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
         .connect()
         .await
         .unwrap();
-    let mut migrator =
-        sqlx::migrate::Migrator::with_migrations(vec![sqlx::migrate::Migration::new(
-            1,
-            "jobs".into(),
-            sqlx::migrate::MigrationType::Simple,
-            sqlx::SqlSafeStr::into_sql_str(include_str!("../../migrations/sqlite/0001_jobs.sql")),
-            false,
-        )]);
+    let migrations = (1..)
+        .zip(&MIGRATIONS[..version])
+        .map(|(number, (description, sql))| {
+            sqlx::migrate::Migration::new(
+                number,
+                (*description).into(),
+                sqlx::migrate::MigrationType::Simple,
+                sqlx::SqlSafeStr::into_sql_str(*sql),
+                false,
+            )
+        })
+        .collect();
+    let mut migrator = sqlx::migrate::Migrator::with_migrations(migrations);
     migrator.dangerous_set_table_name("booty_queue_migrations");
     migrator.run(&mut connection).await.unwrap();
+    connection
+}
+
+/// A file written by a booty whose schema was version 1 (rows remembered and counted by triggers).
+async fn version_1_database(path: &Path) {
+    let mut connection = database_at_version(path, 1).await;
     // A job stored as version 1 stored it: the triggers remember its delivery and count it.
     sqlx::query(
         "INSERT INTO booty_jobs (job_id, delivery_id, issue_number, repository, lane, state, payload,
@@ -520,7 +537,7 @@ async fn a_version_1_database_is_upgraded_with_its_jobs_and_deliveries() {
         .await
         .unwrap();
     let remembered: Vec<(String, String)> =
-        sqlx::query_as("SELECT delivery_id, job_id FROM booty_deliveries ORDER BY seq")
+        sqlx::query_as("SELECT dedupe_key, job_id FROM booty_dedupe_keys ORDER BY seq")
             .fetch_all(&mut side)
             .await
             .unwrap();
@@ -539,10 +556,144 @@ async fn a_version_1_database_is_upgraded_with_its_jobs_and_deliveries() {
     close(store, at(3)).await;
 }
 
+/// A file as the release before generic jobs (schema version 2, commit 7c4c701) left it: the rows written
+/// by that release's statements, quoted from its `writer.rs` (insert) and `jobs.rs` (claim, finish): a job
+/// waiting (`7-waiting`), one that succeeded (`5-done`), and the remembered delivery of one whose job was
+/// dropped since (`3-gone`).
+async fn version_2_database(path: &Path) {
+    let mut connection = database_at_version(path, 2).await;
+    let millis = |at: Timestamp| i64::try_from(at.as_unix_millis()).unwrap();
+    for (job_id, delivery, issue, payload) in [
+        ("5-done", "done", 5, r#"{"n":5,"text":"done"}"#),
+        ("7-waiting", "waiting", 7, r#"{"n":7,"text":"waiting"}"#),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "BEGIN IMMEDIATE;
+             INSERT OR ROLLBACK INTO booty_jobs
+                 (job_id, delivery_id, issue_number, repository, lane, state, payload, created_at_ms)
+             SELECT column1, column2, column3, column4, column5, 'queued', column6, column7
+               FROM (VALUES ('{job_id}', '{delivery}', {issue}, 'octo/repo', 'octo/repo#{issue}',
+                             '{payload}', {created})) WHERE column1 IS NOT NULL;
+             INSERT OR REPLACE INTO booty_deliveries (job_id, delivery_id, accepted_at_ms)
+             SELECT job_id, delivery_id, created_at_ms FROM (
+                 SELECT seq, job_id, delivery_id, created_at_ms FROM booty_jobs
+                  ORDER BY seq DESC LIMIT changes())
+              ORDER BY seq;
+             UPDATE booty_counts SET waiting = waiting + changes();
+             COMMIT;",
+            created = millis(at(0)),
+        )))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "UPDATE booty_jobs
+            SET state = 'running', attempts = attempts + 1, started_at_ms = ?1,
+                retry_at_ms = NULL, lease_owner = 'old-worker', lease_until_ms = ?1 + 30000
+          WHERE job_id = '5-done'",
+    )
+    .bind(millis(at(1)))
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE booty_jobs
+            SET state = 'succeeded', lease_until_ms = NULL, error = NULL, retry_at_ms = NULL,
+                finished_at_ms = ?1,
+                finished_seq = (SELECT coalesce(max(finished_seq), 0) + 1 FROM booty_jobs),
+                payload = NULL
+          WHERE job_id = '5-done'",
+    )
+    .bind(millis(at(2)))
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO booty_deliveries (delivery_id, job_id, accepted_at_ms) VALUES ('gone', '3-gone', ?1)",
+    )
+    .bind(millis(at(0)))
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_written_by_the_previous_release_opens_and_runs() {
+    let (_dir, path) = database();
+    version_2_database(&path).await;
+    let store = open(&path, options(ROOMY, Duration::ZERO, 10)).await;
+
+    // Each job reads back as booty-service now writes it: the issue in the metadata, its lane as it was.
+    let waiting = Store::<Payload>::get(&store, "7-waiting")
+        .await
+        .unwrap()
+        .unwrap();
+    let expected = stored_job("waiting", Some(7), at(0), ());
+    assert_eq!(
+        (waiting.state, waiting.attempts, waiting.created_at),
+        (JobState::Queued, 0, at(0))
+    );
+    assert_eq!(
+        (
+            &waiting.dedupe_key,
+            &waiting.lane,
+            &waiting.kind,
+            &waiting.metadata
+        ),
+        (
+            &expected.dedupe_key,
+            &expected.lane,
+            &expected.kind,
+            &expected.metadata
+        )
+    );
+    let done = Store::<Payload>::get(&store, "5-done")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (done.state, done.attempts, done.finished_at),
+        (JobState::Succeeded, 1, Some(at(2)))
+    );
+    assert_eq!(
+        done.metadata,
+        stored_job("done", Some(5), at(0), ()).metadata
+    );
+
+    // Every delivery it knew is still a duplicate: of a waiting job, a finished one, a forgotten job.
+    for (delivery, issue) in [("waiting", 7), ("done", 5), ("gone", 3)] {
+        assert_eq!(
+            insert(&store, job(delivery, issue, at(3))).await,
+            Submitted::Duplicate(job_id(Some(issue), delivery)),
+            "{delivery}"
+        );
+    }
+    // The waiting job is counted (capacity 1 is full) and runs, with its payload, to the end.
+    assert_eq!(
+        Store::<Payload>::insert(&store, job("new", 8, at(3)), 1)
+            .await
+            .unwrap(),
+        Submitted::Busy
+    );
+    let claimed = claim(&store, at(4)).await;
+    assert_eq!((claimed.id.as_str(), claimed.attempt), ("7-waiting", 1));
+    assert_eq!(claimed.payload.text, "waiting");
+    assert_eq!(claimed.metadata, expected.metadata);
+    finish(&store, &claimed, at(5)).await;
+    assert_eq!(state(&store, "7-waiting").await, Some(JobState::Succeeded));
+    assert_eq!(
+        insert(&store, job("waiting", 7, at(6))).await,
+        Submitted::Duplicate(job_id(Some(7), "waiting"))
+    );
+    close(store, at(7)).await;
+}
+
 /// How many deliveries the file remembers, read beside the store.
 async fn remembered_deliveries(path: &Path) -> i64 {
     let mut side = side_connection(path).await;
-    let (remembered,): (i64,) = sqlx::query_as("SELECT count(*) FROM booty_deliveries")
+    let (remembered,): (i64,) = sqlx::query_as("SELECT count(*) FROM booty_dedupe_keys")
         .fetch_one(&mut side)
         .await
         .unwrap();
@@ -566,11 +717,11 @@ async fn the_clean_up_keeps_the_delivery_of_a_stored_job() {
     assert_eq!(remembered, 251);
     assert_eq!(
         insert(&store, job("held", 7, at(2))).await,
-        Submitted::Duplicate(JobId::new(Some(1), "held"))
+        Submitted::Duplicate(job_id(Some(1), "held"))
     );
     // Once the jobs are gone, the clean-up forgets all but the newest two deliveries it looks at.
     let mut side = side_connection(&path).await;
-    sqlx::query("DELETE FROM booty_jobs WHERE delivery_id <> 'held'")
+    sqlx::query("DELETE FROM booty_jobs WHERE dedupe_key <> 'held'")
         .execute(&mut side)
         .await
         .unwrap();
@@ -582,7 +733,7 @@ async fn the_clean_up_keeps_the_delivery_of_a_stored_job() {
     assert!(remembered < 200, "{remembered} deliveries remembered");
     assert_eq!(
         insert(&store, job("held", 7, at(4))).await,
-        Submitted::Duplicate(JobId::new(Some(1), "held"))
+        Submitted::Duplicate(job_id(Some(1), "held"))
     );
     close(store, at(5)).await;
 }
@@ -634,7 +785,7 @@ async fn a_job_stored_after_its_submitter_stopped_waiting_still_wakes_a_worker()
     let ran = tokio::time::timeout(Duration::from_secs(30), runs.recv())
         .await
         .expect("the stored job woke no worker");
-    assert_eq!(ran, Some(JobId::new(Some(1), "cut-off")));
+    assert_eq!(ran, Some(job_id(Some(1), "cut-off")));
     queue.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -653,11 +804,11 @@ async fn a_submission_whose_deadline_passes_before_the_store_takes_it_stores_not
     let answer = queue.submit_before(job(), Some(deadline)).await;
     match answer {
         Err(QueueError::NotRecorded {
-            delivery_id,
-            source: StoreError::Withdrawn { job_id },
+            job_id: submitted,
+            source: StoreError::Withdrawn { job_id: withdrawn },
         }) => {
-            assert_eq!(delivery_id, "late");
-            assert_eq!(job_id, JobId::new(Some(2), "late"));
+            assert_eq!(submitted, job_id(Some(2), "late"));
+            assert_eq!(withdrawn, job_id(Some(2), "late"));
         }
         other => panic!("expected a withdrawn submission, got {other:?}"),
     }
@@ -670,8 +821,8 @@ async fn a_submission_whose_deadline_passes_before_the_store_takes_it_stores_not
     // So GitHub's redelivery is accepted, and runs once.
     assert_eq!(
         queue.submit(job()).await.unwrap(),
-        Submitted::Accepted(JobId::new(Some(2), "late"))
+        Submitted::Accepted(job_id(Some(2), "late"))
     );
-    assert_eq!(runs.recv().await, Some(JobId::new(Some(2), "late")));
+    assert_eq!(runs.recv().await, Some(job_id(Some(2), "late")));
     queue.shutdown(Duration::from_secs(5)).await;
 }

@@ -2,7 +2,6 @@
 //! SQL path must fail cleanly while the disk is full (an error, no effect, no job handed out twice) and
 //! work again by itself once space returns, without a restart.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use booty_queue::{
@@ -12,6 +11,7 @@ use booty_queue::{
 use booty_testkit::Tmpfs;
 
 use crate::contract::Payload;
+use crate::support::{job_id, stored_job};
 
 const T0: u64 = 1_700_000_000_000;
 const LEASE: Duration = Duration::from_secs(30);
@@ -21,19 +21,12 @@ fn at(seconds: u64) -> Timestamp {
 }
 
 fn job(delivery: &str, issue: u64) -> Job<Payload> {
-    Job {
-        id: JobId::new(Some(issue), delivery),
-        delivery_id: delivery.to_owned(),
-        issue_number: Some(issue),
-        repository: Some("octo/repo".to_owned()),
-        created_at: at(0),
-        attempt: 0,
-        // Some kilobytes, like a webhook, so each insert needs new pages.
-        payload: Arc::new(Payload {
-            n: issue,
-            text: "x".repeat(8_000),
-        }),
-    }
+    // Some kilobytes, like a webhook, so each insert needs new pages.
+    let payload = Payload {
+        n: issue,
+        text: "x".repeat(8_000),
+    };
+    stored_job(delivery, Some(issue), at(0), payload)
 }
 
 fn lease(job: &Job<Payload>, owner: &str) -> Lease {
@@ -161,7 +154,7 @@ async fn every_write_fails_cleanly_on_a_full_disk_and_works_again_once_space_ret
         Store::<Payload>::insert(&store, job("d5", 5), 100)
             .await
             .unwrap(),
-        Submitted::Accepted(JobId::new(Some(5), "d5"))
+        Submitted::Accepted(job_id(Some(5), "d5"))
     );
     store.checkpoint().await.unwrap();
     assert!(

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use booty_queue::{
-    Admission, Backoff, Claim, Job, JobId, JobSnapshot, Lease, MemoryStore, Outcome, QueueConfig,
-    Store, StoreError, Submitted, Timestamp, Wakeups,
+    Admission, Backoff, Claim, Job, JobId, JobMetadata, JobSnapshot, Lease, MemoryStore,
+    MetadataValue, NewJob, Outcome, QueueConfig, Store, StoreError, Submitted, Timestamp, Wakeups,
 };
 use tokio::sync::mpsc;
 
@@ -180,7 +180,69 @@ pub(crate) fn config(workers: usize) -> QueueConfig {
     config
 }
 
-/// The id the queue gives a job for `delivery` on issue `issue` of `octo/repo`.
+/// The id of the job for `delivery` on issue `issue`, as booty-service makes it.
 pub(crate) fn id(issue: u64, delivery: &str) -> JobId {
-    JobId::new(Some(issue), delivery)
+    job_id(Some(issue), delivery)
+}
+
+/// `{issue}-{delivery}`, or the delivery alone for a job without an issue.
+pub(crate) fn job_id(issue: Option<u64>, delivery: &str) -> JobId {
+    match issue {
+        Some(issue) => JobId::new(format!("{issue}-{delivery}")),
+        None => JobId::new(delivery),
+    }
+}
+
+/// Jobs about a GitHub issue, built as booty-service builds them: the tests' jobs, so that what they
+/// check is what the service gets.
+pub(crate) trait ForIssue {
+    /// The job of the delivery this job is deduplicated by, about issue `number` of `repository`: id
+    /// `{number}-{delivery}`, lane `{repository}#{number}`, kind `issue`, and the issue number,
+    /// repository and delivery id as metadata.
+    #[must_use]
+    fn for_issue(self, repository: &str, number: u64) -> Self;
+}
+
+impl<P> ForIssue for NewJob<P> {
+    fn for_issue(mut self, repository: &str, number: u64) -> Self {
+        let delivery = self.dedupe_key.clone();
+        self.id = id(number, &delivery);
+        self.in_lane(format!("{repository}#{number}"))
+            .of_kind("issue")
+            .with_metadata("issue_number", i64::try_from(number).unwrap())
+            .with_metadata("repository", repository)
+            .with_metadata("delivery_id", delivery)
+    }
+}
+
+/// The job for `delivery` (about issue `issue` of `octo/repo`, if any) as the engine hands it to a store.
+pub(crate) fn stored_job<P>(
+    delivery: &str,
+    issue: Option<u64>,
+    created_at: Timestamp,
+    payload: P,
+) -> Job<P> {
+    let new = NewJob::new(delivery, payload);
+    let new = match issue {
+        Some(issue) => new.for_issue("octo/repo", issue),
+        None => new,
+    };
+    Job {
+        id: new.id,
+        dedupe_key: new.dedupe_key,
+        lane: new.lane,
+        kind: new.kind,
+        metadata: new.metadata,
+        created_at,
+        attempt: 0,
+        payload: Arc::new(new.payload),
+    }
+}
+
+/// The issue number a job's metadata names.
+pub(crate) fn issue_of(metadata: &JobMetadata) -> u64 {
+    match metadata.get("issue_number") {
+        Some(MetadataValue::Integer(number)) => u64::try_from(*number).unwrap(),
+        other => panic!("no issue number in the metadata: {other:?}"),
+    }
 }

@@ -59,8 +59,8 @@ impl PostgresStore {
                         retry_at_ms = NULL, lease_owner = $2, lease_until_ms = $3
                    FROM next
                   WHERE j.seq = next.seq
-                 RETURNING j.job_id, j.delivery_id, j.issue_number, j.repository, j.created_at_ms,
-                           j.attempts, j.payload::text AS payload
+                 RETURNING j.job_id, j.dedupe_key, j.lane, j.kind, j.metadata::text AS metadata,
+                           j.created_at_ms, j.attempts, j.payload::text AS payload
              )
              SELECT claimed.*,
                     (SELECT min(retry_at_ms) FROM booty_jobs WHERE state = 'retrying') AS next_retry_at_ms

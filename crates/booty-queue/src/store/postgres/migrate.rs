@@ -18,13 +18,27 @@ pub(super) async fn run(
     pool: PgPool,
     schema: Option<&str>,
 ) -> Result<(), sqlx::migrate::MigrateError> {
-    let mut migrator = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "jobs".into(),
-        MigrationType::Simple,
-        include_str!("../../../migrations/postgres/0001_jobs.sql").into_sql_str(),
-        false,
-    )]);
+    let migration = |version, description: &str, sql: &'static str| {
+        Migration::new(
+            version,
+            description.to_owned().into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    let mut migrator = Migrator::with_migrations(vec![
+        migration(
+            1,
+            "jobs",
+            include_str!("../../../migrations/postgres/0001_jobs.sql"),
+        ),
+        migration(
+            2,
+            "generic jobs",
+            include_str!("../../../migrations/postgres/0002_generic_jobs.sql"),
+        ),
+    ]);
     migrator.dangerous_set_table_name(TABLE);
     if let Some(schema) = schema {
         // Checked by `PostgresOptions::check`: a plain lowercase identifier, safe to splice.

@@ -102,7 +102,7 @@ impl SqliteStore {
                                AND earlier.lane = j.lane AND earlier.seq < j.seq))
                      ORDER BY j.seq
                      LIMIT 1)
-             RETURNING job_id, delivery_id, issue_number, repository, created_at_ms, attempts, payload",
+             RETURNING job_id, dedupe_key, lane, kind, metadata, created_at_ms, attempts, payload",
         )
         .bind(millis(now))
         .bind(owner)

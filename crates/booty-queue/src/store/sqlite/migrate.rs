@@ -30,6 +30,11 @@ pub(super) async fn run(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateE
             "cheaper inserts",
             include_str!("../../../migrations/sqlite/0002_cheaper_inserts.sql"),
         ),
+        migration(
+            3,
+            "generic jobs",
+            include_str!("../../../migrations/sqlite/0003_generic_jobs.sql"),
+        ),
     ]);
     migrator.dangerous_set_table_name(TABLE);
     migrator.run(pool).await

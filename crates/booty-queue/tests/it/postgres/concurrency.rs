@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 
 use crate::contract::Payload;
 use crate::postgres::{TestSchema, job, later, now};
+use crate::support::{issue_of, job_id};
 
 async fn two_stores(schema: &TestSchema) -> (Arc<PostgresStore>, Arc<PostgresStore>) {
     let first = schema.connect(schema.options()).await;
@@ -33,7 +34,7 @@ async fn a_delivery_received_by_two_processes_at_once_creates_one_job() {
             first.insert(job(&delivery, Some(n % 7), n), 1_000),
             second.insert(job(&delivery, Some(n % 7), n), 1_000),
         );
-        let expected = JobId::new(Some(n % 7), &delivery);
+        let expected = job_id(Some(n % 7), &delivery);
         let mut answers = [a.unwrap(), b.unwrap()];
         answers.sort_by_key(|answer| matches!(answer, Submitted::Duplicate(_)));
         assert_eq!(
@@ -130,7 +131,7 @@ async fn claimer(
                 continue;
             }
         };
-        let lane = job.issue_number.unwrap();
+        let lane = issue_of(&job.metadata);
         {
             let mut seen = seen.lock().unwrap();
             if !seen.running.insert(lane) {
@@ -214,7 +215,7 @@ async fn claimers_in_two_processes_run_one_job_per_lane_at_a_time_in_arrival_ord
     for snapshot in stored.iter().rev() {
         assert_eq!(snapshot.attempts, 1, "{snapshot:?}");
         arrived
-            .entry(snapshot.issue_number.unwrap())
+            .entry(issue_of(&snapshot.metadata))
             .or_default()
             .push(snapshot.job_id.clone());
     }
@@ -255,6 +256,6 @@ async fn a_process_stalled_inside_an_insert_makes_the_others_refuse_not_hang() {
     // Nothing of the refused insert was kept: the redelivery is accepted.
     assert_eq!(
         store.insert(job("d-1", Some(1), 1), 100).await.unwrap(),
-        Submitted::Accepted(JobId::new(Some(1), "d-1"))
+        Submitted::Accepted(job_id(Some(1), "d-1"))
     );
 }

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::contract::Payload;
 use crate::postgres::{TestSchema, job, later, now, url};
+use crate::support::job_id;
 
 const INSERTERS_PER_STORE: usize = 2;
 const INSERTS_EACH: usize = 150;
@@ -148,7 +149,7 @@ async fn check(store: &PostgresStore, ledger: &Ledger) {
     let stored = Store::<Payload>::list(store, 100_000).await.unwrap();
     let stored: BTreeMap<&str, _> = stored
         .iter()
-        .map(|job| (job.delivery_id.as_str(), job))
+        .map(|job| (job.dedupe_key.as_str(), job))
         .collect();
     for (delivery, id) in &ledger.accepted {
         let job = stored
@@ -257,10 +258,7 @@ async fn a_database_restart_under_load_loses_no_accepted_job() {
         .insert(job("while-down", Some(1), 0), 100)
         .await
         .unwrap();
-    assert_eq!(
-        answer,
-        Submitted::Accepted(JobId::new(Some(1), "while-down"))
-    );
+    assert_eq!(answer, Submitted::Accepted(job_id(Some(1), "while-down")));
     drop(stores);
     drop(schema);
 }
@@ -538,7 +536,7 @@ async fn a_commit_whose_answer_is_lost_is_recorded_once_and_never_doubled() {
     );
     assert_eq!(
         store.insert(job("d-1", Some(1), 1), 100).await.unwrap(),
-        Submitted::Duplicate(JobId::new(Some(1), "d-1"))
+        Submitted::Duplicate(job_id(Some(1), "d-1"))
     );
 
     // A finish whose COMMIT answer is lost is retried, sees its own write, and reports success rather

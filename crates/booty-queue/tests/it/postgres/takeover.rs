@@ -16,7 +16,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 
 use crate::contract::Payload;
 use crate::postgres::{TestSchema, job};
-use crate::support::within;
+use crate::support::{ForIssue, within};
 
 const T0: u64 = 1_700_000_000_000;
 
