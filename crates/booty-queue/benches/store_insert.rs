@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use booty_queue::{Job, JobId, MemoryStore, MetadataValue, Store, Submitted};
+use booty_queue::{Job, JobId, JobOutput, MemoryStore, MetadataValue, Store, Submitted};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use criterion::BenchmarkGroup;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -73,6 +73,7 @@ fn new_job() -> Job<Payload> {
         created_at: booty_queue::Timestamp::EPOCH,
         attempt: 0,
         payload: Arc::new(format!("Issue {n}")),
+        output: JobOutput::default(),
     }
 }
 

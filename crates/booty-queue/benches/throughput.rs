@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use booty_queue::{
-    CancellationToken, HandlerError, Job, MemoryStore, NewJob, Queue, QueueConfig, Store,
-    Submitted, Timestamp,
+    CancellationToken, HandlerError, Job, JobOutput, MemoryStore, NewJob, Queue, QueueConfig,
+    Store, Submitted, Timestamp,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
@@ -112,6 +112,7 @@ fn submit(c: &mut Criterion) {
                         created_at: Timestamp::EPOCH,
                         attempt: 0,
                         payload: Arc::new(new.payload),
+                        output: JobOutput::default(),
                     };
                     let answer = store.insert(job, usize::MAX).await.expect("memory store");
                     debug_assert!(matches!(answer, Submitted::Accepted(_)));

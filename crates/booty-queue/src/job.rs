@@ -3,7 +3,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -60,8 +60,9 @@ impl fmt::Display for JobId {
     }
 }
 
-/// Where a job is in its life: `queued → running → succeeded | failed`, `retrying` between attempts, and
-/// `abandoned` for work a store could not keep when the queue shut down (only the memory store loses any).
+/// Where a job is in its life: `queued → running → succeeded | failed`, `retrying` between attempts,
+/// `cancelled` when someone asked it to stop, and `abandoned` for work a store could not keep when the
+/// queue shut down (only the memory store loses any).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
@@ -75,11 +76,25 @@ pub enum JobState {
     Succeeded,
     /// A permanent error, or a retryable one on the last attempt. Final.
     Failed,
+    /// Cancelled ([`Queue::cancel`](crate::Queue::cancel)): at once if it was waiting, at the end of its
+    /// attempt if it was running. Final.
+    Cancelled,
     /// Lost at shutdown by a store that does not persist jobs. Final.
     Abandoned,
 }
 
 impl JobState {
+    /// Every state, in the order of a job's life.
+    pub const ALL: [Self; 7] = [
+        Self::Queued,
+        Self::Running,
+        Self::Retrying,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+        Self::Abandoned,
+    ];
+
     /// The lowercase name used in JSON, logs and SQL columns: `queued`, `running`, ...
     pub fn as_str(self) -> &'static str {
         match self {
@@ -88,13 +103,17 @@ impl JobState {
             Self::Retrying => "retrying",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
             Self::Abandoned => "abandoned",
         }
     }
 
-    /// Whether the job is done for good (`succeeded`, `failed` or `abandoned`).
+    /// Whether the job is done for good (`succeeded`, `failed`, `cancelled` or `abandoned`).
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Abandoned)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Cancelled | Self::Abandoned
+        )
     }
 
     /// Whether the job waits to be claimed (`queued` or `retrying`): what a queue's capacity counts.
@@ -114,17 +133,10 @@ impl FromStr for JobState {
     type Err = UnknownState;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        [
-            Self::Queued,
-            Self::Running,
-            Self::Retrying,
-            Self::Succeeded,
-            Self::Failed,
-            Self::Abandoned,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == name)
-        .ok_or_else(|| UnknownState(name.to_owned()))
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == name)
+            .ok_or_else(|| UnknownState(name.to_owned()))
     }
 }
 
@@ -232,6 +244,7 @@ impl<P> NewJob<P> {
             created_at,
             attempt: 0,
             payload: Arc::new(self.payload),
+            output: JobOutput::default(),
         }
     }
 }
@@ -256,6 +269,9 @@ pub struct Job<P> {
     pub attempt: u32,
     /// The embedder's payload, shared rather than copied: the memory store keeps the same `Arc`.
     pub payload: Arc<P>,
+    /// Where the handler puts what the attempt printed: recorded with the attempt's outcome and shown
+    /// in the job's snapshot. Stores hand out an empty one with every claimed job.
+    pub output: JobOutput,
 }
 
 /// Written by hand so that a `Job<P>` clones without `P: Clone`: the payload is an `Arc`.
@@ -270,6 +286,7 @@ impl<P> Clone for Job<P> {
             created_at: self.created_at,
             attempt: self.attempt,
             payload: Arc::clone(&self.payload),
+            output: self.output.clone(),
         }
     }
 }
@@ -279,6 +296,9 @@ impl<P> Clone for Job<P> {
 /// an object); an admin view picks what it shows from it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JobSnapshot {
+    /// The job's arrival number in its store: a later job has a larger one. A listing's next page is
+    /// the jobs before the last one's ([`JobQuery::before`](crate::JobQuery::before)).
+    pub seq: u64,
     /// The job's id.
     pub job_id: JobId,
     /// Where the job is in its life.
@@ -301,14 +321,18 @@ pub struct JobSnapshot {
     pub finished_at: Option<Timestamp>,
     /// When the next attempt may start, while `retrying`.
     pub retry_at: Option<Timestamp>,
-    /// The last attempt's error, while `retrying` and once `failed` or `abandoned`.
+    /// The last attempt's error while `retrying` and once `failed` or `abandoned`; the reason once
+    /// `cancelled`.
     pub error: Option<String>,
+    /// What the last attempt that ended printed into [`Job::output`], at most [`MAX_OUTPUT_BYTES`].
+    pub output: Option<String>,
 }
 
 impl JobSnapshot {
-    /// The snapshot of `job` just accepted: queued, no attempt yet.
-    pub fn queued<P>(job: &Job<P>) -> Self {
+    /// The snapshot of `job` just accepted as job number `seq`: queued, no attempt yet.
+    pub fn queued<P>(seq: u64, job: &Job<P>) -> Self {
         Self {
+            seq,
             job_id: job.id.clone(),
             state: JobState::Queued,
             attempts: 0,
@@ -321,8 +345,64 @@ impl JobSnapshot {
             finished_at: None,
             retry_at: None,
             error: None,
+            output: None,
         }
     }
+}
+
+/// What a job's output keeps at most: the last 64 KiB.
+pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// What an attempt printed, as the handler hands it over: the last [`MAX_OUTPUT_BYTES`] of it are
+/// recorded with the attempt's outcome and shown in the job's snapshot (`output`). A fresh one comes
+/// with every attempt. Cheap to clone; clones share the text.
+#[derive(Clone, Default)]
+pub struct JobOutput(Arc<Mutex<String>>);
+
+impl JobOutput {
+    /// Adds `text` at the end, dropping the oldest text beyond [`MAX_OUTPUT_BYTES`] (whole characters).
+    pub fn append(&self, text: &str) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if text.len() >= MAX_OUTPUT_BYTES {
+            kept.clear();
+            kept.push_str(tail(text, MAX_OUTPUT_BYTES));
+            return;
+        }
+        kept.push_str(text);
+        if kept.len() > MAX_OUTPUT_BYTES {
+            let cut = kept.len() - tail(&kept, MAX_OUTPUT_BYTES).len();
+            kept.drain(..cut);
+        }
+    }
+
+    /// The text kept so far.
+    pub fn text(&self) -> String {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The text to record: `None` if nothing was printed.
+    pub(crate) fn recorded(&self) -> Option<String> {
+        Some(self.text()).filter(|text| !text.is_empty())
+    }
+}
+
+impl fmt::Debug for JobOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.0.lock().map_or(0, |text| text.len());
+        f.debug_struct("JobOutput").field("bytes", &bytes).finish()
+    }
+}
+
+/// The longest end of `text` of at most `bytes` bytes that starts on a character.
+fn tail(text: &str, bytes: usize) -> &str {
+    let mut start = text.len().saturating_sub(bytes);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
 }
 
 /// A job's metadata: named values in the order they were added, a key at most once.
@@ -597,14 +677,7 @@ mod tests {
 
     #[test]
     fn state_names_round_trip_and_unknown_names_are_named() {
-        for state in [
-            JobState::Queued,
-            JobState::Running,
-            JobState::Retrying,
-            JobState::Succeeded,
-            JobState::Failed,
-            JobState::Abandoned,
-        ] {
+        for state in JobState::ALL {
             assert_eq!(state.as_str().parse::<JobState>(), Ok(state));
         }
         let err = "Queued".parse::<JobState>().unwrap_err();
@@ -614,6 +687,7 @@ mod tests {
     #[test]
     fn snapshot_serializes_with_its_field_names() {
         let snapshot = JobSnapshot {
+            seq: 4,
             job_id: JobId::new("1347-72d3162e"),
             state: JobState::Retrying,
             attempts: 2,
@@ -626,11 +700,13 @@ mod tests {
             finished_at: None,
             retry_at: Some(Timestamp::from_unix_millis(1_700_000_011_500)),
             error: Some("clone timed out".to_owned()),
+            output: Some("cloning\n".to_owned()),
         };
         let json = serde_json::to_value(&snapshot).unwrap();
         assert_eq!(
             json,
             serde_json::json!({
+                "seq": 4,
                 "job_id": "1347-72d3162e",
                 "state": "retrying",
                 "attempts": 2,
@@ -643,7 +719,30 @@ mod tests {
                 "finished_at": null,
                 "retry_at": "2023-11-14T22:13:31.500Z",
                 "error": "clone timed out",
+                "output": "cloning\n",
             })
         );
+    }
+
+    #[test]
+    fn output_keeps_the_last_64_kib_in_whole_characters() {
+        let output = JobOutput::default();
+        assert_eq!(output.recorded(), None);
+        output.append("first line\n");
+        output.clone().append("second line\n");
+        assert_eq!(output.text(), "first line\nsecond line\n");
+
+        // A 3-byte character straddles the cut: it goes whole.
+        output.append(&"é€".repeat(MAX_OUTPUT_BYTES / 5));
+        output.append("last");
+        let text = output.text();
+        assert!(text.len() <= MAX_OUTPUT_BYTES && text.len() > MAX_OUTPUT_BYTES - 3);
+        assert!(text.ends_with("é€last"), "{}", &text[text.len() - 20..]);
+        assert!(!text.contains("line"));
+
+        let huge = format!("{}end", "x".repeat(2 * MAX_OUTPUT_BYTES));
+        output.append(&huge);
+        assert_eq!(output.text().len(), MAX_OUTPUT_BYTES);
+        assert!(output.text().ends_with("xend"));
     }
 }

@@ -59,6 +59,7 @@ mod config;
 mod handler;
 mod job;
 mod log;
+mod query;
 mod queue;
 mod store;
 mod time;
@@ -68,9 +69,10 @@ pub use backoff::{Backoff, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP};
 pub use config::QueueConfig;
 pub use handler::{Handler, HandlerError};
 pub use job::{
-    DEFAULT_KIND, Job, JobId, JobMetadata, JobSnapshot, JobState, MetadataValue, NewJob, Submitted,
-    UnknownState,
+    DEFAULT_KIND, Job, JobId, JobMetadata, JobOutput, JobSnapshot, JobState, MAX_OUTPUT_BYTES,
+    MetadataValue, NewJob, Submitted, UnknownState,
 };
+pub use query::{CancelTarget, JobCounts, JobQuery};
 pub use queue::{Queue, QueueError, ShutdownReport, StartError};
 pub use store::memory::{MemoryStats, MemoryStore};
 #[cfg(feature = "postgres")]
@@ -81,7 +83,7 @@ pub use store::sqlite::{
 };
 pub use store::{
     Admission, BoxError, Claim, DEFAULT_DEDUPE_CAPACITY, DEFAULT_RETAINED_FINISHED, Lease, Outcome,
-    Retention, Store, StoreError, Wakeups,
+    Renewal, Retention, Store, StoreError, Wakeups,
 };
 pub use time::Timestamp;
 pub use tokio_util::sync::CancellationToken;

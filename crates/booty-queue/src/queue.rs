@@ -14,8 +14,9 @@ use tracing::error;
 use crate::chain::Chain;
 use crate::config::QueueConfig;
 use crate::handler::Handler;
-use crate::job::{JobId, JobSnapshot, NewJob, Submitted};
+use crate::job::{JobId, JobSnapshot, JobState, NewJob, Submitted};
 use crate::log::{JobFields, job_event};
+use crate::query::{CancelTarget, JobCounts, JobQuery};
 use crate::store::{Admission, Store, StoreError};
 use crate::time::Clock;
 use crate::worker::{Engine, log_taken_back, sleep_until};
@@ -176,8 +177,56 @@ impl<P: Send + Sync + 'static> Queue<P> {
     /// # Errors
     /// [`QueueError::Inspect`] if the store failed.
     pub async fn list(&self, limit: usize) -> Result<Vec<JobSnapshot>, QueueError> {
+        self.query(&JobQuery::newest(limit)).await
+    }
+
+    /// The jobs `query` asks for (by state, kind, lane, a metadata entry; before a job), newest first.
+    ///
+    /// # Errors
+    /// [`QueueError::Inspect`] if the store failed.
+    pub async fn query(&self, query: &JobQuery) -> Result<Vec<JobSnapshot>, QueueError> {
         let engine = &self.inner.engine;
-        engine.store.list(limit).await.map_err(QueueError::Inspect)
+        engine.store.list(query).await.map_err(QueueError::Inspect)
+    }
+
+    /// How many jobs the store holds in each state.
+    ///
+    /// # Errors
+    /// [`QueueError::Inspect`] if the store failed.
+    pub async fn counts(&self) -> Result<JobCounts, QueueError> {
+        let engine = &self.inner.engine;
+        engine.store.count().await.map_err(QueueError::Inspect)
+    }
+
+    /// Cancels `target` (a job, or every unfinished job of a lane) for `reason`: a waiting job becomes
+    /// `cancelled` at once and never runs (logged `job_cancelled`); a running one is told through its
+    /// cancellation token at its worker's next lease renewal (logged `job_cancel_requested` now, then
+    /// `job_cancelling` and `job_cancelled`), within a third of the lease, in whichever process runs it.
+    /// Returns the jobs it changed, in their new state; finished jobs are left alone.
+    ///
+    /// # Errors
+    /// [`QueueError::NotCancelled`] if the store failed; nothing was changed.
+    pub async fn cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+    ) -> Result<Vec<JobSnapshot>, QueueError> {
+        let engine = &self.inner.engine;
+        let changed = engine
+            .store
+            .cancel(target, reason, engine.clock.now())
+            .await
+            .map_err(QueueError::NotCancelled)?;
+        for job in &changed {
+            if job.state == JobState::Cancelled {
+                job_event!(WARN, job, "job_cancelled", reason = reason);
+            } else {
+                job_event!(INFO, job, "job_cancel_requested", reason = reason);
+            }
+        }
+        // The next job of a cancelled job's lane may run now.
+        engine.work.notify_waiters();
+        Ok(changed)
     }
 
     /// Stops the queue: from now on submissions are `Busy`; workers claim nothing more; running jobs get
@@ -341,7 +390,10 @@ pub enum QueueError {
         #[source]
         source: StoreError,
     },
-    /// The store failed to answer `get` or `list`.
+    /// The store failed to answer `get`, `list`, `query` or `counts`.
     #[error("the job store could not be read")]
     Inspect(#[source] StoreError),
+    /// The store failed to record a cancellation; nothing was cancelled.
+    #[error("the cancellation could not be recorded")]
+    NotCancelled(#[source] StoreError),
 }

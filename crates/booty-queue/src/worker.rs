@@ -18,7 +18,9 @@ use crate::config::QueueConfig;
 use crate::handler::{DynHandler, Handler, HandlerError};
 use crate::job::{Job, JobId, JobMetadata, JobSnapshot, JobState, NewJob, Submitted};
 use crate::log::{self, JobFields, job_event};
-use crate::store::{Admission, Claim, DynStore, Lease, Outcome, Store, StoreError, Wakeups};
+use crate::store::{
+    Admission, Claim, DynStore, Lease, Outcome, Renewal, Store, StoreError, Wakeups,
+};
 use crate::time::Clock;
 
 /// How long a worker waits before asking a failing store again.
@@ -99,6 +101,8 @@ enum Ended {
     Dropped,
     /// Another worker holds the job now; nothing may be recorded.
     LeaseLost,
+    /// Its cancellation was asked for (and the handler was told): however it ended, it is `cancelled`.
+    Cancelled(String),
 }
 
 impl<P: Send + Sync + 'static> Engine<P> {
@@ -229,9 +233,11 @@ impl<P: Send + Sync + 'static> Engine<P> {
             ],
         );
         let token = self.cancel.child_token();
+        let output = job.output.clone();
 
         let outcome = match self.supervise(job, &attempt, &token, span).await {
             Ended::LeaseLost => return,
+            Ended::Cancelled(reason) => Outcome::Cancelled { reason },
             Ended::Returned(Ok(())) => Outcome::Succeeded,
             // An error after cancellation is the cancellation's doing, not the job's.
             Ended::Returned(Err(_)) if token.is_cancelled() => Outcome::Released,
@@ -248,7 +254,7 @@ impl<P: Send + Sync + 'static> Engine<P> {
             ),
         };
 
-        let recorded = self.record(&attempt, &outcome).await;
+        let recorded = self.record(&attempt, &outcome, output.recorded()).await;
         match (recorded, outcome) {
             (Ok(()), Outcome::Succeeded) => attempt_event!(INFO, attempt, "job_succeeded"),
             (Ok(()), Outcome::Retry { at, error }) => {
@@ -264,6 +270,9 @@ impl<P: Send + Sync + 'static> Engine<P> {
                 attempt_event!(ERROR, attempt, "job_failed", error = error);
             }
             (Ok(()), Outcome::Released) => attempt_event!(INFO, attempt, "job_released"),
+            (Ok(()), Outcome::Cancelled { reason }) => {
+                attempt_event!(WARN, attempt, "job_cancelled", reason = reason);
+            }
             (Err(err), _) => {
                 attempt_event!(
                     ERROR,
@@ -277,7 +286,8 @@ impl<P: Send + Sync + 'static> Engine<P> {
 
         if self.stop.is_cancelled() {
             let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
-            let list = if token.is_cancelled() {
+            // The shutdown's cancellation, not a job's own.
+            let list = if self.cancel.is_cancelled() {
                 &mut drained.cancelled
             } else {
                 &mut drained.finished
@@ -290,12 +300,17 @@ impl<P: Send + Sync + 'static> Engine<P> {
     /// connection): the worker keeps the job meanwhile, so nobody else takes it for as long as its lease
     /// lasts. It stops once the outcome is written, the lease is lost, or shutdown stops waiting for
     /// handlers; a durable store then runs the job again after a restart (the attempt is counted).
-    async fn record(&self, attempt: &Attempt, outcome: &Outcome) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        attempt: &Attempt,
+        outcome: &Outcome,
+        output: Option<String>,
+    ) -> Result<(), StoreError> {
         let mut pause = STORE_ERROR_PAUSE;
         loop {
-            let recorded = self
-                .store
-                .finish(&attempt.lease, outcome.clone(), self.clock.now())
+            let now = self.clock.now();
+            let recorded = (self.store)
+                .finish(&attempt.lease, outcome.clone(), output.as_deref(), now)
                 .await;
             let Err(err @ StoreError::Backend { .. }) = recorded else {
                 return recorded;
@@ -333,6 +348,7 @@ impl<P: Send + Sync + 'static> Engine<P> {
         let mut renewal = tokio::time::interval_at(Instant::now() + every, every);
         renewal.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut lost = false;
+        let mut cancelled = None;
         let mut drop_at = None;
         let mut aborted = false;
         loop {
@@ -340,6 +356,7 @@ impl<P: Send + Sync + 'static> Engine<P> {
                 joined = &mut task.0 => {
                     return match joined {
                         _ if lost => Ended::LeaseLost,
+                        _ if cancelled.is_some() => Ended::Cancelled(cancelled.unwrap_or_default()),
                         Ok(result) => Ended::Returned(result),
                         Err(err) if err.is_panic() => Ended::Panicked(panic_message(&*err.into_panic())),
                         Err(_) => Ended::Dropped,
@@ -348,7 +365,13 @@ impl<P: Send + Sync + 'static> Engine<P> {
                 _ = renewal.tick(), if !lost => {
                     let until = self.clock.now().saturating_add(self.config.lease);
                     match self.store.renew(&attempt.lease, until).await {
-                        Ok(()) => {}
+                        Ok(Renewal::CancelRequested { reason }) if cancelled.is_none() => {
+                            attempt_event!(WARN, attempt, "job_cancelling", reason = reason);
+                            cancelled = Some(reason);
+                            token.cancel();
+                            drop_at = Some(Instant::now() + self.config.cancel_grace);
+                        }
+                        Ok(_) => {}
                         Err(StoreError::LeaseLost { .. }) => {
                             attempt_event!(WARN, attempt, "lease_lost");
                             lost = true;

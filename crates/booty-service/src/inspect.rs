@@ -57,8 +57,10 @@ pub struct JobView {
     pub finished_at: Option<Timestamp>,
     /// When the next attempt may start, while `retrying`.
     pub retry_at: Option<Timestamp>,
-    /// The last attempt's error.
+    /// The last attempt's error, or why the job was cancelled.
     pub error: Option<String>,
+    /// What the last attempt printed (its last 64 KiB).
+    pub output: Option<String>,
 }
 
 impl From<JobSnapshot> for JobView {
@@ -83,6 +85,7 @@ impl From<JobSnapshot> for JobView {
             finished_at: job.finished_at,
             retry_at: job.retry_at,
             error: job.error,
+            output: job.output,
         }
     }
 }
@@ -94,6 +97,7 @@ mod tests {
     #[test]
     fn a_snapshot_is_shown_as_the_admin_json() {
         let snapshot = JobSnapshot {
+            seq: 7,
             job_id: JobId::new("1347-72d3162e"),
             state: JobState::Retrying,
             attempts: 2,
@@ -112,6 +116,7 @@ mod tests {
             finished_at: None,
             retry_at: Some(Timestamp::from_unix_millis(1_700_000_011_500)),
             error: Some("clone timed out".to_owned()),
+            output: None,
         };
         let json = serde_json::to_value(JobView::from(snapshot)).expect("serializes");
         assert_eq!(
@@ -128,6 +133,7 @@ mod tests {
                 "finished_at": null,
                 "retry_at": "2023-11-14T22:13:31.500Z",
                 "error": "clone timed out",
+                "output": null,
             })
         );
     }

@@ -3,8 +3,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::job::{Job, JobId, JobSnapshot, JobState, Submitted};
-use crate::store::{Claim, LEASE_EXPIRED, Lease, Outcome, RESTARTED, Retention, Store, StoreError};
+use crate::job::{Job, JobId, JobOutput, JobSnapshot, JobState, Submitted};
+use crate::query::{CancelTarget, JobCounts, JobQuery};
+use crate::store::{
+    Claim, LEASE_EXPIRED, Lease, Outcome, RESTARTED, Renewal, Retention, Store, StoreError,
+};
 use crate::time::Timestamp;
 
 /// Sizes of a [`MemoryStore`]'s collections, to watch memory stay bounded.
@@ -100,22 +103,31 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
         Ok(self.lock("claim")?.claim(owner, now, lease_until))
     }
 
-    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
+    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<Renewal, StoreError> {
         let mut state = self.lock("renew")?;
         let seq = state.held(lease)?;
         state.extend_lease(seq, until);
-        Ok(())
+        Ok(match &state.jobs[&seq].cancel_reason {
+            Some(reason) => Renewal::CancelRequested {
+                reason: reason.clone(),
+            },
+            None => Renewal::Extended,
+        })
     }
 
     async fn finish(
         &self,
         lease: &Lease,
         outcome: Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut state = self.lock("finish")?;
         let seq = state.held(lease)?;
         state.set_lease(seq, None);
+        let entry = state.jobs.get_mut(&seq).expect("held() found the job");
+        entry.snapshot.output = output.map(str::to_owned);
+        let outcome = outcome.unless_cancelled(entry.cancel_reason.as_deref());
         state.apply(seq, &outcome, now);
         state.evict_finished(self.retention.retained_finished);
         Ok(())
@@ -154,15 +166,67 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
             .map(|seq| state.jobs[seq].snapshot.clone()))
     }
 
-    async fn list(&self, limit: usize) -> Result<Vec<JobSnapshot>, StoreError> {
+    async fn list(&self, query: &JobQuery) -> Result<Vec<JobSnapshot>, StoreError> {
         let state = self.lock("list")?;
         Ok(state
             .jobs
-            .values()
+            .range(..query.before.unwrap_or(u64::MAX))
             .rev()
-            .take(limit)
-            .map(|entry| entry.snapshot.clone())
+            .map(|(_, entry)| &entry.snapshot)
+            .filter(|job| query.matches(job))
+            .take(query.limit)
+            .cloned()
             .collect())
+    }
+
+    async fn count(&self) -> Result<JobCounts, StoreError> {
+        let state = self.lock("count")?;
+        let mut counts = JobCounts::default();
+        for entry in state.jobs.values() {
+            counts.add(entry.snapshot.state, 1);
+        }
+        Ok(counts)
+    }
+
+    async fn cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Vec<JobSnapshot>, StoreError> {
+        let mut state = self.lock("cancel")?;
+        let seqs: Vec<u64> = match target {
+            CancelTarget::Job(id) => state
+                .ids
+                .get(id)
+                .copied()
+                .filter(|seq| !state.jobs[seq].snapshot.state.is_final())
+                .into_iter()
+                .collect(),
+            CancelTarget::Lane(lane) => state
+                .lanes
+                .get(lane)
+                .map(|jobs| jobs.iter().copied().collect())
+                .unwrap_or_default(),
+        };
+        let mut changed = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let entry = state
+                .jobs
+                .get_mut(&seq)
+                .expect("ids and lanes hold stored jobs");
+            if entry.snapshot.state == JobState::Running {
+                entry.cancel_reason = Some(reason.to_owned());
+            } else {
+                let cancelled = Outcome::Cancelled {
+                    reason: reason.to_owned(),
+                };
+                state.apply(seq, &cancelled, now);
+            }
+            changed.push(state.jobs[&seq].snapshot.clone());
+        }
+        state.evict_finished(self.retention.retained_finished);
+        Ok(changed)
     }
 
     async fn close(&self, now: Timestamp) -> Result<Vec<JobSnapshot>, StoreError> {
@@ -193,6 +257,8 @@ struct Entry<P> {
     payload: Option<Arc<P>>,
     /// Set while `running`.
     lease: Option<Held>,
+    /// Set on a running job whose cancellation was asked for.
+    cancel_reason: Option<String>,
 }
 
 #[derive(Debug)]
@@ -262,9 +328,10 @@ impl<P> State<P> {
         self.ids.insert(job.id.clone(), seq);
         self.waiting += 1;
         let entry = Entry {
-            snapshot: JobSnapshot::queued(&job),
+            snapshot: JobSnapshot::queued(seq, &job),
             payload: Some(job.payload),
             lease: None,
+            cancel_reason: None,
         };
         self.jobs.insert(seq, entry);
     }
@@ -318,6 +385,7 @@ impl<P> State<P> {
                     .as_ref()
                     .expect("unfinished jobs keep their payload"),
             ),
+            output: JobOutput::default(),
         })
     }
 
@@ -384,8 +452,10 @@ impl<P> State<P> {
         let mut taken = Vec::with_capacity(seqs.len());
         for &seq in seqs {
             self.set_lease(seq, None);
-            let attempts = self.jobs[&seq].snapshot.attempts;
-            self.apply(seq, &Outcome::taken_back(attempts, max_attempts, why), now);
+            let entry = &self.jobs[&seq];
+            let outcome = Outcome::taken_back(entry.snapshot.attempts, max_attempts, why)
+                .unless_cancelled(entry.cancel_reason.as_deref());
+            self.apply(seq, &outcome, now);
             taken.push(self.jobs[&seq].snapshot.clone());
         }
         taken

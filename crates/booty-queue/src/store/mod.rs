@@ -22,6 +22,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::job::{Job, JobId, JobSnapshot, JobState, Submitted};
+use crate::query::{CancelTarget, JobCounts, JobQuery};
 use crate::time::Timestamp;
 
 pub use admission::Admission;
@@ -90,7 +91,8 @@ pub trait Store<P>: Send + Sync + 'static {
         lease_until: Timestamp,
     ) -> impl Future<Output = Result<Claim<P>, StoreError>> + Send;
 
-    /// Extends the lease of a running job to `until`.
+    /// Extends the lease of a running job to `until`, and says whether its cancellation was asked for
+    /// ([`Store::cancel`]): then the engine stops the attempt.
     ///
     /// [`StoreError::LeaseLost`] unless the job is `running` under this exact lease (same owner, same
     /// attempt): its lease expired and the job was reclaimed, or it was recovered.
@@ -98,20 +100,36 @@ pub trait Store<P>: Send + Sync + 'static {
         &self,
         lease: &Lease,
         until: Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Renewal, StoreError>> + Send;
 
-    /// Records how an attempt ended and releases its lease ([`StoreError::LeaseLost`] as for `renew`).
+    /// Records how an attempt ended, and what it printed (`output`, replacing the job's), and releases
+    /// its lease ([`StoreError::LeaseLost`] as for `renew`).
     ///
-    /// `Succeeded` and `Failed` are final: `finished_at = now`, the payload may be dropped, the next job of
-    /// the lane becomes runnable, and the job counts against the finished-job retention bound (oldest
+    /// The job goes to [`Outcome::state`], except that for a job whose cancellation was asked for while
+    /// the attempt ran, an outcome that would run it again becomes `Cancelled`
+    /// ([`Outcome::unless_cancelled`]). A final state sets `finished_at = now`, may drop the payload,
+    /// makes the lane's next job runnable, and counts against the finished-job retention bound (oldest
     /// finished dropped first). `Retry` keeps the job first in its lane, `retrying` until `at`. `Released`
     /// puts it back to `queued`, first in its lane, its attempt still counted.
     fn finish(
         &self,
         lease: &Lease,
         outcome: Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Cancels `target` (one job, or every unfinished job of a lane) for `reason`, in one step: a
+    /// `queued` or `retrying` job becomes `cancelled` at once (final, `finished_at = now`, `error =
+    /// reason`); a `running` one is marked, so its next renewal answers [`Renewal::CancelRequested`] and
+    /// its outcome becomes `Cancelled`. Final jobs are left alone. Returns the jobs it changed, oldest
+    /// first, in their new state (marked ones still `running`).
+    fn cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send;
 
     /// Takes back jobs whose lease expired (`lease_until <= now`): their worker died or lost contact.
     ///
@@ -142,11 +160,15 @@ pub trait Store<P>: Send + Sync + 'static {
         job_id: &str,
     ) -> impl Future<Output = Result<Option<JobSnapshot>, StoreError>> + Send;
 
-    /// Up to `limit` jobs, newest first (reverse arrival order), in any state.
+    /// The jobs matching `query` ([`JobQuery::matches`]), newest first (reverse arrival order), at most
+    /// `query.limit`.
     fn list(
         &self,
-        limit: usize,
+        query: &JobQuery,
     ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send;
+
+    /// How many jobs the store holds in each state.
+    fn count(&self) -> impl Future<Output = Result<JobCounts, StoreError>> + Send;
 
     /// The engine has stopped: every worker is done and nothing will be inserted or claimed.
     ///
@@ -209,6 +231,11 @@ pub enum Outcome {
     /// Cut off by shutdown: back to `queued`, to run again after a restart (durable stores) or to be
     /// abandoned when the store closes (memory).
     Released,
+    /// Stopped because its cancellation was asked for: `cancelled`, `error = reason`.
+    Cancelled {
+        /// Why, as the canceller said.
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -220,6 +247,20 @@ impl Outcome {
             Self::Failed { .. } => JobState::Failed,
             Self::Retry { .. } => JobState::Retrying,
             Self::Released => JobState::Queued,
+            Self::Cancelled { .. } => JobState::Cancelled,
+        }
+    }
+
+    /// The outcome to record for a job whose cancellation was asked for (`cancel_reason`) while its
+    /// attempt ran: one that would run it again (`Retry`, `Released`) becomes `Cancelled`; the others
+    /// stand. Every store calls this in `finish` and when it takes a job back from a lost attempt.
+    #[must_use]
+    pub fn unless_cancelled(self, cancel_reason: Option<&str>) -> Self {
+        match (cancel_reason, self) {
+            (Some(reason), Self::Retry { .. } | Self::Released) => Self::Cancelled {
+                reason: reason.to_owned(),
+            },
+            (_, outcome) => outcome,
         }
     }
 
@@ -242,6 +283,7 @@ impl Outcome {
         match self {
             Self::Succeeded => Some(None),
             Self::Failed { error } | Self::Retry { error, .. } => Some(Some(error)),
+            Self::Cancelled { reason } => Some(Some(reason)),
             Self::Released => None,
         }
     }
@@ -258,6 +300,19 @@ impl Outcome {
             Self::Released
         }
     }
+}
+
+/// What [`Store::renew`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Renewal {
+    /// The lease is extended; carry on.
+    Extended,
+    /// The lease is extended, and the job's cancellation was asked for: stop the attempt.
+    CancelRequested {
+        /// Why, as the canceller said.
+        reason: String,
+    },
 }
 
 /// Why a store takes back a running job in [`Store::reclaim_expired`].
@@ -360,7 +415,7 @@ impl<P, S: Store<P>> Store<P> for Arc<S> {
         &self,
         lease: &Lease,
         until: Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> impl Future<Output = Result<Renewal, StoreError>> + Send {
         S::renew(self, lease, until)
     }
 
@@ -368,9 +423,19 @@ impl<P, S: Store<P>> Store<P> for Arc<S> {
         &self,
         lease: &Lease,
         outcome: Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        S::finish(self, lease, outcome, now)
+        S::finish(self, lease, outcome, output, now)
+    }
+
+    fn cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
+        S::cancel(self, target, reason, now)
     }
 
     fn reclaim_expired(
@@ -398,9 +463,13 @@ impl<P, S: Store<P>> Store<P> for Arc<S> {
 
     fn list(
         &self,
-        limit: usize,
+        query: &JobQuery,
     ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
-        S::list(self, limit)
+        S::list(self, query)
+    }
+
+    fn count(&self) -> impl Future<Output = Result<JobCounts, StoreError>> + Send {
+        S::count(self)
     }
 
     fn close(

@@ -59,8 +59,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool, SqlStr};
 use tokio::sync::Notify;
 
-use crate::job::{Job, JobSnapshot, Submitted};
-use crate::store::{Admission, Claim, Lease, Outcome, Store, StoreError, Wakeups};
+use crate::job::{Job, JobSnapshot, JobState, MetadataValue, Submitted};
+use crate::query::{CancelTarget, JobCounts, JobQuery};
+use crate::store::{Admission, Claim, Lease, Outcome, Renewal, Store, StoreError, Wakeups};
 use crate::time::Timestamp;
 
 use crate::store::sql::{self, SqlStore, bigint, snapshot, snapshot_columns};
@@ -198,16 +199,52 @@ impl PostgresStore {
         Ok(row.as_ref().map(snapshot).transpose()?)
     }
 
-    async fn try_list(&self, limit: usize) -> Result<Vec<JobSnapshot>, Failure> {
+    async fn try_list(&self, query: &JobQuery) -> Result<Vec<JobSnapshot>, Failure> {
+        let (key, value) = query
+            .metadata
+            .as_ref()
+            .map(|(key, value)| (key.as_str(), metadata_json(value)))
+            .unzip();
+        // Compared as `jsonb`, so the integer 7 is not the text "7".
         let rows = sqlx::query(concat!(
             "SELECT ",
             snapshot_columns!(),
-            " FROM booty_jobs ORDER BY seq DESC LIMIT $1"
+            " FROM booty_jobs
+              WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR kind = $2)
+                AND ($3::text IS NULL OR lane = $3)
+                AND ($4::text IS NULL OR metadata::jsonb -> $4 = $5::jsonb)
+                AND ($6::bigint IS NULL OR seq < $6)
+              ORDER BY seq DESC LIMIT $7"
         ))
-        .bind(bigint(limit))
+        .bind(query.state.map(JobState::as_str))
+        .bind(query.kind.as_deref())
+        .bind(query.lane.as_deref())
+        .bind(key)
+        .bind(value)
+        .bind(
+            query
+                .before
+                .map(|seq| i64::try_from(seq).unwrap_or(i64::MAX)),
+        )
+        .bind(bigint(query.limit))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(snapshot).collect::<Result<_, _>>()?)
+    }
+
+    async fn try_count(&self) -> Result<JobCounts, Failure> {
+        let rows = sqlx::query_as("SELECT state, count(*) FROM booty_jobs GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(sql::counts(rows)?)
+    }
+}
+
+/// A metadata value as a listing's filter binds it: JSON text, compared as `jsonb`.
+fn metadata_json(value: &MetadataValue) -> String {
+    match value {
+        MetadataValue::Text(text) => serde_json::Value::from(text.as_str()).to_string(),
+        MetadataValue::Integer(number) => number.to_string(),
     }
 }
 
@@ -246,7 +283,7 @@ where
         sql::claim(self, owner, now, lease_until).await
     }
 
-    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
+    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<Renewal, StoreError> {
         self.renew_lease(lease, until).await
     }
 
@@ -254,9 +291,22 @@ where
         &self,
         lease: &Lease,
         outcome: Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        SqlStore::record(self, lease, &outcome, now).await
+        SqlStore::record(self, lease, &outcome, output, now).await
+    }
+
+    async fn cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Vec<JobSnapshot>, StoreError> {
+        with_retry!(
+            self.retry("cancel", Patience::Once),
+            self.try_cancel(target, reason, now)
+        )
     }
 
     async fn reclaim_expired(
@@ -286,8 +336,12 @@ where
         with_retry!(self.retry("get", Patience::Once), self.try_get(job_id))
     }
 
-    async fn list(&self, limit: usize) -> Result<Vec<JobSnapshot>, StoreError> {
-        with_retry!(self.retry("list", Patience::Once), self.try_list(limit))
+    async fn list(&self, query: &JobQuery) -> Result<Vec<JobSnapshot>, StoreError> {
+        with_retry!(self.retry("list", Patience::Once), self.try_list(query))
+    }
+
+    async fn count(&self) -> Result<JobCounts, StoreError> {
+        with_retry!(self.retry("count", Patience::Once), self.try_count())
     }
 
     /// Unfinished jobs stay in the database for the next start; this only stops listening.

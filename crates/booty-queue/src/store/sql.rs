@@ -13,8 +13,9 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use tracing::field::display;
 
 use crate::chain::Chain;
-use crate::job::{Job, JobId, JobMetadata, JobSnapshot, JobState};
+use crate::job::{Job, JobId, JobMetadata, JobOutput, JobSnapshot, JobState};
 use crate::log::job_event;
+use crate::query::JobCounts;
 use crate::store::{BoxError, Claim, Lease, Outcome, StoreError};
 use crate::time::Timestamp;
 
@@ -41,6 +42,7 @@ pub(super) trait SqlStore: Sync {
         &self,
         lease: &Lease,
         outcome: &Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -75,7 +77,10 @@ pub(super) async fn claim<P: DeserializeOwned, S: SqlStore>(
             attempt = job.attempt,
             error = error
         );
-        if let Err(err) = store.record(&lease, &Outcome::Failed { error }, now).await {
+        if let Err(err) = store
+            .record(&lease, &Outcome::Failed { error }, None, now)
+            .await
+        {
             let error = display(Chain(&err));
             job_event!(
                 ERROR,
@@ -91,8 +96,8 @@ pub(super) async fn claim<P: DeserializeOwned, S: SqlStore>(
 /// The columns [`snapshot`] reads, for `SELECT` and `RETURNING` lists.
 macro_rules! snapshot_columns {
     () => {
-        "job_id, state, attempts, dedupe_key, lane, kind, CAST(metadata AS TEXT) AS metadata, \
-         created_at_ms, started_at_ms, finished_at_ms, retry_at_ms, error"
+        "seq, job_id, state, attempts, dedupe_key, lane, kind, CAST(metadata AS TEXT) AS metadata, \
+         created_at_ms, started_at_ms, finished_at_ms, retry_at_ms, error, output"
     };
 }
 pub(super) use snapshot_columns;
@@ -125,6 +130,7 @@ where
     let state = state.parse::<JobState>().map_err(decode)?;
     let attempts: i32 = row.try_get("attempts")?;
     Ok(JobSnapshot {
+        seq: u64::try_from(row.try_get::<i64, _>("seq")?).map_err(decode)?,
         job_id: JobId::from(row.try_get::<String, _>("job_id")?),
         state,
         attempts: u32::try_from(attempts).map_err(decode)?,
@@ -141,6 +147,7 @@ where
             .map(timestamp),
         retry_at: row.try_get::<Option<i64>, _>("retry_at_ms")?.map(timestamp),
         error: row.try_get("error")?,
+        output: row.try_get("output")?,
     })
 }
 
@@ -164,6 +171,7 @@ where
         created_at: timestamp(row.try_get("created_at_ms")?),
         attempt: u32::try_from(attempt).unwrap_or(0),
         payload: Arc::new(row.try_get("payload")?),
+        output: JobOutput::default(),
     })
 }
 
@@ -176,6 +184,34 @@ where
 {
     let json: String = row.try_get("metadata")?;
     serde_json::from_str(&json).map_err(decode)
+}
+
+/// What recording an outcome does to a job's `output`: the attempt that ended replaces it (`Set`, with
+/// `None` when it printed nothing); a job taken back or cancelled keeps the last attempt's (`Keep`).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum OutputUpdate<'a> {
+    Keep,
+    Set(Option<&'a str>),
+}
+
+impl<'a> OutputUpdate<'a> {
+    /// Whether the output is replaced, and by what: the two parameters the stores' `UPDATE` binds.
+    pub(super) fn parts(self) -> (bool, Option<&'a str>) {
+        match self {
+            Self::Keep => (false, None),
+            Self::Set(output) => (true, output),
+        }
+    }
+}
+
+/// The states a `GROUP BY state` counted, as [`JobCounts`].
+pub(super) fn counts(rows: Vec<(String, i64)>) -> Result<JobCounts, sqlx::Error> {
+    let mut counts = JobCounts::default();
+    for (state, count) in rows {
+        let state = state.parse::<JobState>().map_err(decode)?;
+        counts.add(state, u64::try_from(count).unwrap_or(0));
+    }
+    Ok(counts)
 }
 
 /// A job's payload and metadata as the JSON a SQL store keeps, or the store's error naming the job.
@@ -212,6 +248,7 @@ pub(super) fn decode_payload<P: DeserializeOwned>(
             created_at: job.created_at,
             attempt: job.attempt,
             payload: Arc::new(payload),
+            output: job.output,
         }),
         Err(err) => {
             let error = format!("the stored payload does not deserialize: {err}");
@@ -263,6 +300,7 @@ mod tests {
             created_at: Timestamp::EPOCH,
             attempt: 1,
             payload: Arc::new("{\"not\": \"a number\"}".to_owned()),
+            output: JobOutput::default(),
         };
         let (_, err) = *decode_payload::<u64>(job).unwrap_err();
         assert!(

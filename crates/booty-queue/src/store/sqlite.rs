@@ -55,8 +55,9 @@ use tracing::warn;
 
 use crate::chain::Chain;
 use crate::job::{Job, JobSnapshot, Submitted};
+use crate::query::{CancelTarget, JobCounts, JobQuery};
 use crate::store::sql::{self, SqlStore, bigint, millis, snapshot, snapshot_columns};
-use crate::store::{Admission, Claim, Lease, Outcome, Store, StoreError};
+use crate::store::{Admission, Claim, Lease, Outcome, Renewal, Store, StoreError};
 use crate::time::Timestamp;
 
 use writer::{Pending, Writer};
@@ -298,18 +299,6 @@ impl SqliteStore {
         row.as_ref().map(snapshot).transpose()
     }
 
-    async fn try_list(&self, limit: usize) -> Result<Vec<JobSnapshot>, sqlx::Error> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            snapshot_columns!(),
-            " FROM booty_jobs ORDER BY seq DESC LIMIT ?1"
-        ))
-        .bind(bigint(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(snapshot).collect()
-    }
-
     /// Stops the writer once every submission it holds is answered, and folds the write-ahead log back
     /// into the database file, so the file alone is a complete copy.
     async fn stop_writer(&self) {
@@ -362,7 +351,7 @@ where
         sql::claim(self, owner, now, lease_until).await
     }
 
-    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
+    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<Renewal, StoreError> {
         self.renew_lease(lease, until).await
     }
 
@@ -370,9 +359,19 @@ where
         &self,
         lease: &Lease,
         outcome: Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        SqlStore::record(self, lease, &outcome, now).await
+        SqlStore::record(self, lease, &outcome, output, now).await
+    }
+
+    async fn cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.cancel_jobs(target, reason, now).await
     }
 
     async fn reclaim_expired(
@@ -404,10 +403,12 @@ where
             .map_err(|err| backend("get", err))
     }
 
-    async fn list(&self, limit: usize) -> Result<Vec<JobSnapshot>, StoreError> {
-        self.try_list(limit)
-            .await
-            .map_err(|err| backend("list", err))
+    async fn list(&self, query: &JobQuery) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.list_jobs(query).await
+    }
+
+    async fn count(&self) -> Result<JobCounts, StoreError> {
+        self.count_jobs().await
     }
 
     /// Unfinished jobs stay in the file for the next start; this stops the writer and checkpoints.

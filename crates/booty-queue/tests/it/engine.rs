@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use booty_queue::{
-    CancellationToken, Claim, HandlerError, Job, JobId, JobState, MemoryStore, NewJob, Outcome,
-    Queue, QueueConfig, QueueError, Retention, StartError, Store, Submitted, Timestamp,
+    CancelTarget, CancellationToken, Claim, HandlerError, Job, JobId, JobQuery, JobState,
+    MemoryStore, NewJob, Outcome, Queue, QueueConfig, QueueError, Retention, StartError, Store,
+    Submitted, Timestamp,
 };
 use tokio::sync::{Barrier, Notify, mpsc};
 use tokio::time::Instant;
@@ -697,4 +698,140 @@ async fn memory_stays_bounded_after_a_million_distinct_submissions() {
     }
     queue.shutdown(GRACE).await;
     check(SUBMISSIONS + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_a_running_job_fires_its_token_at_the_next_renewal_and_it_ends_cancelled() {
+    let (store, mut recorded) = Observed::new(Arc::new(MemoryStore::default()));
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let handler = move |job: Job<()>, cancel: CancellationToken| {
+        let seen_tx = seen_tx.clone();
+        async move {
+            seen_tx.send(("started", job.attempt)).unwrap();
+            cancel.cancelled().await;
+            seen_tx.send(("cancelled", job.attempt)).unwrap();
+            // However the handler ends once told, the attempt is cancelled, never retried.
+            Err(HandlerError::retryable("interrupted"))
+        }
+    };
+    let mut config = config(1);
+    config.lease = Duration::from_secs(3);
+    let queue = Queue::start(store, handler, config).await.unwrap();
+    let _ = queue
+        .submit(NewJob::new("d1", ()).for_issue("octo/repo", 1))
+        .await
+        .unwrap();
+    assert_eq!(within("attempt 1", seen.recv()).await, Some(("started", 1)));
+
+    let asked = Instant::now();
+    let changed = queue
+        .cancel(&CancelTarget::Job(id(1, "d1")), "label removed")
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].state, JobState::Running);
+    assert_eq!(
+        within("cancellation", seen.recv()).await,
+        Some(("cancelled", 1))
+    );
+    // Renewals come every third of the lease.
+    assert!(Instant::now() - asked <= Duration::from_secs(1));
+    assert_eq!(
+        next_recorded(&mut recorded).await,
+        (
+            id(1, "d1"),
+            Outcome::Cancelled {
+                reason: "label removed".to_owned()
+            }
+        )
+    );
+    let job = queue.get("1-d1").await.unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.attempts, job.error.as_deref()),
+        (JobState::Cancelled, 1, Some("label removed"))
+    );
+    let report = queue.shutdown(GRACE).await;
+    assert!(report.cancelled.is_empty(), "{report:?}");
+    assert!(seen.try_recv().is_err(), "no second attempt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_waiting_job_never_runs_and_the_next_one_of_its_lane_does() {
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let release = Arc::new(Notify::new());
+    let gate = Arc::clone(&release);
+    let handler = move |job: Job<()>, _: CancellationToken| {
+        let (started_tx, gate) = (started_tx.clone(), Arc::clone(&gate));
+        async move {
+            started_tx.send(job.id.clone()).unwrap();
+            if job.dedupe_key == "first" {
+                gate.notified().await;
+            }
+            Ok(())
+        }
+    };
+    let queue = Queue::start(MemoryStore::default(), handler, config(2))
+        .await
+        .unwrap();
+    for delivery in ["first", "second", "third"] {
+        let job = NewJob::new(delivery, ()).for_issue("octo/repo", 1);
+        assert!(matches!(
+            queue.submit(job).await.unwrap(),
+            Submitted::Accepted(_)
+        ));
+    }
+    assert_eq!(
+        within("the first job", started.recv()).await,
+        Some(id(1, "first"))
+    );
+    let cancelled = queue
+        .cancel(&CancelTarget::Job(id(1, "second")), "superseded")
+        .await
+        .unwrap();
+    assert_eq!(cancelled[0].state, JobState::Cancelled);
+    release.notify_one();
+    assert_eq!(
+        within("the third job", started.recv()).await,
+        Some(id(1, "third"))
+    );
+    queue.shutdown(GRACE).await;
+    assert!(started.try_recv().is_err(), "the cancelled job ran");
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.succeeded, counts.cancelled), (2, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_a_handler_prints_is_recorded_with_its_attempt() {
+    let (store, mut recorded) = Observed::new(Arc::new(MemoryStore::default()));
+    let handler = |job: Job<()>, _: CancellationToken| async move {
+        job.output.append(&format!("attempt {}\n", job.attempt));
+        if job.attempt == 1 {
+            job.output.append("clone timed out\n");
+            return Err(HandlerError::retryable("timeout"));
+        }
+        Ok(())
+    };
+    let queue = Queue::start(store, handler, config(1)).await.unwrap();
+    let _ = queue
+        .submit(NewJob::new("d1", ()).for_issue("octo/repo", 2))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_recorded(&mut recorded).await.1,
+        Outcome::Retry { .. }
+    ));
+    let retrying = queue.get("2-d1").await.unwrap().unwrap();
+    assert_eq!(
+        retrying.output.as_deref(),
+        Some("attempt 1\nclone timed out\n")
+    );
+    assert_eq!(next_recorded(&mut recorded).await.1, Outcome::Succeeded);
+    let done = queue.get("2-d1").await.unwrap().unwrap();
+    assert_eq!(done.output.as_deref(), Some("attempt 2\n"));
+    let listed = queue
+        .query(&JobQuery::newest(5).with_metadata("repository", "octo/repo"))
+        .await
+        .unwrap();
+    assert_eq!(listed, [done]);
+    queue.shutdown(GRACE).await;
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use booty_queue::{
-    CancellationToken, Claim, Job, JobId, JobState, NewJob, Outcome, Queue, QueueConfig,
+    CancellationToken, Claim, Job, JobId, JobQuery, JobState, NewJob, Outcome, Queue, QueueConfig,
     QueueError, Retention, SqliteError, SqliteOptions, SqliteStore, Store, StoreError, Submitted,
     Timestamp,
 };
@@ -94,7 +94,7 @@ async fn finish(store: &SqliteStore, job: &Job<Payload>, now: Timestamp) {
         owner: "w1".to_owned(),
         attempt: job.attempt,
     };
-    Store::<Payload>::finish(store, &lease, Outcome::Succeeded, now)
+    Store::<Payload>::finish(store, &lease, Outcome::Succeeded, None, now)
         .await
         .unwrap();
 }
@@ -268,7 +268,9 @@ async fn concurrent_submissions_share_one_transaction() {
         "{SUBMISSIONS} submissions took {} transactions",
         stats.insert_transactions
     );
-    let listed = Store::<Payload>::list(&*store, 100).await.unwrap();
+    let listed = Store::<Payload>::list(&*store, &JobQuery::newest(100))
+        .await
+        .unwrap();
     assert_eq!(listed.len(), SUBMISSIONS);
 }
 
@@ -325,7 +327,9 @@ async fn a_failing_insert_leaves_no_trace_and_takes_no_one_down() {
         }
     }
     assert_eq!(state(&store, "1-poison").await, None);
-    let listed = Store::<Payload>::list(&*store, 100).await.unwrap();
+    let listed = Store::<Payload>::list(&*store, &JobQuery::newest(100))
+        .await
+        .unwrap();
     assert_eq!(listed.len(), SUBMISSIONS - 1);
 
     // Nothing of it was remembered: once the fault is gone, GitHub's redelivery is accepted.

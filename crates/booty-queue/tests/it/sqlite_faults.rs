@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use booty_queue::{
-    Claim, Job, JobId, JobState, Lease, Outcome, SqliteOptions, SqliteStore, Store, StoreError,
-    Submitted, Timestamp,
+    Claim, Job, JobId, JobQuery, JobState, Lease, Outcome, SqliteOptions, SqliteStore, Store,
+    StoreError, Submitted, Timestamp,
 };
 use booty_testkit::Tmpfs;
 
@@ -119,7 +119,14 @@ async fn every_write_fails_cleanly_on_a_full_disk_and_works_again_once_space_ret
     );
     assert_backend(
         "finish",
-        Store::<Payload>::finish(&store, &lease(&first, "w1"), Outcome::Succeeded, at(3)).await,
+        Store::<Payload>::finish(
+            &store,
+            &lease(&first, "w1"),
+            Outcome::Succeeded,
+            None,
+            at(3),
+        )
+        .await,
         debug,
     );
     assert_backend(
@@ -131,9 +138,15 @@ async fn every_write_fails_cleanly_on_a_full_disk_and_works_again_once_space_ret
 
     disk.free();
     // Everything works again, on the same store, and nothing of the failed calls took effect.
-    Store::<Payload>::finish(&store, &lease(&first, "w1"), Outcome::Succeeded, at(61))
-        .await
-        .unwrap();
+    Store::<Payload>::finish(
+        &store,
+        &lease(&first, "w1"),
+        Outcome::Succeeded,
+        None,
+        at(61),
+    )
+    .await
+    .unwrap();
     assert_eq!(state(&store, &first.id).await, JobState::Succeeded);
     assert_eq!(state(&store, &second.id).await, JobState::Running);
     let taken = Store::<Payload>::reclaim_expired(&store, at(62), 3)
@@ -203,7 +216,14 @@ async fn a_removed_log_stops_every_write_and_what_it_held_survives_a_restart() {
     assert_backend("claim", claim(&store, "w2", at(2)).await, short);
     assert_backend(
         "finish",
-        Store::<Payload>::finish(&store, &lease(&running, "w1"), Outcome::Succeeded, at(2)).await,
+        Store::<Payload>::finish(
+            &store,
+            &lease(&running, "w1"),
+            Outcome::Succeeded,
+            None,
+            at(2),
+        )
+        .await,
         debug,
     );
 
@@ -214,7 +234,9 @@ async fn a_removed_log_stops_every_write_and_what_it_held_survives_a_restart() {
     let store = SqliteStore::open(copy.path().join("booty.db"), SqliteOptions::default())
         .await
         .unwrap();
-    let jobs = Store::<Payload>::list(&store, 10).await.unwrap();
+    let jobs = Store::<Payload>::list(&store, &JobQuery::newest(10))
+        .await
+        .unwrap();
     let states: Vec<_> = jobs
         .iter()
         .map(|job| (job.job_id.to_string(), job.state))

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use booty_queue::{
-    Admission, Backoff, Claim, Job, JobId, JobMetadata, JobSnapshot, Lease, MemoryStore,
-    MetadataValue, NewJob, Outcome, QueueConfig, Store, StoreError, Submitted, Timestamp, Wakeups,
+    Admission, Backoff, CancelTarget, Claim, Job, JobCounts, JobId, JobMetadata, JobOutput,
+    JobQuery, JobSnapshot, Lease, MemoryStore, MetadataValue, NewJob, Outcome, QueueConfig,
+    Renewal, Store, StoreError, Submitted, Timestamp, Wakeups,
 };
 use tokio::sync::mpsc;
 
@@ -92,14 +93,24 @@ impl<P: Send + Sync + 'static> Store<P> for Observed<P> {
         self.inner.claim(owner, now, lease_until).await
     }
 
-    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
+    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<Renewal, StoreError> {
         self.inner.renew(lease, until).await
+    }
+
+    async fn cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.inner.cancel(target, reason, now).await
     }
 
     async fn finish(
         &self,
         lease: &Lease,
         outcome: Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let failing =
@@ -114,7 +125,9 @@ impl<P: Send + Sync + 'static> Store<P> for Observed<P> {
                 source: "database or disk is full".into(),
             });
         }
-        self.inner.finish(lease, outcome.clone(), now).await?;
+        self.inner
+            .finish(lease, outcome.clone(), output, now)
+            .await?;
         // The receiver may be gone when a test no longer listens.
         let _ = self.recorded.send((lease.job_id.clone(), outcome));
         Ok(())
@@ -140,8 +153,12 @@ impl<P: Send + Sync + 'static> Store<P> for Observed<P> {
         self.inner.get(job_id).await
     }
 
-    async fn list(&self, limit: usize) -> Result<Vec<JobSnapshot>, StoreError> {
-        self.inner.list(limit).await
+    async fn list(&self, query: &JobQuery) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.inner.list(query).await
+    }
+
+    async fn count(&self) -> Result<JobCounts, StoreError> {
+        self.inner.count().await
     }
 
     async fn close(&self, now: Timestamp) -> Result<Vec<JobSnapshot>, StoreError> {
@@ -236,6 +253,7 @@ pub(crate) fn stored_job<P>(
         created_at,
         attempt: 0,
         payload: Arc::new(new.payload),
+        output: JobOutput::default(),
     }
 }
 

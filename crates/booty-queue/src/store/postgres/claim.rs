@@ -26,9 +26,10 @@ impl SqlStore for PostgresStore {
         &self,
         lease: &Lease,
         outcome: &Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.finish_job(lease, outcome, now).await
+        self.finish_job(lease, outcome, output, now).await
     }
 }
 

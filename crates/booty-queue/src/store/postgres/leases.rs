@@ -5,12 +5,89 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::PostgresStore;
 use super::retry::Failure;
-use crate::job::JobSnapshot;
-use crate::store::sql::{bigint, millis, snapshot, snapshot_columns};
-use crate::store::{LEASE_EXPIRED, Lease, Outcome, StoreError};
+use crate::job::{JobSnapshot, JobState};
+use crate::query::CancelTarget;
+use crate::store::sql::{OutputUpdate, bigint, millis, snapshot, snapshot_columns};
+use crate::store::{LEASE_EXPIRED, Lease, Outcome, Renewal, StoreError};
 use crate::time::Timestamp;
 
 impl PostgresStore {
+    /// `renew`: extends the lease if the job still runs under it, and says whether its cancellation
+    /// was asked for.
+    pub(super) async fn renew_lease(
+        &self,
+        lease: &Lease,
+        until: Timestamp,
+    ) -> Result<Renewal, StoreError> {
+        with_retry!(self.retry("renew", self.patient()), async {
+            let held: Option<(Option<String>,)> = sqlx::query_as(
+                "UPDATE booty_jobs SET lease_until_ms = $4
+                  WHERE job_id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3
+                 RETURNING cancel_reason",
+            )
+            .bind(lease.job_id.as_str())
+            .bind(&lease.owner)
+            .bind(i64::from(lease.attempt))
+            .bind(millis(until))
+            .fetch_optional(&self.pool)
+            .await?;
+            match held {
+                Some((None,)) => Ok(Renewal::Extended),
+                Some((Some(reason),)) => Ok(Renewal::CancelRequested { reason }),
+                None => Err(Failure::Store(StoreError::lease_lost(lease))),
+            }
+        })
+    }
+
+    /// One try of `cancel`: cancels the waiting jobs of `target` and marks its running one, in one
+    /// transaction. Rows a claim holds are waited for, so a job being claimed is marked once running.
+    pub(super) async fn try_cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Vec<JobSnapshot>, Failure> {
+        let (job_id, lane) = match target {
+            CancelTarget::Job(id) => (Some(id.as_str()), None),
+            CancelTarget::Lane(lane) => (None, Some(lane.as_str())),
+        };
+        let mut tx = self.pool.begin().await?;
+        let unfinished: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, state FROM booty_jobs
+              WHERE (job_id = $1 OR lane = $2) AND state IN ('queued', 'running', 'retrying')
+              ORDER BY seq
+              FOR UPDATE",
+        )
+        .bind(job_id)
+        .bind(lane)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut changed = Vec::with_capacity(unfinished.len());
+        for (seq, state) in unfinished {
+            changed.push(if state == JobState::Running.as_str() {
+                let row = sqlx::query(concat!(
+                    "UPDATE booty_jobs SET cancel_reason = $2 WHERE seq = $1 RETURNING ",
+                    snapshot_columns!()
+                ))
+                .bind(seq)
+                .bind(reason)
+                .fetch_one(&mut *tx)
+                .await?;
+                snapshot(&row)?
+            } else {
+                let cancelled = Outcome::Cancelled {
+                    reason: reason.to_owned(),
+                };
+                apply(&mut tx, seq, &cancelled, now, true, OutputUpdate::Keep).await?
+            });
+        }
+        if changed.iter().any(|job| job.state.is_final()) {
+            self.evict_finished(&mut tx).await?;
+        }
+        tx.commit().await.map_err(Failure::Commit)?;
+        Ok(changed)
+    }
+
     /// `finish`: records `outcome`, retrying a lost connection without ever recording it twice.
     ///
     /// A try that failed may have been applied anyway (the connection died after the server committed),
@@ -21,6 +98,7 @@ impl PostgresStore {
         &self,
         lease: &Lease,
         outcome: &Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut uncertain = false;
@@ -32,7 +110,7 @@ impl PostgresStore {
                     None => return Err(Failure::Store(StoreError::lease_lost(lease))),
                 }
             }
-            let written = self.write_outcome(lease, outcome, now).await;
+            let written = self.write_outcome(lease, outcome, output, now).await;
             match written {
                 // Checked on the next try, so even a failed COMMIT can be retried safely.
                 Err(Failure::Sql(err) | Failure::Commit(err)) => {
@@ -40,31 +118,6 @@ impl PostgresStore {
                     Err(Failure::Sql(err))
                 }
                 other => other,
-            }
-        })
-    }
-
-    /// `renew`: extends the lease if the job still runs under it.
-    pub(super) async fn renew_lease(
-        &self,
-        lease: &Lease,
-        until: Timestamp,
-    ) -> Result<(), StoreError> {
-        with_retry!(self.retry("renew", self.patient()), async {
-            let held = sqlx::query(
-                "UPDATE booty_jobs SET lease_until_ms = $4
-                  WHERE job_id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3",
-            )
-            .bind(lease.job_id.as_str())
-            .bind(&lease.owner)
-            .bind(i64::from(lease.attempt))
-            .bind(millis(until))
-            .execute(&self.pool)
-            .await?;
-            if held.rows_affected() == 1 {
-                Ok(())
-            } else {
-                Err(Failure::Store(StoreError::lease_lost(lease)))
             }
         })
     }
@@ -90,9 +143,11 @@ impl PostgresStore {
         {
             return Ok(None);
         }
+        // A cancellation asked for meanwhile turns a retry or a release into `cancelled`.
+        let cancelled = outcome.clone().unless_cancelled(Some("")).state();
         Ok(match state.as_str() {
             "running" => Some(false),
-            state if state == outcome.state().as_str() => Some(true),
+            state if state == outcome.state().as_str() || state == cancelled.as_str() => Some(true),
             _ => None,
         })
     }
@@ -102,11 +157,12 @@ impl PostgresStore {
         &self,
         lease: &Lease,
         outcome: &Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> Result<(), Failure> {
         let mut tx = self.pool.begin().await?;
-        let held: Option<i64> = sqlx::query_scalar(
-            "SELECT seq FROM booty_jobs
+        let held: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT seq, cancel_reason FROM booty_jobs
               WHERE job_id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3
               FOR UPDATE",
         )
@@ -115,11 +171,20 @@ impl PostgresStore {
         .bind(i64::from(lease.attempt))
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(seq) = held else {
+        let Some((seq, cancel_reason)) = held else {
             tx.rollback().await?;
             return Err(Failure::Store(StoreError::lease_lost(lease)));
         };
-        apply(&mut tx, seq, outcome, now, false).await?;
+        let outcome = outcome.clone().unless_cancelled(cancel_reason.as_deref());
+        apply(
+            &mut tx,
+            seq,
+            &outcome,
+            now,
+            false,
+            OutputUpdate::Set(output),
+        )
+        .await?;
         if outcome.is_final() {
             self.evict_finished(&mut tx).await?;
         }
@@ -151,8 +216,8 @@ impl PostgresStore {
         max_attempts: u32,
     ) -> Result<Vec<JobSnapshot>, Failure> {
         let mut tx = self.pool.begin().await?;
-        let expired: Vec<(i64, i32)> = sqlx::query_as(
-            "SELECT seq, attempts FROM booty_jobs
+        let expired: Vec<(i64, i32, Option<String>)> = sqlx::query_as(
+            "SELECT seq, attempts, cancel_reason FROM booty_jobs
               WHERE state = 'running' AND lease_until_ms <= $1
               ORDER BY seq
               FOR UPDATE SKIP LOCKED",
@@ -161,10 +226,11 @@ impl PostgresStore {
         .fetch_all(&mut *tx)
         .await?;
         let mut taken = Vec::with_capacity(expired.len());
-        for (seq, attempts) in expired {
+        for (seq, attempts, cancel_reason) in expired {
             let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
-            let outcome = Outcome::taken_back(attempts, max_attempts, LEASE_EXPIRED);
-            taken.push(apply(&mut tx, seq, &outcome, now, true).await?);
+            let outcome = Outcome::taken_back(attempts, max_attempts, LEASE_EXPIRED)
+                .unless_cancelled(cancel_reason.as_deref());
+            taken.push(apply(&mut tx, seq, &outcome, now, true, OutputUpdate::Keep).await?);
         }
         if taken.iter().any(|job| job.state.is_final()) {
             self.evict_finished(&mut tx).await?;
@@ -174,18 +240,20 @@ impl PostgresStore {
     }
 }
 
-/// Puts job `seq`, whose attempt is over, in the state `outcome` leads to, and drops its lease (and the
-/// owner too when `disown`: a job taken back from a lost attempt; a recorded outcome keeps it, so a
-/// retried `finish` can tell its own write). A final job is finished now, numbered in finishing order,
-/// its payload dropped.
+/// Puts job `seq` in the state `outcome` leads to, and drops its lease (and the owner too when `disown`:
+/// a job taken back from a lost attempt, or cancelled while waiting; a recorded outcome keeps it, so a
+/// retried `finish` can tell its own write); `output` says what becomes of its output. A final job is finished
+/// now, numbered in finishing order, its payload dropped.
 async fn apply(
     tx: &mut Transaction<'_, Postgres>,
     seq: i64,
     outcome: &Outcome,
     now: Timestamp,
     disown: bool,
+    output: OutputUpdate<'_>,
 ) -> Result<JobSnapshot, sqlx::Error> {
     let error = outcome.error_update();
+    let (set_output, output) = output.parts();
     let row = sqlx::query(concat!(
         "UPDATE booty_jobs
             SET state = $2, lease_until_ms = NULL,
@@ -194,7 +262,8 @@ async fn apply(
                 retry_at_ms = $6,
                 finished_at_ms = CASE WHEN $7 THEN $8 END,
                 finished_seq = CASE WHEN $7 THEN nextval('booty_jobs_finished_seq') END,
-                payload = CASE WHEN $7 THEN NULL ELSE payload END
+                payload = CASE WHEN $7 THEN NULL ELSE payload END,
+                output = CASE WHEN $9 THEN $10 ELSE output END
           WHERE seq = $1
          RETURNING ",
         snapshot_columns!()
@@ -207,6 +276,8 @@ async fn apply(
     .bind(outcome.retry_at().map(millis))
     .bind(outcome.is_final())
     .bind(millis(now))
+    .bind(set_output)
+    .bind(output)
     .fetch_one(&mut **tx)
     .await?;
     snapshot(&row)

@@ -5,11 +5,12 @@ use sqlx::SqliteConnection;
 
 use super::connection::Tx;
 use super::{SqliteStore, backend};
-use crate::job::{Job, JobSnapshot};
+use crate::job::{Job, JobSnapshot, JobState, MetadataValue};
+use crate::query::{CancelTarget, JobCounts, JobQuery};
 use crate::store::sql::{
-    self, Claimed, SqlStore, bigint, millis, snapshot, snapshot_columns, timestamp,
+    self, Claimed, OutputUpdate, SqlStore, bigint, millis, snapshot, snapshot_columns, timestamp,
 };
-use crate::store::{LEASE_EXPIRED, Lease, Outcome, RESTARTED, StoreError};
+use crate::store::{LEASE_EXPIRED, Lease, Outcome, RESTARTED, Renewal, StoreError};
 use crate::time::Timestamp;
 
 impl SqlStore for SqliteStore {
@@ -41,13 +42,14 @@ impl SqlStore for SqliteStore {
         &self,
         lease: &Lease,
         outcome: &Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.files.check("finish")?;
         let written = async {
             let mut tx = Tx::begin(&self.pool).await?;
-            let held: Option<i64> = sqlx::query_scalar(
-                "SELECT seq FROM booty_jobs
+            let held: Option<(i64, Option<String>)> = sqlx::query_as(
+                "SELECT seq, cancel_reason FROM booty_jobs
                   WHERE job_id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
             )
             .bind(lease.job_id.as_str())
@@ -55,11 +57,20 @@ impl SqlStore for SqliteStore {
             .bind(i64::from(lease.attempt))
             .fetch_optional(tx.connection())
             .await?;
-            let Some(seq) = held else {
+            let Some((seq, cancel_reason)) = held else {
                 tx.rollback().await?;
                 return Ok(false);
             };
-            apply(tx.connection(), seq, outcome, now, false).await?;
+            let outcome = outcome.clone().unless_cancelled(cancel_reason.as_deref());
+            apply(
+                tx.connection(),
+                seq,
+                &outcome,
+                now,
+                false,
+                OutputUpdate::Set(output),
+            )
+            .await?;
             if outcome.is_final() {
                 self.evict_finished(tx.connection()).await?;
             }
@@ -114,33 +125,145 @@ impl SqliteStore {
         Ok(job)
     }
 
-    /// `renew`: extends the lease if the job still runs under it.
+    /// `renew`: extends the lease if the job still runs under it, and says whether its cancellation
+    /// was asked for.
     pub(super) async fn renew_lease(
         &self,
         lease: &Lease,
         until: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Renewal, StoreError> {
         self.files.check("renew")?;
         let renewed = async {
             let mut tx = Tx::begin(&self.pool).await?;
-            let held = sqlx::query(
+            let held: Option<(Option<String>,)> = sqlx::query_as(
                 "UPDATE booty_jobs SET lease_until_ms = ?4
-                  WHERE job_id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
+                  WHERE job_id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3
+                 RETURNING cancel_reason",
             )
             .bind(lease.job_id.as_str())
             .bind(&lease.owner)
             .bind(i64::from(lease.attempt))
             .bind(millis(until))
-            .execute(tx.connection())
+            .fetch_optional(tx.connection())
             .await?;
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(held.rows_affected())
+            Ok::<_, sqlx::Error>(held)
         };
-        if renewed.await.map_err(|err| backend("renew", err))? == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::lease_lost(lease))
+        match renewed.await.map_err(|err| backend("renew", err))? {
+            Some((None,)) => Ok(Renewal::Extended),
+            Some((Some(reason),)) => Ok(Renewal::CancelRequested { reason }),
+            None => Err(StoreError::lease_lost(lease)),
         }
+    }
+
+    /// `cancel`: cancels the waiting jobs of `target` and marks its running one, in one transaction.
+    pub(super) async fn cancel_jobs(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.files.check("cancel")?;
+        let (job_id, lane) = match target {
+            CancelTarget::Job(id) => (Some(id.as_str()), None),
+            CancelTarget::Lane(lane) => (None, Some(lane.as_str())),
+        };
+        let cancelled = async {
+            let mut tx = Tx::begin(&self.pool).await?;
+            let unfinished: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT seq, state FROM booty_jobs
+                  WHERE (job_id = ?1 OR lane = ?2) AND state IN ('queued', 'running', 'retrying')
+                  ORDER BY seq",
+            )
+            .bind(job_id)
+            .bind(lane)
+            .fetch_all(tx.connection())
+            .await?;
+            let mut changed = Vec::with_capacity(unfinished.len());
+            for (seq, state) in unfinished {
+                changed.push(if state == JobState::Running.as_str() {
+                    let row = sqlx::query(concat!(
+                        "UPDATE booty_jobs SET cancel_reason = ?2 WHERE seq = ?1 RETURNING ",
+                        snapshot_columns!()
+                    ))
+                    .bind(seq)
+                    .bind(reason)
+                    .fetch_one(tx.connection())
+                    .await?;
+                    snapshot(&row)?
+                } else {
+                    let cancelled = Outcome::Cancelled {
+                        reason: reason.to_owned(),
+                    };
+                    apply(
+                        tx.connection(),
+                        seq,
+                        &cancelled,
+                        now,
+                        true,
+                        OutputUpdate::Keep,
+                    )
+                    .await?
+                });
+            }
+            if changed.iter().any(|job| job.state.is_final()) {
+                self.evict_finished(tx.connection()).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(changed)
+        };
+        cancelled.await.map_err(|err| backend("cancel", err))
+    }
+
+    /// `list`: the jobs `query` matches, newest first.
+    pub(super) async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<JobSnapshot>, StoreError> {
+        let (key, value) = query
+            .metadata
+            .as_ref()
+            .map(|(key, value)| (key.as_str(), value))
+            .unzip();
+        // `->>` gives a JSON integer as an integer and a string as text: a typed comparison.
+        let listing = sqlx::query(concat!(
+            "SELECT ",
+            snapshot_columns!(),
+            " FROM booty_jobs
+              WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2)
+                AND (?3 IS NULL OR lane = ?3) AND (?4 IS NULL OR metadata ->> ?4 = ?5)
+                AND (?6 IS NULL OR seq < ?6)
+              ORDER BY seq DESC LIMIT ?7"
+        ))
+        .bind(query.state.map(JobState::as_str))
+        .bind(query.kind.as_deref())
+        .bind(query.lane.as_deref())
+        .bind(key);
+        let listing = match value {
+            Some(MetadataValue::Integer(number)) => listing.bind(*number),
+            Some(MetadataValue::Text(text)) => listing.bind(text.as_str()),
+            None => listing.bind(None::<&str>),
+        };
+        let rows = listing
+            .bind(
+                query
+                    .before
+                    .map(|seq| i64::try_from(seq).unwrap_or(i64::MAX)),
+            )
+            .bind(bigint(query.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|err| backend("list", err))?;
+        rows.iter()
+            .map(snapshot)
+            .collect::<Result<_, _>>()
+            .map_err(|err| backend("list", err))
+    }
+
+    /// `count`: jobs by state.
+    pub(super) async fn count_jobs(&self) -> Result<JobCounts, StoreError> {
+        let rows = sqlx::query_as("SELECT state, count(*) FROM booty_jobs GROUP BY state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|err| backend("count", err))?;
+        sql::counts(rows).map_err(|err| backend("count", err))
     }
 
     /// Drops the finished jobs beyond the newest `retained_finished`, in the transaction that made one
@@ -171,8 +294,8 @@ impl SqliteStore {
             None => RESTARTED,
         };
         let mut tx = Tx::begin(&self.pool).await?;
-        let running: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT seq, attempts FROM booty_jobs
+        let running: Vec<(i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT seq, attempts, cancel_reason FROM booty_jobs
               WHERE state = 'running' AND (?1 IS NULL OR lease_until_ms <= ?1)
               ORDER BY seq",
         )
@@ -180,10 +303,21 @@ impl SqliteStore {
         .fetch_all(tx.connection())
         .await?;
         let mut taken = Vec::with_capacity(running.len());
-        for (seq, attempts) in running {
+        for (seq, attempts, cancel_reason) in running {
             let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
-            let outcome = Outcome::taken_back(attempts, max_attempts, why);
-            taken.push(apply(tx.connection(), seq, &outcome, now, true).await?);
+            let outcome = Outcome::taken_back(attempts, max_attempts, why)
+                .unless_cancelled(cancel_reason.as_deref());
+            taken.push(
+                apply(
+                    tx.connection(),
+                    seq,
+                    &outcome,
+                    now,
+                    true,
+                    OutputUpdate::Keep,
+                )
+                .await?,
+            );
         }
         if taken.iter().any(|job| job.state.is_final()) {
             self.evict_finished(tx.connection()).await?;
@@ -193,17 +327,19 @@ impl SqliteStore {
     }
 }
 
-/// Puts job `seq`, whose attempt is over, in the state `outcome` leads to, and drops its lease (and the
-/// owner too when `disown`: a job taken back from a lost attempt). A final job is finished now, numbered
-/// in finishing order, its payload dropped.
+/// Puts job `seq` in the state `outcome` leads to, and drops its lease (and the owner too when
+/// `disown`: a job taken back from a lost attempt, or cancelled while waiting); `output` says what becomes of
+/// its output. A final job is finished now, numbered in finishing order, its payload dropped.
 async fn apply(
     connection: &mut SqliteConnection,
     seq: i64,
     outcome: &Outcome,
     now: Timestamp,
     disown: bool,
+    output: OutputUpdate<'_>,
 ) -> Result<JobSnapshot, sqlx::Error> {
     let error = outcome.error_update();
+    let (set_output, output) = output.parts();
     let row = sqlx::query(concat!(
         "UPDATE booty_jobs
             SET state = ?2, lease_until_ms = NULL,
@@ -213,7 +349,8 @@ async fn apply(
                 finished_at_ms = CASE WHEN ?7 THEN ?8 END,
                 finished_seq = CASE WHEN ?7
                     THEN (SELECT coalesce(max(finished_seq), 0) + 1 FROM booty_jobs) END,
-                payload = CASE WHEN ?7 THEN NULL ELSE payload END
+                payload = CASE WHEN ?7 THEN NULL ELSE payload END,
+                output = CASE WHEN ?9 THEN ?10 ELSE output END
           WHERE seq = ?1
          RETURNING ",
         snapshot_columns!()
@@ -226,6 +363,8 @@ async fn apply(
     .bind(outcome.retry_at().map(millis))
     .bind(outcome.is_final())
     .bind(millis(now))
+    .bind(set_output)
+    .bind(output)
     .fetch_one(connection)
     .await?;
     snapshot(&row)

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use booty_queue::{Claim, JobId, Outcome, PostgresStore, Store, Submitted};
+use booty_queue::{Claim, JobId, JobQuery, Outcome, PostgresStore, Store, Submitted};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
@@ -46,7 +46,9 @@ async fn a_delivery_received_by_two_processes_at_once_creates_one_job() {
             "{delivery}"
         );
     }
-    let stored = Store::<Payload>::list(&*first, 1_000).await.unwrap();
+    let stored = Store::<Payload>::list(&*first, &JobQuery::newest(1_000))
+        .await
+        .unwrap();
     assert_eq!(stored.len() as u64, DELIVERIES);
 }
 
@@ -92,7 +94,9 @@ async fn capacity_holds_across_processes_inserting_at_once() {
             (ROOM_PER_ROUND, TASKS - ROOM_PER_ROUND),
             "round {round}"
         );
-        let stored = Store::<Payload>::list(&*first, 1_000).await.unwrap();
+        let stored = Store::<Payload>::list(&*first, &JobQuery::newest(1_000))
+            .await
+            .unwrap();
         assert_eq!(stored.len(), capacity, "round {round}");
     }
 }
@@ -149,7 +153,7 @@ async fn claimer(
             owner: owner.clone(),
             attempt: job.attempt,
         };
-        Store::<Payload>::finish(&*store, &lease, Outcome::Succeeded, now())
+        Store::<Payload>::finish(&*store, &lease, Outcome::Succeeded, None, now())
             .await
             .unwrap();
         finished.fetch_add(1, Ordering::SeqCst);
@@ -209,7 +213,9 @@ async fn claimers_in_two_processes_run_one_job_per_lane_at_a_time_in_arrival_ord
         seen.overlaps
     );
     // Arrival order is the order `list` reports (newest first), per lane.
-    let stored = Store::<Payload>::list(&*first, 1_000).await.unwrap();
+    let stored = Store::<Payload>::list(&*first, &JobQuery::newest(1_000))
+        .await
+        .unwrap();
     assert_eq!(stored.len(), total);
     let mut arrived: BTreeMap<u64, Vec<JobId>> = BTreeMap::new();
     for snapshot in stored.iter().rev() {

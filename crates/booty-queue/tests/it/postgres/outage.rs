@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use booty_queue::{
-    Claim, JobId, JobState, Lease, Outcome, PostgresStore, Store, StoreError, Submitted, Timestamp,
+    Claim, JobId, JobQuery, JobState, Lease, Outcome, PostgresStore, Store, StoreError, Submitted,
+    Timestamp,
 };
 use tokio::task::JoinSet;
 
@@ -138,7 +139,7 @@ async fn run_one(
         owner: owner.to_owned(),
         attempt: job.attempt,
     };
-    let _ = Store::<Payload>::finish(store, &lease, Outcome::Succeeded, at).await;
+    let _ = Store::<Payload>::finish(store, &lease, Outcome::Succeeded, None, at).await;
     true
 }
 
@@ -146,7 +147,9 @@ async fn run_one(
 /// whose commit got through anyway (the only way a refused delivery can be stored); a refused delivery
 /// is accepted (or found) when sent again.
 async fn check(store: &PostgresStore, ledger: &Ledger) {
-    let stored = Store::<Payload>::list(store, 100_000).await.unwrap();
+    let stored = Store::<Payload>::list(store, &JobQuery::newest(100_000))
+        .await
+        .unwrap();
     let stored: BTreeMap<&str, _> = stored
         .iter()
         .map(|job| (job.dedupe_key.as_str(), job))
@@ -554,7 +557,7 @@ async fn a_commit_whose_answer_is_lost_is_recorded_once_and_never_doubled() {
         attempt: claimed.attempt,
     };
     eater.arm();
-    let finished = Store::<Payload>::finish(&store, &lease, Outcome::Succeeded, now()).await;
+    let finished = Store::<Payload>::finish(&store, &lease, Outcome::Succeeded, None, now()).await;
     tokio::time::timeout(Duration::from_secs(5), eater.eaten.notified())
         .await
         .expect("the finish's COMMIT answer was eaten");

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use booty_queue::{
-    Claim, JobState, Lease, Outcome, PostgresError, PostgresOptions, PostgresStore, Store,
-    Submitted,
+    Claim, JobQuery, JobState, Lease, Outcome, PostgresError, PostgresOptions, PostgresStore,
+    Store, Submitted,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::Connection;
@@ -75,7 +75,9 @@ async fn processes_starting_together_migrate_once_and_all_work() {
         assert!(matches!(answer, Submitted::Accepted(_)), "{answer:?}");
     }
     for store in &stores {
-        let listed = Store::<Payload>::list(store, 100).await.unwrap();
+        let listed = Store::<Payload>::list(store, &JobQuery::newest(100))
+            .await
+            .unwrap();
         assert_eq!(listed.len(), PROCESSES);
     }
     // A later start finds nothing to migrate.
@@ -282,7 +284,7 @@ async fn a_database_written_by_the_previous_release_opens_and_runs() {
         owner: "w1".to_owned(),
         attempt: 1,
     };
-    Store::<Payload>::finish(&store, &lease, Outcome::Succeeded, now())
+    Store::<Payload>::finish(&store, &lease, Outcome::Succeeded, None, now())
         .await
         .unwrap();
     let finished = Store::<Payload>::get(&store, "7-waiting")
