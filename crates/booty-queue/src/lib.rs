@@ -59,6 +59,7 @@ mod config;
 mod handler;
 mod job;
 mod log;
+mod observer;
 mod query;
 mod queue;
 mod store;
@@ -72,6 +73,7 @@ pub use job::{
     DEFAULT_KIND, Job, JobId, JobMetadata, JobOutput, JobSnapshot, JobState, MAX_OUTPUT_BYTES,
     MetadataValue, NewJob, Submitted, UnknownState,
 };
+pub use observer::{AttemptFinished, AttemptStarted, Observer, RetryScheduled, SubmissionAnswered};
 pub use query::{CancelTarget, JobCounts, JobQuery};
 pub use queue::{Queue, QueueError, ShutdownReport, StartError};
 pub use store::memory::{MemoryStats, MemoryStore};

@@ -16,6 +16,7 @@ use crate::config::QueueConfig;
 use crate::handler::Handler;
 use crate::job::{JobId, JobSnapshot, JobState, NewJob, Submitted};
 use crate::log::{JobFields, job_event};
+use crate::observer::{Observer, SubmissionAnswered, Unobserved};
 use crate::query::{CancelTarget, JobCounts, JobQuery};
 use crate::store::{Admission, Store, StoreError};
 use crate::time::Clock;
@@ -69,6 +70,25 @@ impl<P: Send + Sync + 'static> Queue<P> {
         S: Store<P>,
         H: Handler<P>,
     {
+        Self::start_with(store, handler, config, Unobserved).await
+    }
+
+    /// [`Queue::start`], telling `observer` what the queue does (submissions answered, attempts started
+    /// and finished, retries scheduled, store failures), for metrics.
+    ///
+    /// # Errors
+    /// As [`Queue::start`].
+    pub async fn start_with<S, H, O>(
+        store: S,
+        handler: H,
+        config: QueueConfig,
+        observer: O,
+    ) -> Result<Self, StartError>
+    where
+        S: Store<P>,
+        H: Handler<P>,
+        O: Observer,
+    {
         config
             .check()
             .map_err(|(setting, problem)| StartError::Config { setting, problem })?;
@@ -76,12 +96,19 @@ impl<P: Send + Sync + 'static> Queue<P> {
         let recovered = store
             .recover(clock.now(), config.max_attempts)
             .await
+            .inspect_err(|err| observer.store_failed("recover", err))
             .map_err(StartError::Recover)?;
         for job in &recovered {
             log_taken_back(job, "recovered");
         }
         let workers = config.workers;
-        let engine = Arc::new(Engine::new(store, handler, config, clock));
+        let engine = Arc::new(Engine::new(
+            store,
+            handler,
+            config,
+            clock,
+            Arc::new(observer),
+        ));
         let mut tasks = JoinSet::new();
         for worker_id in 0..workers {
             tasks.spawn(Arc::clone(&engine).work(worker_id));
@@ -132,6 +159,11 @@ impl<P: Send + Sync + 'static> Queue<P> {
         }
         let Ok(in_flight) = Arc::clone(&self.inner.admission).try_acquire_owned() else {
             job_event!(WARN, &job, "queue_busy", reason = "shutting_down");
+            self.inner.engine.observer.submitted(&SubmissionAnswered {
+                job_id: &job.id,
+                kind: &job.kind,
+                answer: &Submitted::Busy,
+            });
             return Ok(Submitted::Busy);
         };
         let engine = Arc::clone(&self.inner.engine);
@@ -169,7 +201,11 @@ impl<P: Send + Sync + 'static> Queue<P> {
     /// [`QueueError::Inspect`] if the store failed.
     pub async fn get(&self, job_id: &str) -> Result<Option<JobSnapshot>, QueueError> {
         let engine = &self.inner.engine;
-        engine.store.get(job_id).await.map_err(QueueError::Inspect)
+        engine
+            .store
+            .get(job_id)
+            .await
+            .map_err(|err| self.unreadable("get", err))
     }
 
     /// Up to `limit` jobs, newest first.
@@ -186,7 +222,11 @@ impl<P: Send + Sync + 'static> Queue<P> {
     /// [`QueueError::Inspect`] if the store failed.
     pub async fn query(&self, query: &JobQuery) -> Result<Vec<JobSnapshot>, QueueError> {
         let engine = &self.inner.engine;
-        engine.store.list(query).await.map_err(QueueError::Inspect)
+        engine
+            .store
+            .list(query)
+            .await
+            .map_err(|err| self.unreadable("list", err))
     }
 
     /// How many jobs the store holds in each state.
@@ -195,7 +235,11 @@ impl<P: Send + Sync + 'static> Queue<P> {
     /// [`QueueError::Inspect`] if the store failed.
     pub async fn counts(&self) -> Result<JobCounts, QueueError> {
         let engine = &self.inner.engine;
-        engine.store.count().await.map_err(QueueError::Inspect)
+        engine
+            .store
+            .count()
+            .await
+            .map_err(|err| self.unreadable("count", err))
     }
 
     /// Cancels `target` (a job, or every unfinished job of a lane) for `reason`: a waiting job becomes
@@ -216,7 +260,10 @@ impl<P: Send + Sync + 'static> Queue<P> {
             .store
             .cancel(target, reason, engine.clock.now())
             .await
-            .map_err(QueueError::NotCancelled)?;
+            .map_err(|err| {
+                engine.observer.store_failed("cancel", &err);
+                QueueError::NotCancelled(err)
+            })?;
         for job in &changed {
             if job.state == JobState::Cancelled {
                 job_event!(WARN, job, "job_cancelled", reason = reason);
@@ -227,6 +274,12 @@ impl<P: Send + Sync + 'static> Queue<P> {
         // The next job of a cancelled job's lane may run now.
         engine.work.notify_waiters();
         Ok(changed)
+    }
+
+    /// A failed read, told to the observer.
+    fn unreadable(&self, operation: &'static str, err: StoreError) -> QueueError {
+        self.inner.engine.observer.store_failed(operation, &err);
+        QueueError::Inspect(err)
     }
 
     /// Stops the queue: from now on submissions are `Busy`; workers claim nothing more; running jobs get
@@ -278,7 +331,10 @@ impl<P: Send + Sync + 'static> Queue<P> {
                     report.abandoned.push(job.job_id);
                 }
             }
-            Err(err) => error!(error = %Chain(&err), "store_close_failed"),
+            Err(err) => {
+                engine.observer.store_failed("close", &err);
+                error!(error = %Chain(&err), "store_close_failed");
+            }
         }
         report
     }

@@ -18,6 +18,9 @@ use crate::config::QueueConfig;
 use crate::handler::{DynHandler, Handler, HandlerError};
 use crate::job::{Job, JobId, JobMetadata, JobSnapshot, JobState, NewJob, Submitted};
 use crate::log::{self, JobFields, job_event};
+use crate::observer::{
+    AttemptFinished, AttemptStarted, Observer, RetryScheduled, SubmissionAnswered,
+};
 use crate::store::{
     Admission, Claim, DynStore, Lease, Outcome, Renewal, Store, StoreError, Wakeups,
 };
@@ -35,6 +38,8 @@ const RECORD_PAUSE_CAP: Duration = Duration::from_secs(8);
 pub(crate) struct Engine<P> {
     pub(crate) store: Arc<dyn DynStore<P>>,
     handler: Arc<dyn DynHandler<P>>,
+    /// Told what happens, for metrics ([`Unobserved`](crate::observer::Unobserved) without one).
+    pub(crate) observer: Arc<dyn Observer>,
     pub(crate) config: QueueConfig,
     pub(crate) clock: Clock,
     /// Lease owners are `{instance}-{worker}`; the instance is unique per process start.
@@ -66,6 +71,7 @@ pub(crate) struct Drained {
 struct Attempt {
     lease: Lease,
     metadata: JobMetadata,
+    kind: String,
     worker_id: usize,
 }
 
@@ -111,12 +117,14 @@ impl<P: Send + Sync + 'static> Engine<P> {
         handler: H,
         config: QueueConfig,
         clock: Clock,
+        observer: Arc<dyn Observer>,
     ) -> Self {
         let wakeups = store.wakeups();
         let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
         Self {
             store: Arc::new(store),
             handler: Arc::new(handler),
+            observer,
             config,
             clock,
             instance: format!("{}.{:08x}", std::process::id(), random >> 32),
@@ -146,6 +154,7 @@ impl<P: Send + Sync + 'static> Engine<P> {
                     self.idle(due).await;
                 }
                 Err(err) => {
+                    self.observer.store_failed("claim", &err);
                     error!(worker_id, error = %Chain(&err), "store_failed");
                     self.idle(Some(Instant::now() + STORE_ERROR_PAUSE)).await;
                 }
@@ -159,13 +168,24 @@ impl<P: Send + Sync + 'static> Engine<P> {
         job: NewJob<P>,
         admission: Admission,
     ) -> Result<Submitted, StoreError> {
-        let metadata = job.metadata.clone();
+        let (metadata, kind) = (job.metadata.clone(), job.kind.clone());
         let submitted = job.id.clone();
         let job = job.into_job(self.clock.now());
         let answer = self
             .store
             .insert_admitted(job, self.config.capacity, admission)
-            .await?;
+            .await
+            .inspect_err(|err| {
+                // A withdrawn submission is the submitter's doing, not a failure.
+                if matches!(err, StoreError::Backend { .. }) {
+                    self.observer.store_failed("insert", err);
+                }
+            })?;
+        self.observer.submitted(&SubmissionAnswered {
+            job_id: &submitted,
+            kind: &kind,
+            answer: &answer,
+        });
         match &answer {
             Submitted::Accepted(id) => {
                 let job = JobFields {
@@ -222,9 +242,17 @@ impl<P: Send + Sync + 'static> Engine<P> {
                 attempt: job.attempt,
             },
             metadata: job.metadata.clone(),
+            kind: job.kind.clone(),
             worker_id,
         };
         attempt_event!(INFO, attempt, "job_started");
+        self.observer.started(&AttemptStarted {
+            job_id: &attempt.lease.job_id,
+            kind: &attempt.kind,
+            attempt: attempt.lease.attempt,
+            waited: self.clock.now().saturating_duration_since(job.created_at),
+        });
+        let started = Instant::now();
         let span = log::span(
             attempt.job(),
             &[
@@ -255,6 +283,9 @@ impl<P: Send + Sync + 'static> Engine<P> {
         };
 
         let recorded = self.record(&attempt, &outcome, output.recorded()).await;
+        if recorded.is_ok() {
+            self.observe_end(&attempt, &outcome, started.elapsed());
+        }
         match (recorded, outcome) {
             (Ok(()), Outcome::Succeeded) => attempt_event!(INFO, attempt, "job_succeeded"),
             (Ok(()), Outcome::Retry { at, error }) => {
@@ -296,6 +327,27 @@ impl<P: Send + Sync + 'static> Engine<P> {
         }
     }
 
+    /// Tells the observer how a recorded attempt ended.
+    fn observe_end(&self, attempt: &Attempt, outcome: &Outcome, ran: Duration) {
+        let (job_id, kind) = (&attempt.lease.job_id, attempt.kind.as_str());
+        let number = attempt.lease.attempt;
+        if let Some(at) = outcome.retry_at() {
+            self.observer.retry_scheduled(&RetryScheduled {
+                job_id,
+                kind,
+                attempt: number,
+                at,
+            });
+        }
+        self.observer.finished(&AttemptFinished {
+            job_id,
+            kind,
+            attempt: number,
+            outcome,
+            ran,
+        });
+    }
+
     /// Records how the attempt ended, trying again while the store fails (a full disk, a lost
     /// connection): the worker keeps the job meanwhile, so nobody else takes it for as long as its lease
     /// lasts. It stops once the outcome is written, the lease is lost, or shutdown stops waiting for
@@ -315,6 +367,7 @@ impl<P: Send + Sync + 'static> Engine<P> {
             let Err(err @ StoreError::Backend { .. }) = recorded else {
                 return recorded;
             };
+            self.observer.store_failed("finish", &err);
             attempt_event!(
                 WARN,
                 attempt,
@@ -379,6 +432,7 @@ impl<P: Send + Sync + 'static> Engine<P> {
                             drop_at = Some(Instant::now() + self.config.cancel_grace);
                         }
                         Err(err) => {
+                            self.observer.store_failed("renew", &err);
                             attempt_event!(WARN, attempt, "lease_renewal_failed", error = display(Chain(&err)));
                         }
                     }
@@ -427,7 +481,10 @@ impl<P: Send + Sync + 'static> Engine<P> {
                         self.work.notify_waiters();
                     }
                 }
-                Err(err) => error!(error = %Chain(&err), "store_failed"),
+                Err(err) => {
+                    self.observer.store_failed("reclaim_expired", &err);
+                    error!(error = %Chain(&err), "store_failed");
+                }
             }
         }
     }
