@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::database::Database;
+use sqlx::encode::Encode;
+use sqlx::{ColumnIndex, Decode, Executor, IntoArguments, Row, Type};
 use tracing::field::display;
 
 use crate::chain::Chain;
@@ -101,6 +103,80 @@ macro_rules! snapshot_columns {
     };
 }
 pub(super) use snapshot_columns;
+
+/// The statement [`apply`] runs, with `$finished_seq` the store's way of numbering a job that becomes
+/// final. (`$N` parameters: sqlx numbers them so for SQLite too.)
+macro_rules! apply_statement {
+    ($finished_seq:literal) => {
+        concat!(
+            "UPDATE booty_jobs
+                SET state = $2, lease_until_ms = NULL,
+                    lease_owner = CASE WHEN $3 THEN NULL ELSE lease_owner END,
+                    error = CASE WHEN $4 THEN $5 ELSE error END,
+                    retry_at_ms = $6,
+                    finished_at_ms = CASE WHEN $7 THEN $8 END,
+                    finished_seq = CASE WHEN $7 THEN ",
+            $finished_seq,
+            " END,
+                    payload = CASE WHEN $7 THEN NULL ELSE payload END,
+                    output = CASE WHEN $9 THEN $10 ELSE output END
+              WHERE seq = $1
+             RETURNING ",
+            $crate::store::sql::snapshot_columns!()
+        )
+    };
+}
+pub(super) use apply_statement;
+
+/// Puts job `seq` in the state `outcome` leads to, and drops its lease (and the owner too when
+/// `disown`: a job taken back from a lost attempt, or cancelled while waiting; a recorded outcome keeps
+/// it, so a retried PostgreSQL `finish` can tell its own write); `output` says what becomes of its
+/// output. A final job is finished now, numbered in finishing order, its payload dropped. `statement`
+/// is the store's [`apply_statement!`].
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each argument is one thing the update binds, named at the call"
+)]
+pub(super) async fn apply<'c, DB, E>(
+    executor: E,
+    statement: &'static str,
+    seq: i64,
+    outcome: &Outcome,
+    now: Timestamp,
+    disown: bool,
+    output: OutputUpdate<'_>,
+) -> Result<JobSnapshot, sqlx::Error>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'a> bool: Encode<'a, DB> + Type<DB>,
+    for<'r> &'r str: ColumnIndex<DB::Row>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> i32: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+{
+    let error = outcome.error_update();
+    let (set_output, output) = output.parts();
+    let row = sqlx::query(statement)
+        .bind(seq)
+        .bind(outcome.state().as_str())
+        .bind(disown)
+        .bind(error.is_some())
+        .bind(error.flatten())
+        .bind(outcome.retry_at().map(millis))
+        .bind(outcome.is_final())
+        .bind(millis(now))
+        .bind(set_output)
+        .bind(output)
+        .fetch_one(executor)
+        .await?;
+    snapshot(&row)
+}
 
 /// A timestamp as stored: milliseconds, saturating at `BIGINT`'s maximum (some 292 million years out).
 pub(super) fn millis(at: Timestamp) -> i64 {
@@ -255,6 +331,21 @@ pub(super) fn decode_payload<P: DeserializeOwned>(
             Err(Box::new((job, error)))
         }
     }
+}
+
+/// Migration `version` of a store, as its embedded migrator lists it.
+pub(super) fn migration(
+    version: i64,
+    description: &str,
+    sql: &'static str,
+) -> sqlx::migrate::Migration {
+    sqlx::migrate::Migration::new(
+        version,
+        description.to_owned().into(),
+        sqlx::migrate::MigrationType::Simple,
+        sqlx::SqlSafeStr::into_sql_str(sql),
+        false,
+    )
 }
 
 /// What went wrong, said once: sqlx's own messages repeat their source (`error returned from database:

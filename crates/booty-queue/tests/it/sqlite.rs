@@ -16,7 +16,9 @@ use sqlx::{ConnectOptions, Connection};
 use tempfile::TempDir;
 
 use crate::contract::{Guarded, Kind, Limits, Payload};
-use crate::support::{ForIssue, job_id, stored_job};
+use crate::support::{
+    ForIssue, check_previous_release, job_id, run_previous_release_job, stored_job,
+};
 
 crate::contract::store_contract_tests!(
     |limits: Limits| async move {
@@ -629,68 +631,23 @@ async fn a_database_written_by_the_previous_release_opens_and_runs() {
     version_2_database(&path).await;
     let store = open(&path, options(ROOMY, Duration::ZERO, 10)).await;
 
-    // Each job reads back as booty-service now writes it: the issue in the metadata, its lane as it was.
-    let waiting = Store::<Payload>::get(&store, "7-waiting")
-        .await
-        .unwrap()
-        .unwrap();
-    let expected = stored_job("waiting", Some(7), at(0), ());
+    check_previous_release(&store, at(0)).await;
     assert_eq!(
-        (waiting.state, waiting.attempts, waiting.created_at),
-        (JobState::Queued, 0, at(0))
+        Store::<Payload>::get(&store, "5-done")
+            .await
+            .unwrap()
+            .unwrap()
+            .finished_at,
+        Some(at(2))
     );
-    assert_eq!(
-        (
-            &waiting.dedupe_key,
-            &waiting.lane,
-            &waiting.kind,
-            &waiting.metadata
-        ),
-        (
-            &expected.dedupe_key,
-            &expected.lane,
-            &expected.kind,
-            &expected.metadata
-        )
-    );
-    let done = Store::<Payload>::get(&store, "5-done")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (done.state, done.attempts, done.finished_at),
-        (JobState::Succeeded, 1, Some(at(2)))
-    );
-    assert_eq!(
-        done.metadata,
-        stored_job("done", Some(5), at(0), ()).metadata
-    );
-
-    // Every delivery it knew is still a duplicate: of a waiting job, a finished one, a forgotten job.
-    for (delivery, issue) in [("waiting", 7), ("done", 5), ("gone", 3)] {
-        assert_eq!(
-            insert(&store, job(delivery, issue, at(3))).await,
-            Submitted::Duplicate(job_id(Some(issue), delivery)),
-            "{delivery}"
-        );
-    }
-    // The waiting job is counted (capacity 1 is full) and runs, with its payload, to the end.
+    // The waiting job is counted: capacity 1 is full.
     assert_eq!(
         Store::<Payload>::insert(&store, job("new", 8, at(3)), 1)
             .await
             .unwrap(),
         Submitted::Busy
     );
-    let claimed = claim(&store, at(4)).await;
-    assert_eq!((claimed.id.as_str(), claimed.attempt), ("7-waiting", 1));
-    assert_eq!(claimed.payload.text, "waiting");
-    assert_eq!(claimed.metadata, expected.metadata);
-    finish(&store, &claimed, at(5)).await;
-    assert_eq!(state(&store, "7-waiting").await, Some(JobState::Succeeded));
-    assert_eq!(
-        insert(&store, job("waiting", 7, at(6))).await,
-        Submitted::Duplicate(job_id(Some(7), "waiting"))
-    );
+    run_previous_release_job(&store, at(4)).await;
     close(store, at(7)).await;
 }
 

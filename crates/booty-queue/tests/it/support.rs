@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use booty_queue::{
     Admission, Backoff, CancelTarget, Claim, Job, JobCounts, JobId, JobMetadata, JobOutput,
-    JobQuery, JobSnapshot, Lease, MemoryStore, MetadataValue, NewJob, Outcome, QueueConfig,
-    Renewal, Store, StoreError, Submitted, Timestamp, Wakeups,
+    JobQuery, JobSnapshot, JobState, Lease, MemoryStore, MetadataValue, NewJob, Outcome,
+    QueueConfig, Renewal, Store, StoreError, Submitted, Timestamp, Wakeups,
 };
 use tokio::sync::mpsc;
+
+use crate::contract::Payload;
 
 /// The real memory store, with every recorded outcome reported on a channel (so tests wait for the
 /// engine's writes instead of polling), inserts and finishes that fail on demand (a store outage), and
@@ -262,5 +264,81 @@ pub(crate) fn issue_of(metadata: &JobMetadata) -> u64 {
     match metadata.get("issue_number") {
         Some(MetadataValue::Integer(number)) => u64::try_from(*number).unwrap(),
         other => panic!("no issue number in the metadata: {other:?}"),
+    }
+}
+
+/// What a database written by the release before generic jobs holds, checked through a store of this
+/// release (see `sqlite.rs`'s `version_2_database` and `postgres/startup.rs`'s `version_1_schema`, which
+/// write it: `7-waiting` accepted at `created_at` and waiting, `5-done` finished, and the remembered
+/// delivery of `3-gone`): each job reads back as booty-service now writes it (the issue in the
+/// metadata, its lane as it was), and every delivery the database knew is still a duplicate.
+pub(crate) async fn check_previous_release<S: Store<Payload>>(store: &S, created_at: Timestamp) {
+    let waiting = store.get("7-waiting").await.unwrap().unwrap();
+    let expected = stored_job("waiting", Some(7), created_at, ());
+    assert_eq!(
+        (waiting.state, waiting.attempts, waiting.created_at),
+        (JobState::Queued, 0, created_at)
+    );
+    assert_eq!(
+        (&waiting.dedupe_key, &waiting.lane, &waiting.kind),
+        (&expected.dedupe_key, &expected.lane, &expected.kind)
+    );
+    assert_eq!(waiting.metadata, expected.metadata);
+    let done = store.get("5-done").await.unwrap().unwrap();
+    assert_eq!((done.state, done.attempts), (JobState::Succeeded, 1));
+    assert_eq!(
+        done.metadata,
+        stored_job("done", Some(5), created_at, ()).metadata
+    );
+    for (delivery, issue) in [("waiting", 7), ("done", 5), ("gone", 3)] {
+        let redelivered = stored_job(delivery, Some(issue), created_at, payload(issue));
+        assert_eq!(
+            store.insert(redelivered, 100).await.unwrap(),
+            Submitted::Duplicate(job_id(Some(issue), delivery)),
+            "{delivery}"
+        );
+    }
+}
+
+/// The rest of [`check_previous_release`]: the waiting job runs, with its payload, to the end (claimed
+/// at `now`), and its delivery stays a duplicate.
+pub(crate) async fn run_previous_release_job<S: Store<Payload>>(store: &S, now: Timestamp) {
+    let Claim::Job(claimed) = store
+        .claim("w1", now, now.saturating_add(Duration::from_secs(30)))
+        .await
+        .unwrap()
+    else {
+        panic!("the waiting job is runnable");
+    };
+    assert_eq!((claimed.id.as_str(), claimed.attempt), ("7-waiting", 1));
+    assert_eq!(claimed.payload.text, "waiting");
+    assert_eq!(
+        claimed.metadata,
+        stored_job("waiting", Some(7), now, ()).metadata
+    );
+    let lease = Lease {
+        job_id: claimed.id.clone(),
+        owner: "w1".to_owned(),
+        attempt: 1,
+    };
+    store
+        .finish(&lease, Outcome::Succeeded, None, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("7-waiting").await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+    let redelivered = stored_job("waiting", Some(7), now, payload(7));
+    assert_eq!(
+        store.insert(redelivered, 100).await.unwrap(),
+        Submitted::Duplicate(job_id(Some(7), "waiting"))
+    );
+}
+
+fn payload(n: u64) -> Payload {
+    Payload {
+        n,
+        text: format!("redelivery {n}"),
     }
 }

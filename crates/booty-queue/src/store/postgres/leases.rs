@@ -7,9 +7,14 @@ use super::PostgresStore;
 use super::retry::Failure;
 use crate::job::{JobSnapshot, JobState};
 use crate::query::CancelTarget;
-use crate::store::sql::{OutputUpdate, bigint, millis, snapshot, snapshot_columns};
+use crate::store::sql::{
+    self, OutputUpdate, apply_statement, bigint, millis, snapshot, snapshot_columns,
+};
 use crate::store::{LEASE_EXPIRED, Lease, Outcome, Renewal, StoreError};
 use crate::time::Timestamp;
+
+/// [`sql::apply`]'s statement: final jobs numbered by a sequence.
+const APPLY: &str = apply_statement!("nextval('booty_jobs_finished_seq')");
 
 impl PostgresStore {
     /// `renew`: extends the lease if the job still runs under it, and says whether its cancellation
@@ -78,7 +83,16 @@ impl PostgresStore {
                 let cancelled = Outcome::Cancelled {
                     reason: reason.to_owned(),
                 };
-                apply(&mut tx, seq, &cancelled, now, true, OutputUpdate::Keep).await?
+                sql::apply(
+                    &mut *tx,
+                    APPLY,
+                    seq,
+                    &cancelled,
+                    now,
+                    true,
+                    OutputUpdate::Keep,
+                )
+                .await?
             });
         }
         if changed.iter().any(|job| job.state.is_final()) {
@@ -176,8 +190,9 @@ impl PostgresStore {
             return Err(Failure::Store(StoreError::lease_lost(lease)));
         };
         let outcome = outcome.clone().unless_cancelled(cancel_reason.as_deref());
-        apply(
-            &mut tx,
+        sql::apply(
+            &mut *tx,
+            APPLY,
             seq,
             &outcome,
             now,
@@ -230,7 +245,18 @@ impl PostgresStore {
             let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
             let outcome = Outcome::taken_back(attempts, max_attempts, LEASE_EXPIRED)
                 .unless_cancelled(cancel_reason.as_deref());
-            taken.push(apply(&mut tx, seq, &outcome, now, true, OutputUpdate::Keep).await?);
+            taken.push(
+                sql::apply(
+                    &mut *tx,
+                    APPLY,
+                    seq,
+                    &outcome,
+                    now,
+                    true,
+                    OutputUpdate::Keep,
+                )
+                .await?,
+            );
         }
         if taken.iter().any(|job| job.state.is_final()) {
             self.evict_finished(&mut tx).await?;
@@ -238,47 +264,4 @@ impl PostgresStore {
         tx.commit().await.map_err(Failure::Commit)?;
         Ok(taken)
     }
-}
-
-/// Puts job `seq` in the state `outcome` leads to, and drops its lease (and the owner too when `disown`:
-/// a job taken back from a lost attempt, or cancelled while waiting; a recorded outcome keeps it, so a
-/// retried `finish` can tell its own write); `output` says what becomes of its output. A final job is finished
-/// now, numbered in finishing order, its payload dropped.
-async fn apply(
-    tx: &mut Transaction<'_, Postgres>,
-    seq: i64,
-    outcome: &Outcome,
-    now: Timestamp,
-    disown: bool,
-    output: OutputUpdate<'_>,
-) -> Result<JobSnapshot, sqlx::Error> {
-    let error = outcome.error_update();
-    let (set_output, output) = output.parts();
-    let row = sqlx::query(concat!(
-        "UPDATE booty_jobs
-            SET state = $2, lease_until_ms = NULL,
-                lease_owner = CASE WHEN $3 THEN NULL ELSE lease_owner END,
-                error = CASE WHEN $4 THEN $5 ELSE error END,
-                retry_at_ms = $6,
-                finished_at_ms = CASE WHEN $7 THEN $8 END,
-                finished_seq = CASE WHEN $7 THEN nextval('booty_jobs_finished_seq') END,
-                payload = CASE WHEN $7 THEN NULL ELSE payload END,
-                output = CASE WHEN $9 THEN $10 ELSE output END
-          WHERE seq = $1
-         RETURNING ",
-        snapshot_columns!()
-    ))
-    .bind(seq)
-    .bind(outcome.state().as_str())
-    .bind(disown)
-    .bind(error.is_some())
-    .bind(error.flatten())
-    .bind(outcome.retry_at().map(millis))
-    .bind(outcome.is_final())
-    .bind(millis(now))
-    .bind(set_output)
-    .bind(output)
-    .fetch_one(&mut **tx)
-    .await?;
-    snapshot(&row)
 }

@@ -1,7 +1,9 @@
 //! The embedded migrations (`migrations/postgres/`), applied at start-up under an advisory lock.
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{PgPool, SqlSafeStr};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+use crate::store::sql;
 
 /// Where sqlx records the applied migrations, next to booty's tables (a name of our own, so another
 /// sqlx application sharing the schema keeps its own list).
@@ -18,22 +20,13 @@ pub(super) async fn run(
     pool: PgPool,
     schema: Option<&str>,
 ) -> Result<(), sqlx::migrate::MigrateError> {
-    let migration = |version, description: &str, sql: &'static str| {
-        Migration::new(
-            version,
-            description.to_owned().into(),
-            MigrationType::Simple,
-            sql.into_sql_str(),
-            false,
-        )
-    };
     let mut migrator = Migrator::with_migrations(vec![
-        migration(
+        sql::migration(
             1,
             "jobs",
             include_str!("../../../migrations/postgres/0001_jobs.sql"),
         ),
-        migration(
+        sql::migration(
             2,
             "generic jobs",
             include_str!("../../../migrations/postgres/0002_generic_jobs.sql"),

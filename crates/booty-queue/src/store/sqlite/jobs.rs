@@ -8,10 +8,14 @@ use super::{SqliteStore, backend};
 use crate::job::{Job, JobSnapshot, JobState, MetadataValue};
 use crate::query::{CancelTarget, JobCounts, JobQuery};
 use crate::store::sql::{
-    self, Claimed, OutputUpdate, SqlStore, bigint, millis, snapshot, snapshot_columns, timestamp,
+    self, Claimed, OutputUpdate, SqlStore, apply_statement, bigint, millis, snapshot,
+    snapshot_columns, timestamp,
 };
 use crate::store::{LEASE_EXPIRED, Lease, Outcome, RESTARTED, Renewal, StoreError};
 use crate::time::Timestamp;
+
+/// [`sql::apply`]'s statement: final jobs numbered after the highest so far (one writer at a time).
+const APPLY: &str = apply_statement!("(SELECT coalesce(max(finished_seq), 0) + 1 FROM booty_jobs)");
 
 impl SqlStore for SqliteStore {
     async fn claim_row(
@@ -62,8 +66,9 @@ impl SqlStore for SqliteStore {
                 return Ok(false);
             };
             let outcome = outcome.clone().unless_cancelled(cancel_reason.as_deref());
-            apply(
+            sql::apply(
                 tx.connection(),
+                APPLY,
                 seq,
                 &outcome,
                 now,
@@ -195,8 +200,9 @@ impl SqliteStore {
                     let cancelled = Outcome::Cancelled {
                         reason: reason.to_owned(),
                     };
-                    apply(
+                    sql::apply(
                         tx.connection(),
+                        APPLY,
                         seq,
                         &cancelled,
                         now,
@@ -308,8 +314,9 @@ impl SqliteStore {
             let outcome = Outcome::taken_back(attempts, max_attempts, why)
                 .unless_cancelled(cancel_reason.as_deref());
             taken.push(
-                apply(
+                sql::apply(
                     tx.connection(),
+                    APPLY,
                     seq,
                     &outcome,
                     now,
@@ -325,47 +332,4 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(taken)
     }
-}
-
-/// Puts job `seq` in the state `outcome` leads to, and drops its lease (and the owner too when
-/// `disown`: a job taken back from a lost attempt, or cancelled while waiting); `output` says what becomes of
-/// its output. A final job is finished now, numbered in finishing order, its payload dropped.
-async fn apply(
-    connection: &mut SqliteConnection,
-    seq: i64,
-    outcome: &Outcome,
-    now: Timestamp,
-    disown: bool,
-    output: OutputUpdate<'_>,
-) -> Result<JobSnapshot, sqlx::Error> {
-    let error = outcome.error_update();
-    let (set_output, output) = output.parts();
-    let row = sqlx::query(concat!(
-        "UPDATE booty_jobs
-            SET state = ?2, lease_until_ms = NULL,
-                lease_owner = CASE WHEN ?3 THEN NULL ELSE lease_owner END,
-                error = CASE WHEN ?4 THEN ?5 ELSE error END,
-                retry_at_ms = ?6,
-                finished_at_ms = CASE WHEN ?7 THEN ?8 END,
-                finished_seq = CASE WHEN ?7
-                    THEN (SELECT coalesce(max(finished_seq), 0) + 1 FROM booty_jobs) END,
-                payload = CASE WHEN ?7 THEN NULL ELSE payload END,
-                output = CASE WHEN ?9 THEN ?10 ELSE output END
-          WHERE seq = ?1
-         RETURNING ",
-        snapshot_columns!()
-    ))
-    .bind(seq)
-    .bind(outcome.state().as_str())
-    .bind(disown)
-    .bind(error.is_some())
-    .bind(error.flatten())
-    .bind(outcome.retry_at().map(millis))
-    .bind(outcome.is_final())
-    .bind(millis(now))
-    .bind(set_output)
-    .bind(output)
-    .fetch_one(connection)
-    .await?;
-    snapshot(&row)
 }

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use booty_queue::{
-    Claim, JobQuery, JobState, Lease, Outcome, PostgresError, PostgresOptions, PostgresStore,
-    Store, Submitted,
+    Claim, JobQuery, JobState, PostgresError, PostgresOptions, PostgresStore, Store, Submitted,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::Connection;
@@ -16,7 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::contract::Payload;
 use crate::postgres::{TestSchema, job, later, now, url};
-use crate::support::{job_id, stored_job};
+use crate::support::{check_previous_release, run_previous_release_job, stored_job};
 
 /// The error and all its sources, as a log line would show them.
 fn chain(err: &dyn Error) -> String {
@@ -222,80 +221,8 @@ async fn a_database_written_by_the_previous_release_opens_and_runs() {
     version_1_schema(&schema, i64::try_from(created_at.as_unix_millis()).unwrap()).await;
     let store = schema.connect(schema.options()).await;
 
-    // Each job reads back as booty-service now writes it: the issue in the metadata, its lane as it was.
-    let waiting = Store::<Payload>::get(&store, "7-waiting")
-        .await
-        .unwrap()
-        .unwrap();
-    let expected = stored_job("waiting", Some(7), created_at, ());
-    assert_eq!(
-        (waiting.state, waiting.created_at),
-        (JobState::Queued, created_at)
-    );
-    assert_eq!(
-        (
-            &waiting.dedupe_key,
-            &waiting.lane,
-            &waiting.kind,
-            &waiting.metadata
-        ),
-        (
-            &expected.dedupe_key,
-            &expected.lane,
-            &expected.kind,
-            &expected.metadata
-        )
-    );
-    let done = Store::<Payload>::get(&store, "5-done")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((done.state, done.attempts), (JobState::Succeeded, 1));
-    assert_eq!(
-        done.metadata,
-        stored_job("done", Some(5), created_at, ()).metadata
-    );
-
-    // Every delivery it knew is still a duplicate: of a waiting job, a finished one, a forgotten job.
-    for (delivery, issue) in [("waiting", 7), ("done", 5), ("gone", 3)] {
-        assert_eq!(
-            store
-                .insert(job(delivery, Some(issue), 0), 100)
-                .await
-                .unwrap(),
-            Submitted::Duplicate(job_id(Some(issue), delivery)),
-            "{delivery}"
-        );
-    }
-    // The waiting job runs, with its payload, to the end.
-    let Claim::Job(claimed) = store
-        .claim("w1", now(), later(Duration::from_secs(30)))
-        .await
-        .unwrap()
-    else {
-        panic!("the waiting job is runnable");
-    };
-    let claimed: booty_queue::Job<Payload> = claimed;
-    assert_eq!((claimed.id.as_str(), claimed.attempt), ("7-waiting", 1));
-    assert_eq!(claimed.payload.text, "waiting");
-    assert_eq!(claimed.metadata, expected.metadata);
-    let lease = Lease {
-        job_id: claimed.id.clone(),
-        owner: "w1".to_owned(),
-        attempt: 1,
-    };
-    Store::<Payload>::finish(&store, &lease, Outcome::Succeeded, None, now())
-        .await
-        .unwrap();
-    let finished = Store::<Payload>::get(&store, "7-waiting")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(finished.state, JobState::Succeeded);
-    assert_eq!(
-        store.insert(job("waiting", Some(7), 0), 100).await.unwrap(),
-        Submitted::Duplicate(job_id(Some(7), "waiting"))
-    );
+    check_previous_release(&store, created_at).await;
+    run_previous_release_job(&store, now()).await;
 }
 
 /// What an older version of the embedder stored.
