@@ -178,6 +178,56 @@ where
     snapshot(&row)
 }
 
+/// `Store::cancel` for one unfinished job, `seq` in `state`, in the caller's transaction: a running job
+/// is marked (its renewals answer `CancelRequested`), any other becomes `cancelled` now through
+/// [`apply`] (`statement`).
+pub(super) async fn cancel_one<'c, DB, E>(
+    executor: E,
+    statement: &'static str,
+    (seq, state): (i64, &str),
+    reason: &str,
+    now: Timestamp,
+) -> Result<JobSnapshot, sqlx::Error>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'a> bool: Encode<'a, DB> + Type<DB>,
+    for<'r> &'r str: ColumnIndex<DB::Row>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> i32: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+{
+    if state != JobState::Running.as_str() {
+        let cancelled = Outcome::Cancelled {
+            reason: reason.to_owned(),
+        };
+        return apply(
+            executor,
+            statement,
+            seq,
+            &cancelled,
+            now,
+            true,
+            OutputUpdate::Keep,
+        )
+        .await;
+    }
+    let row = sqlx::query(concat!(
+        "UPDATE booty_jobs SET cancel_reason = $2 WHERE seq = $1 RETURNING ",
+        snapshot_columns!()
+    ))
+    .bind(seq)
+    .bind(reason)
+    .fetch_one(executor)
+    .await?;
+    snapshot(&row)
+}
+
 /// A timestamp as stored: milliseconds, saturating at `BIGINT`'s maximum (some 292 million years out).
 pub(super) fn millis(at: Timestamp) -> i64 {
     i64::try_from(at.as_unix_millis()).unwrap_or(i64::MAX)

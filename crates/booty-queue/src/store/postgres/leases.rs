@@ -5,11 +5,9 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::PostgresStore;
 use super::retry::Failure;
-use crate::job::{JobSnapshot, JobState};
+use crate::job::JobSnapshot;
 use crate::query::CancelTarget;
-use crate::store::sql::{
-    self, OutputUpdate, apply_statement, bigint, millis, snapshot, snapshot_columns,
-};
+use crate::store::sql::{self, OutputUpdate, apply_statement, bigint, millis};
 use crate::store::{LEASE_EXPIRED, Lease, Outcome, Renewal, StoreError};
 use crate::time::Timestamp;
 
@@ -69,31 +67,8 @@ impl PostgresStore {
         .await?;
         let mut changed = Vec::with_capacity(unfinished.len());
         for (seq, state) in unfinished {
-            changed.push(if state == JobState::Running.as_str() {
-                let row = sqlx::query(concat!(
-                    "UPDATE booty_jobs SET cancel_reason = $2 WHERE seq = $1 RETURNING ",
-                    snapshot_columns!()
-                ))
-                .bind(seq)
-                .bind(reason)
-                .fetch_one(&mut *tx)
-                .await?;
-                snapshot(&row)?
-            } else {
-                let cancelled = Outcome::Cancelled {
-                    reason: reason.to_owned(),
-                };
-                sql::apply(
-                    &mut *tx,
-                    APPLY,
-                    seq,
-                    &cancelled,
-                    now,
-                    true,
-                    OutputUpdate::Keep,
-                )
-                .await?
-            });
+            let cancelled = sql::cancel_one(&mut *tx, APPLY, (seq, &state), reason, now);
+            changed.push(cancelled.await?);
         }
         if changed.iter().any(|job| job.state.is_final()) {
             self.evict_finished(&mut tx).await?;

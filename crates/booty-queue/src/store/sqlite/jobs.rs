@@ -186,31 +186,8 @@ impl SqliteStore {
             .await?;
             let mut changed = Vec::with_capacity(unfinished.len());
             for (seq, state) in unfinished {
-                changed.push(if state == JobState::Running.as_str() {
-                    let row = sqlx::query(concat!(
-                        "UPDATE booty_jobs SET cancel_reason = ?2 WHERE seq = ?1 RETURNING ",
-                        snapshot_columns!()
-                    ))
-                    .bind(seq)
-                    .bind(reason)
-                    .fetch_one(tx.connection())
-                    .await?;
-                    snapshot(&row)?
-                } else {
-                    let cancelled = Outcome::Cancelled {
-                        reason: reason.to_owned(),
-                    };
-                    sql::apply(
-                        tx.connection(),
-                        APPLY,
-                        seq,
-                        &cancelled,
-                        now,
-                        true,
-                        OutputUpdate::Keep,
-                    )
-                    .await?
-                });
+                let cancelled = sql::cancel_one(tx.connection(), APPLY, (seq, &state), reason, now);
+                changed.push(cancelled.await?);
             }
             if changed.iter().any(|job| job.state.is_final()) {
                 self.evict_finished(tx.connection()).await?;
