@@ -123,16 +123,18 @@ impl<P: Send + Sync + 'static> Queue<P> {
         })
     }
 
-    /// Submits a job: `Accepted` once it is stored, `Duplicate` if its delivery was seen before, `Busy` if
-    /// the queue is full or shutting down. Marking the delivery seen and storing the job are one step, so
-    /// `Busy` and errors leave no trace: the same delivery is accepted when GitHub redelivers it.
+    /// Submits a job: `Accepted` once it is stored, `Duplicate` if its dedupe key (or its id) was seen
+    /// before, `Busy` if the queue is full or shutting down. Marking the key seen and storing the job are
+    /// one step, so `Busy` and errors leave no trace: the same delivery is accepted when GitHub redelivers
+    /// it.
     ///
     /// The store's work runs on a task of its own, so a job that is stored is logged (`job_accepted`) and
     /// wakes a worker even if the caller stops waiting; use [`Queue::submit_before`] to stop waiting at a
     /// deadline without leaving that uncertain.
     ///
     /// # Errors
-    /// [`QueueError::EmptyDeliveryId`] for a job without a dedupe key; [`QueueError::NotRecorded`] if the
+    /// [`QueueError::InvalidJob`] for a job that cannot be stored or logged (an empty id or dedupe key, a
+    /// metadata key that is not a field name, ...); [`QueueError::NotRecorded`] if the
     /// store failed (the edge answers `503`).
     pub async fn submit(&self, job: NewJob<P>) -> Result<Submitted, QueueError> {
         self.submit_before(job, None).await

@@ -43,12 +43,12 @@ pub use retention::{DEFAULT_DEDUPE_CAPACITY, DEFAULT_RETAINED_FINISHED, Retentio
 pub trait Store<P>: Send + Sync + 'static {
     /// Dedupe, capacity check and insert, as one atomic step.
     ///
-    /// - `Duplicate(id)` if a stored job has `job.id`, or if `job.delivery_id` is among the deliveries the
-    ///   store still remembers (at least the most recent `dedupe_capacity` accepted ones, however the store
-    ///   configures it); `id` is the id of the job that delivery created.
+    /// - `Duplicate(id)` if a stored job has `job.id`, or if `job.dedupe_key` is a stored job's or among
+    ///   the keys the store still remembers (at least the most recent `dedupe_capacity` accepted ones,
+    ///   however the store configures it); `id` is the id of the job that key created.
     /// - else `Busy` if `capacity` jobs or more are waiting (`queued` or `retrying`; running jobs do not
     ///   count). Nothing is recorded.
-    /// - else the job is stored `queued` with 0 attempts, its delivery remembered, and `Accepted(job.id)`.
+    /// - else the job is stored `queued` with 0 attempts, its dedupe key remembered, and `Accepted(job.id)`.
     fn insert(
         &self,
         job: Job<P>,
@@ -80,7 +80,7 @@ pub trait Store<P>: Send + Sync + 'static {
     /// counts the attempt (`attempts + 1`, which is the returned job's `attempt`) and sets `started_at`.
     ///
     /// Runnable means `queued`, or `retrying` with `retry_at <= now`, and first in its lane: no job with
-    /// the same [`Job::ordering_key`] that arrived earlier is unfinished (a retrying head blocks its lane
+    /// the same [`Job::lane`] that arrived earlier is unfinished (a retrying head blocks its lane
     /// until it finishes). Among runnable jobs, the one that arrived first. With none, `Idle` says when the
     /// earliest retry falls due, so the engine can sleep until then (a time not after `now` is ignored:
     /// the engine then waits for a wake-up or the poll interval).

@@ -12,8 +12,8 @@
 //!   a smaller `seq` committing late could become the head of a lane whose later job is already
 //!   running, and two jobs of one issue would run at once. The price is that inserts do not run in
 //!   parallel, which the `store_insert` benchmark measures.
-//! - **Dedupe is two unique constraints:** `booty_jobs.delivery_id` (a delivery has at most one stored
-//!   job) and `booty_deliveries.delivery_id` (the deliveries remembered after their job is gone).
+//! - **Dedupe is two unique constraints:** `booty_jobs.dedupe_key` (a key has at most one stored job) and
+//!   `booty_dedupe_keys.dedupe_key` (the keys remembered after their job is gone).
 //! - **Claims use `FOR UPDATE SKIP LOCKED` on the head of each lane.** A job is runnable when no job of
 //!   its lane with a smaller `seq` is unfinished. A claimer that skips a head another claimer has
 //!   locked still sees that head as unfinished, so it does not take the job behind it either; and

@@ -14,13 +14,13 @@
 //! - **Group commit.** `insert` hands its job to a writer task (`writer.rs`) and waits for the answer.
 //!   The writer lets the submissions that are on their way arrive, takes every one waiting (up to
 //!   [`SqliteOptions::max_batch`]) and writes them in one transaction, in two round trips to SQLite
-//!   whatever their number: one reads what the batch's deliveries are already known as and the waiting
+//!   whatever their number: one reads what the batch's dedupe keys are already known as and the waiting
 //!   count, the writer decides each answer, the other inserts the accepted jobs in one statement and
 //!   commits. Concurrent submissions therefore share one commit, and, with [`Synchronous::Full`], one
 //!   sync of the disk. If the batch fails, each of its submissions is written again alone, so one that
 //!   fails leaves no trace and takes no one down.
-//! - **Dedupe** is `booty_deliveries`, unique by delivery id, written with the job: it holds the delivery
-//!   of every stored job, and afterwards keeps a delivery while it is among the newest `dedupe_capacity`
+//! - **Dedupe** is `booty_dedupe_keys`, unique by dedupe key, written with the job: it holds the key
+//!   of every stored job, and afterwards keeps a key while it is among the newest `dedupe_capacity`
 //!   or younger than `dedupe_retention`, measured from the new job's `created_at` (the engine's clock, as
 //!   always).
 //! - **Capacity** reads `booty_counts.waiting`, which the writer (for inserts) and triggers (for state
@@ -71,7 +71,7 @@ const CODE: &str = "SQLite code";
 /// the edge caps connections far below it).
 const QUEUED_INSERTS: usize = 4_096;
 
-/// Keeps jobs in a SQLite database file, for one process: accepted jobs and remembered deliveries survive
+/// Keeps jobs in a SQLite database file, for one process: accepted jobs and remembered dedupe keys survive
 /// a restart (or `kill -9`), and jobs that were running when the process died run again.
 ///
 /// [`SqliteStore::open`] locks the file for this process, creates it if missing, checks it and brings

@@ -14,8 +14,8 @@ use crate::job::{Job, JobId, Submitted};
 use crate::store::sql::{self, bigint, millis};
 use crate::store::{Admission, StoreError};
 
-/// Deliveries older than the dedupe window are deleted once every this many accepted inserts of a
-/// process (whether a delivery is still remembered is decided exactly at insert time, whatever is left).
+/// Dedupe keys older than the dedupe window are deleted once every this many accepted inserts of a
+/// process (whether a key is still remembered is decided exactly at insert time, whatever is left).
 const FORGET_EVERY: u64 = 100;
 
 impl PostgresStore {
@@ -82,8 +82,8 @@ impl PostgresStore {
             tx.rollback().await?;
             return Ok(Submitted::Duplicate(JobId::from(id)));
         }
-        // Stores the job if fewer than `capacity` wait, and remembers its delivery (a forgotten row for
-        // the same delivery is taken over and moved to the end of the window).
+        // Stores the job if fewer than `capacity` wait, and remembers its dedupe key (a forgotten row for
+        // the same key is taken over and moved to the end of the window).
         let stored: i64 = sqlx::query_scalar(
             "WITH job AS (
                  INSERT INTO booty_jobs
@@ -118,8 +118,8 @@ impl PostgresStore {
         Ok(Submitted::Accepted(job.id.clone()))
     }
 
-    /// Deletes remembered deliveries that are out of the dedupe window and whose job is gone. Only a
-    /// bound on the table: `insert` decides whether a delivery is remembered on its own.
+    /// Deletes remembered dedupe keys that are out of the dedupe window and whose job is gone. Only a
+    /// bound on the table: `insert` decides whether a key is remembered on its own.
     async fn forget_old_deliveries(&self) {
         let forgotten = sqlx::query(
             "DELETE FROM booty_dedupe_keys AS d

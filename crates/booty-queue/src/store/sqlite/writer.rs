@@ -25,15 +25,15 @@ use crate::store::{Admission, StoreError};
 use super::checkpoint::WriteGate;
 use super::options::SqliteOptions;
 
-/// Deliveries out of both dedupe windows are deleted once every this many accepted inserts (whether a
-/// delivery is still remembered is decided exactly at insert time, whatever is left).
+/// Dedupe keys out of both dedupe windows are deleted once every this many accepted inserts (whether a
+/// key is still remembered is decided exactly at insert time, whatever is left).
 const FORGET_EVERY: u64 = 100;
 
 /// The checkpointer is asked to run once every this many accepted inserts (some 30 MB of log with
 /// webhook-sized payloads: fewer, larger checkpoints sync the disk less often).
 const CHECKPOINT_EVERY: u64 = 2_000;
 
-/// The oldest remembered deliveries one clean-up looks at.
+/// The oldest remembered dedupe keys one clean-up looks at.
 const FORGET_SCAN: usize = 1_000;
 
 /// A job as the insert statement binds it.
@@ -260,9 +260,9 @@ impl Writer {
             .ok_or_else(|| sqlx::Error::Protocol(format!("no batch script for {slots} jobs")))
     }
 
-    /// Deletes the oldest remembered deliveries whose job is gone and that are out of both dedupe
-    /// windows: a bound on the table, not a rule (`insert` decides whether a delivery is remembered on
-    /// its own). The delivery of a stored job is kept: it is how `insert` finds the job.
+    /// Deletes the oldest remembered dedupe keys whose job is gone and that are out of both dedupe
+    /// windows: a bound on the table, not a rule (`insert` decides whether a key is remembered on
+    /// its own). The key of a stored job is kept: it is how `insert` finds the job.
     ///
     /// Only the [`FORGET_SCAN`] oldest rows are looked at, so a clean-up costs the same however large
     /// the table is (a week of deliveries, say); deliveries arrive in time order, so the oldest are the
@@ -313,7 +313,7 @@ async fn gather(queue: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, m
 }
 
 /// What a job a submission is a duplicate of was found by, best first (the rank in [`Scripts`]'
-/// lookup): a stored job with its delivery, a remembered delivery, a stored job with its id.
+/// lookup): a stored job with its dedupe key, a remembered key, a stored job with its id.
 const BY_DEDUPE_KEY: u8 = 1;
 const BY_JOB_ID: u8 = 3;
 
@@ -327,7 +327,7 @@ const BY_JOB_ID: u8 = 3;
 /// 1. `lookup` begins the transaction (`IMMEDIATE`: the write lock is taken now, so nothing changes
 ///    until the commit) and answers in one row the waiting count and, for every slot, the best of what
 ///    the submission is already known as: `[rank, job id]` or `null`.
-/// 2. `store` inserts the accepted jobs, remembers their deliveries, adds them to the waiting count and
+/// 2. `store` inserts the accepted jobs, remembers their dedupe keys, adds them to the waiting count and
 ///    commits. Only the jobs are bound: the new rows are the newest `changes()` of `booty_jobs` (an
 ///    `INTEGER PRIMARY KEY` takes the largest plus one), and `changes()` counts them for the count.
 ///
