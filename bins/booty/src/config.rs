@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use booty_edge::{EdgeConfig, Limits};
 use booty_event::TriggerRule;
-use booty_queue::{
-    Backoff, MemoryLimits, PostgresOptions, QueueConfig, SqliteOptions, Synchronous,
-};
+use booty_queue::{Backoff, PostgresOptions, QueueConfig, Retention, SqliteOptions, Synchronous};
 use booty_service::{JobCommand, ServiceConfig, StoreConfig};
 use booty_signature::Verifier;
 use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
@@ -130,7 +128,7 @@ keys! {
     /// Jobs waiting before webhooks are answered 503.
     queue_capacity: usize = QueueConfig::default().capacity, Kind::Number(1);
     /// Delivery ids remembered to drop duplicates.
-    dedupe_capacity: usize = MemoryLimits::default().dedupe_capacity, Kind::Number(1);
+    dedupe_capacity: usize = booty_queue::DEFAULT_DEDUPE_CAPACITY, Kind::Number(1);
     /// SQLite store: delivery ids younger than this are remembered too.
     dedupe_retention_secs: u64 = SqliteOptions::default().dedupe_retention.as_secs(), Kind::Number(0);
     /// Attempts per job, retries included.
@@ -278,15 +276,14 @@ impl Config {
         config.queue.max_attempts = self.max_attempts;
         config.queue.lease = self.lease;
         config.queue.backoff = self.retry_backoff;
+        let mut retention = Retention::default();
+        retention.dedupe_capacity = self.dedupe_capacity;
         config.store = match &self.store {
-            StoreSpec::Memory => StoreConfig::Memory(MemoryLimits {
-                dedupe_capacity: self.dedupe_capacity,
-                ..MemoryLimits::default()
-            }),
+            StoreSpec::Memory => StoreConfig::Memory(retention),
             StoreSpec::Sqlite(path) => {
                 let mut options = SqliteOptions::default();
                 options.synchronous = self.sqlite_synchronous;
-                options.dedupe_capacity = self.dedupe_capacity;
+                options.retention = retention;
                 options.dedupe_retention = self.dedupe_retention;
                 StoreConfig::Sqlite {
                     path: path.clone(),
@@ -295,7 +292,7 @@ impl Config {
             }
             StoreSpec::Postgres(url) => {
                 let mut options = PostgresOptions::default();
-                options.dedupe_capacity = self.dedupe_capacity;
+                options.retention = retention;
                 StoreConfig::Postgres {
                     url: url.expose().to_owned(),
                     options,

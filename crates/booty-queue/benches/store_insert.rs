@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use booty_queue::{Job, JobId, MemoryStore, Store, Submitted};
+use booty_queue::{Job, JobId, JobOutput, MemoryStore, MetadataValue, Store, Submitted};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use criterion::BenchmarkGroup;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -49,18 +49,31 @@ type Payload = String;
 /// Unique delivery numbers across every benchmark and sample.
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// A job as booty-service makes one for a delivery: id `{issue}-{delivery}`, deduplicated by the
+/// delivery, in its issue's lane, with the issue, repository and delivery as metadata.
 fn new_job() -> Job<Payload> {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let delivery = format!("delivery-{n}");
     let issue = n % 100;
     Job {
-        id: JobId::new(Some(issue), &delivery),
-        delivery_id: delivery,
-        issue_number: Some(issue),
-        repository: Some("octo/repo".to_owned()),
+        id: JobId::new(format!("{issue}-{delivery}")),
+        lane: Some(format!("octo/repo#{issue}")),
+        kind: "issue".to_owned(),
+        metadata: [
+            (
+                "issue_number",
+                MetadataValue::Integer(i64::try_from(issue).unwrap_or(0)),
+            ),
+            ("repository", MetadataValue::from("octo/repo")),
+            ("delivery_id", MetadataValue::from(delivery.as_str())),
+        ]
+        .into_iter()
+        .collect(),
+        dedupe_key: delivery,
         created_at: booty_queue::Timestamp::EPOCH,
         attempt: 0,
         payload: Arc::new(format!("Issue {n}")),
+        output: JobOutput::default(),
     }
 }
 

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use booty_queue::{
-    CancellationToken, HandlerError, Job, JobId, MemoryStore, NewJob, Queue, QueueConfig, Store,
-    Submitted, Timestamp,
+    CancellationToken, HandlerError, Job, JobOutput, MemoryStore, NewJob, Queue, QueueConfig,
+    Store, Submitted, Timestamp,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
@@ -24,8 +24,17 @@ use tokio::sync::Notify;
 /// A small owned payload, as a webhook job carries (the issue title, say).
 type Payload = String;
 
+/// A job as booty-service makes one for a delivery: id `{issue}-{delivery}`, deduplicated by the
+/// delivery, in its issue's lane, with the issue, repository and delivery as metadata.
 fn new_job(n: u64) -> NewJob<Payload> {
-    NewJob::new(format!("delivery-{n}"), format!("Issue {n}")).for_issue("octo/repo", n % 100)
+    let (delivery, issue) = (format!("delivery-{n}"), n % 100);
+    NewJob::new(format!("{issue}-{delivery}"), format!("Issue {n}"))
+        .deduped_by(delivery.as_str())
+        .in_lane(format!("octo/repo#{issue}"))
+        .of_kind("issue")
+        .with_metadata("issue_number", i64::try_from(issue).unwrap_or(0))
+        .with_metadata("repository", "octo/repo")
+        .with_metadata("delivery_id", delivery)
 }
 
 fn runtime() -> Runtime {
@@ -95,13 +104,15 @@ fn submit(c: &mut Criterion) {
                 for n in 0..iters {
                     let new = new_job(n);
                     let job = Job {
-                        id: JobId::new(new.issue_number, &new.delivery_id),
-                        delivery_id: new.delivery_id,
-                        issue_number: new.issue_number,
-                        repository: new.repository,
+                        id: new.id,
+                        dedupe_key: new.dedupe_key,
+                        lane: new.lane,
+                        kind: new.kind,
+                        metadata: new.metadata,
                         created_at: Timestamp::EPOCH,
                         attempt: 0,
                         payload: Arc::new(new.payload),
+                        output: JobOutput::default(),
                     };
                     let answer = store.insert(job, usize::MAX).await.expect("memory store");
                     debug_assert!(matches!(answer, Submitted::Accepted(_)));

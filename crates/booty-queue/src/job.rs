@@ -3,27 +3,24 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::log::{MAX_METADATA_ENTRIES, RESERVED_FIELDS};
 use crate::time::Timestamp;
 
-/// A job's id: `{issue_number}-{delivery_id}`, or the delivery id alone for a job without an issue.
-///
-/// GitHub gives one event the same delivery id on every hook and every redelivery, so the id is stable
-/// across redeliveries and a duplicate answers with the id of the job it duplicates.
+/// A job's id, chosen by whoever submits it and unique in its store: `Submitted::Duplicate` answers a
+/// second job with an id already stored. An opaque string to the queue (booty-service makes
+/// `{issue_number}-{delivery_id}`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct JobId(String);
 
 impl JobId {
-    /// The id of the job for `delivery_id`, about issue `issue_number` if it has one.
-    pub fn new(issue_number: Option<u64>, delivery_id: &str) -> Self {
-        match issue_number {
-            Some(number) => Self(format!("{number}-{delivery_id}")),
-            None => Self(delivery_id.to_owned()),
-        }
+    /// The id `id`.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
     }
 
     /// The id as text.
@@ -32,7 +29,12 @@ impl JobId {
     }
 }
 
-/// For stores that read ids back from their own storage.
+impl From<&str> for JobId {
+    fn from(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
 impl From<String> for JobId {
     fn from(id: String) -> Self {
         Self(id)
@@ -58,8 +60,9 @@ impl fmt::Display for JobId {
     }
 }
 
-/// Where a job is in its life: `queued → running → succeeded | failed`, `retrying` between attempts, and
-/// `abandoned` for work a store could not keep when the queue shut down (only the memory store loses any).
+/// Where a job is in its life: `queued → running → succeeded | failed`, `retrying` between attempts,
+/// `cancelled` when someone asked it to stop, and `abandoned` for work a store could not keep when the
+/// queue shut down (only the memory store loses any).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
@@ -73,11 +76,25 @@ pub enum JobState {
     Succeeded,
     /// A permanent error, or a retryable one on the last attempt. Final.
     Failed,
+    /// Cancelled ([`Queue::cancel`](crate::Queue::cancel)): at once if it was waiting, at the end of its
+    /// attempt if it was running. Final.
+    Cancelled,
     /// Lost at shutdown by a store that does not persist jobs. Final.
     Abandoned,
 }
 
 impl JobState {
+    /// Every state, in the order of a job's life.
+    pub const ALL: [Self; 7] = [
+        Self::Queued,
+        Self::Running,
+        Self::Retrying,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+        Self::Abandoned,
+    ];
+
     /// The lowercase name used in JSON, logs and SQL columns: `queued`, `running`, ...
     pub fn as_str(self) -> &'static str {
         match self {
@@ -86,13 +103,17 @@ impl JobState {
             Self::Retrying => "retrying",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
             Self::Abandoned => "abandoned",
         }
     }
 
-    /// Whether the job is done for good (`succeeded`, `failed` or `abandoned`).
+    /// Whether the job is done for good (`succeeded`, `failed`, `cancelled` or `abandoned`).
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Abandoned)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Cancelled | Self::Abandoned
+        )
     }
 
     /// Whether the job waits to be claimed (`queued` or `retrying`): what a queue's capacity counts.
@@ -112,17 +133,10 @@ impl FromStr for JobState {
     type Err = UnknownState;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        [
-            Self::Queued,
-            Self::Running,
-            Self::Retrying,
-            Self::Succeeded,
-            Self::Failed,
-            Self::Abandoned,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == name)
-        .ok_or_else(|| UnknownState(name.to_owned()))
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == name)
+            .ok_or_else(|| UnknownState(name.to_owned()))
     }
 }
 
@@ -131,55 +145,106 @@ impl FromStr for JobState {
 #[error("unknown job state `{0}`")]
 pub struct UnknownState(String);
 
-/// A job to submit: the delivery it came from, what it is about, and the embedder's payload.
+/// The kind a [`NewJob`] has unless given another.
+pub const DEFAULT_KIND: &str = "job";
+
+/// A job to submit: its identity (id, dedupe key, lane, kind), what it is about (metadata), and the
+/// embedder's payload. The queue gives none of these a meaning of its own beyond the rules below; the
+/// submitter decides what they mean (booty-service: the issue and the delivery).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob<P> {
-    /// The dedupe key: GitHub's `X-GitHub-Delivery`. Must not be empty.
-    pub delivery_id: String,
-    /// The issue the job is about. Jobs with the same repository and issue run one at a time, in arrival
-    /// order; a job without an issue has no ordering constraint.
-    pub issue_number: Option<u64>,
-    /// The repository (`owner/name`) of that issue.
-    pub repository: Option<String>,
+    /// The job's id: unique in the store, shown in every line about the job. Must not be empty.
+    pub id: JobId,
+    /// A job whose dedupe key is already known (a stored job's, or one the store still remembers) is a
+    /// duplicate and is not stored. Must not be empty; [`NewJob::new`] makes it the id.
+    pub dedupe_key: String,
+    /// Jobs with the same lane run one at a time, in arrival order; `None` (the default) has no ordering
+    /// constraint. Stored as given.
+    pub lane: Option<String>,
+    /// What sort of job this is ([`DEFAULT_KIND`] unless set); listings filter by it.
+    pub kind: String,
+    /// What the job is about, as named values: logged as fields of every line about the job, shown in
+    /// snapshots, and a listing filter.
+    pub metadata: JobMetadata,
     /// Whatever the handler needs; the queue never looks inside.
     pub payload: P,
 }
 
 impl<P> NewJob<P> {
-    /// A job for `delivery_id`, not tied to any issue yet.
-    pub fn new(delivery_id: impl Into<String>, payload: P) -> Self {
+    /// A job with id `id`, deduplicated by its id, of kind [`DEFAULT_KIND`], in no lane, without
+    /// metadata.
+    pub fn new(id: impl Into<JobId>, payload: P) -> Self {
+        let id = id.into();
         Self {
-            delivery_id: delivery_id.into(),
-            issue_number: None,
-            repository: None,
+            dedupe_key: id.as_str().to_owned(),
+            id,
+            lane: None,
+            kind: DEFAULT_KIND.to_owned(),
+            metadata: JobMetadata::new(),
             payload,
         }
     }
 
-    /// Ties the job to issue `number` of `repository` (`owner/name`), which orders it after every earlier
-    /// job of that issue.
+    /// The job is a duplicate of any job with the same `dedupe_key`.
     #[must_use]
-    pub fn for_issue(mut self, repository: impl Into<String>, number: u64) -> Self {
-        self.repository = Some(repository.into());
-        self.issue_number = Some(number);
+    pub fn deduped_by(mut self, dedupe_key: impl Into<String>) -> Self {
+        self.dedupe_key = dedupe_key.into();
         self
     }
 
-    /// The id the job gets: `{issue_number}-{delivery_id}`.
-    pub fn job_id(&self) -> JobId {
-        JobId::new(self.issue_number, &self.delivery_id)
+    /// Puts the job in `lane`: it runs after every earlier job of the lane has finished.
+    #[must_use]
+    pub fn in_lane(mut self, lane: impl Into<String>) -> Self {
+        self.lane = Some(lane.into());
+        self
+    }
+
+    /// Makes the job of kind `kind`.
+    #[must_use]
+    pub fn of_kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = kind.into();
+        self
+    }
+
+    /// Adds (or replaces) the metadata entry `key`.
+    #[must_use]
+    pub fn with_metadata(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<MetadataValue>,
+    ) -> Self {
+        self.metadata.insert(key, value);
+        self
+    }
+
+    /// What is wrong with the job, if anything: an empty id, dedupe key, kind or lane, or metadata that
+    /// [`JobMetadata::check`] refuses.
+    pub(crate) fn problem(&self) -> Option<String> {
+        if self.id.as_str().is_empty() {
+            Some("its id is empty".to_owned())
+        } else if self.dedupe_key.is_empty() {
+            Some("its dedupe key is empty".to_owned())
+        } else if self.kind.is_empty() {
+            Some("its kind is empty".to_owned())
+        } else if self.lane.as_deref() == Some("") {
+            Some("its lane is empty (a job without a lane has `None`)".to_owned())
+        } else {
+            self.metadata.check().err()
+        }
     }
 
     /// The job as stores receive it: accepted at `created_at`, no attempt yet.
     pub(crate) fn into_job(self, created_at: Timestamp) -> Job<P> {
         Job {
-            id: self.job_id(),
-            delivery_id: self.delivery_id,
-            issue_number: self.issue_number,
-            repository: self.repository,
+            id: self.id,
+            dedupe_key: self.dedupe_key,
+            lane: self.lane,
+            kind: self.kind,
+            metadata: self.metadata,
             created_at,
             attempt: 0,
             payload: Arc::new(self.payload),
+            output: JobOutput::default(),
         }
     }
 }
@@ -188,35 +253,25 @@ impl<P> NewJob<P> {
 /// payload. Stores build one on insert (attempt 0) and on every claim.
 #[derive(Debug)]
 pub struct Job<P> {
-    /// `{issue_number}-{delivery_id}`.
+    /// The job's id.
     pub id: JobId,
-    /// The delivery the job came from (its dedupe key).
-    pub delivery_id: String,
-    /// The issue the job is about, if any.
-    pub issue_number: Option<u64>,
-    /// The repository of that issue, if known.
-    pub repository: Option<String>,
+    /// What duplicates are recognised by.
+    pub dedupe_key: String,
+    /// The lane the job waits in, if any.
+    pub lane: Option<String>,
+    /// What sort of job it is.
+    pub kind: String,
+    /// What the job is about.
+    pub metadata: JobMetadata,
     /// When the queue accepted it.
     pub created_at: Timestamp,
     /// Which attempt this is, from 1; 0 before the first claim.
     pub attempt: u32,
     /// The embedder's payload, shared rather than copied: the memory store keeps the same `Arc`.
     pub payload: Arc<P>,
-}
-
-impl<P> Job<P> {
-    /// The key of the lane this job waits in: jobs with the same key run one at a time, in arrival order.
-    ///
-    /// `Some("{repository}#{issue_number}")` (an empty repository when it is unknown) for a job about an
-    /// issue, `None` otherwise. Every store derives the key through this method, so they agree on it.
-    pub fn ordering_key(&self) -> Option<String> {
-        self.issue_number.map(|number| {
-            format!(
-                "{}#{number}",
-                self.repository.as_deref().unwrap_or_default()
-            )
-        })
-    }
+    /// Where the handler puts what the attempt printed: recorded with the attempt's outcome and shown
+    /// in the job's snapshot. Stores hand out an empty one with every claimed job.
+    pub output: JobOutput,
 }
 
 /// Written by hand so that a `Job<P>` clones without `P: Clone`: the payload is an `Arc`.
@@ -224,33 +279,40 @@ impl<P> Clone for Job<P> {
     fn clone(&self) -> Self {
         Self {
             id: self.id.clone(),
-            delivery_id: self.delivery_id.clone(),
-            issue_number: self.issue_number,
-            repository: self.repository.clone(),
+            dedupe_key: self.dedupe_key.clone(),
+            lane: self.lane.clone(),
+            kind: self.kind.clone(),
+            metadata: self.metadata.clone(),
             created_at: self.created_at,
             attempt: self.attempt,
             payload: Arc::clone(&self.payload),
+            output: self.output.clone(),
         }
     }
 }
 
-/// What the admin view shows of a job, without its payload. Serializes to the JSON object of design.md
-/// (`job_id`, `state`, `attempts`, `issue_number`, `repository`, `delivery_id`, `created_at`, `started_at`,
-/// `finished_at`, `error`) plus `retry_at`; timestamps as RFC 3339, absent values as `null`.
+/// What can be shown of a job, without its payload: what `Queue::get` and `Queue::list` return.
+/// Serializes with these field names (timestamps as RFC 3339, absent values as `null`, the metadata as
+/// an object); an admin view picks what it shows from it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JobSnapshot {
-    /// `{issue_number}-{delivery_id}`.
+    /// The job's arrival number in its store: a later job has a larger one. A listing's next page is
+    /// the jobs before the last one's ([`JobQuery::before`](crate::JobQuery::before)).
+    pub seq: u64,
+    /// The job's id.
     pub job_id: JobId,
     /// Where the job is in its life.
     pub state: JobState,
     /// Attempts started so far (an attempt cut off by a crash or shutdown counts).
     pub attempts: u32,
-    /// The issue the job is about, if any.
-    pub issue_number: Option<u64>,
-    /// The repository of that issue, if known.
-    pub repository: Option<String>,
-    /// The delivery the job came from.
-    pub delivery_id: String,
+    /// What duplicates are recognised by.
+    pub dedupe_key: String,
+    /// The lane the job waits in, if any.
+    pub lane: Option<String>,
+    /// What sort of job it is.
+    pub kind: String,
+    /// What the job is about.
+    pub metadata: JobMetadata,
     /// When the queue accepted the job.
     pub created_at: Timestamp,
     /// When the latest attempt started.
@@ -259,26 +321,266 @@ pub struct JobSnapshot {
     pub finished_at: Option<Timestamp>,
     /// When the next attempt may start, while `retrying`.
     pub retry_at: Option<Timestamp>,
-    /// The last attempt's error, while `retrying` and once `failed` or `abandoned`.
+    /// The last attempt's error while `retrying` and once `failed` or `abandoned`; the reason once
+    /// `cancelled`.
     pub error: Option<String>,
+    /// What the last attempt that ended printed into [`Job::output`], at most [`MAX_OUTPUT_BYTES`].
+    pub output: Option<String>,
 }
 
 impl JobSnapshot {
-    /// The snapshot of `job` just accepted: queued, no attempt yet.
-    pub fn queued<P>(job: &Job<P>) -> Self {
+    /// The snapshot of `job` just accepted as job number `seq`: queued, no attempt yet.
+    pub fn queued<P>(seq: u64, job: &Job<P>) -> Self {
         Self {
+            seq,
             job_id: job.id.clone(),
             state: JobState::Queued,
             attempts: 0,
-            issue_number: job.issue_number,
-            repository: job.repository.clone(),
-            delivery_id: job.delivery_id.clone(),
+            dedupe_key: job.dedupe_key.clone(),
+            lane: job.lane.clone(),
+            kind: job.kind.clone(),
+            metadata: job.metadata.clone(),
             created_at: job.created_at,
             started_at: None,
             finished_at: None,
             retry_at: None,
             error: None,
+            output: None,
         }
+    }
+}
+
+/// What a job's output keeps at most: the last 64 KiB.
+pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// What an attempt printed, as the handler hands it over: the last [`MAX_OUTPUT_BYTES`] of it are
+/// recorded with the attempt's outcome and shown in the job's snapshot (`output`). A fresh one comes
+/// with every attempt. Cheap to clone; clones share the text.
+#[derive(Clone, Default)]
+pub struct JobOutput(Arc<Mutex<String>>);
+
+impl JobOutput {
+    /// Adds `text` at the end, dropping the oldest text beyond [`MAX_OUTPUT_BYTES`] (whole characters).
+    pub fn append(&self, text: &str) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if text.len() >= MAX_OUTPUT_BYTES {
+            kept.clear();
+            kept.push_str(tail(text, MAX_OUTPUT_BYTES));
+            return;
+        }
+        kept.push_str(text);
+        if kept.len() > MAX_OUTPUT_BYTES {
+            let cut = kept.len() - tail(&kept, MAX_OUTPUT_BYTES).len();
+            kept.drain(..cut);
+        }
+    }
+
+    /// The text kept so far.
+    pub fn text(&self) -> String {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The text to record: `None` if nothing was printed.
+    pub(crate) fn recorded(&self) -> Option<String> {
+        Some(self.text()).filter(|text| !text.is_empty())
+    }
+}
+
+impl fmt::Debug for JobOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.0.lock().map_or(0, |text| text.len());
+        f.debug_struct("JobOutput").field("bytes", &bytes).finish()
+    }
+}
+
+/// The longest end of `text` of at most `bytes` bytes that starts on a character.
+fn tail(text: &str, bytes: usize) -> &str {
+    let mut start = text.len().saturating_sub(bytes);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// A job's metadata: named values in the order they were added, a key at most once.
+///
+/// Keys are field names of the lines about the job, so they are identifiers: 1 to 64 lowercase ASCII
+/// letters, digits and `_`, starting with a letter, none of the names those lines use themselves
+/// (`job_id`, `attempt`, `error`, ...), at most 16 of them. A key should name a property, not hold data:
+/// each distinct key is kept for the process's life.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct JobMetadata(Vec<(String, MetadataValue)>);
+
+impl JobMetadata {
+    /// No entries.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value`; a key already there keeps its place and returns its old value.
+    pub fn insert(
+        &mut self,
+        key: impl Into<String>,
+        value: impl Into<MetadataValue>,
+    ) -> Option<MetadataValue> {
+        let (key, value) = (key.into(), value.into());
+        if let Some((_, old)) = self.0.iter_mut().find(|(existing, _)| *existing == key) {
+            return Some(std::mem::replace(old, value));
+        }
+        self.0.push((key, value));
+        None
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&MetadataValue> {
+        self.0
+            .iter()
+            .find_map(|(existing, value)| (existing == key).then_some(value))
+    }
+
+    /// The entries, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &MetadataValue)> {
+        self.0.iter().map(|(key, value)| (key.as_str(), value))
+    }
+
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// What is wrong with the metadata, if anything (see the type's documentation).
+    ///
+    /// # Errors
+    /// A message naming the key that cannot be used, or saying there are too many.
+    pub fn check(&self) -> Result<(), String> {
+        if self.0.len() > MAX_METADATA_ENTRIES {
+            return Err(format!(
+                "it has {} metadata entries, more than {MAX_METADATA_ENTRIES}",
+                self.0.len()
+            ));
+        }
+        for (key, _) in &self.0 {
+            let identifier = key.len() <= 64
+                && key.starts_with(|c: char| c.is_ascii_lowercase())
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !identifier {
+                return Err(format!(
+                    "metadata key `{key}` is not 1 to 64 lowercase ASCII letters, digits and `_` \
+                     starting with a letter"
+                ));
+            }
+            if RESERVED_FIELDS.contains(&key.as_str()) {
+                return Err(format!(
+                    "metadata key `{key}` is a field every line about a job has already"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<K: Into<String>, V: Into<MetadataValue>> FromIterator<(K, V)> for JobMetadata {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Self {
+        let mut metadata = Self::new();
+        for (key, value) in entries {
+            metadata.insert(key, value);
+        }
+        metadata
+    }
+}
+
+/// A JSON object, in order.
+impl Serialize for JobMetadata {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+/// Reads the object [`Serialize`] writes, in order (stores keep metadata as JSON).
+impl<'de> Deserialize<'de> for JobMetadata {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = JobMetadata;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of strings and integers")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<JobMetadata, A::Error> {
+                let mut metadata = JobMetadata::new();
+                while let Some((key, value)) = map.next_entry::<String, MetadataValue>()? {
+                    metadata.insert(key, value);
+                }
+                Ok(metadata)
+            }
+        }
+
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+/// One metadata value: text or an integer, as JSON has them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum MetadataValue {
+    /// Text (a repository's name, a delivery id).
+    Text(String),
+    /// An integer (an issue number).
+    Integer(i64),
+}
+
+impl fmt::Display for MetadataValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(text) => f.write_str(text),
+            Self::Integer(number) => write!(f, "{number}"),
+        }
+    }
+}
+
+impl From<String> for MetadataValue {
+    fn from(text: String) -> Self {
+        Self::Text(text)
+    }
+}
+
+impl From<&str> for MetadataValue {
+    fn from(text: &str) -> Self {
+        Self::Text(text.to_owned())
+    }
+}
+
+impl From<i64> for MetadataValue {
+    fn from(number: i64) -> Self {
+        Self::Integer(number)
+    }
+}
+
+impl From<u32> for MetadataValue {
+    fn from(number: u32) -> Self {
+        Self::Integer(i64::from(number))
+    }
+}
+
+impl From<i32> for MetadataValue {
+    fn from(number: i32) -> Self {
+        Self::Integer(i64::from(number))
     }
 }
 
@@ -300,22 +602,82 @@ mod tests {
     use super::*;
 
     #[test]
-    fn job_id_is_issue_then_delivery() {
-        let job = NewJob::new("72d3162e", ()).for_issue("octo/repo", 1347);
-        assert_eq!(job.job_id().as_str(), "1347-72d3162e");
-        assert_eq!(NewJob::new("72d3162e", ()).job_id().as_str(), "72d3162e");
+    fn a_new_job_is_deduplicated_by_its_id_until_told_otherwise() {
+        let job = NewJob::new("1347-72d3162e", ());
+        assert_eq!(job.dedupe_key, "1347-72d3162e");
+        assert_eq!(
+            (job.kind.as_str(), job.lane.as_deref()),
+            (DEFAULT_KIND, None)
+        );
+        let job = job
+            .deduped_by("72d3162e")
+            .in_lane("octo/repo#1347")
+            .of_kind("issue")
+            .with_metadata("issue_number", 1347);
+        assert_eq!(job.id.as_str(), "1347-72d3162e");
+        assert_eq!(job.dedupe_key, "72d3162e");
+        assert_eq!(job.lane.as_deref(), Some("octo/repo#1347"));
+        assert_eq!(job.kind, "issue");
+        assert_eq!(
+            job.metadata.get("issue_number"),
+            Some(&MetadataValue::Integer(1347))
+        );
+        assert_eq!(job.problem(), None);
+    }
+
+    #[test]
+    fn a_job_that_cannot_be_stored_or_logged_says_why() {
+        let ok = || NewJob::new("1-d", ());
+        let cases = [
+            (NewJob::new("", ()), "its id is empty"),
+            (ok().deduped_by(""), "its dedupe key is empty"),
+            (ok().of_kind(""), "its kind is empty"),
+            (ok().in_lane(""), "its lane is empty"),
+            (ok().with_metadata("Issue", 1), "metadata key `Issue`"),
+            (ok().with_metadata("2x", 1), "metadata key `2x`"),
+            (ok().with_metadata("", 1), "metadata key ``"),
+            (ok().with_metadata("job_id", 1), "a field every line"),
+        ];
+        for (job, problem) in cases {
+            let found = job.problem().unwrap_or_default();
+            assert!(found.contains(problem), "{found:?} should say {problem:?}");
+        }
+        let crowded: JobMetadata = (0..=MAX_METADATA_ENTRIES)
+            .map(|n| (format!("k{n}"), 1))
+            .collect();
+        let mut job = ok();
+        job.metadata = crowded;
+        assert!(job.problem().unwrap_or_default().contains("more than 16"));
+    }
+
+    #[test]
+    fn metadata_keeps_its_order_and_round_trips_through_json() {
+        let mut metadata: JobMetadata = [
+            ("issue_number", MetadataValue::from(1347)),
+            ("repository", MetadataValue::from("octo/repo")),
+            ("delivery_id", MetadataValue::from("72d3162e")),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            metadata.insert("repository", "octo/other"),
+            Some("octo/repo".into())
+        );
+        let json = serde_json::to_string(&metadata).unwrap();
+        assert_eq!(
+            json,
+            r#"{"issue_number":1347,"repository":"octo/other","delivery_id":"72d3162e"}"#
+        );
+        let back: JobMetadata = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, metadata);
+        let keys: Vec<&str> = back.iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["issue_number", "repository", "delivery_id"]);
+        assert!(serde_json::from_str::<JobMetadata>(r#"{"a":null}"#).is_err());
     }
 
     #[test]
     fn state_names_round_trip_and_unknown_names_are_named() {
-        for state in [
-            JobState::Queued,
-            JobState::Running,
-            JobState::Retrying,
-            JobState::Succeeded,
-            JobState::Failed,
-            JobState::Abandoned,
-        ] {
+        for state in JobState::ALL {
             assert_eq!(state.as_str().parse::<JobState>(), Ok(state));
         }
         let err = "Queued".parse::<JobState>().unwrap_err();
@@ -323,59 +685,64 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_serializes_to_the_admin_json() {
+    fn snapshot_serializes_with_its_field_names() {
         let snapshot = JobSnapshot {
-            job_id: JobId::new(Some(1347), "72d3162e"),
+            seq: 4,
+            job_id: JobId::new("1347-72d3162e"),
             state: JobState::Retrying,
             attempts: 2,
-            issue_number: Some(1347),
-            repository: Some("octo/repo".to_owned()),
-            delivery_id: "72d3162e".to_owned(),
+            dedupe_key: "72d3162e".to_owned(),
+            lane: Some("octo/repo#1347".to_owned()),
+            kind: "issue".to_owned(),
+            metadata: [("issue_number", 1347)].into_iter().collect(),
             created_at: Timestamp::from_unix_millis(1_700_000_000_000),
             started_at: Some(Timestamp::from_unix_millis(1_700_000_001_500)),
             finished_at: None,
             retry_at: Some(Timestamp::from_unix_millis(1_700_000_011_500)),
             error: Some("clone timed out".to_owned()),
+            output: Some("cloning\n".to_owned()),
         };
         let json = serde_json::to_value(&snapshot).unwrap();
         assert_eq!(
             json,
             serde_json::json!({
+                "seq": 4,
                 "job_id": "1347-72d3162e",
                 "state": "retrying",
                 "attempts": 2,
-                "issue_number": 1347,
-                "repository": "octo/repo",
-                "delivery_id": "72d3162e",
+                "dedupe_key": "72d3162e",
+                "lane": "octo/repo#1347",
+                "kind": "issue",
+                "metadata": {"issue_number": 1347},
                 "created_at": "2023-11-14T22:13:20.000Z",
                 "started_at": "2023-11-14T22:13:21.500Z",
                 "finished_at": null,
                 "retry_at": "2023-11-14T22:13:31.500Z",
                 "error": "clone timed out",
+                "output": "cloning\n",
             })
         );
     }
 
     #[test]
-    fn ordering_key_is_repository_and_issue() {
-        let job = |repo: Option<&str>, issue| Job {
-            id: JobId::new(issue, "d"),
-            delivery_id: "d".to_owned(),
-            issue_number: issue,
-            repository: repo.map(str::to_owned),
-            created_at: Timestamp::EPOCH,
-            attempt: 0,
-            payload: Arc::new(()),
-        };
-        assert_eq!(
-            job(Some("octo/a"), Some(7)).ordering_key().as_deref(),
-            Some("octo/a#7")
-        );
-        assert_ne!(
-            job(Some("octo/a"), Some(7)).ordering_key(),
-            job(Some("octo/b"), Some(7)).ordering_key()
-        );
-        assert_eq!(job(None, Some(7)).ordering_key().as_deref(), Some("#7"));
-        assert_eq!(job(Some("octo/a"), None).ordering_key(), None);
+    fn output_keeps_the_last_64_kib_in_whole_characters() {
+        let output = JobOutput::default();
+        assert_eq!(output.recorded(), None);
+        output.append("first line\n");
+        output.clone().append("second line\n");
+        assert_eq!(output.text(), "first line\nsecond line\n");
+
+        // A 3-byte character straddles the cut: it goes whole.
+        output.append(&"é€".repeat(MAX_OUTPUT_BYTES / 5));
+        output.append("last");
+        let text = output.text();
+        assert!(text.len() <= MAX_OUTPUT_BYTES && text.len() > MAX_OUTPUT_BYTES - 3);
+        assert!(text.ends_with("é€last"), "{}", &text[text.len() - 20..]);
+        assert!(!text.contains("line"));
+
+        let huge = format!("{}end", "x".repeat(2 * MAX_OUTPUT_BYTES));
+        output.append(&huge);
+        assert_eq!(output.text().len(), MAX_OUTPUT_BYTES);
+        assert!(output.text().ends_with("xend"));
     }
 }

@@ -9,14 +9,18 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::{error, warn};
+use tracing::error;
 
+use crate::chain::Chain;
 use crate::config::QueueConfig;
 use crate::handler::Handler;
-use crate::job::{JobId, JobSnapshot, NewJob, Submitted};
+use crate::job::{JobId, JobSnapshot, JobState, NewJob, Submitted};
+use crate::log::{JobFields, job_event};
+use crate::observer::{Observer, SubmissionAnswered, Unobserved};
+use crate::query::{CancelTarget, JobCounts, JobQuery};
 use crate::store::{Admission, Store, StoreError};
 use crate::time::Clock;
-use crate::worker::{Chain, Engine, log_taken_back, sleep_until};
+use crate::worker::{Engine, log_taken_back, sleep_until};
 
 /// Submissions that may be in flight at once. Shutdown takes all of them to wait for the ones in flight
 /// and refuse the rest; the number only has to exceed any real concurrency (and fit 32-bit targets).
@@ -66,6 +70,25 @@ impl<P: Send + Sync + 'static> Queue<P> {
         S: Store<P>,
         H: Handler<P>,
     {
+        Self::start_with(store, handler, config, Unobserved).await
+    }
+
+    /// [`Queue::start`], telling `observer` what the queue does (submissions answered, attempts started
+    /// and finished, retries scheduled, store failures), for metrics.
+    ///
+    /// # Errors
+    /// As [`Queue::start`].
+    pub async fn start_with<S, H, O>(
+        store: S,
+        handler: H,
+        config: QueueConfig,
+        observer: O,
+    ) -> Result<Self, StartError>
+    where
+        S: Store<P>,
+        H: Handler<P>,
+        O: Observer,
+    {
         config
             .check()
             .map_err(|(setting, problem)| StartError::Config { setting, problem })?;
@@ -73,12 +96,19 @@ impl<P: Send + Sync + 'static> Queue<P> {
         let recovered = store
             .recover(clock.now(), config.max_attempts)
             .await
+            .inspect_err(|err| observer.store_failed("recover", err))
             .map_err(StartError::Recover)?;
         for job in &recovered {
             log_taken_back(job, "recovered");
         }
         let workers = config.workers;
-        let engine = Arc::new(Engine::new(store, handler, config, clock));
+        let engine = Arc::new(Engine::new(
+            store,
+            handler,
+            config,
+            clock,
+            Arc::new(observer),
+        ));
         let mut tasks = JoinSet::new();
         for worker_id in 0..workers {
             tasks.spawn(Arc::clone(&engine).work(worker_id));
@@ -93,16 +123,18 @@ impl<P: Send + Sync + 'static> Queue<P> {
         })
     }
 
-    /// Submits a job: `Accepted` once it is stored, `Duplicate` if its delivery was seen before, `Busy` if
-    /// the queue is full or shutting down. Marking the delivery seen and storing the job are one step, so
-    /// `Busy` and errors leave no trace: the same delivery is accepted when GitHub redelivers it.
+    /// Submits a job: `Accepted` once it is stored, `Duplicate` if its dedupe key (or its id) was seen
+    /// before, `Busy` if the queue is full or shutting down. Marking the key seen and storing the job are
+    /// one step, so `Busy` and errors leave no trace: the same delivery is accepted when GitHub redelivers
+    /// it.
     ///
     /// The store's work runs on a task of its own, so a job that is stored is logged (`job_accepted`) and
     /// wakes a worker even if the caller stops waiting; use [`Queue::submit_before`] to stop waiting at a
     /// deadline without leaving that uncertain.
     ///
     /// # Errors
-    /// [`QueueError::EmptyDeliveryId`] for a job without a dedupe key; [`QueueError::NotRecorded`] if the
+    /// [`QueueError::InvalidJob`] for a job that cannot be stored or logged (an empty id or dedupe key, a
+    /// metadata key that is not a field name, ...); [`QueueError::NotRecorded`] if the
     /// store failed (the edge answers `503`).
     pub async fn submit(&self, job: NewJob<P>) -> Result<Submitted, QueueError> {
         self.submit_before(job, None).await
@@ -121,36 +153,42 @@ impl<P: Send + Sync + 'static> Queue<P> {
         job: NewJob<P>,
         deadline: Option<Instant>,
     ) -> Result<Submitted, QueueError> {
-        if job.delivery_id.is_empty() {
-            return Err(QueueError::EmptyDeliveryId);
+        if let Some(problem) = job.problem() {
+            return Err(QueueError::InvalidJob {
+                job_id: job.id,
+                problem,
+            });
         }
         let Ok(in_flight) = Arc::clone(&self.inner.admission).try_acquire_owned() else {
-            warn!(
-                delivery_id = job.delivery_id,
-                reason = "shutting_down",
-                "queue_busy"
-            );
+            job_event!(WARN, &job, "queue_busy", reason = "shutting_down");
+            self.inner.engine.observer.submitted(&SubmissionAnswered {
+                job_id: &job.id,
+                kind: &job.kind,
+                answer: &Submitted::Busy,
+            });
             return Ok(Submitted::Busy);
         };
         let engine = Arc::clone(&self.inner.engine);
-        let (job_id, delivery_id) = (job.job_id(), job.delivery_id.clone());
+        let (job_id, metadata) = (job.id.clone(), job.metadata.clone());
         let admission = Admission::new();
         let mut stored = RunToCompletion::new({
             let admission = admission.clone();
+            let job_id = job_id.clone();
             async move {
                 let answer = engine.insert(job, admission).await;
                 drop(in_flight);
-                answer
+                answer.map_err(|source| QueueError::NotRecorded { job_id, source })
             }
         });
         tokio::select! {
             answer = &mut stored => answer,
             () = sleep_until(deadline) => {
                 if admission.withdraw() {
-                    warn!(job_id = %job_id, delivery_id, "submission_withdrawn");
+                    let job = JobFields { id: &job_id, metadata: &metadata };
+                    job_event!(WARN, job, "submission_withdrawn");
                     return Err(QueueError::NotRecorded {
                         source: StoreError::withdrawn(&job_id),
-                        delivery_id,
+                        job_id,
                     });
                 }
                 // The store took it: its answer is the truth, however late.
@@ -165,7 +203,11 @@ impl<P: Send + Sync + 'static> Queue<P> {
     /// [`QueueError::Inspect`] if the store failed.
     pub async fn get(&self, job_id: &str) -> Result<Option<JobSnapshot>, QueueError> {
         let engine = &self.inner.engine;
-        engine.store.get(job_id).await.map_err(QueueError::Inspect)
+        engine
+            .store
+            .get(job_id)
+            .await
+            .map_err(|err| self.unreadable("get", err))
     }
 
     /// Up to `limit` jobs, newest first.
@@ -173,8 +215,73 @@ impl<P: Send + Sync + 'static> Queue<P> {
     /// # Errors
     /// [`QueueError::Inspect`] if the store failed.
     pub async fn list(&self, limit: usize) -> Result<Vec<JobSnapshot>, QueueError> {
+        self.query(&JobQuery::newest(limit)).await
+    }
+
+    /// The jobs `query` asks for (by state, kind, lane, a metadata entry; before a job), newest first.
+    ///
+    /// # Errors
+    /// [`QueueError::Inspect`] if the store failed.
+    pub async fn query(&self, query: &JobQuery) -> Result<Vec<JobSnapshot>, QueueError> {
         let engine = &self.inner.engine;
-        engine.store.list(limit).await.map_err(QueueError::Inspect)
+        engine
+            .store
+            .list(query)
+            .await
+            .map_err(|err| self.unreadable("list", err))
+    }
+
+    /// How many jobs the store holds in each state.
+    ///
+    /// # Errors
+    /// [`QueueError::Inspect`] if the store failed.
+    pub async fn counts(&self) -> Result<JobCounts, QueueError> {
+        let engine = &self.inner.engine;
+        engine
+            .store
+            .count()
+            .await
+            .map_err(|err| self.unreadable("count", err))
+    }
+
+    /// Cancels `target` (a job, or every unfinished job of a lane) for `reason`: a waiting job becomes
+    /// `cancelled` at once and never runs (logged `job_cancelled`); a running one is told through its
+    /// cancellation token at its worker's next lease renewal (logged `job_cancel_requested` now, then
+    /// `job_cancelling` and `job_cancelled`), within a third of the lease, in whichever process runs it.
+    /// Returns the jobs it changed, in their new state; finished jobs are left alone.
+    ///
+    /// # Errors
+    /// [`QueueError::NotCancelled`] if the store failed; nothing was changed.
+    pub async fn cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+    ) -> Result<Vec<JobSnapshot>, QueueError> {
+        let engine = &self.inner.engine;
+        let changed = engine
+            .store
+            .cancel(target, reason, engine.clock.now())
+            .await
+            .map_err(|err| {
+                engine.observer.store_failed("cancel", &err);
+                QueueError::NotCancelled(err)
+            })?;
+        for job in &changed {
+            if job.state == JobState::Cancelled {
+                job_event!(WARN, job, "job_cancelled", reason = reason);
+            } else {
+                job_event!(INFO, job, "job_cancel_requested", reason = reason);
+            }
+        }
+        // The next job of a cancelled job's lane may run now.
+        engine.work.notify_waiters();
+        Ok(changed)
+    }
+
+    /// A failed read, told to the observer.
+    fn unreadable(&self, operation: &'static str, err: StoreError) -> QueueError {
+        self.inner.engine.observer.store_failed(operation, &err);
+        QueueError::Inspect(err)
     }
 
     /// Stops the queue: from now on submissions are `Busy`; workers claim nothing more; running jobs get
@@ -208,21 +315,28 @@ impl<P: Send + Sync + 'static> Queue<P> {
             }
         }
 
-        let mut report = std::mem::take(
+        let drained = std::mem::take(
             &mut *engine
                 .drained
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
+        let mut report = ShutdownReport {
+            finished: drained.finished,
+            cancelled: drained.cancelled,
+            abandoned: Vec::new(),
+        };
         match engine.store.close(engine.clock.now()).await {
             Ok(lost) => {
                 for job in lost {
-                    warn!(job_id = %job.job_id, issue_number = job.issue_number, delivery_id = job.delivery_id,
-                        attempt = job.attempts, "job_abandoned");
+                    job_event!(WARN, &job, "job_abandoned", attempt = job.attempts);
                     report.abandoned.push(job.job_id);
                 }
             }
-            Err(err) => error!(error = %Chain(&err), "store_close_failed"),
+            Err(err) => {
+                engine.observer.store_failed("close", &err);
+                error!(error = %Chain(&err), "store_close_failed");
+            }
         }
         report
     }
@@ -315,20 +429,29 @@ pub enum StartError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueueError {
-    /// The job's delivery id, its dedupe key, is empty.
-    #[error("the job has an empty delivery id, and the delivery id is its dedupe key")]
-    EmptyDeliveryId,
-    /// The store failed to record the delivery. Nothing was recorded, so a redelivery can be accepted once
+    /// The job cannot be stored or logged as it is: an empty id, dedupe key, kind or lane, or metadata
+    /// [`JobMetadata::check`](crate::JobMetadata::check) refuses.
+    #[error("job {job_id} cannot be submitted: {problem}")]
+    InvalidJob {
+        /// The job's id.
+        job_id: JobId,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The store failed to record the job. Nothing was recorded, so a redelivery can be accepted once
     /// the store is back; the edge answers `503`.
-    #[error("delivery {delivery_id} could not be recorded")]
+    #[error("job {job_id} could not be recorded")]
     NotRecorded {
-        /// The delivery.
-        delivery_id: String,
+        /// The job.
+        job_id: JobId,
         /// Why.
         #[source]
         source: StoreError,
     },
-    /// The store failed to answer `get` or `list`.
+    /// The store failed to answer `get`, `list`, `query` or `counts`.
     #[error("the job store could not be read")]
     Inspect(#[source] StoreError),
+    /// The store failed to record a cancellation; nothing was cancelled.
+    #[error("the cancellation could not be recorded")]
+    NotCancelled(#[source] StoreError),
 }

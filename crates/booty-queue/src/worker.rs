@@ -2,8 +2,6 @@
 //! leases.
 
 use std::any::Any;
-use std::error::Error;
-use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -12,13 +10,20 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, Level, Span, error, info, info_span, warn};
+use tracing::field::display;
+use tracing::{Instrument, Span, error};
 
+use crate::chain::Chain;
 use crate::config::QueueConfig;
 use crate::handler::{DynHandler, Handler, HandlerError};
-use crate::job::{Job, JobSnapshot, JobState, NewJob, Submitted};
-use crate::queue::{QueueError, ShutdownReport};
-use crate::store::{Admission, Claim, DynStore, Lease, Outcome, Store, StoreError, Wakeups};
+use crate::job::{Job, JobId, JobMetadata, JobSnapshot, JobState, NewJob, Submitted};
+use crate::log::{self, JobFields, job_event};
+use crate::observer::{
+    AttemptFinished, AttemptStarted, Observer, RetryScheduled, SubmissionAnswered,
+};
+use crate::store::{
+    Admission, Claim, DynStore, Lease, Outcome, Renewal, Store, StoreError, Wakeups,
+};
 use crate::time::Clock;
 
 /// How long a worker waits before asking a failing store again.
@@ -33,6 +38,8 @@ const RECORD_PAUSE_CAP: Duration = Duration::from_secs(8);
 pub(crate) struct Engine<P> {
     pub(crate) store: Arc<dyn DynStore<P>>,
     handler: Arc<dyn DynHandler<P>>,
+    /// Told what happens, for metrics ([`Unobserved`](crate::observer::Unobserved) without one).
+    pub(crate) observer: Arc<dyn Observer>,
     pub(crate) config: QueueConfig,
     pub(crate) clock: Clock,
     /// Lease owners are `{instance}-{worker}`; the instance is unique per process start.
@@ -47,30 +54,47 @@ pub(crate) struct Engine<P> {
     /// Step 3, after `cancel_grace`: drop handlers still running.
     pub(crate) abort: CancellationToken,
     /// Attempts that ended after shutdown began.
-    pub(crate) drained: Mutex<ShutdownReport>,
+    pub(crate) drained: Mutex<Drained>,
+}
+
+/// The attempts that ended after shutdown began, for the queue's
+/// [`ShutdownReport`](crate::ShutdownReport).
+#[derive(Debug, Default)]
+pub(crate) struct Drained {
+    /// Ended on their own during the grace period.
+    pub(crate) finished: Vec<JobId>,
+    /// Ended after their cancellation token fired.
+    pub(crate) cancelled: Vec<JobId>,
 }
 
 /// One attempt of one job on one worker: its lease, and the fields of every log line about it.
 struct Attempt {
     lease: Lease,
-    issue_number: Option<u64>,
-    delivery_id: String,
+    metadata: JobMetadata,
+    kind: String,
     worker_id: usize,
 }
 
-/// An event about an attempt, carrying `job_id`, `issue_number`, `delivery_id`, `worker_id` and
-/// `attempt` as fields, then any others given.
+impl Attempt {
+    fn job(&self) -> JobFields<'_> {
+        JobFields {
+            id: &self.lease.job_id,
+            metadata: &self.metadata,
+        }
+    }
+}
+
+/// An event about an attempt: the job's fields (`job_id` and its metadata), `worker_id` and `attempt`,
+/// then any others given.
 macro_rules! attempt_event {
-    ($level:expr, $attempt:expr, $message:literal $(, $($field:tt)+)?) => {
-        tracing::event!(
+    ($level:ident, $attempt:expr, $message:literal $(, $name:ident = $value:expr)* $(,)?) => {
+        job_event!(
             $level,
-            job_id = %$attempt.lease.job_id,
-            issue_number = $attempt.issue_number,
-            delivery_id = $attempt.delivery_id,
+            $attempt.job(),
+            $message,
             worker_id = $attempt.worker_id,
-            attempt = $attempt.lease.attempt,
-            $($($field)+,)?
-            $message
+            attempt = $attempt.lease.attempt
+            $(, $name = $value)*
         )
     };
 }
@@ -83,6 +107,8 @@ enum Ended {
     Dropped,
     /// Another worker holds the job now; nothing may be recorded.
     LeaseLost,
+    /// Its cancellation was asked for (and the handler was told): however it ended, it is `cancelled`.
+    Cancelled(String),
 }
 
 impl<P: Send + Sync + 'static> Engine<P> {
@@ -91,12 +117,14 @@ impl<P: Send + Sync + 'static> Engine<P> {
         handler: H,
         config: QueueConfig,
         clock: Clock,
+        observer: Arc<dyn Observer>,
     ) -> Self {
         let wakeups = store.wakeups();
         let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
         Self {
             store: Arc::new(store),
             handler: Arc::new(handler),
+            observer,
             config,
             clock,
             instance: format!("{}.{:08x}", std::process::id(), random >> 32),
@@ -105,7 +133,7 @@ impl<P: Send + Sync + 'static> Engine<P> {
             stop: CancellationToken::new(),
             cancel: CancellationToken::new(),
             abort: CancellationToken::new(),
-            drained: Mutex::new(ShutdownReport::default()),
+            drained: Mutex::new(Drained::default()),
         }
     }
 
@@ -126,6 +154,7 @@ impl<P: Send + Sync + 'static> Engine<P> {
                     self.idle(due).await;
                 }
                 Err(err) => {
+                    self.observer.store_failed("claim", &err);
                     error!(worker_id, error = %Chain(&err), "store_failed");
                     self.idle(Some(Instant::now() + STORE_ERROR_PAUSE)).await;
                 }
@@ -138,26 +167,49 @@ impl<P: Send + Sync + 'static> Engine<P> {
         &self,
         job: NewJob<P>,
         admission: Admission,
-    ) -> Result<Submitted, QueueError> {
-        let (issue_number, delivery_id) = (job.issue_number, job.delivery_id.clone());
+    ) -> Result<Submitted, StoreError> {
+        let (metadata, kind) = (job.metadata.clone(), job.kind.clone());
+        let submitted = job.id.clone();
         let job = job.into_job(self.clock.now());
         let answer = self
             .store
             .insert_admitted(job, self.config.capacity, admission)
             .await
-            .map_err(|source| QueueError::NotRecorded {
-                delivery_id: delivery_id.clone(),
-                source,
+            .inspect_err(|err| {
+                // A withdrawn submission is the submitter's doing, not a failure.
+                if matches!(err, StoreError::Backend { .. }) {
+                    self.observer.store_failed("insert", err);
+                }
             })?;
+        self.observer.submitted(&SubmissionAnswered {
+            job_id: &submitted,
+            kind: &kind,
+            answer: &answer,
+        });
         match &answer {
-            Submitted::Accepted(job_id) => {
-                info!(job_id = %job_id, issue_number, delivery_id, "job_accepted");
+            Submitted::Accepted(id) => {
+                let job = JobFields {
+                    id,
+                    metadata: &metadata,
+                };
+                job_event!(INFO, job, "job_accepted");
                 self.work.notify_one();
             }
-            Submitted::Duplicate(job_id) => {
-                info!(job_id = %job_id, issue_number, delivery_id, "duplicate_delivery");
+            // Logged under the id of the job it duplicates.
+            Submitted::Duplicate(id) => {
+                let job = JobFields {
+                    id,
+                    metadata: &metadata,
+                };
+                job_event!(INFO, job, "duplicate_delivery");
             }
-            Submitted::Busy => warn!(delivery_id, reason = "full", "queue_busy"),
+            Submitted::Busy => {
+                let job = JobFields {
+                    id: &submitted,
+                    metadata: &metadata,
+                };
+                job_event!(WARN, job, "queue_busy", reason = "full");
+            }
         }
         Ok(answer)
     }
@@ -189,23 +241,31 @@ impl<P: Send + Sync + 'static> Engine<P> {
                 owner: owner.to_owned(),
                 attempt: job.attempt,
             },
-            issue_number: job.issue_number,
-            delivery_id: job.delivery_id.clone(),
+            metadata: job.metadata.clone(),
+            kind: job.kind.clone(),
             worker_id,
         };
-        attempt_event!(Level::INFO, attempt, "job_started");
-        let span = info_span!(
-            "job",
-            job_id = %attempt.lease.job_id,
-            issue_number = attempt.issue_number,
-            delivery_id = attempt.delivery_id,
-            worker_id,
-            attempt = attempt.lease.attempt,
+        attempt_event!(INFO, attempt, "job_started");
+        self.observer.started(&AttemptStarted {
+            job_id: &attempt.lease.job_id,
+            kind: &attempt.kind,
+            attempt: attempt.lease.attempt,
+            waited: self.clock.now().saturating_duration_since(job.created_at),
+        });
+        let started = Instant::now();
+        let span = log::span(
+            attempt.job(),
+            &[
+                ("worker_id", &worker_id),
+                ("attempt", &attempt.lease.attempt),
+            ],
         );
         let token = self.cancel.child_token();
+        let output = job.output.clone();
 
         let outcome = match self.supervise(job, &attempt, &token, span).await {
             Ended::LeaseLost => return,
+            Ended::Cancelled(reason) => Outcome::Cancelled { reason },
             Ended::Returned(Ok(())) => Outcome::Succeeded,
             // An error after cancellation is the cancellation's doing, not the job's.
             Ended::Returned(Err(_)) if token.is_cancelled() => Outcome::Released,
@@ -222,25 +282,43 @@ impl<P: Send + Sync + 'static> Engine<P> {
             ),
         };
 
-        let recorded = self.record(&attempt, &outcome).await;
+        let recorded = self.record(&attempt, &outcome, output.recorded()).await;
+        if recorded.is_ok() {
+            self.observe_end(&attempt, &outcome, started.elapsed());
+        }
         match (recorded, outcome) {
-            (Ok(()), Outcome::Succeeded) => attempt_event!(Level::INFO, attempt, "job_succeeded"),
+            (Ok(()), Outcome::Succeeded) => attempt_event!(INFO, attempt, "job_succeeded"),
             (Ok(()), Outcome::Retry { at, error }) => {
-                attempt_event!(Level::WARN, attempt, "job_retrying", error, retry_at = %at);
+                attempt_event!(
+                    WARN,
+                    attempt,
+                    "job_retrying",
+                    error = error,
+                    retry_at = display(at)
+                );
             }
             (Ok(()), Outcome::Failed { error }) => {
-                attempt_event!(Level::ERROR, attempt, "job_failed", error);
+                attempt_event!(ERROR, attempt, "job_failed", error = error);
             }
-            (Ok(()), Outcome::Released) => attempt_event!(Level::INFO, attempt, "job_released"),
+            (Ok(()), Outcome::Released) => attempt_event!(INFO, attempt, "job_released"),
+            (Ok(()), Outcome::Cancelled { reason }) => {
+                attempt_event!(WARN, attempt, "job_cancelled", reason = reason);
+            }
             (Err(err), _) => {
-                attempt_event!(Level::ERROR, attempt, "job_not_recorded", error = %Chain(&err));
+                attempt_event!(
+                    ERROR,
+                    attempt,
+                    "job_not_recorded",
+                    error = display(Chain(&err))
+                );
             }
         }
         self.work.notify_one();
 
         if self.stop.is_cancelled() {
             let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
-            let list = if token.is_cancelled() {
+            // The shutdown's cancellation, not a job's own.
+            let list = if self.cancel.is_cancelled() {
                 &mut drained.cancelled
             } else {
                 &mut drained.finished
@@ -249,22 +327,54 @@ impl<P: Send + Sync + 'static> Engine<P> {
         }
     }
 
+    /// Tells the observer how a recorded attempt ended.
+    fn observe_end(&self, attempt: &Attempt, outcome: &Outcome, ran: Duration) {
+        let (job_id, kind) = (&attempt.lease.job_id, attempt.kind.as_str());
+        let number = attempt.lease.attempt;
+        if let Some(at) = outcome.retry_at() {
+            self.observer.retry_scheduled(&RetryScheduled {
+                job_id,
+                kind,
+                attempt: number,
+                at,
+            });
+        }
+        self.observer.finished(&AttemptFinished {
+            job_id,
+            kind,
+            attempt: number,
+            outcome,
+            ran,
+        });
+    }
+
     /// Records how the attempt ended, trying again while the store fails (a full disk, a lost
     /// connection): the worker keeps the job meanwhile, so nobody else takes it for as long as its lease
     /// lasts. It stops once the outcome is written, the lease is lost, or shutdown stops waiting for
     /// handlers; a durable store then runs the job again after a restart (the attempt is counted).
-    async fn record(&self, attempt: &Attempt, outcome: &Outcome) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        attempt: &Attempt,
+        outcome: &Outcome,
+        output: Option<String>,
+    ) -> Result<(), StoreError> {
         let mut pause = STORE_ERROR_PAUSE;
         loop {
-            let recorded = self
-                .store
-                .finish(&attempt.lease, outcome.clone(), self.clock.now())
+            let now = self.clock.now();
+            let recorded = (self.store)
+                .finish(&attempt.lease, outcome.clone(), output.as_deref(), now)
                 .await;
             let Err(err @ StoreError::Backend { .. }) = recorded else {
                 return recorded;
             };
-            attempt_event!(Level::WARN, attempt, "job_not_recorded", error = %Chain(&err),
-                retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX));
+            self.observer.store_failed("finish", &err);
+            attempt_event!(
+                WARN,
+                attempt,
+                "job_not_recorded",
+                error = display(Chain(&err)),
+                retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX)
+            );
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 () = self.abort.cancelled() => return Err(err),
@@ -291,6 +401,7 @@ impl<P: Send + Sync + 'static> Engine<P> {
         let mut renewal = tokio::time::interval_at(Instant::now() + every, every);
         renewal.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut lost = false;
+        let mut cancelled = None;
         let mut drop_at = None;
         let mut aborted = false;
         loop {
@@ -298,6 +409,7 @@ impl<P: Send + Sync + 'static> Engine<P> {
                 joined = &mut task.0 => {
                     return match joined {
                         _ if lost => Ended::LeaseLost,
+                        _ if cancelled.is_some() => Ended::Cancelled(cancelled.unwrap_or_default()),
                         Ok(result) => Ended::Returned(result),
                         Err(err) if err.is_panic() => Ended::Panicked(panic_message(&*err.into_panic())),
                         Err(_) => Ended::Dropped,
@@ -306,15 +418,22 @@ impl<P: Send + Sync + 'static> Engine<P> {
                 _ = renewal.tick(), if !lost => {
                     let until = self.clock.now().saturating_add(self.config.lease);
                     match self.store.renew(&attempt.lease, until).await {
-                        Ok(()) => {}
+                        Ok(Renewal::CancelRequested { reason }) if cancelled.is_none() => {
+                            attempt_event!(WARN, attempt, "job_cancelling", reason = reason);
+                            cancelled = Some(reason);
+                            token.cancel();
+                            drop_at = Some(Instant::now() + self.config.cancel_grace);
+                        }
+                        Ok(_) => {}
                         Err(StoreError::LeaseLost { .. }) => {
-                            attempt_event!(Level::WARN, attempt, "lease_lost");
+                            attempt_event!(WARN, attempt, "lease_lost");
                             lost = true;
                             token.cancel();
                             drop_at = Some(Instant::now() + self.config.cancel_grace);
                         }
                         Err(err) => {
-                            attempt_event!(Level::WARN, attempt, "lease_renewal_failed", error = %Chain(&err));
+                            self.observer.store_failed("renew", &err);
+                            attempt_event!(WARN, attempt, "lease_renewal_failed", error = display(Chain(&err)));
                         }
                     }
                 }
@@ -362,7 +481,10 @@ impl<P: Send + Sync + 'static> Engine<P> {
                         self.work.notify_waiters();
                     }
                 }
-                Err(err) => error!(error = %Chain(&err), "store_failed"),
+                Err(err) => {
+                    self.observer.store_failed("reclaim_expired", &err);
+                    error!(error = %Chain(&err), "store_failed");
+                }
             }
         }
     }
@@ -370,13 +492,25 @@ impl<P: Send + Sync + 'static> Engine<P> {
 
 /// Logs a job a store took back from a lost attempt (`reason`: `lease_expired` or `recovered`).
 pub(crate) fn log_taken_back(job: &JobSnapshot, reason: &'static str) {
-    let (job_id, issue_number, delivery_id) = (&job.job_id, job.issue_number, &job.delivery_id);
     let attempt = job.attempts;
     if job.state == JobState::Failed {
         let error = job.error.as_deref().unwrap_or_default();
-        error!(job_id = %job_id, issue_number, delivery_id, attempt, reason, error, "job_failed");
+        job_event!(
+            ERROR,
+            job,
+            "job_failed",
+            attempt = attempt,
+            reason = reason,
+            error = error
+        );
     } else {
-        warn!(job_id = %job_id, issue_number, delivery_id, attempt, reason, "job_requeued");
+        job_event!(
+            WARN,
+            job,
+            "job_requeued",
+            attempt = attempt,
+            reason = reason
+        );
     }
 }
 
@@ -413,37 +547,9 @@ pub(crate) async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Displays an error with its sources, `outer: inner: innermost`, for log fields.
-pub(crate) struct Chain<'a>(pub(crate) &'a dyn Error);
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(err) = source {
-            write!(f, ": {err}")?;
-            source = err.source();
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chain_shows_every_source() {
-        let err = StoreError::Backend {
-            store: "sqlite",
-            operation: "insert",
-            source: "disk I/O error".into(),
-        };
-        assert_eq!(
-            Chain(&err).to_string(),
-            "sqlite store: insert failed: disk I/O error"
-        );
-    }
 
     #[test]
     fn panic_messages_are_read_from_str_and_string_payloads() {

@@ -1,9 +1,10 @@
-//! The admin listener's read-only view of the queue.
+//! The admin listener's read-only view of the queue, and how a job is shown there.
 
 use booty_edge::JobInspector;
-use booty_queue::{JobSnapshot, Queue, QueueError};
+use booty_queue::{JobId, JobSnapshot, JobState, MetadataValue, Queue, QueueError, Timestamp};
+use serde::Serialize;
 
-/// Jobs as the admin listener shows them: the queue's snapshots.
+/// Jobs as the admin listener shows them: [`JobView`]s of the queue's snapshots.
 pub struct QueueInspector<P> {
     queue: Queue<P>,
 }
@@ -16,14 +17,124 @@ impl<P> QueueInspector<P> {
 }
 
 impl<P: Send + Sync + 'static> JobInspector for QueueInspector<P> {
-    type View = JobSnapshot;
+    type View = JobView;
     type Error = QueueError;
 
-    async fn recent(&self, limit: usize) -> Result<Vec<JobSnapshot>, QueueError> {
-        self.queue.list(limit).await
+    async fn recent(&self, limit: usize) -> Result<Vec<JobView>, QueueError> {
+        let jobs = self.queue.list(limit).await?;
+        Ok(jobs.into_iter().map(JobView::from).collect())
     }
 
-    async fn job(&self, job_id: &str) -> Result<Option<JobSnapshot>, QueueError> {
-        self.queue.get(job_id).await
+    async fn job(&self, job_id: &str) -> Result<Option<JobView>, QueueError> {
+        Ok(self.queue.get(job_id).await?.map(JobView::from))
+    }
+}
+
+/// A job as the admin listener shows it: the JSON object of design.md (`job_id`, `state`, `attempts`,
+/// `issue_number`, `repository`, `delivery_id`, `created_at`, `started_at`, `finished_at`, `error`) plus
+/// `retry_at`; timestamps as RFC 3339, absent values as `null`. The issue, repository and delivery come
+/// from the metadata the sink gives every job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct JobView {
+    /// `{issue_number}-{delivery_id}`.
+    pub job_id: JobId,
+    /// Where the job is in its life.
+    pub state: JobState,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// The issue the job is about.
+    pub issue_number: Option<u64>,
+    /// The repository of that issue.
+    pub repository: Option<String>,
+    /// The delivery the job came from (its dedupe key).
+    pub delivery_id: String,
+    /// When the queue accepted the job.
+    pub created_at: Timestamp,
+    /// When the latest attempt started.
+    pub started_at: Option<Timestamp>,
+    /// When the job reached a final state.
+    pub finished_at: Option<Timestamp>,
+    /// When the next attempt may start, while `retrying`.
+    pub retry_at: Option<Timestamp>,
+    /// The last attempt's error, or why the job was cancelled.
+    pub error: Option<String>,
+    /// What the last attempt printed (its last 64 KiB).
+    pub output: Option<String>,
+}
+
+impl From<JobSnapshot> for JobView {
+    fn from(job: JobSnapshot) -> Self {
+        let issue_number = match job.metadata.get("issue_number") {
+            Some(MetadataValue::Integer(number)) => u64::try_from(*number).ok(),
+            _ => None,
+        };
+        let text = |key: &str| match job.metadata.get(key) {
+            Some(MetadataValue::Text(text)) => Some(text.clone()),
+            _ => None,
+        };
+        Self {
+            repository: text("repository"),
+            delivery_id: text("delivery_id").unwrap_or_else(|| job.dedupe_key.clone()),
+            issue_number,
+            job_id: job.job_id,
+            state: job.state,
+            attempts: job.attempts,
+            created_at: job.created_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+            retry_at: job.retry_at,
+            error: job.error,
+            output: job.output,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_is_shown_as_the_admin_json() {
+        let snapshot = JobSnapshot {
+            seq: 7,
+            job_id: JobId::new("1347-72d3162e"),
+            state: JobState::Retrying,
+            attempts: 2,
+            dedupe_key: "72d3162e".to_owned(),
+            lane: Some("octo/repo#1347".to_owned()),
+            kind: "issue".to_owned(),
+            metadata: [
+                ("issue_number", MetadataValue::from(1347)),
+                ("repository", MetadataValue::from("octo/repo")),
+                ("delivery_id", MetadataValue::from("72d3162e")),
+            ]
+            .into_iter()
+            .collect(),
+            created_at: Timestamp::from_unix_millis(1_700_000_000_000),
+            started_at: Some(Timestamp::from_unix_millis(1_700_000_001_500)),
+            finished_at: None,
+            retry_at: Some(Timestamp::from_unix_millis(1_700_000_011_500)),
+            error: Some("clone timed out".to_owned()),
+            output: None,
+        };
+        let json = serde_json::to_value(JobView::from(snapshot)).expect("serializes");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "job_id": "1347-72d3162e",
+                "state": "retrying",
+                "attempts": 2,
+                "issue_number": 1347,
+                "repository": "octo/repo",
+                "delivery_id": "72d3162e",
+                "created_at": "2023-11-14T22:13:20.000Z",
+                "started_at": "2023-11-14T22:13:21.500Z",
+                "finished_at": null,
+                "retry_at": "2023-11-14T22:13:31.500Z",
+                "error": "clone timed out",
+                "output": null,
+            })
+        );
     }
 }

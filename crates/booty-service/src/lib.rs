@@ -45,7 +45,7 @@ pub mod supervise;
 
 pub use chain::error_chain;
 pub use command::{BASE_ENV, MAX_ENV_VALUE_BYTES, RETRY_EXIT_CODE, inherited_env};
-pub use inspect::QueueInspector;
+pub use inspect::{JobView, QueueInspector};
 pub use payload::JobPayload;
 pub use service::{
     DEFAULT_ADMIN_LISTEN, DEFAULT_BASE_BRANCH, DEFAULT_JOB_TIMEOUT, DEFAULT_LISTEN, JobCommand,

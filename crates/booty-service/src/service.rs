@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use booty_edge::{Admin, EdgeConfig, HostError, ServeError};
 use booty_queue::{
-    CancellationToken, MemoryLimits, MemoryStore, PostgresError, PostgresOptions, PostgresStore,
-    Queue, QueueConfig, ShutdownReport, SqliteError, SqliteOptions, SqliteStore,
+    CancellationToken, MemoryStore, PostgresError, PostgresOptions, PostgresStore, Queue,
+    QueueConfig, Retention, ShutdownReport, SqliteError, SqliteOptions, SqliteStore,
 };
 use booty_workspace::{SweepError, WorkspaceConfig, WorkspaceManager};
 use tokio::net::TcpListener;
@@ -72,7 +72,7 @@ impl ServiceConfig {
             listen: DEFAULT_LISTEN,
             admin_listen: DEFAULT_ADMIN_LISTEN,
             admin_allowed_hosts: Vec::new(),
-            store: StoreConfig::Memory(MemoryLimits::default()),
+            store: StoreConfig::Memory(Retention::default()),
             queue: QueueConfig::default(),
             workspace: WorkspaceConfig::new(workspace_root),
             repo_url: repo_url.into(),
@@ -87,7 +87,7 @@ impl ServiceConfig {
 #[non_exhaustive]
 pub enum StoreConfig {
     /// In this process only: queued jobs are lost at exit.
-    Memory(MemoryLimits),
+    Memory(Retention),
     /// A SQLite database file, for one process.
     Sqlite {
         /// The database file (created if missing; its directory must exist).
@@ -399,7 +399,7 @@ enum OpenStore {
 
 async fn open_store(config: StoreConfig) -> Result<OpenStore, StartError> {
     Ok(match config {
-        StoreConfig::Memory(limits) => OpenStore::Memory(MemoryStore::new(limits)),
+        StoreConfig::Memory(retention) => OpenStore::Memory(MemoryStore::new(retention)),
         StoreConfig::Sqlite { path, options } => OpenStore::Sqlite(
             SqliteStore::open(path, options)
                 .await

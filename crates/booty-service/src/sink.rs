@@ -40,9 +40,10 @@ impl<P: Send + Sync + 'static> Sink for QueueSink<P> {
             Ok(payload) => payload,
             Err(err) => return SinkAnswer::Failed(err),
         };
-        let repository = submission.trigger.repository.full_name.clone();
-        let job = NewJob::new(submission.delivery.id().as_str(), payload)
-            .for_issue(repository, submission.trigger.issue.number);
+        let job = match new_job(&submission, payload) {
+            Ok(job) => job,
+            Err(err) => return SinkAnswer::Failed(Box::new(err)),
+        };
         // Withdrawn if the store has not taken it by the request's deadline: never stored behind a 503.
         match self
             .queue
@@ -60,4 +61,29 @@ impl<P: Send + Sync + 'static> Sink for QueueSink<P> {
             Err(err) => SinkAnswer::Failed(Box::new(err)),
         }
     }
+}
+
+/// The kind of the jobs the sink submits.
+const JOB_KIND: &str = "issue";
+
+/// The job for a trigger: id `{issue}-{delivery}`, deduplicated by the delivery id (GitHub sends one
+/// event with the same id on every hook and redelivery), in the lane `{repository}#{issue}` (one issue's
+/// jobs run one at a time, in order), of kind `issue`, with the issue number, repository and delivery id
+/// as metadata (so every log line about it carries them, and the admin view shows them).
+///
+/// # Errors
+/// An issue number above `i64::MAX`, which booty-event refuses before a trigger gets here.
+fn new_job<P>(submission: &Submission, payload: P) -> Result<NewJob<P>, std::num::TryFromIntError> {
+    let delivery = submission.delivery.id().as_str();
+    let (repository, number) = (
+        &submission.trigger.repository.full_name,
+        submission.trigger.issue.number,
+    );
+    Ok(NewJob::new(format!("{number}-{delivery}"), payload)
+        .deduped_by(delivery)
+        .in_lane(format!("{repository}#{number}"))
+        .of_kind(JOB_KIND)
+        .with_metadata("issue_number", i64::try_from(number)?)
+        .with_metadata("repository", repository.as_str())
+        .with_metadata("delivery_id", delivery))
 }

@@ -8,7 +8,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::job::{Job, JobSnapshot, Submitted};
-use crate::store::{Admission, Claim, Lease, Outcome, Store, StoreError};
+use crate::query::{CancelTarget, JobCounts, JobQuery};
+use crate::store::{Admission, Claim, Lease, Outcome, Renewal, Store, StoreError};
 use crate::time::Timestamp;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -31,13 +32,20 @@ pub(crate) trait DynStore<P>: Send + Sync {
         &'a self,
         lease: &'a Lease,
         until: Timestamp,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    ) -> BoxFuture<'a, Result<Renewal, StoreError>>;
     fn finish<'a>(
         &'a self,
         lease: &'a Lease,
         outcome: Outcome,
+        output: Option<&'a str>,
         now: Timestamp,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn cancel<'a>(
+        &'a self,
+        target: &'a CancelTarget,
+        reason: &'a str,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<JobSnapshot>, StoreError>>;
     fn reclaim_expired(
         &self,
         now: Timestamp,
@@ -45,7 +53,11 @@ pub(crate) trait DynStore<P>: Send + Sync {
     ) -> BoxFuture<'_, Result<Vec<JobSnapshot>, StoreError>>;
     fn get<'a>(&'a self, job_id: &'a str)
     -> BoxFuture<'a, Result<Option<JobSnapshot>, StoreError>>;
-    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<JobSnapshot>, StoreError>>;
+    fn list<'a>(
+        &'a self,
+        query: &'a JobQuery,
+    ) -> BoxFuture<'a, Result<Vec<JobSnapshot>, StoreError>>;
+    fn count(&self) -> BoxFuture<'_, Result<JobCounts, StoreError>>;
     fn close(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<JobSnapshot>, StoreError>>;
 }
 
@@ -76,7 +88,7 @@ where
         &'a self,
         lease: &'a Lease,
         until: Timestamp,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<Renewal, StoreError>> {
         Box::pin(Store::renew(self, lease, until))
     }
 
@@ -84,9 +96,19 @@ where
         &'a self,
         lease: &'a Lease,
         outcome: Outcome,
+        output: Option<&'a str>,
         now: Timestamp,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(Store::finish(self, lease, outcome, now))
+        Box::pin(Store::finish(self, lease, outcome, output, now))
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        target: &'a CancelTarget,
+        reason: &'a str,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<JobSnapshot>, StoreError>> {
+        Box::pin(Store::cancel(self, target, reason, now))
     }
 
     fn reclaim_expired(
@@ -104,8 +126,15 @@ where
         Box::pin(Store::get(self, job_id))
     }
 
-    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<JobSnapshot>, StoreError>> {
-        Box::pin(Store::list(self, limit))
+    fn list<'a>(
+        &'a self,
+        query: &'a JobQuery,
+    ) -> BoxFuture<'a, Result<Vec<JobSnapshot>, StoreError>> {
+        Box::pin(Store::list(self, query))
+    }
+
+    fn count(&self) -> BoxFuture<'_, Result<JobCounts, StoreError>> {
+        Box::pin(Store::count(self))
     }
 
     fn close(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<JobSnapshot>, StoreError>> {

@@ -3,29 +3,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::job::{Job, JobId, JobSnapshot, JobState, Submitted};
-use crate::store::{Claim, Lease, Outcome, Store, StoreError};
+use crate::job::{Job, JobId, JobOutput, JobSnapshot, JobState, Submitted};
+use crate::query::{CancelTarget, JobCounts, JobQuery};
+use crate::store::{
+    Claim, LEASE_EXPIRED, Lease, Outcome, RESTARTED, Renewal, Retention, Store, StoreError,
+};
 use crate::time::Timestamp;
-
-/// How much a [`MemoryStore`] remembers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemoryLimits {
-    /// Delivery ids remembered after their job is gone (`dedupe_capacity`), oldest forgotten first. A
-    /// delivery whose job is still stored is always a duplicate, whatever this says.
-    pub dedupe_capacity: usize,
-    /// Finished jobs (`succeeded`, `failed`, `abandoned`) kept for inspection, oldest dropped first.
-    pub retained_finished: usize,
-}
-
-impl Default for MemoryLimits {
-    /// 10,000 deliveries (design.md's `dedupe_capacity`) and 1,000 finished jobs.
-    fn default() -> Self {
-        Self {
-            dedupe_capacity: 10_000,
-            retained_finished: 1_000,
-        }
-    }
-}
 
 /// Sizes of a [`MemoryStore`]'s collections, to watch memory stay bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,29 +20,29 @@ pub struct MemoryStats {
     pub finished: usize,
     /// Jobs `queued` or `retrying`.
     pub waiting: usize,
-    /// Delivery ids remembered for dedupe (at most `dedupe_capacity`).
-    pub remembered_deliveries: usize,
-    /// Lanes (repository + issue) with unfinished jobs.
+    /// Dedupe keys remembered (at most `dedupe_capacity`).
+    pub remembered_dedupe_keys: usize,
+    /// Lanes with unfinished jobs.
     pub lanes: usize,
 }
 
 /// Keeps jobs in the process's memory: no serialisation (the payload `Arc` is kept as given), no I/O, and
-/// everything bounded by [`MemoryLimits`] and the queue's capacity.
+/// everything bounded by its [`Retention`] and the queue's capacity.
 ///
 /// Jobs do not survive the process: at shutdown, unfinished ones are `abandoned` and reported. Use it for
 /// tests, for embedders that can afford to lose work, and as the yardstick the durable stores are measured
 /// against.
 #[derive(Debug)]
 pub struct MemoryStore<P> {
-    limits: MemoryLimits,
+    retention: Retention,
     state: Mutex<State<P>>,
 }
 
 impl<P> MemoryStore<P> {
-    /// An empty store with these limits.
-    pub fn new(limits: MemoryLimits) -> Self {
+    /// An empty store keeping what `retention` says.
+    pub fn new(retention: Retention) -> Self {
         Self {
-            limits,
+            retention,
             state: Mutex::new(State::default()),
         }
     }
@@ -74,7 +57,7 @@ impl<P> MemoryStore<P> {
             jobs: state.jobs.len(),
             finished: state.finished.len(),
             waiting: state.waiting,
-            remembered_deliveries: state.deliveries.len(),
+            remembered_dedupe_keys: state.dedupe_keys.len(),
             lanes: state.lanes.len(),
         })
     }
@@ -90,14 +73,14 @@ impl<P> MemoryStore<P> {
 
 impl<P> Default for MemoryStore<P> {
     fn default() -> Self {
-        Self::new(MemoryLimits::default())
+        Self::new(Retention::default())
     }
 }
 
 impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
     async fn insert(&self, job: Job<P>, capacity: usize) -> Result<Submitted, StoreError> {
         let mut state = self.lock("insert")?;
-        if let Some(id) = state.deliveries.get(&job.delivery_id) {
+        if let Some(id) = state.dedupe_keys.get(&job.dedupe_key) {
             return Ok(Submitted::Duplicate(id.clone()));
         }
         if state.ids.contains_key(&job.id) {
@@ -107,7 +90,7 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
             return Ok(Submitted::Busy);
         }
         let id = job.id.clone();
-        state.insert(job, self.limits.dedupe_capacity);
+        state.insert(job, self.retention.dedupe_capacity);
         Ok(Submitted::Accepted(id))
     }
 
@@ -120,29 +103,33 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
         Ok(self.lock("claim")?.claim(owner, now, lease_until))
     }
 
-    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
+    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<Renewal, StoreError> {
         let mut state = self.lock("renew")?;
         let seq = state.held(lease)?;
         state.extend_lease(seq, until);
-        Ok(())
+        Ok(match &state.jobs[&seq].cancel_reason {
+            Some(reason) => Renewal::CancelRequested {
+                reason: reason.clone(),
+            },
+            None => Renewal::Extended,
+        })
     }
 
     async fn finish(
         &self,
         lease: &Lease,
         outcome: Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut state = self.lock("finish")?;
         let seq = state.held(lease)?;
         state.set_lease(seq, None);
-        match outcome {
-            Outcome::Succeeded => state.finalize(seq, JobState::Succeeded, None, now),
-            Outcome::Failed { error } => state.finalize(seq, JobState::Failed, Some(error), now),
-            Outcome::Retry { at, error } => state.retry(seq, at, error),
-            Outcome::Released => state.requeue(seq),
-        }
-        state.evict_finished(self.limits.retained_finished);
+        let entry = state.jobs.get_mut(&seq).expect("held() found the job");
+        entry.snapshot.output = output.map(str::to_owned);
+        let outcome = outcome.unless_cancelled(entry.cancel_reason.as_deref());
+        state.apply(seq, &outcome, now);
+        state.evict_finished(self.retention.retained_finished);
         Ok(())
     }
 
@@ -153,8 +140,8 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
     ) -> Result<Vec<JobSnapshot>, StoreError> {
         let mut state = self.lock("reclaim_expired")?;
         let expired = state.leases_expiring_by(Some(now));
-        let taken = state.take_back(&expired, now, max_attempts, "its lease expired");
-        state.evict_finished(self.limits.retained_finished);
+        let taken = state.take_back(&expired, now, max_attempts, LEASE_EXPIRED);
+        state.evict_finished(self.retention.retained_finished);
         Ok(taken)
     }
 
@@ -166,8 +153,8 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
         // One process owns this store, so every running job belongs to a run that is gone.
         let mut state = self.lock("recover")?;
         let running = state.leases_expiring_by(None);
-        let taken = state.take_back(&running, now, max_attempts, "the queue restarted");
-        state.evict_finished(self.limits.retained_finished);
+        let taken = state.take_back(&running, now, max_attempts, RESTARTED);
+        state.evict_finished(self.retention.retained_finished);
         Ok(taken)
     }
 
@@ -179,15 +166,67 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
             .map(|seq| state.jobs[seq].snapshot.clone()))
     }
 
-    async fn list(&self, limit: usize) -> Result<Vec<JobSnapshot>, StoreError> {
+    async fn list(&self, query: &JobQuery) -> Result<Vec<JobSnapshot>, StoreError> {
         let state = self.lock("list")?;
         Ok(state
             .jobs
-            .values()
+            .range(..query.before.unwrap_or(u64::MAX))
             .rev()
-            .take(limit)
-            .map(|entry| entry.snapshot.clone())
+            .map(|(_, entry)| &entry.snapshot)
+            .filter(|job| query.matches(job))
+            .take(query.limit)
+            .cloned()
             .collect())
+    }
+
+    async fn count(&self) -> Result<JobCounts, StoreError> {
+        let state = self.lock("count")?;
+        let mut counts = JobCounts::default();
+        for entry in state.jobs.values() {
+            counts.add(entry.snapshot.state, 1);
+        }
+        Ok(counts)
+    }
+
+    async fn cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Vec<JobSnapshot>, StoreError> {
+        let mut state = self.lock("cancel")?;
+        let seqs: Vec<u64> = match target {
+            CancelTarget::Job(id) => state
+                .ids
+                .get(id)
+                .copied()
+                .filter(|seq| !state.jobs[seq].snapshot.state.is_final())
+                .into_iter()
+                .collect(),
+            CancelTarget::Lane(lane) => state
+                .lanes
+                .get(lane)
+                .map(|jobs| jobs.iter().copied().collect())
+                .unwrap_or_default(),
+        };
+        let mut changed = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let entry = state
+                .jobs
+                .get_mut(&seq)
+                .expect("ids and lanes hold stored jobs");
+            if entry.snapshot.state == JobState::Running {
+                entry.cancel_reason = Some(reason.to_owned());
+            } else {
+                let cancelled = Outcome::Cancelled {
+                    reason: reason.to_owned(),
+                };
+                state.apply(seq, &cancelled, now);
+            }
+            changed.push(state.jobs[&seq].snapshot.clone());
+        }
+        state.evict_finished(self.retention.retained_finished);
+        Ok(changed)
     }
 
     async fn close(&self, now: Timestamp) -> Result<Vec<JobSnapshot>, StoreError> {
@@ -205,7 +244,7 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
             state.finalize(seq, JobState::Abandoned, Some(error.to_owned()), now);
             abandoned.push(state.jobs[&seq].snapshot.clone());
         }
-        state.evict_finished(self.limits.retained_finished);
+        state.evict_finished(self.retention.retained_finished);
         Ok(abandoned)
     }
 }
@@ -214,12 +253,12 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
 #[derive(Debug)]
 struct Entry<P> {
     snapshot: JobSnapshot,
-    /// The job's ordering key, if it has one.
-    lane: Option<String>,
     /// Dropped once the job is final: nothing will run it again.
     payload: Option<Arc<P>>,
     /// Set while `running`.
     lease: Option<Held>,
+    /// Set on a running job whose cancellation was asked for.
+    cancel_reason: Option<String>,
 }
 
 #[derive(Debug)]
@@ -235,10 +274,10 @@ struct State<P> {
     next_seq: u64,
     jobs: BTreeMap<u64, Entry<P>>,
     ids: HashMap<JobId, u64>,
-    /// Remembered deliveries and the order to forget them in.
-    deliveries: HashMap<String, JobId>,
-    delivery_order: VecDeque<String>,
-    /// Unfinished jobs per ordering key, in arrival order; the front is the only one that may run.
+    /// Remembered dedupe keys, with the job each belongs to, and the order to forget them in.
+    dedupe_keys: HashMap<String, JobId>,
+    dedupe_order: VecDeque<String>,
+    /// Unfinished jobs per lane, in arrival order; the front is the only one that may run.
     lanes: HashMap<String, VecDeque<u64>>,
     /// `queued` (or due `retrying`) jobs first in their lane: claimable now, earliest arrival first.
     ready: BTreeSet<u64>,
@@ -258,8 +297,8 @@ impl<P> Default for State<P> {
             next_seq: 0,
             jobs: BTreeMap::new(),
             ids: HashMap::new(),
-            deliveries: HashMap::new(),
-            delivery_order: VecDeque::new(),
+            dedupe_keys: HashMap::new(),
+            dedupe_order: VecDeque::new(),
             lanes: HashMap::new(),
             ready: BTreeSet::new(),
             delayed: BTreeSet::new(),
@@ -274,8 +313,7 @@ impl<P> State<P> {
     fn insert(&mut self, job: Job<P>, dedupe_capacity: usize) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let lane = job.ordering_key();
-        let first_in_lane = match &lane {
+        let first_in_lane = match &job.lane {
             Some(key) => {
                 let queue = self.lanes.entry(key.clone()).or_default();
                 queue.push_back(seq);
@@ -286,29 +324,29 @@ impl<P> State<P> {
         if first_in_lane {
             self.ready.insert(seq);
         }
-        self.remember(job.delivery_id.clone(), job.id.clone(), dedupe_capacity);
+        self.remember(job.dedupe_key.clone(), job.id.clone(), dedupe_capacity);
         self.ids.insert(job.id.clone(), seq);
         self.waiting += 1;
         let entry = Entry {
-            snapshot: JobSnapshot::queued(&job),
-            lane,
+            snapshot: JobSnapshot::queued(seq, &job),
             payload: Some(job.payload),
             lease: None,
+            cancel_reason: None,
         };
         self.jobs.insert(seq, entry);
     }
 
-    fn remember(&mut self, delivery_id: String, job_id: JobId, capacity: usize) {
+    fn remember(&mut self, dedupe_key: String, job_id: JobId, capacity: usize) {
         if capacity == 0 {
             return;
         }
-        if self.delivery_order.len() >= capacity
-            && let Some(oldest) = self.delivery_order.pop_front()
+        if self.dedupe_order.len() >= capacity
+            && let Some(oldest) = self.dedupe_order.pop_front()
         {
-            self.deliveries.remove(&oldest);
+            self.dedupe_keys.remove(&oldest);
         }
-        self.delivery_order.push_back(delivery_id.clone());
-        self.deliveries.insert(delivery_id, job_id);
+        self.dedupe_order.push_back(dedupe_key.clone());
+        self.dedupe_keys.insert(dedupe_key, job_id);
     }
 
     fn claim(&mut self, owner: &str, now: Timestamp, lease_until: Timestamp) -> Claim<P> {
@@ -335,9 +373,10 @@ impl<P> State<P> {
         snapshot.retry_at = None;
         Claim::Job(Job {
             id: snapshot.job_id.clone(),
-            delivery_id: snapshot.delivery_id.clone(),
-            issue_number: snapshot.issue_number,
-            repository: snapshot.repository.clone(),
+            dedupe_key: snapshot.dedupe_key.clone(),
+            lane: snapshot.lane.clone(),
+            kind: snapshot.kind.clone(),
+            metadata: snapshot.metadata.clone(),
             created_at: snapshot.created_at,
             attempt: snapshot.attempts,
             payload: Arc::clone(
@@ -346,6 +385,7 @@ impl<P> State<P> {
                     .as_ref()
                     .expect("unfinished jobs keep their payload"),
             ),
+            output: JobOutput::default(),
         })
     }
 
@@ -412,16 +452,27 @@ impl<P> State<P> {
         let mut taken = Vec::with_capacity(seqs.len());
         for &seq in seqs {
             self.set_lease(seq, None);
-            let attempts = self.jobs[&seq].snapshot.attempts;
-            if attempts >= max_attempts {
-                let error = format!("attempt {attempts} of {max_attempts} was lost: {why}");
-                self.finalize(seq, JobState::Failed, Some(error), now);
-            } else {
-                self.requeue(seq);
-            }
+            let entry = &self.jobs[&seq];
+            let outcome = Outcome::taken_back(entry.snapshot.attempts, max_attempts, why)
+                .unless_cancelled(entry.cancel_reason.as_deref());
+            self.apply(seq, &outcome, now);
             taken.push(self.jobs[&seq].snapshot.clone());
         }
         taken
+    }
+
+    /// Puts a job whose lease was dropped in the state `outcome` leads to.
+    fn apply(&mut self, seq: u64, outcome: &Outcome, now: Timestamp) {
+        let state = outcome.state();
+        let error = outcome.error_update().map(|error| error.map(str::to_owned));
+        if state.is_final() {
+            let error = error.unwrap_or_else(|| self.jobs[&seq].snapshot.error.clone());
+            self.finalize(seq, state, error, now);
+        } else if let Some(at) = outcome.retry_at() {
+            self.retry(seq, at, error.flatten());
+        } else {
+            self.requeue(seq);
+        }
     }
 
     /// A job that was first in its lane goes back to `queued`, still first.
@@ -430,7 +481,7 @@ impl<P> State<P> {
         self.ready.insert(seq);
     }
 
-    fn retry(&mut self, seq: u64, at: Timestamp, error: String) {
+    fn retry(&mut self, seq: u64, at: Timestamp, error: Option<String>) {
         self.set_state(seq, JobState::Retrying);
         let snapshot = &mut self
             .jobs
@@ -438,7 +489,7 @@ impl<P> State<P> {
             .expect("retried job is stored")
             .snapshot;
         snapshot.retry_at = Some(at);
-        snapshot.error = Some(error);
+        snapshot.error = error;
         self.delayed.insert((at, seq));
     }
 
@@ -453,7 +504,7 @@ impl<P> State<P> {
         entry.snapshot.finished_at = Some(now);
         entry.snapshot.error = error;
         entry.payload = None;
-        if let Some(key) = &entry.lane {
+        if let Some(key) = &entry.snapshot.lane {
             let lane = self
                 .lanes
                 .get_mut(key)

@@ -8,6 +8,7 @@ mod dynamic;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+mod retention;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -20,11 +21,13 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::job::{Job, JobId, JobSnapshot, Submitted};
+use crate::job::{Job, JobId, JobSnapshot, JobState, Submitted};
+use crate::query::{CancelTarget, JobCounts, JobQuery};
 use crate::time::Timestamp;
 
 pub use admission::Admission;
 pub(crate) use dynamic::DynStore;
+pub use retention::{DEFAULT_DEDUPE_CAPACITY, DEFAULT_RETAINED_FINISHED, Retention};
 
 /// Where jobs live: the memory store, or a database shared by several processes.
 ///
@@ -40,12 +43,12 @@ pub(crate) use dynamic::DynStore;
 pub trait Store<P>: Send + Sync + 'static {
     /// Dedupe, capacity check and insert, as one atomic step.
     ///
-    /// - `Duplicate(id)` if a stored job has `job.id`, or if `job.delivery_id` is among the deliveries the
-    ///   store still remembers (at least the most recent `dedupe_capacity` accepted ones, however the store
-    ///   configures it); `id` is the id of the job that delivery created.
+    /// - `Duplicate(id)` if a stored job has `job.id`, or if `job.dedupe_key` is a stored job's or among
+    ///   the keys the store still remembers (at least the most recent `dedupe_capacity` accepted ones,
+    ///   however the store configures it); `id` is the id of the job that key created.
     /// - else `Busy` if `capacity` jobs or more are waiting (`queued` or `retrying`; running jobs do not
     ///   count). Nothing is recorded.
-    /// - else the job is stored `queued` with 0 attempts, its delivery remembered, and `Accepted(job.id)`.
+    /// - else the job is stored `queued` with 0 attempts, its dedupe key remembered, and `Accepted(job.id)`.
     fn insert(
         &self,
         job: Job<P>,
@@ -77,7 +80,7 @@ pub trait Store<P>: Send + Sync + 'static {
     /// counts the attempt (`attempts + 1`, which is the returned job's `attempt`) and sets `started_at`.
     ///
     /// Runnable means `queued`, or `retrying` with `retry_at <= now`, and first in its lane: no job with
-    /// the same [`Job::ordering_key`] that arrived earlier is unfinished (a retrying head blocks its lane
+    /// the same [`Job::lane`] that arrived earlier is unfinished (a retrying head blocks its lane
     /// until it finishes). Among runnable jobs, the one that arrived first. With none, `Idle` says when the
     /// earliest retry falls due, so the engine can sleep until then (a time not after `now` is ignored:
     /// the engine then waits for a wake-up or the poll interval).
@@ -88,7 +91,8 @@ pub trait Store<P>: Send + Sync + 'static {
         lease_until: Timestamp,
     ) -> impl Future<Output = Result<Claim<P>, StoreError>> + Send;
 
-    /// Extends the lease of a running job to `until`.
+    /// Extends the lease of a running job to `until`, and says whether its cancellation was asked for
+    /// ([`Store::cancel`]): then the engine stops the attempt.
     ///
     /// [`StoreError::LeaseLost`] unless the job is `running` under this exact lease (same owner, same
     /// attempt): its lease expired and the job was reclaimed, or it was recovered.
@@ -96,20 +100,36 @@ pub trait Store<P>: Send + Sync + 'static {
         &self,
         lease: &Lease,
         until: Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Renewal, StoreError>> + Send;
 
-    /// Records how an attempt ended and releases its lease ([`StoreError::LeaseLost`] as for `renew`).
+    /// Records how an attempt ended, and what it printed (`output`, replacing the job's), and releases
+    /// its lease ([`StoreError::LeaseLost`] as for `renew`).
     ///
-    /// `Succeeded` and `Failed` are final: `finished_at = now`, the payload may be dropped, the next job of
-    /// the lane becomes runnable, and the job counts against the finished-job retention bound (oldest
+    /// The job goes to [`Outcome::state`], except that for a job whose cancellation was asked for while
+    /// the attempt ran, an outcome that would run it again becomes `Cancelled`
+    /// ([`Outcome::unless_cancelled`]). A final state sets `finished_at = now`, may drop the payload,
+    /// makes the lane's next job runnable, and counts against the finished-job retention bound (oldest
     /// finished dropped first). `Retry` keeps the job first in its lane, `retrying` until `at`. `Released`
     /// puts it back to `queued`, first in its lane, its attempt still counted.
     fn finish(
         &self,
         lease: &Lease,
         outcome: Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Cancels `target` (one job, or every unfinished job of a lane) for `reason`, in one step: a
+    /// `queued` or `retrying` job becomes `cancelled` at once (final, `finished_at = now`, `error =
+    /// reason`); a `running` one is marked, so its next renewal answers [`Renewal::CancelRequested`] and
+    /// its outcome becomes `Cancelled`. Final jobs are left alone. Returns the jobs it changed, oldest
+    /// first, in their new state (marked ones still `running`).
+    fn cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send;
 
     /// Takes back jobs whose lease expired (`lease_until <= now`): their worker died or lost contact.
     ///
@@ -140,11 +160,15 @@ pub trait Store<P>: Send + Sync + 'static {
         job_id: &str,
     ) -> impl Future<Output = Result<Option<JobSnapshot>, StoreError>> + Send;
 
-    /// Up to `limit` jobs, newest first (reverse arrival order), in any state.
+    /// The jobs matching `query` ([`JobQuery::matches`]), newest first (reverse arrival order), at most
+    /// `query.limit`.
     fn list(
         &self,
-        limit: usize,
+        query: &JobQuery,
     ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send;
+
+    /// How many jobs the store holds in each state.
+    fn count(&self) -> impl Future<Output = Result<JobCounts, StoreError>> + Send;
 
     /// The engine has stopped: every worker is done and nothing will be inserted or claimed.
     ///
@@ -207,7 +231,95 @@ pub enum Outcome {
     /// Cut off by shutdown: back to `queued`, to run again after a restart (durable stores) or to be
     /// abandoned when the store closes (memory).
     Released,
+    /// Stopped because its cancellation was asked for: `cancelled`, `error = reason`.
+    Cancelled {
+        /// Why, as the canceller said.
+        reason: String,
+    },
 }
+
+impl Outcome {
+    /// The state a job is in once this outcome is recorded: `succeeded`, `failed`, `retrying` or
+    /// `queued`. Every store records the state this says; it is the one place that decides it.
+    pub fn state(&self) -> JobState {
+        match self {
+            Self::Succeeded => JobState::Succeeded,
+            Self::Failed { .. } => JobState::Failed,
+            Self::Retry { .. } => JobState::Retrying,
+            Self::Released => JobState::Queued,
+            Self::Cancelled { .. } => JobState::Cancelled,
+        }
+    }
+
+    /// The outcome to record for a job whose cancellation was asked for (`cancel_reason`) while its
+    /// attempt ran: one that would run it again (`Retry`, `Released`) becomes `Cancelled`; the others
+    /// stand. Every store calls this in `finish` and when it takes a job back from a lost attempt.
+    #[must_use]
+    pub fn unless_cancelled(self, cancel_reason: Option<&str>) -> Self {
+        match (cancel_reason, self) {
+            (Some(reason), Self::Retry { .. } | Self::Released) => Self::Cancelled {
+                reason: reason.to_owned(),
+            },
+            (_, outcome) => outcome,
+        }
+    }
+
+    /// Whether the job is done for good once this is recorded.
+    pub fn is_final(&self) -> bool {
+        self.state().is_final()
+    }
+
+    /// When the next attempt may start (`Retry` only).
+    pub fn retry_at(&self) -> Option<Timestamp> {
+        match self {
+            Self::Retry { at, .. } => Some(*at),
+            _ => None,
+        }
+    }
+
+    /// What becomes of the job's `error`: `Some(error)` replaces it (`Some(None)` clears it, on success),
+    /// `None` keeps it as it was (`Released`: the last attempt's error still explains the job).
+    pub fn error_update(&self) -> Option<Option<&str>> {
+        match self {
+            Self::Succeeded => Some(None),
+            Self::Failed { error } | Self::Retry { error, .. } => Some(Some(error)),
+            Self::Cancelled { reason } => Some(Some(reason)),
+            Self::Released => None,
+        }
+    }
+
+    /// What becomes of a running job whose attempt was lost (`why`: its lease expired, the queue
+    /// restarted): `Released` back to the head of its lane, or `Failed` with an error naming the lost
+    /// attempt if it was the `max_attempts`th, so a job that kills its process cannot loop forever.
+    pub(crate) fn taken_back(attempts: u32, max_attempts: u32, why: &str) -> Self {
+        if attempts >= max_attempts {
+            Self::Failed {
+                error: format!("attempt {attempts} of {max_attempts} was lost: {why}"),
+            }
+        } else {
+            Self::Released
+        }
+    }
+}
+
+/// What [`Store::renew`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Renewal {
+    /// The lease is extended; carry on.
+    Extended,
+    /// The lease is extended, and the job's cancellation was asked for: stop the attempt.
+    CancelRequested {
+        /// Why, as the canceller said.
+        reason: String,
+    },
+}
+
+/// Why a store takes back a running job in [`Store::reclaim_expired`].
+pub(crate) const LEASE_EXPIRED: &str = "its lease expired";
+
+/// Why a store takes back a running job in [`Store::recover`].
+pub(crate) const RESTARTED: &str = "the queue restarted";
 
 /// Extra ways a store can wake the engine's idle workers; see [`Store::wakeups`].
 #[derive(Debug, Clone, Default)]
@@ -303,7 +415,7 @@ impl<P, S: Store<P>> Store<P> for Arc<S> {
         &self,
         lease: &Lease,
         until: Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> impl Future<Output = Result<Renewal, StoreError>> + Send {
         S::renew(self, lease, until)
     }
 
@@ -311,9 +423,19 @@ impl<P, S: Store<P>> Store<P> for Arc<S> {
         &self,
         lease: &Lease,
         outcome: Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        S::finish(self, lease, outcome, now)
+        S::finish(self, lease, outcome, output, now)
+    }
+
+    fn cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
+        S::cancel(self, target, reason, now)
     }
 
     fn reclaim_expired(
@@ -341,9 +463,13 @@ impl<P, S: Store<P>> Store<P> for Arc<S> {
 
     fn list(
         &self,
-        limit: usize,
+        query: &JobQuery,
     ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
-        S::list(self, limit)
+        S::list(self, query)
+    }
+
+    fn count(&self) -> impl Future<Output = Result<JobCounts, StoreError>> + Send {
+        S::count(self)
     }
 
     fn close(

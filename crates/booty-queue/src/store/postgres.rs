@@ -12,8 +12,8 @@
 //!   a smaller `seq` committing late could become the head of a lane whose later job is already
 //!   running, and two jobs of one issue would run at once. The price is that inserts do not run in
 //!   parallel, which the `store_insert` benchmark measures.
-//! - **Dedupe is two unique constraints:** `booty_jobs.delivery_id` (a delivery has at most one stored
-//!   job) and `booty_deliveries.delivery_id` (the deliveries remembered after their job is gone).
+//! - **Dedupe is two unique constraints:** `booty_jobs.dedupe_key` (a key has at most one stored job) and
+//!   `booty_dedupe_keys.dedupe_key` (the keys remembered after their job is gone).
 //! - **Claims use `FOR UPDATE SKIP LOCKED` on the head of each lane.** A job is runnable when no job of
 //!   its lane with a smaller `seq` is unfinished. A claimer that skips a head another claimer has
 //!   locked still sees that head as unfinished, so it does not take the job behind it either; and
@@ -59,11 +59,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool, SqlStr};
 use tokio::sync::Notify;
 
-use crate::job::{Job, JobSnapshot, Submitted};
-use crate::store::{Admission, Claim, Lease, Outcome, Store, StoreError, Wakeups};
+use crate::job::{Job, JobSnapshot, JobState, MetadataValue, Submitted};
+use crate::query::{CancelTarget, JobCounts, JobQuery};
+use crate::store::{Admission, Claim, Lease, Outcome, Renewal, Store, StoreError, Wakeups};
 use crate::time::Timestamp;
 
-use crate::store::sql::{bigint, snapshot, snapshot_columns};
+use crate::store::sql::{self, SqlStore, bigint, snapshot, snapshot_columns};
 use insert::insert_lock;
 use listen::Listener;
 use retry::{Failure, Health, Patience, Retry};
@@ -131,7 +132,7 @@ impl PostgresStore {
             host: connect.get_host().to_owned(),
             port: connect.get_port(),
             database: database_name(&connect),
-            source: retry::cause(source),
+            source: sql::cause(source, retry::CODE),
         };
 
         // A connection of its own first: its error says what is wrong (refused, authentication, no such
@@ -198,16 +199,52 @@ impl PostgresStore {
         Ok(row.as_ref().map(snapshot).transpose()?)
     }
 
-    async fn try_list(&self, limit: usize) -> Result<Vec<JobSnapshot>, Failure> {
+    async fn try_list(&self, query: &JobQuery) -> Result<Vec<JobSnapshot>, Failure> {
+        let (key, value) = query
+            .metadata
+            .as_ref()
+            .map(|(key, value)| (key.as_str(), metadata_json(value)))
+            .unzip();
+        // Compared as `jsonb`, so the integer 7 is not the text "7".
         let rows = sqlx::query(concat!(
             "SELECT ",
             snapshot_columns!(),
-            " FROM booty_jobs ORDER BY seq DESC LIMIT $1"
+            " FROM booty_jobs
+              WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR kind = $2)
+                AND ($3::text IS NULL OR lane = $3)
+                AND ($4::text IS NULL OR metadata::jsonb -> $4 = $5::jsonb)
+                AND ($6::bigint IS NULL OR seq < $6)
+              ORDER BY seq DESC LIMIT $7"
         ))
-        .bind(bigint(limit))
+        .bind(query.state.map(JobState::as_str))
+        .bind(query.kind.as_deref())
+        .bind(query.lane.as_deref())
+        .bind(key)
+        .bind(value)
+        .bind(
+            query
+                .before
+                .map(|seq| i64::try_from(seq).unwrap_or(i64::MAX)),
+        )
+        .bind(bigint(query.limit))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(snapshot).collect::<Result<_, _>>()?)
+    }
+
+    async fn try_count(&self) -> Result<JobCounts, Failure> {
+        let rows = sqlx::query_as("SELECT state, count(*) FROM booty_jobs GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(sql::counts(rows)?)
+    }
+}
+
+/// A metadata value as a listing's filter binds it: JSON text, compared as `jsonb`.
+fn metadata_json(value: &MetadataValue) -> String {
+    match value {
+        MetadataValue::Text(text) => serde_json::Value::from(text.as_str()).to_string(),
+        MetadataValue::Integer(number) => number.to_string(),
     }
 }
 
@@ -243,10 +280,10 @@ where
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Claim<P>, StoreError> {
-        self.claim_job(owner, now, lease_until).await
+        sql::claim(self, owner, now, lease_until).await
     }
 
-    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
+    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<Renewal, StoreError> {
         self.renew_lease(lease, until).await
     }
 
@@ -254,9 +291,22 @@ where
         &self,
         lease: &Lease,
         outcome: Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.record(lease, outcome, now).await
+        SqlStore::record(self, lease, &outcome, output, now).await
+    }
+
+    async fn cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Vec<JobSnapshot>, StoreError> {
+        with_retry!(
+            self.retry("cancel", Patience::Once),
+            self.try_cancel(target, reason, now)
+        )
     }
 
     async fn reclaim_expired(
@@ -286,8 +336,12 @@ where
         with_retry!(self.retry("get", Patience::Once), self.try_get(job_id))
     }
 
-    async fn list(&self, limit: usize) -> Result<Vec<JobSnapshot>, StoreError> {
-        with_retry!(self.retry("list", Patience::Once), self.try_list(limit))
+    async fn list(&self, query: &JobQuery) -> Result<Vec<JobSnapshot>, StoreError> {
+        with_retry!(self.retry("list", Patience::Once), self.try_list(query))
+    }
+
+    async fn count(&self) -> Result<JobCounts, StoreError> {
+        with_retry!(self.retry("count", Patience::Once), self.try_count())
     }
 
     /// Unfinished jobs stay in the database for the next start; this only stops listening.

@@ -4,24 +4,229 @@
 //! Both stores lay their `booty_jobs` table out alike (the same column names and meanings, see their
 //! migrations), so one reader serves both.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::database::Database;
+use sqlx::encode::Encode;
+use sqlx::{ColumnIndex, Decode, Executor, IntoArguments, Row, Type};
+use tracing::field::display;
 
-use crate::job::{Job, JobId, JobSnapshot, JobState};
-use crate::store::{BoxError, StoreError};
+use crate::chain::Chain;
+use crate::job::{Job, JobId, JobMetadata, JobOutput, JobSnapshot, JobState};
+use crate::log::job_event;
+use crate::query::JobCounts;
+use crate::store::{BoxError, Claim, Lease, Outcome, StoreError};
 use crate::time::Timestamp;
+
+/// What one claim found: a job, its payload still the stored JSON, or nothing runnable and when the
+/// earliest retry falls due.
+pub(super) enum Claimed {
+    Job(Job<String>),
+    Idle(Option<Timestamp>),
+}
+
+/// The part of claiming and recording each SQL store writes in its own dialect; [`claim`] is the rest,
+/// written once for both.
+pub(super) trait SqlStore: Sync {
+    /// Takes the earliest runnable head of a lane, as `Store::claim` describes, without decoding it.
+    fn claim_row(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> impl Future<Output = Result<Claimed, StoreError>> + Send;
+
+    /// `Store::finish`.
+    fn record(
+        &self,
+        lease: &Lease,
+        outcome: &Outcome,
+        output: Option<&str>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// `Store::claim` for a SQL store: takes the next runnable job and deserializes its payload; a job whose
+/// payload does not deserialize (say, after a change to `P`) can never run, so it fails at once with the
+/// reason as its error, and the next one is taken.
+pub(super) async fn claim<P: DeserializeOwned, S: SqlStore>(
+    store: &S,
+    owner: &str,
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<Claim<P>, StoreError> {
+    loop {
+        let job = match store.claim_row(owner, now, lease_until).await? {
+            Claimed::Job(job) => job,
+            Claimed::Idle(next_retry_at) => return Ok(Claim::Idle { next_retry_at }),
+        };
+        let (job, error) = match decode_payload(job) {
+            Ok(job) => return Ok(Claim::Job(job)),
+            Err(undecodable) => *undecodable,
+        };
+        let lease = Lease {
+            job_id: job.id.clone(),
+            owner: owner.to_owned(),
+            attempt: job.attempt,
+        };
+        job_event!(
+            ERROR,
+            &job,
+            "job_failed",
+            attempt = job.attempt,
+            error = error
+        );
+        if let Err(err) = store
+            .record(&lease, &Outcome::Failed { error }, None, now)
+            .await
+        {
+            let error = display(Chain(&err));
+            job_event!(
+                ERROR,
+                &job,
+                "job_not_recorded",
+                attempt = job.attempt,
+                error = error
+            );
+        }
+    }
+}
 
 /// The columns [`snapshot`] reads, for `SELECT` and `RETURNING` lists.
 macro_rules! snapshot_columns {
     () => {
-        "job_id, state, attempts, issue_number, repository, delivery_id, created_at_ms, started_at_ms, \
-         finished_at_ms, retry_at_ms, error"
+        "seq, job_id, state, attempts, dedupe_key, lane, kind, CAST(metadata AS TEXT) AS metadata, \
+         created_at_ms, started_at_ms, finished_at_ms, retry_at_ms, error, output"
     };
 }
 pub(super) use snapshot_columns;
+
+/// The statement [`apply`] runs, with `$finished_seq` the store's way of numbering a job that becomes
+/// final. (`$N` parameters: sqlx numbers them so for SQLite too.)
+macro_rules! apply_statement {
+    ($finished_seq:literal) => {
+        concat!(
+            "UPDATE booty_jobs
+                SET state = $2, lease_until_ms = NULL,
+                    lease_owner = CASE WHEN $3 THEN NULL ELSE lease_owner END,
+                    error = CASE WHEN $4 THEN $5 ELSE error END,
+                    retry_at_ms = $6,
+                    finished_at_ms = CASE WHEN $7 THEN $8 END,
+                    finished_seq = CASE WHEN $7 THEN ",
+            $finished_seq,
+            " END,
+                    payload = CASE WHEN $7 THEN NULL ELSE payload END,
+                    output = CASE WHEN $9 THEN $10 ELSE output END
+              WHERE seq = $1
+             RETURNING ",
+            $crate::store::sql::snapshot_columns!()
+        )
+    };
+}
+pub(super) use apply_statement;
+
+/// Puts job `seq` in the state `outcome` leads to, and drops its lease (and the owner too when
+/// `disown`: a job taken back from a lost attempt, or cancelled while waiting; a recorded outcome keeps
+/// it, so a retried PostgreSQL `finish` can tell its own write); `output` says what becomes of its
+/// output. A final job is finished now, numbered in finishing order, its payload dropped. `statement`
+/// is the store's [`apply_statement!`].
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each argument is one thing the update binds, named at the call"
+)]
+pub(super) async fn apply<'c, DB, E>(
+    executor: E,
+    statement: &'static str,
+    seq: i64,
+    outcome: &Outcome,
+    now: Timestamp,
+    disown: bool,
+    output: OutputUpdate<'_>,
+) -> Result<JobSnapshot, sqlx::Error>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'a> bool: Encode<'a, DB> + Type<DB>,
+    for<'r> &'r str: ColumnIndex<DB::Row>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> i32: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+{
+    let error = outcome.error_update();
+    let (set_output, output) = output.parts();
+    let row = sqlx::query(statement)
+        .bind(seq)
+        .bind(outcome.state().as_str())
+        .bind(disown)
+        .bind(error.is_some())
+        .bind(error.flatten())
+        .bind(outcome.retry_at().map(millis))
+        .bind(outcome.is_final())
+        .bind(millis(now))
+        .bind(set_output)
+        .bind(output)
+        .fetch_one(executor)
+        .await?;
+    snapshot(&row)
+}
+
+/// `Store::cancel` for one unfinished job, `seq` in `state`, in the caller's transaction: a running job
+/// is marked (its renewals answer `CancelRequested`), any other becomes `cancelled` now through
+/// [`apply`] (`statement`).
+pub(super) async fn cancel_one<'c, DB, E>(
+    executor: E,
+    statement: &'static str,
+    (seq, state): (i64, &str),
+    reason: &str,
+    now: Timestamp,
+) -> Result<JobSnapshot, sqlx::Error>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'a> bool: Encode<'a, DB> + Type<DB>,
+    for<'r> &'r str: ColumnIndex<DB::Row>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> i32: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+{
+    if state != JobState::Running.as_str() {
+        let cancelled = Outcome::Cancelled {
+            reason: reason.to_owned(),
+        };
+        return apply(
+            executor,
+            statement,
+            seq,
+            &cancelled,
+            now,
+            true,
+            OutputUpdate::Keep,
+        )
+        .await;
+    }
+    let row = sqlx::query(concat!(
+        "UPDATE booty_jobs SET cancel_reason = $2 WHERE seq = $1 RETURNING ",
+        snapshot_columns!()
+    ))
+    .bind(seq)
+    .bind(reason)
+    .fetch_one(executor)
+    .await?;
+    snapshot(&row)
+}
 
 /// A timestamp as stored: milliseconds, saturating at `BIGINT`'s maximum (some 292 million years out).
 pub(super) fn millis(at: Timestamp) -> i64 {
@@ -50,17 +255,15 @@ where
     let state: String = row.try_get("state")?;
     let state = state.parse::<JobState>().map_err(decode)?;
     let attempts: i32 = row.try_get("attempts")?;
-    let issue_number: Option<i64> = row.try_get("issue_number")?;
     Ok(JobSnapshot {
+        seq: u64::try_from(row.try_get::<i64, _>("seq")?).map_err(decode)?,
         job_id: JobId::from(row.try_get::<String, _>("job_id")?),
         state,
         attempts: u32::try_from(attempts).map_err(decode)?,
-        issue_number: issue_number
-            .map(u64::try_from)
-            .transpose()
-            .map_err(decode)?,
-        repository: row.try_get("repository")?,
-        delivery_id: row.try_get("delivery_id")?,
+        dedupe_key: row.try_get("dedupe_key")?,
+        lane: row.try_get("lane")?,
+        kind: row.try_get("kind")?,
+        metadata: metadata(row)?,
         created_at: timestamp(row.try_get("created_at_ms")?),
         started_at: row
             .try_get::<Option<i64>, _>("started_at_ms")?
@@ -70,11 +273,12 @@ where
             .map(timestamp),
         retry_at: row.try_get::<Option<i64>, _>("retry_at_ms")?.map(timestamp),
         error: row.try_get("error")?,
+        output: row.try_get("output")?,
     })
 }
 
-/// Reads a claimed job (`job_id, delivery_id, issue_number, repository, created_at_ms, attempts,
-/// payload`), its payload still the stored JSON.
+/// Reads a claimed job (`job_id, dedupe_key, lane, kind, metadata, created_at_ms, attempts, payload`,
+/// the metadata and payload as JSON text), its payload still the stored JSON.
 pub(super) fn claimed<R>(row: &R) -> Result<Job<String>, sqlx::Error>
 where
     R: Row,
@@ -84,52 +288,75 @@ where
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
 {
     let attempt: i32 = row.try_get("attempts")?;
-    let issue_number: Option<i64> = row.try_get("issue_number")?;
     Ok(Job {
         id: JobId::from(row.try_get::<String, _>("job_id")?),
-        delivery_id: row.try_get("delivery_id")?,
-        // Written from a u64 by `insert`; a negative number would be a row someone else wrote.
-        issue_number: issue_number.and_then(|n| u64::try_from(n).ok()),
-        repository: row.try_get("repository")?,
+        dedupe_key: row.try_get("dedupe_key")?,
+        lane: row.try_get("lane")?,
+        kind: row.try_get("kind")?,
+        metadata: metadata(row)?,
         created_at: timestamp(row.try_get("created_at_ms")?),
         attempt: u32::try_from(attempt).unwrap_or(0),
         payload: Arc::new(row.try_get("payload")?),
+        output: JobOutput::default(),
     })
 }
 
-/// A job's payload as the JSON a SQL store keeps, or the store's error naming the delivery.
-pub(super) fn encode_payload<P: Serialize>(
+/// The `metadata` column, JSON text.
+fn metadata<R>(row: &R) -> Result<JobMetadata, sqlx::Error>
+where
+    R: Row,
+    for<'r> &'r str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let json: String = row.try_get("metadata")?;
+    serde_json::from_str(&json).map_err(decode)
+}
+
+/// What recording an outcome does to a job's `output`: the attempt that ended replaces it (`Set`, with
+/// `None` when it printed nothing); a job taken back or cancelled keeps the last attempt's (`Keep`).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum OutputUpdate<'a> {
+    Keep,
+    Set(Option<&'a str>),
+}
+
+impl<'a> OutputUpdate<'a> {
+    /// Whether the output is replaced, and by what: the two parameters the stores' `UPDATE` binds.
+    pub(super) fn parts(self) -> (bool, Option<&'a str>) {
+        match self {
+            Self::Keep => (false, None),
+            Self::Set(output) => (true, output),
+        }
+    }
+}
+
+/// The states a `GROUP BY state` counted, as [`JobCounts`].
+pub(super) fn counts(rows: Vec<(String, i64)>) -> Result<JobCounts, sqlx::Error> {
+    let mut counts = JobCounts::default();
+    for (state, count) in rows {
+        let state = state.parse::<JobState>().map_err(decode)?;
+        counts.add(state, u64::try_from(count).unwrap_or(0));
+    }
+    Ok(counts)
+}
+
+/// A job's payload and metadata as the JSON a SQL store keeps, or the store's error naming the job.
+pub(super) fn encode<P: Serialize>(
     store: &'static str,
     job: &Job<P>,
-) -> Result<String, StoreError> {
-    serde_json::to_string(&*job.payload).map_err(|err| StoreError::Backend {
+) -> Result<(String, String), StoreError> {
+    let failed = |what: &str, err: serde_json::Error| StoreError::Backend {
         store,
         operation: "insert",
         source: format!(
-            "delivery {}: the payload does not serialize to JSON: {err}",
-            job.delivery_id
+            "job {}: the {what} does not serialize to JSON: {err}",
+            job.id
         )
         .into(),
-    })
-}
-
-/// A job's issue number as a `BIGINT`, or the store's error naming the delivery.
-pub(super) fn issue_column<P>(
-    store: &'static str,
-    job: &Job<P>,
-) -> Result<Option<i64>, StoreError> {
-    job.issue_number
-        .map(i64::try_from)
-        .transpose()
-        .map_err(|_| StoreError::Backend {
-            store,
-            operation: "insert",
-            source: format!(
-                "delivery {}: issue number does not fit a BIGINT",
-                job.delivery_id
-            )
-            .into(),
-        })
+    };
+    let payload = serde_json::to_string(&*job.payload).map_err(|err| failed("payload", err))?;
+    let metadata = serde_json::to_string(&job.metadata).map_err(|err| failed("metadata", err))?;
+    Ok((payload, metadata))
 }
 
 /// A claimed job with its payload decoded, or the job back with the error to fail it with (a payload
@@ -140,17 +367,48 @@ pub(super) fn decode_payload<P: DeserializeOwned>(
     match serde_json::from_str::<P>(&job.payload) {
         Ok(payload) => Ok(Job {
             id: job.id,
-            delivery_id: job.delivery_id,
-            issue_number: job.issue_number,
-            repository: job.repository,
+            dedupe_key: job.dedupe_key,
+            lane: job.lane,
+            kind: job.kind,
+            metadata: job.metadata,
             created_at: job.created_at,
             attempt: job.attempt,
             payload: Arc::new(payload),
+            output: job.output,
         }),
         Err(err) => {
             let error = format!("the stored payload does not deserialize: {err}");
             Err(Box::new((job, error)))
         }
+    }
+}
+
+/// Migration `version` of a store, as its embedded migrator lists it.
+pub(super) fn migration(
+    version: i64,
+    description: &str,
+    sql: &'static str,
+) -> sqlx::migrate::Migration {
+    sqlx::migrate::Migration::new(
+        version,
+        description.to_owned().into(),
+        sqlx::migrate::MigrationType::Simple,
+        sqlx::SqlSafeStr::into_sql_str(sql),
+        false,
+    )
+}
+
+/// What went wrong, said once: sqlx's own messages repeat their source (`error returned from database:
+/// X: X`), which an error chain would print twice. A database error is its message and its code, which
+/// the backend calls `code` (`SQLite code`, `SQLSTATE`).
+pub(super) fn cause(err: sqlx::Error, code: &str) -> BoxError {
+    match err {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(number) => format!("{} ({code} {number})", db.message()).into(),
+            None => db.message().into(),
+        },
+        sqlx::Error::Io(io) => Box::new(io),
+        other => Box::new(other),
     }
 }
 
@@ -175,13 +433,15 @@ mod tests {
     #[test]
     fn an_undecodable_payload_says_so() {
         let job = Job {
-            id: JobId::from("1-d".to_owned()),
-            delivery_id: "d".to_owned(),
-            issue_number: Some(1),
-            repository: None,
+            id: JobId::new("1-d"),
+            dedupe_key: "d".to_owned(),
+            lane: None,
+            kind: "test".to_owned(),
+            metadata: JobMetadata::new(),
             created_at: Timestamp::EPOCH,
             attempt: 1,
             payload: Arc::new("{\"not\": \"a number\"}".to_owned()),
+            output: JobOutput::default(),
         };
         let (_, err) = *decode_payload::<u64>(job).unwrap_err();
         assert!(

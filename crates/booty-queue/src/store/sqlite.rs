@@ -14,13 +14,13 @@
 //! - **Group commit.** `insert` hands its job to a writer task (`writer.rs`) and waits for the answer.
 //!   The writer lets the submissions that are on their way arrive, takes every one waiting (up to
 //!   [`SqliteOptions::max_batch`]) and writes them in one transaction, in two round trips to SQLite
-//!   whatever their number: one reads what the batch's deliveries are already known as and the waiting
+//!   whatever their number: one reads what the batch's dedupe keys are already known as and the waiting
 //!   count, the writer decides each answer, the other inserts the accepted jobs in one statement and
 //!   commits. Concurrent submissions therefore share one commit, and, with [`Synchronous::Full`], one
 //!   sync of the disk. If the batch fails, each of its submissions is written again alone, so one that
 //!   fails leaves no trace and takes no one down.
-//! - **Dedupe** is `booty_deliveries`, unique by delivery id, written with the job: it holds the delivery
-//!   of every stored job, and afterwards keeps a delivery while it is among the newest `dedupe_capacity`
+//! - **Dedupe** is `booty_dedupe_keys`, unique by dedupe key, written with the job: it holds the key
+//!   of every stored job, and afterwards keeps a key while it is among the newest `dedupe_capacity`
 //!   or younger than `dedupe_retention`, measured from the new job's `created_at` (the engine's clock, as
 //!   always).
 //! - **Capacity** reads `booty_counts.waiting`, which the writer (for inserts) and triggers (for state
@@ -53,21 +53,25 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use crate::chain::Chain;
 use crate::job::{Job, JobSnapshot, Submitted};
-use crate::store::sql::{self, bigint, millis, snapshot, snapshot_columns};
-use crate::store::{Admission, BoxError, Claim, Lease, Outcome, Store, StoreError};
+use crate::query::{CancelTarget, JobCounts, JobQuery};
+use crate::store::sql::{self, SqlStore, bigint, millis, snapshot, snapshot_columns};
+use crate::store::{Admission, Claim, Lease, Outcome, Renewal, Store, StoreError};
 use crate::time::Timestamp;
-use crate::worker::Chain;
 
 use writer::{Pending, Writer};
 
 pub use options::{SqliteError, SqliteOptions, Synchronous, UnknownSynchronous};
 
+/// What SQLite calls its error codes, in messages.
+const CODE: &str = "SQLite code";
+
 /// Submissions waiting for the writer at most; more wait for room (a bound, not a limit anyone meets:
 /// the edge caps connections far below it).
 const QUEUED_INSERTS: usize = 4_096;
 
-/// Keeps jobs in a SQLite database file, for one process: accepted jobs and remembered deliveries survive
+/// Keeps jobs in a SQLite database file, for one process: accepted jobs and remembered dedupe keys survive
 /// a restart (or `kill -9`), and jobs that were running when the process died run again.
 ///
 /// [`SqliteStore::open`] locks the file for this process, creates it if missing, checks it and brings
@@ -256,13 +260,14 @@ impl SqliteStore {
         capacity: usize,
         admission: Admission,
     ) -> Result<Submitted, StoreError> {
+        let (payload, metadata) = sql::encode("sqlite", &job)?;
         let pending_job = writer::NewJob {
-            payload: sql::encode_payload("sqlite", &job)?,
-            issue_number: sql::issue_column("sqlite", &job)?,
-            lane: job.ordering_key(),
             job_id: job.id,
-            delivery_id: job.delivery_id,
-            repository: job.repository,
+            dedupe_key: job.dedupe_key,
+            lane: job.lane,
+            kind: job.kind,
+            metadata,
+            payload,
             created_at_ms: millis(job.created_at),
         };
         let sender = self
@@ -292,18 +297,6 @@ impl SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(snapshot).transpose()
-    }
-
-    async fn try_list(&self, limit: usize) -> Result<Vec<JobSnapshot>, sqlx::Error> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            snapshot_columns!(),
-            " FROM booty_jobs ORDER BY seq DESC LIMIT ?1"
-        ))
-        .bind(bigint(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(snapshot).collect()
     }
 
     /// Stops the writer once every submission it holds is answered, and folds the write-ahead log back
@@ -355,10 +348,10 @@ where
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Claim<P>, StoreError> {
-        self.claim_job(owner, now, lease_until).await
+        sql::claim(self, owner, now, lease_until).await
     }
 
-    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
+    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<Renewal, StoreError> {
         self.renew_lease(lease, until).await
     }
 
@@ -366,9 +359,19 @@ where
         &self,
         lease: &Lease,
         outcome: Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.record(lease, &outcome, now).await
+        SqlStore::record(self, lease, &outcome, output, now).await
+    }
+
+    async fn cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.cancel_jobs(target, reason, now).await
     }
 
     async fn reclaim_expired(
@@ -400,10 +403,12 @@ where
             .map_err(|err| backend("get", err))
     }
 
-    async fn list(&self, limit: usize) -> Result<Vec<JobSnapshot>, StoreError> {
-        self.try_list(limit)
-            .await
-            .map_err(|err| backend("list", err))
+    async fn list(&self, query: &JobQuery) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.list_jobs(query).await
+    }
+
+    async fn count(&self) -> Result<JobCounts, StoreError> {
+        self.count_jobs().await
     }
 
     /// Unfinished jobs stay in the file for the next start; this stops the writer and checkpoints.
@@ -478,28 +483,16 @@ fn open_error(path: &Path, err: sqlx::Error) -> SqliteError {
     match primary_code(&err) {
         Some(5 | 6) => SqliteError::Locked {
             path,
-            source: cause(err),
+            source: sql::cause(err, CODE),
         },
         Some(11 | 26) => SqliteError::Corrupt {
             path,
-            source: cause(err),
+            source: sql::cause(err, CODE),
         },
         _ => SqliteError::Open {
             path,
-            source: cause(err),
+            source: sql::cause(err, CODE),
         },
-    }
-}
-
-/// What went wrong, said once: SQLite's message and its result code.
-pub(super) fn cause(err: sqlx::Error) -> BoxError {
-    match err {
-        sqlx::Error::Database(db) => match db.code() {
-            Some(code) => format!("{} (SQLite code {code})", db.message()).into(),
-            None => db.message().into(),
-        },
-        sqlx::Error::Io(io) => Box::new(io),
-        other => Box::new(other),
     }
 }
 
@@ -508,7 +501,7 @@ pub(super) fn backend(operation: &'static str, err: sqlx::Error) -> StoreError {
     StoreError::Backend {
         store: "sqlite",
         operation,
-        source: cause(err),
+        source: sql::cause(err, CODE),
     }
 }
 

@@ -21,11 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use booty_queue::{
-    Claim, Job, JobId, JobSnapshot, JobState, Lease, Outcome, Store, StoreError, Submitted,
-    Timestamp,
+    CancelTarget, Claim, Job, JobCounts, JobId, JobQuery, JobSnapshot, JobState, Lease,
+    MetadataValue, Outcome, Renewal, Store, StoreError, Submitted, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
+
+use crate::support::{issue_of, job_id, stored_job};
 
 /// The bounds a factory must give the store it makes.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +36,13 @@ pub(crate) struct Limits {
     pub(crate) dedupe_capacity: usize,
     /// Final jobs kept for inspection.
     pub(crate) retained_finished: usize,
+}
+
+impl Limits {
+    /// The store's retention with exactly these bounds.
+    pub(crate) fn retention(self) -> booty_queue::Retention {
+        booty_queue::Retention::new(self.dedupe_capacity, self.retained_finished)
+    }
 }
 
 /// What the contract may expect of a store at start-up and close.
@@ -83,7 +92,7 @@ impl<S: Store<Payload>, G: Send + Sync + 'static> Store<Payload> for Guarded<S, 
         &self,
         lease: &Lease,
         until: Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> impl Future<Output = Result<Renewal, StoreError>> + Send {
         self.store.renew(lease, until)
     }
 
@@ -91,9 +100,19 @@ impl<S: Store<Payload>, G: Send + Sync + 'static> Store<Payload> for Guarded<S, 
         &self,
         lease: &Lease,
         outcome: Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.store.finish(lease, outcome, now)
+        self.store.finish(lease, outcome, output, now)
+    }
+
+    fn cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
+        self.store.cancel(target, reason, now)
     }
 
     fn reclaim_expired(
@@ -121,9 +140,13 @@ impl<S: Store<Payload>, G: Send + Sync + 'static> Store<Payload> for Guarded<S, 
 
     fn list(
         &self,
-        limit: usize,
+        query: &JobQuery,
     ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
-        self.store.list(limit)
+        self.store.list(query)
+    }
+
+    fn count(&self) -> impl Future<Output = Result<JobCounts, StoreError>> + Send {
+        self.store.count()
     }
 
     fn close(
@@ -182,7 +205,14 @@ macro_rules! store_contract_tests {
             failures_and_successes_are_recorded_with_their_times,
             finished_jobs_are_retained_up_to_the_bound,
             list_is_newest_first_and_honours_the_limit,
-            close_abandons_or_keeps_unfinished_jobs
+            close_abandons_or_keeps_unfinished_jobs,
+            counts_are_by_state,
+            list_filters_by_state_kind_lane_and_metadata_and_pages_newest_first,
+            a_cancelled_waiting_job_is_final_at_once_and_frees_its_lane,
+            a_running_job_asked_to_cancel_learns_it_at_renewal_and_ends_cancelled,
+            cancelling_a_lane_cancels_its_waiting_jobs_and_marks_its_running_one,
+            a_running_job_asked_to_cancel_whose_lease_expires_is_cancelled_not_requeued,
+            the_output_of_an_attempt_is_recorded_with_its_outcome
         );
     };
     // The attributes travel as one token tree: a repetition cannot be nested inside the one over checks.
@@ -218,19 +248,13 @@ fn at(seconds: u64) -> Timestamp {
     Timestamp::from_unix_millis(T0 + seconds * 1_000)
 }
 
+/// The job for `delivery`, about issue `issue` of `octo/repo` if any, as booty-service builds it.
 fn job(delivery: &str, issue: Option<u64>, n: u64) -> Job<Payload> {
-    Job {
-        id: JobId::new(issue, delivery),
-        delivery_id: delivery.to_owned(),
-        issue_number: issue,
-        repository: issue.map(|_| "octo/repo".to_owned()),
-        created_at: at(0),
-        attempt: 0,
-        payload: Arc::new(Payload {
-            n,
-            text: format!("payload {n}: \"quoted\", ünïcödé, {{braces}}"),
-        }),
-    }
+    let payload = Payload {
+        n,
+        text: format!("payload {n}: \"quoted\", ünïcödé, {{braces}}"),
+    };
+    stored_job(delivery, issue, at(0), payload)
 }
 
 async fn insert(store: &impl Store<Payload>, job: Job<Payload>) -> Submitted {
@@ -286,10 +310,13 @@ async fn state(store: &impl Store<Payload>, id: &JobId) -> JobSnapshot {
 }
 
 async fn succeed(store: &impl Store<Payload>, lease: &Lease, now: Timestamp) {
-    store.finish(lease, Outcome::Succeeded, now).await.unwrap();
+    store
+        .finish(lease, Outcome::Succeeded, None, now)
+        .await
+        .unwrap();
 }
 
-fn assert_lease_lost(result: Result<(), StoreError>, lease: &Lease) {
+fn assert_lease_lost<T: std::fmt::Debug>(result: Result<T, StoreError>, lease: &Lease) {
     match result {
         Err(StoreError::LeaseLost { job_id, attempt }) => {
             assert_eq!((&job_id, attempt), (&lease.job_id, lease.attempt));
@@ -314,26 +341,36 @@ pub(crate) async fn insert_then_claim_round_trips_the_job_and_its_payload(
     assert_eq!(
         queued,
         JobSnapshot {
+            seq: queued.seq,
             job_id: id.clone(),
             state: JobState::Queued,
             attempts: 0,
-            issue_number: Some(7),
-            repository: Some("octo/repo".to_owned()),
-            delivery_id: "d-1".to_owned(),
+            dedupe_key: "d-1".to_owned(),
+            lane: Some("octo/repo#7".to_owned()),
+            kind: "issue".to_owned(),
+            metadata: [
+                ("issue_number", MetadataValue::from(7)),
+                ("repository", MetadataValue::from("octo/repo")),
+                ("delivery_id", MetadataValue::from("d-1")),
+            ]
+            .into_iter()
+            .collect(),
             created_at: at(0),
             started_at: None,
             finished_at: None,
             retry_at: None,
             error: None,
+            output: None,
         }
     );
     assert!(store.get("7-d-2").await.unwrap().is_none());
 
     let (claimed, _) = claim(&store, at(1)).await;
     assert_eq!(claimed.id, id);
-    assert_eq!(claimed.delivery_id, "d-1");
-    assert_eq!(claimed.issue_number, Some(7));
-    assert_eq!(claimed.repository.as_deref(), Some("octo/repo"));
+    assert_eq!(claimed.dedupe_key, "d-1");
+    assert_eq!(claimed.lane.as_deref(), Some("octo/repo#7"));
+    assert_eq!(claimed.kind, "issue");
+    assert_eq!(claimed.metadata, queued.metadata);
     assert_eq!(claimed.created_at, at(0));
     assert_eq!(claimed.attempt, 1);
     assert_eq!(*claimed.payload, *sent.payload);
@@ -372,7 +409,10 @@ pub(crate) async fn one_delivery_is_stored_once_under_concurrent_inserts(
         }
     }
     assert_eq!(accepted, 1);
-    assert_eq!(ids(&store.list(100).await.unwrap()), ["1-same"]);
+    assert_eq!(
+        ids(&store.list(&JobQuery::newest(100)).await.unwrap()),
+        ["1-same"]
+    );
 }
 
 pub(crate) async fn busy_leaves_no_trace_and_running_jobs_do_not_count(
@@ -382,21 +422,24 @@ pub(crate) async fn busy_leaves_no_trace_and_running_jobs_do_not_count(
     let store = factory.make(WIDE).await;
     for delivery in ["a", "b"] {
         let answer = store.insert(job(delivery, None, 0), 2).await.unwrap();
-        assert_eq!(answer, Submitted::Accepted(JobId::new(None, delivery)));
+        assert_eq!(answer, Submitted::Accepted(job_id(None, delivery)));
     }
     assert_eq!(
         store.insert(job("c", None, 0), 2).await.unwrap(),
         Submitted::Busy
     );
     assert!(store.get("c").await.unwrap().is_none());
-    assert_eq!(ids(&store.list(10).await.unwrap()), ["b", "a"]);
+    assert_eq!(
+        ids(&store.list(&JobQuery::newest(10)).await.unwrap()),
+        ["b", "a"]
+    );
 
     // Claiming `a` leaves one job waiting; `c` was not remembered, so it is accepted, not a duplicate.
     let (claimed, _) = claim(&store, at(1)).await;
     assert_eq!(claimed.id.as_str(), "a");
     assert_eq!(
         store.insert(job("c", None, 0), 2).await.unwrap(),
-        Submitted::Accepted(JobId::new(None, "c"))
+        Submitted::Accepted(job_id(None, "c"))
     );
     assert_eq!(
         store.insert(job("d", None, 0), 2).await.unwrap(),
@@ -415,7 +458,7 @@ pub(crate) async fn retrying_jobs_count_against_capacity(factory: impl StoreFact
         at: at(100),
         error: "flaky".to_owned(),
     };
-    store.finish(&lease, retry, at(2)).await.unwrap();
+    store.finish(&lease, retry, None, at(2)).await.unwrap();
     assert_eq!(
         store.insert(job("b", None, 0), 1).await.unwrap(),
         Submitted::Busy
@@ -436,7 +479,7 @@ pub(crate) async fn a_stored_job_stays_a_duplicate_beyond_the_dedupe_window(
     }
     assert_eq!(
         insert(&store, job("a", Some(9), 0)).await,
-        Submitted::Duplicate(JobId::new(Some(9), "a"))
+        Submitted::Duplicate(job_id(Some(9), "a"))
     );
 }
 
@@ -452,17 +495,20 @@ pub(crate) async fn forgotten_deliveries_are_accepted_again(factory: impl StoreF
         succeed(&store, &lease, at(n)).await;
     }
     // d5's job is still held; d3 and d4 are remembered; d0..d2 are gone with their jobs.
-    assert_eq!(ids(&store.list(10).await.unwrap()), ["d5"]);
+    assert_eq!(
+        ids(&store.list(&JobQuery::newest(10)).await.unwrap()),
+        ["d5"]
+    );
     for delivery in ["d5", "d4", "d3"] {
         assert_eq!(
             insert(&store, job(delivery, None, 0)).await,
-            Submitted::Duplicate(JobId::new(None, delivery)),
+            Submitted::Duplicate(job_id(None, delivery)),
             "{delivery}"
         );
     }
     assert_eq!(
         insert(&store, job("d0", None, 0)).await,
-        Submitted::Accepted(JobId::new(None, "d0"))
+        Submitted::Accepted(job_id(None, "d0"))
     );
 }
 
@@ -492,7 +538,7 @@ pub(crate) async fn one_lane_runs_one_job_at_a_time_in_arrival_order(
 
     // The same issue number in another repository is another lane.
     let mut other = job("x1", Some(1), 5);
-    other.repository = Some("octo/other".to_owned());
+    other.lane = Some("octo/other#1".to_owned());
     accept(&store, other).await;
     let (fifth, _) = claim(&store, at(5)).await;
     assert_eq!(fifth.id.as_str(), "1-x1");
@@ -520,13 +566,13 @@ pub(crate) async fn concurrent_claims_take_each_job_once_and_one_per_lane(
     let mut claimed = Vec::new();
     for claimer in claimers {
         if let Claim::Job(job) = claimer.await.unwrap() {
-            claimed.push((job.issue_number, job.id));
+            claimed.push((Some(issue_of(&job.metadata)), job.id));
         }
     }
     claimed.sort();
     // Exactly the head of each lane, each once.
     let heads: Vec<_> = (0..LANES)
-        .map(|lane| (Some(lane), JobId::new(Some(lane), &format!("d{lane}"))))
+        .map(|lane| (Some(lane), job_id(Some(lane), &format!("d{lane}"))))
         .collect();
     assert_eq!(claimed, heads);
 }
@@ -562,7 +608,7 @@ pub(crate) async fn a_retrying_job_waits_for_retry_at_and_holds_its_lane(
         at: at(60),
         error: "connection reset".to_owned(),
     };
-    store.finish(&lease, retry, at(2)).await.unwrap();
+    store.finish(&lease, retry, None, at(2)).await.unwrap();
 
     let retrying = state(&store, &a1).await;
     assert_eq!(retrying.state, JobState::Retrying);
@@ -609,7 +655,7 @@ pub(crate) async fn an_expired_lease_is_reclaimed_as_a_new_attempt(
     // The stale worker is fenced off, before and after someone else claims the job.
     assert_lease_lost(store.renew(&stale, at(90)).await, &stale);
     assert_lease_lost(
-        store.finish(&stale, Outcome::Succeeded, at(61)).await,
+        store.finish(&stale, Outcome::Succeeded, None, at(61)).await,
         &stale,
     );
     let Claim::Job(taken_over) = claim_as(&store, "w2", at(61)).await else {
@@ -617,12 +663,14 @@ pub(crate) async fn an_expired_lease_is_reclaimed_as_a_new_attempt(
     };
     assert_eq!(taken_over.attempt, 2);
     assert_lease_lost(
-        store.finish(&stale, Outcome::Succeeded, at(62)).await,
+        store.finish(&stale, Outcome::Succeeded, None, at(62)).await,
         &stale,
     );
     let wrong_owner = lease(&taken_over, "w1");
     assert_lease_lost(
-        store.finish(&wrong_owner, Outcome::Succeeded, at(62)).await,
+        store
+            .finish(&wrong_owner, Outcome::Succeeded, None, at(62))
+            .await,
         &wrong_owner,
     );
     assert_eq!(state(&store, &id).await.state, JobState::Running);
@@ -712,7 +760,7 @@ pub(crate) async fn a_released_job_goes_back_first_in_line(factory: impl StoreFa
     accept(&store, job("a2", Some(1), 2)).await;
     let (_, lease) = claim(&store, at(1)).await;
     store
-        .finish(&lease, Outcome::Released, at(2))
+        .finish(&lease, Outcome::Released, None, at(2))
         .await
         .unwrap();
     let released = state(&store, &a1).await;
@@ -733,7 +781,7 @@ pub(crate) async fn failures_and_successes_are_recorded_with_their_times(
     let failed = Outcome::Failed {
         error: "exit status 3".to_owned(),
     };
-    store.finish(&bad_lease, failed, at(5)).await.unwrap();
+    store.finish(&bad_lease, failed, None, at(5)).await.unwrap();
     succeed(&store, &good_lease, at(6)).await;
 
     let bad = state(&store, &bad).await;
@@ -753,7 +801,9 @@ pub(crate) async fn failures_and_successes_are_recorded_with_their_times(
     );
     // A finished job's lease is gone.
     assert_lease_lost(
-        store.finish(&good_lease, Outcome::Succeeded, at(7)).await,
+        store
+            .finish(&good_lease, Outcome::Succeeded, None, at(7))
+            .await,
         &good_lease,
     );
 }
@@ -783,11 +833,11 @@ pub(crate) async fn finished_jobs_are_retained_up_to_the_bound(
             }
         };
         store
-            .finish(&leases[n], outcome, at(10 + second as u64))
+            .finish(&leases[n], outcome, None, at(10 + second as u64))
             .await
             .unwrap();
     }
-    let listed = store.list(10).await.unwrap();
+    let listed = store.list(&JobQuery::newest(10)).await.unwrap();
     assert_eq!(ids(&listed), [waiting.as_str(), "3-j3", "1-j1"]);
     assert!(store.get("2-j2").await.unwrap().is_none());
     assert!(store.get("0-j0").await.unwrap().is_none());
@@ -802,12 +852,15 @@ pub(crate) async fn list_is_newest_first_and_honours_the_limit(
         accept(&store, job(&format!("d{n}"), None, n)).await;
     }
     claim(&store, at(1)).await;
-    assert_eq!(ids(&store.list(3).await.unwrap()), ["d4", "d3", "d2"]);
     assert_eq!(
-        ids(&store.list(100).await.unwrap()),
+        ids(&store.list(&JobQuery::newest(3)).await.unwrap()),
+        ["d4", "d3", "d2"]
+    );
+    assert_eq!(
+        ids(&store.list(&JobQuery::newest(100)).await.unwrap()),
         ["d4", "d3", "d2", "d1", "d0"]
     );
-    assert!(store.list(0).await.unwrap().is_empty());
+    assert!(store.list(&JobQuery::newest(0)).await.unwrap().is_empty());
 }
 
 pub(crate) async fn close_abandons_or_keeps_unfinished_jobs(
@@ -826,7 +879,7 @@ pub(crate) async fn close_abandons_or_keeps_unfinished_jobs(
         at: at(100),
         error: "timeout".to_owned(),
     };
-    store.finish(&lease, retry, at(4)).await.unwrap();
+    store.finish(&lease, retry, None, at(4)).await.unwrap();
 
     let lost = store.close(at(50)).await.unwrap();
     if kind.durable {
@@ -845,4 +898,311 @@ pub(crate) async fn close_abandons_or_keeps_unfinished_jobs(
         }
     }
     assert_eq!(state(&store, &done).await.state, JobState::Succeeded);
+}
+
+async fn cancel(
+    store: &impl Store<Payload>,
+    target: CancelTarget,
+    now: Timestamp,
+) -> Vec<JobSnapshot> {
+    store.cancel(&target, "issue closed", now).await.unwrap()
+}
+
+fn states(jobs: &[JobSnapshot]) -> Vec<(&str, JobState)> {
+    jobs.iter()
+        .map(|job| (job.job_id.as_str(), job.state))
+        .collect()
+}
+
+pub(crate) async fn counts_are_by_state(factory: impl StoreFactory, _: Kind) {
+    let store = factory.make(WIDE).await;
+    assert_eq!(store.count().await.unwrap(), JobCounts::default());
+    for (n, delivery) in ["s", "f", "r", "running", "c", "q"].into_iter().enumerate() {
+        accept(&store, job(delivery, Some(n as u64), n as u64)).await;
+    }
+    let mut leases = Vec::new();
+    for second in 0..4 {
+        leases.push(claim(&store, at(second)).await.1);
+    }
+    succeed(&store, &leases[0], at(5)).await;
+    let failed = Outcome::Failed {
+        error: "no".to_owned(),
+    };
+    store.finish(&leases[1], failed, None, at(5)).await.unwrap();
+    let retry = Outcome::Retry {
+        at: at(100),
+        error: "later".to_owned(),
+    };
+    store.finish(&leases[2], retry, None, at(5)).await.unwrap();
+    cancel(&store, CancelTarget::Job(job_id(Some(4), "c")), at(6)).await;
+
+    let counts = store.count().await.unwrap();
+    let by_state: Vec<(JobState, u64)> = JobState::ALL
+        .into_iter()
+        .map(|state| (state, counts.of(state)))
+        .collect();
+    assert_eq!(
+        by_state,
+        [
+            (JobState::Queued, 1),
+            (JobState::Running, 1),
+            (JobState::Retrying, 1),
+            (JobState::Succeeded, 1),
+            (JobState::Failed, 1),
+            (JobState::Cancelled, 1),
+            (JobState::Abandoned, 0),
+        ]
+    );
+    assert_eq!(counts.total(), 6);
+}
+
+pub(crate) async fn list_filters_by_state_kind_lane_and_metadata_and_pages_newest_first(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    accept(&store, job("d0", Some(1), 0)).await;
+    accept(&store, job("d1", Some(2), 1)).await;
+    accept(&store, job("d2", None, 2)).await;
+    accept(&store, job("d3", Some(1), 3)).await;
+    let mut other = job("d4", Some(7), 4);
+    other.lane = Some("octo/other#7".to_owned());
+    other.metadata.insert("repository", "octo/other");
+    accept(&store, other).await;
+    claim(&store, at(1)).await;
+    let list = |query: JobQuery| {
+        let store = &store;
+        async move { store.list(&query).await.unwrap() }
+    };
+
+    let queued = list(JobQuery::newest(10).in_state(JobState::Queued)).await;
+    assert_eq!(ids(&queued), ["7-d4", "1-d3", "d2", "2-d1"]);
+    let running = list(JobQuery::newest(10).in_state(JobState::Running)).await;
+    assert_eq!(ids(&running), ["1-d0"]);
+    let issues = list(JobQuery::newest(10).of_kind("issue")).await;
+    assert_eq!(ids(&issues), ["7-d4", "1-d3", "2-d1", "1-d0"]);
+    assert_eq!(
+        ids(&list(JobQuery::newest(10).of_kind("job")).await),
+        ["d2"]
+    );
+    let lane = list(JobQuery::newest(10).in_lane("octo/repo#1")).await;
+    assert_eq!(ids(&lane), ["1-d3", "1-d0"]);
+    let repository = list(JobQuery::newest(10).with_metadata("repository", "octo/other")).await;
+    assert_eq!(ids(&repository), ["7-d4"]);
+    let issue = list(JobQuery::newest(10).with_metadata("issue_number", 1)).await;
+    assert_eq!(ids(&issue), ["1-d3", "1-d0"]);
+    // Typed: the text "1" is not the integer 1.
+    let text = list(JobQuery::newest(10).with_metadata("issue_number", "1")).await;
+    assert!(text.is_empty(), "{text:?}");
+    let both = list(
+        JobQuery::newest(1)
+            .of_kind("issue")
+            .in_state(JobState::Queued),
+    )
+    .await;
+    assert_eq!(ids(&both), ["7-d4"]);
+
+    // Pages of two, newest first, each after the last job of the one before.
+    let query = JobQuery::newest(2);
+    let first = list(query.clone()).await;
+    assert_eq!(ids(&first), ["7-d4", "1-d3"]);
+    let query = query.after_page(&first).unwrap();
+    assert_eq!(query.before, Some(first[1].seq));
+    let second = list(query.clone()).await;
+    assert_eq!(ids(&second), ["d2", "2-d1"]);
+    let query = query.after_page(&second).unwrap();
+    let third = list(query.clone()).await;
+    assert_eq!(ids(&third), ["1-d0"]);
+    assert_eq!(query.after_page(&third), None);
+    assert!(first[0].seq > first[1].seq && first[1].seq > second[0].seq);
+}
+
+pub(crate) async fn a_cancelled_waiting_job_is_final_at_once_and_frees_its_lane(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    accept(&store, job("a1", Some(1), 1)).await;
+    let a2 = accept(&store, job("a2", Some(1), 2)).await;
+    let a3 = accept(&store, job("a3", Some(1), 3)).await;
+    let b1 = accept(&store, job("b1", Some(2), 4)).await;
+    let (_, running) = claim(&store, at(1)).await;
+    let (_, retried) = claim(&store, at(1)).await;
+    let retry = Outcome::Retry {
+        at: at(100),
+        error: "flaky".to_owned(),
+    };
+    store.finish(&retried, retry, None, at(2)).await.unwrap();
+
+    let cancelled = cancel(&store, CancelTarget::Job(a2.clone()), at(5)).await;
+    assert_eq!(states(&cancelled), [(a2.as_str(), JobState::Cancelled)]);
+    let a2_now = state(&store, &a2).await;
+    assert_eq!(a2_now, cancelled[0]);
+    assert_eq!(a2_now.finished_at, Some(at(5)));
+    assert_eq!(a2_now.error.as_deref(), Some("issue closed"));
+    assert_eq!(a2_now.attempts, 0);
+    // A retrying job is cancelled at once too, and its retry never comes.
+    let cancelled = cancel(&store, CancelTarget::Job(b1.clone()), at(6)).await;
+    assert_eq!(states(&cancelled), [(b1.as_str(), JobState::Cancelled)]);
+    // Final jobs and unknown ids are left alone.
+    assert!(
+        cancel(&store, CancelTarget::Job(a2.clone()), at(7))
+            .await
+            .is_empty()
+    );
+    assert!(
+        cancel(&store, CancelTarget::Job(JobId::new("9-none")), at(7))
+            .await
+            .is_empty()
+    );
+    assert_eq!(state(&store, &a2).await.finished_at, Some(at(5)));
+
+    // a3 runs after a1, skipping the cancelled a2; b1 never runs again.
+    assert_eq!(idle(&store, at(8)).await, None);
+    succeed(&store, &running, at(9)).await;
+    assert_eq!(claim(&store, at(10)).await.0.id, a3);
+    assert_eq!(idle(&store, at(200)).await, None);
+}
+
+pub(crate) async fn a_running_job_asked_to_cancel_learns_it_at_renewal_and_ends_cancelled(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    let a = accept(&store, job("a", Some(1), 1)).await;
+    let behind = accept(&store, job("behind", Some(1), 2)).await;
+    let done = accept(&store, job("done", Some(2), 3)).await;
+    let (_, lease) = claim(&store, at(0)).await;
+    let (_, finishing) = claim(&store, at(0)).await;
+    assert_eq!(
+        store.renew(&lease, at(40)).await.unwrap(),
+        Renewal::Extended
+    );
+
+    let marked = cancel(&store, CancelTarget::Job(a.clone()), at(5)).await;
+    assert_eq!(states(&marked), [(a.as_str(), JobState::Running)]);
+    assert_eq!(
+        store.renew(&lease, at(50)).await.unwrap(),
+        Renewal::CancelRequested {
+            reason: "issue closed".to_owned()
+        }
+    );
+    // Still leased: the lease was extended, so nobody takes it back meanwhile.
+    store.renew(&finishing, at(60)).await.unwrap();
+    assert!(store.reclaim_expired(at(45), 3).await.unwrap().is_empty());
+    // An outcome that would run it again is recorded as the cancellation.
+    let retry = Outcome::Retry {
+        at: at(100),
+        error: "interrupted".to_owned(),
+    };
+    store.finish(&lease, retry, None, at(11)).await.unwrap();
+    let ended = state(&store, &a).await;
+    assert_eq!(
+        (ended.state, ended.error.as_deref(), ended.finished_at),
+        (JobState::Cancelled, Some("issue closed"), Some(at(11)))
+    );
+    assert_eq!(claim(&store, at(12)).await.0.id, behind);
+
+    // A job that finished its work before it heard of the cancellation succeeded.
+    cancel(&store, CancelTarget::Job(done.clone()), at(13)).await;
+    succeed(&store, &finishing, at(14)).await;
+    assert_eq!(state(&store, &done).await.state, JobState::Succeeded);
+}
+
+pub(crate) async fn cancelling_a_lane_cancels_its_waiting_jobs_and_marks_its_running_one(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    let a1 = accept(&store, job("a1", Some(1), 1)).await;
+    let b1 = accept(&store, job("b1", Some(2), 2)).await;
+    let a2 = accept(&store, job("a2", Some(1), 3)).await;
+    let a3 = accept(&store, job("a3", Some(1), 4)).await;
+    let (_, a_lease) = claim(&store, at(0)).await;
+    let (_, b_lease) = claim(&store, at(0)).await;
+
+    let changed = cancel(&store, CancelTarget::Lane("octo/repo#1".to_owned()), at(5)).await;
+    assert_eq!(
+        states(&changed),
+        [
+            (a1.as_str(), JobState::Running),
+            (a2.as_str(), JobState::Cancelled),
+            (a3.as_str(), JobState::Cancelled),
+        ]
+    );
+    assert!(matches!(
+        store.renew(&a_lease, at(40)).await.unwrap(),
+        Renewal::CancelRequested { .. }
+    ));
+    assert_eq!(
+        store.renew(&b_lease, at(40)).await.unwrap(),
+        Renewal::Extended
+    );
+    assert_eq!(state(&store, &b1).await.state, JobState::Running);
+    assert!(
+        cancel(&store, CancelTarget::Lane("octo/repo#9".to_owned()), at(6))
+            .await
+            .is_empty()
+    );
+}
+
+pub(crate) async fn a_running_job_asked_to_cancel_whose_lease_expires_is_cancelled_not_requeued(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    let id = accept(&store, job("a", Some(1), 1)).await;
+    claim(&store, at(0)).await;
+    cancel(&store, CancelTarget::Job(id.clone()), at(5)).await;
+    let taken = store.reclaim_expired(at(30), 3).await.unwrap();
+    assert_eq!(states(&taken), [(id.as_str(), JobState::Cancelled)]);
+    assert_eq!(taken[0].error.as_deref(), Some("issue closed"));
+    assert_eq!(idle(&store, at(31)).await, None);
+}
+
+pub(crate) async fn the_output_of_an_attempt_is_recorded_with_its_outcome(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    let id = accept(&store, job("a", Some(1), 1)).await;
+    let quiet = accept(&store, job("quiet", Some(2), 2)).await;
+    let (_, lease) = claim(&store, at(0)).await;
+    let first = "cloning…\nfailed: \"timeout\"\n";
+    let retry = Outcome::Retry {
+        at: at(10),
+        error: "timeout".to_owned(),
+    };
+    store
+        .finish(&lease, retry, Some(first), at(1))
+        .await
+        .unwrap();
+    assert_eq!(state(&store, &id).await.output.as_deref(), Some(first));
+
+    // A lost attempt leaves the output of the last one that ended.
+    let (_, quiet_lease) = claim(&store, at(2)).await;
+    store
+        .finish(&quiet_lease, Outcome::Succeeded, None, at(3))
+        .await
+        .unwrap();
+    assert_eq!(state(&store, &quiet).await.output, None);
+    claim(&store, at(10)).await;
+    store.reclaim_expired(at(40), 3).await.unwrap();
+    assert_eq!(state(&store, &id).await.output.as_deref(), Some(first));
+
+    // The next attempt's output replaces it, whole (the engine keeps it to 64 KiB).
+    let (again, lease) = claim(&store, at(41)).await;
+    assert_eq!(again.attempt, 3);
+    let long = "é".repeat(booty_queue::MAX_OUTPUT_BYTES / 2);
+    succeed_with(&store, &lease, &long, at(42)).await;
+    let done = state(&store, &id).await;
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.output.as_deref(), Some(long.as_str()));
+}
+
+async fn succeed_with(store: &impl Store<Payload>, lease: &Lease, output: &str, now: Timestamp) {
+    store
+        .finish(lease, Outcome::Succeeded, Some(output), now)
+        .await
+        .unwrap();
 }

@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use booty_queue::{
-    CancellationToken, Claim, HandlerError, Job, JobId, JobState, MemoryLimits, MemoryStore,
-    NewJob, Outcome, Queue, QueueConfig, QueueError, StartError, Store, Submitted, Timestamp,
+    CancelTarget, CancellationToken, Claim, HandlerError, Job, JobId, JobQuery, JobState,
+    MemoryStore, NewJob, Outcome, Queue, QueueConfig, QueueError, Retention, StartError, Store,
+    Submitted, Timestamp,
 };
 use tokio::sync::{Barrier, Notify, mpsc};
 use tokio::time::Instant;
 
-use crate::support::{Observed, config, id, next_recorded, within};
+use crate::support::{ForIssue, Observed, config, id, issue_of, next_recorded, stored_job, within};
 
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -74,7 +75,7 @@ async fn busy_leaves_no_trace_and_the_redelivery_is_accepted() {
         let (started_tx, gate) = (started_tx.clone(), Arc::clone(&gate));
         async move {
             started_tx.send(job.id.clone()).unwrap();
-            if job.delivery_id == "first" {
+            if job.dedupe_key == "first" {
                 gate.notified().await;
             }
             Ok(())
@@ -141,7 +142,7 @@ async fn jobs_of_one_issue_run_alone_and_in_arrival_order_under_8_workers() {
             );
             let done_tx = done_tx.clone();
             async move {
-                let issue = job.issue_number.unwrap();
+                let issue = issue_of(&job.metadata);
                 let lane = usize::try_from(issue).unwrap();
                 if running[lane].swap(true, Ordering::SeqCst) {
                     overlaps.fetch_add(1, Ordering::SeqCst);
@@ -348,7 +349,7 @@ async fn a_panicking_handler_fails_the_attempt_and_the_worker_lives_on() {
     let _ = queue.submit(NewJob::new("d3", "fine")).await.unwrap();
     assert_eq!(
         next_recorded(&mut recorded).await,
-        (JobId::new(None, "d3"), Outcome::Succeeded)
+        (JobId::new("d3"), Outcome::Succeeded)
     );
     queue.shutdown(GRACE).await;
 }
@@ -398,15 +399,7 @@ async fn a_job_whose_lease_expired_is_taken_over_as_a_new_attempt() {
 
     // Another process takes the job and dies: its lease runs out 3 s from now.
     let now = Timestamp::from_system_time(std::time::SystemTime::now());
-    let job = Job {
-        id: id(1, "d1"),
-        delivery_id: "d1".to_owned(),
-        issue_number: Some(1),
-        repository: Some("octo/repo".to_owned()),
-        created_at: now,
-        attempt: 0,
-        payload: Arc::new(()),
-    };
+    let job = stored_job("d1", Some(1), now, ());
     let _ = memory.insert(job, 10).await.unwrap();
     let lease_until = now.saturating_add(Duration::from_secs(3));
     let Claim::Job(_) = memory
@@ -476,15 +469,7 @@ async fn a_worker_whose_lease_was_taken_is_cancelled_and_records_nothing() {
 async fn jobs_left_running_by_a_previous_run_are_recovered_at_start() {
     let memory = Arc::new(MemoryStore::default());
     let now = Timestamp::from_system_time(std::time::SystemTime::now());
-    let job = Job {
-        id: id(4, "d1"),
-        delivery_id: "d1".to_owned(),
-        issue_number: Some(4),
-        repository: Some("octo/repo".to_owned()),
-        created_at: now,
-        attempt: 0,
-        payload: Arc::new(()),
-    };
+    let job = stored_job("d1", Some(4), now, ());
     let _ = memory.insert(job, 10).await.unwrap();
     let far = now.saturating_add(Duration::from_hours(1));
     let Claim::Job(_) = memory.claim("previous-run", now, far).await.unwrap() else {
@@ -520,8 +505,8 @@ async fn a_store_outage_is_an_error_that_leaves_no_trace() {
         .submit(NewJob::new("d1", ()).for_issue("octo/repo", 2))
         .await
         .unwrap_err();
-    assert!(matches!(&err, QueueError::NotRecorded { delivery_id, .. } if delivery_id == "d1"));
-    assert_eq!(err.to_string(), "delivery d1 could not be recorded");
+    assert!(matches!(&err, QueueError::NotRecorded { job_id, .. } if job_id.as_str() == "2-d1"));
+    assert_eq!(err.to_string(), "job 2-d1 could not be recorded");
     let source = std::error::Error::source(&err).unwrap();
     assert_eq!(source.to_string(), "observed store: insert failed");
     assert_eq!(queue.get("2-d1").await.unwrap(), None);
@@ -580,15 +565,7 @@ async fn idle_workers_poll_every_store_so_a_job_stored_without_a_wake_up_runs() 
         .await
         .unwrap();
     // Stored behind the queue's back (as another process would), so nothing wakes the idle worker.
-    let job = Job {
-        id: id(5, "aside"),
-        delivery_id: "aside".to_owned(),
-        issue_number: Some(5),
-        repository: Some("octo/repo".to_owned()),
-        created_at: Timestamp::from_unix_millis(0),
-        attempt: 0,
-        payload: Arc::new(()),
-    };
+    let job = stored_job("aside", Some(5), Timestamp::from_unix_millis(0), ());
     let stored = Store::insert(&*memory, job, 10).await.unwrap();
     assert_eq!(stored, Submitted::Accepted(id(5, "aside")));
     let ran = within("the poll", runs.recv()).await;
@@ -629,7 +606,16 @@ async fn bad_input_and_bad_settings_are_refused_with_their_name() {
         .await
         .unwrap();
     let err = queue.submit(NewJob::new("", ())).await.unwrap_err();
-    assert!(matches!(err, QueueError::EmptyDeliveryId));
+    assert!(matches!(err, QueueError::InvalidJob { .. }));
+    assert_eq!(err.to_string(), "job  cannot be submitted: its id is empty");
+    let err = queue
+        .submit(NewJob::new("1-d", ()).deduped_by(""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "job 1-d cannot be submitted: its dedupe key is empty"
+    );
     assert!(queue.list(10).await.unwrap().is_empty());
     queue.shutdown(GRACE).await;
 
@@ -660,11 +646,7 @@ async fn bad_input_and_bad_settings_are_refused_with_their_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_bounded_after_a_million_distinct_submissions() {
     const SUBMISSIONS: u64 = 1_000_000;
-    let limits = MemoryLimits {
-        dedupe_capacity: 16,
-        retained_finished: 8,
-    };
-    let memory = Arc::new(MemoryStore::new(limits));
+    let memory = Arc::new(MemoryStore::new(Retention::new(16, 8)));
     let handler = |_: Job<u64>, _: CancellationToken| async { Ok(()) };
     let mut config = config(2);
     config.capacity = 4;
@@ -678,7 +660,10 @@ async fn memory_stays_bounded_after_a_million_distinct_submissions() {
         assert!(stats.jobs <= 4 + 2 + 8, "after {when}: {stats:?}");
         assert!(stats.waiting <= 4, "after {when}: {stats:?}");
         assert!(stats.finished <= 8, "after {when}: {stats:?}");
-        assert!(stats.remembered_deliveries <= 16, "after {when}: {stats:?}");
+        assert!(
+            stats.remembered_dedupe_keys <= 16,
+            "after {when}: {stats:?}"
+        );
         assert!(stats.lanes <= 4 + 2, "after {when}: {stats:?}");
     };
     let (mut accepted, mut busy) = (0_u64, 0_u64);
@@ -713,4 +698,140 @@ async fn memory_stays_bounded_after_a_million_distinct_submissions() {
     }
     queue.shutdown(GRACE).await;
     check(SUBMISSIONS + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_a_running_job_fires_its_token_at_the_next_renewal_and_it_ends_cancelled() {
+    let (store, mut recorded) = Observed::new(Arc::new(MemoryStore::default()));
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let handler = move |job: Job<()>, cancel: CancellationToken| {
+        let seen_tx = seen_tx.clone();
+        async move {
+            seen_tx.send(("started", job.attempt)).unwrap();
+            cancel.cancelled().await;
+            seen_tx.send(("cancelled", job.attempt)).unwrap();
+            // However the handler ends once told, the attempt is cancelled, never retried.
+            Err(HandlerError::retryable("interrupted"))
+        }
+    };
+    let mut config = config(1);
+    config.lease = Duration::from_secs(3);
+    let queue = Queue::start(store, handler, config).await.unwrap();
+    let _ = queue
+        .submit(NewJob::new("d1", ()).for_issue("octo/repo", 1))
+        .await
+        .unwrap();
+    assert_eq!(within("attempt 1", seen.recv()).await, Some(("started", 1)));
+
+    let asked = Instant::now();
+    let changed = queue
+        .cancel(&CancelTarget::Job(id(1, "d1")), "label removed")
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].state, JobState::Running);
+    assert_eq!(
+        within("cancellation", seen.recv()).await,
+        Some(("cancelled", 1))
+    );
+    // Renewals come every third of the lease.
+    assert!(Instant::now() - asked <= Duration::from_secs(1));
+    assert_eq!(
+        next_recorded(&mut recorded).await,
+        (
+            id(1, "d1"),
+            Outcome::Cancelled {
+                reason: "label removed".to_owned()
+            }
+        )
+    );
+    let job = queue.get("1-d1").await.unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.attempts, job.error.as_deref()),
+        (JobState::Cancelled, 1, Some("label removed"))
+    );
+    let report = queue.shutdown(GRACE).await;
+    assert!(report.cancelled.is_empty(), "{report:?}");
+    assert!(seen.try_recv().is_err(), "no second attempt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_waiting_job_never_runs_and_the_next_one_of_its_lane_does() {
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let release = Arc::new(Notify::new());
+    let gate = Arc::clone(&release);
+    let handler = move |job: Job<()>, _: CancellationToken| {
+        let (started_tx, gate) = (started_tx.clone(), Arc::clone(&gate));
+        async move {
+            started_tx.send(job.id.clone()).unwrap();
+            if job.dedupe_key == "first" {
+                gate.notified().await;
+            }
+            Ok(())
+        }
+    };
+    let queue = Queue::start(MemoryStore::default(), handler, config(2))
+        .await
+        .unwrap();
+    for delivery in ["first", "second", "third"] {
+        let job = NewJob::new(delivery, ()).for_issue("octo/repo", 1);
+        assert!(matches!(
+            queue.submit(job).await.unwrap(),
+            Submitted::Accepted(_)
+        ));
+    }
+    assert_eq!(
+        within("the first job", started.recv()).await,
+        Some(id(1, "first"))
+    );
+    let cancelled = queue
+        .cancel(&CancelTarget::Job(id(1, "second")), "superseded")
+        .await
+        .unwrap();
+    assert_eq!(cancelled[0].state, JobState::Cancelled);
+    release.notify_one();
+    assert_eq!(
+        within("the third job", started.recv()).await,
+        Some(id(1, "third"))
+    );
+    queue.shutdown(GRACE).await;
+    assert!(started.try_recv().is_err(), "the cancelled job ran");
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.succeeded, counts.cancelled), (2, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_a_handler_prints_is_recorded_with_its_attempt() {
+    let (store, mut recorded) = Observed::new(Arc::new(MemoryStore::default()));
+    let handler = |job: Job<()>, _: CancellationToken| async move {
+        job.output.append(&format!("attempt {}\n", job.attempt));
+        if job.attempt == 1 {
+            job.output.append("clone timed out\n");
+            return Err(HandlerError::retryable("timeout"));
+        }
+        Ok(())
+    };
+    let queue = Queue::start(store, handler, config(1)).await.unwrap();
+    let _ = queue
+        .submit(NewJob::new("d1", ()).for_issue("octo/repo", 2))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_recorded(&mut recorded).await.1,
+        Outcome::Retry { .. }
+    ));
+    let retrying = queue.get("2-d1").await.unwrap().unwrap();
+    assert_eq!(
+        retrying.output.as_deref(),
+        Some("attempt 1\nclone timed out\n")
+    );
+    assert_eq!(next_recorded(&mut recorded).await.1, Outcome::Succeeded);
+    let done = queue.get("2-d1").await.unwrap().unwrap();
+    assert_eq!(done.output.as_deref(), Some("attempt 2\n"));
+    let listed = queue
+        .query(&JobQuery::newest(5).with_metadata("repository", "octo/repo"))
+        .await
+        .unwrap();
+    assert_eq!(listed, [done]);
+    queue.shutdown(GRACE).await;
 }

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use booty_queue::{
-    Backoff, CancellationToken, HandlerError, Job, MemoryStore, NewJob, Queue, Submitted,
+    Backoff, CancelTarget, CancellationToken, HandlerError, Job, MemoryStore, NewJob, Queue,
+    Submitted,
 };
 use tokio::sync::mpsc;
 use tracing::field::{Field, Visit};
@@ -16,7 +17,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::support::{Observed, config, id, next_recorded, within};
+use crate::support::{ForIssue, Observed, config, id, next_recorded, within};
 
 /// One captured event: its message, its own fields, and the fields of the spans it happened in.
 #[derive(Debug, Clone)]
@@ -97,6 +98,22 @@ impl Capture {
     }
 }
 
+/// Captures this thread's events until the guards are dropped.
+fn capture() -> (
+    Capture,
+    (tracing::Dispatch, tracing::subscriber::DefaultGuard),
+) {
+    let capture = Capture::default();
+    // With exactly one scoped dispatcher, tracing-core computes a callsite's interest from the default
+    // dispatcher of whichever thread hits it first; another test's thread (no subscriber) would cache
+    // "never" for our callsites. A second registered dispatcher makes it ask every registered one.
+    let second = tracing::Dispatch::new(tracing_subscriber::registry());
+    let subscriber =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    tracing::callsite::rebuild_interest_cache();
+    (capture, (second, subscriber))
+}
+
 /// `job_id`, `issue_number` and `delivery_id` are on every line about a job.
 fn assert_job_fields(line: &Line, job_id: &str, issue: &str, delivery: &str) {
     assert_eq!(line.field("job_id"), Some(job_id), "{line:?}");
@@ -157,14 +174,7 @@ async fn run_a_flaky_a_broken_a_slow_and_a_lost_job() {
 // One thread, so the thread-local subscriber sees the workers' events too.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn every_state_change_is_an_event_with_the_job_fields() {
-    let capture = Capture::default();
-    // With exactly one scoped dispatcher, tracing-core computes a callsite's interest from the default
-    // dispatcher of whichever thread hits it first; another test's thread (no subscriber) would cache
-    // "never" for our callsites. A second registered dispatcher makes it ask every registered one.
-    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
-    let _subscriber =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
-    tracing::callsite::rebuild_interest_cache();
+    let (capture, _guards) = capture();
     run_a_flaky_a_broken_a_slow_and_a_lost_job().await;
 
     let accepted = capture.lines("job_accepted");
@@ -225,4 +235,54 @@ async fn every_state_change_is_an_event_with_the_job_fields() {
     );
     assert_eq!(fields.get("worker_id").map(String::as_str), Some("0"));
     assert_eq!(fields.get("attempt").map(String::as_str), Some("1"));
+}
+
+// One thread, so the thread-local subscriber sees the workers' events too.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn cancellations_are_logged_with_their_reason_and_the_job_fields() {
+    let (capture, _guards) = capture();
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let handler = move |job: Job<()>, cancel: CancellationToken| {
+        started_tx.send(job.id.clone()).unwrap();
+        async move {
+            cancel.cancelled().await;
+            Ok(())
+        }
+    };
+    let mut config = config(1);
+    config.lease = Duration::from_secs(3);
+    let queue = Queue::start(MemoryStore::default(), handler, config)
+        .await
+        .unwrap();
+    for delivery in ["d-run", "d-wait"] {
+        let job = NewJob::new(delivery, ()).for_issue("octo/repo", 12);
+        let _ = queue.submit(job).await.unwrap();
+    }
+    assert_eq!(
+        within("the first job", started.recv()).await,
+        Some(id(12, "d-run"))
+    );
+    let lane = CancelTarget::Lane("octo/repo#12".to_owned());
+    let changed = queue.cancel(&lane, "issue closed").await.unwrap();
+    assert_eq!(changed.len(), 2);
+
+    let requested = capture.one("job_cancel_requested");
+    assert_job_fields(&requested, "12-d-run", "12", "d-run");
+    assert_eq!(requested.field("reason"), Some("issue closed"));
+    // The waiting job is cancelled at once, the running one once its worker hears of it.
+    let mut cancelled = capture.lines("job_cancelled");
+    while cancelled.len() < 2 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cancelled = capture.lines("job_cancelled");
+    }
+    assert_job_fields(&cancelled[0], "12-d-wait", "12", "d-wait");
+    assert_job_fields(&cancelled[1], "12-d-run", "12", "d-run");
+    for line in &cancelled {
+        assert_eq!(line.field("reason"), Some("issue closed"), "{line:?}");
+    }
+    assert_eq!(cancelled[1].field("attempt"), Some("1"));
+    assert_eq!(cancelled[1].field("worker_id"), Some("0"));
+    let cancelling = capture.one("job_cancelling");
+    assert_job_fields(&cancelling, "12-d-run", "12", "d-run");
+    queue.shutdown(Duration::from_secs(1)).await;
 }

@@ -10,6 +10,7 @@ mod contract;
 mod engine;
 mod logs;
 mod memory;
+mod observer;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod shutdown;

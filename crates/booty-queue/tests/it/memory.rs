@@ -1,14 +1,11 @@
 //! The memory store: the shared contract, and the bounds only it can show from the inside.
 
-use booty_queue::{MemoryLimits, MemoryStore};
+use booty_queue::MemoryStore;
 
 use crate::contract::{Kind, Limits, Payload};
 
 fn store(limits: Limits) -> MemoryStore<Payload> {
-    MemoryStore::new(MemoryLimits {
-        dedupe_capacity: limits.dedupe_capacity,
-        retained_finished: limits.retained_finished,
-    })
+    MemoryStore::new(limits.retention())
 }
 
 crate::contract::store_contract_tests!(

@@ -18,13 +18,13 @@ use booty_queue::{Job, PostgresOptions, PostgresStore, Timestamp};
 use sqlx::{Connection, PgConnection};
 
 use crate::contract::{Guarded, Kind, Limits, Payload};
+use crate::support::stored_job;
 
 crate::contract::store_contract_tests!(
     |limits: Limits| async move {
         let schema = TestSchema::new();
         let mut options = schema.options();
-        options.dedupe_capacity = limits.dedupe_capacity;
-        options.retained_finished = limits.retained_finished;
+        options.retention = limits.retention();
         let store = schema.connect(options).await;
         Guarded {
             store,
@@ -146,18 +146,11 @@ impl Drop for TestSchema {
 
 /// The job for `delivery` on issue `issue` of `octo/repo`, as the engine would hand it to a store.
 pub(crate) fn job(delivery: &str, issue: Option<u64>, n: u64) -> Job<Payload> {
-    Job {
-        id: booty_queue::JobId::new(issue, delivery),
-        delivery_id: delivery.to_owned(),
-        issue_number: issue,
-        repository: issue.map(|_| "octo/repo".to_owned()),
-        created_at: now(),
-        attempt: 0,
-        payload: std::sync::Arc::new(Payload {
-            n,
-            text: format!("payload {n}"),
-        }),
-    }
+    let payload = Payload {
+        n,
+        text: format!("payload {n}"),
+    };
+    stored_job(delivery, issue, now(), payload)
 }
 
 /// The wall clock, as the engine reads it.

@@ -10,7 +10,7 @@ use booty_queue::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::support::{config, id, within};
+use crate::support::{ForIssue, config, id, within};
 
 /// What the test handler does with a job.
 #[derive(Debug, Clone, Copy)]

@@ -7,21 +7,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use booty_queue::{
-    CancellationToken, Claim, Job, JobId, JobState, NewJob, Outcome, Queue, QueueConfig,
-    QueueError, SqliteError, SqliteOptions, SqliteStore, Store, StoreError, Submitted, Timestamp,
+    CancellationToken, Claim, Job, JobId, JobQuery, JobState, NewJob, Outcome, Queue, QueueConfig,
+    QueueError, Retention, SqliteError, SqliteOptions, SqliteStore, Store, StoreError, Submitted,
+    Timestamp,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 use tempfile::TempDir;
 
 use crate::contract::{Guarded, Kind, Limits, Payload};
+use crate::support::{
+    ForIssue, check_previous_release, job_id, run_previous_release_job, stored_job,
+};
 
 crate::contract::store_contract_tests!(
     |limits: Limits| async move {
         let dir = tempfile::tempdir().unwrap();
         let mut options = SqliteOptions::default();
-        options.dedupe_capacity = limits.dedupe_capacity;
-        options.retained_finished = limits.retained_finished;
+        options.retention = limits.retention();
         options.dedupe_retention = Duration::ZERO;
         let store = SqliteStore::open(dir.path().join("booty.db"), options)
             .await
@@ -42,18 +45,11 @@ fn at(seconds: u64) -> Timestamp {
 }
 
 fn job(delivery: &str, issue: u64, created_at: Timestamp) -> Job<Payload> {
-    Job {
-        id: JobId::new(Some(issue), delivery),
-        delivery_id: delivery.to_owned(),
-        issue_number: Some(issue),
-        repository: Some("octo/repo".to_owned()),
-        created_at,
-        attempt: 0,
-        payload: Arc::new(Payload {
-            n: issue,
-            text: format!("issue {issue}"),
-        }),
-    }
+    let payload = Payload {
+        n: issue,
+        text: format!("issue {issue}"),
+    };
+    stored_job(delivery, Some(issue), created_at, payload)
 }
 
 /// A directory with a database path in it (the file is created by the first open).
@@ -70,9 +66,8 @@ async fn open(path: &Path, options: SqliteOptions) -> SqliteStore {
 /// Options with the count window and retention given, everything else default.
 fn options(dedupe_capacity: usize, retention: Duration, retained_finished: usize) -> SqliteOptions {
     let mut options = SqliteOptions::default();
-    options.dedupe_capacity = dedupe_capacity;
+    options.retention = Retention::new(dedupe_capacity, retained_finished);
     options.dedupe_retention = retention;
-    options.retained_finished = retained_finished;
     options
 }
 
@@ -101,7 +96,7 @@ async fn finish(store: &SqliteStore, job: &Job<Payload>, now: Timestamp) {
         owner: "w1".to_owned(),
         attempt: job.attempt,
     };
-    Store::<Payload>::finish(store, &lease, Outcome::Succeeded, now)
+    Store::<Payload>::finish(store, &lease, Outcome::Succeeded, None, now)
         .await
         .unwrap();
 }
@@ -182,7 +177,7 @@ async fn jobs_and_remembered_deliveries_survive_a_restart() {
     for (delivery, issue) in [("done-2", 2), ("waiting", 3)] {
         assert_eq!(
             insert(&store, job(delivery, issue, at(4))).await,
-            Submitted::Duplicate(JobId::new(Some(issue), delivery)),
+            Submitted::Duplicate(job_id(Some(issue), delivery)),
             "{delivery}"
         );
     }
@@ -244,12 +239,12 @@ async fn deliveries_are_remembered_by_age_beyond_the_count() {
     assert_eq!(state(&store, "0-d0").await, None);
     assert_eq!(
         insert(&store, job("d0", 0, at(30 * 60))).await,
-        Submitted::Duplicate(JobId::new(Some(0), "d0"))
+        Submitted::Duplicate(job_id(Some(0), "d0"))
     );
     // Two hours later it is out of both windows, and accepted again.
     assert_eq!(
         insert(&store, job("d0", 0, at(2 * 60 * 60))).await,
-        Submitted::Accepted(JobId::new(Some(0), "d0"))
+        Submitted::Accepted(job_id(Some(0), "d0"))
     );
 }
 
@@ -281,7 +276,9 @@ async fn concurrent_submissions_share_one_transaction() {
         "{SUBMISSIONS} submissions took {} transactions",
         stats.insert_transactions
     );
-    let listed = Store::<Payload>::list(&*store, 100).await.unwrap();
+    let listed = Store::<Payload>::list(&*store, &JobQuery::newest(100))
+        .await
+        .unwrap();
     assert_eq!(listed.len(), SUBMISSIONS);
 }
 
@@ -293,7 +290,7 @@ async fn a_failing_insert_leaves_no_trace_and_takes_no_one_down() {
     let mut side = side_connection(&path).await;
     // A real failure inside the batch: SQLite aborts the statement that stores `poison`.
     sqlx::raw_sql(
-        "CREATE TRIGGER poison BEFORE INSERT ON booty_jobs WHEN NEW.delivery_id = 'poison'
+        "CREATE TRIGGER poison BEFORE INSERT ON booty_jobs WHEN NEW.dedupe_key = 'poison'
          BEGIN SELECT RAISE(ABORT, 'poisoned delivery'); END;
          BEGIN IMMEDIATE;",
     )
@@ -333,12 +330,14 @@ async fn a_failing_insert_leaves_no_trace_and_takes_no_one_down() {
         } else {
             assert_eq!(
                 answer.unwrap(),
-                Submitted::Accepted(JobId::new(Some(1), &delivery))
+                Submitted::Accepted(job_id(Some(1), &delivery))
             );
         }
     }
     assert_eq!(state(&store, "1-poison").await, None);
-    let listed = Store::<Payload>::list(&*store, 100).await.unwrap();
+    let listed = Store::<Payload>::list(&*store, &JobQuery::newest(100))
+        .await
+        .unwrap();
     assert_eq!(listed.len(), SUBMISSIONS - 1);
 
     // Nothing of it was remembered: once the fault is gone, GitHub's redelivery is accepted.
@@ -348,7 +347,7 @@ async fn a_failing_insert_leaves_no_trace_and_takes_no_one_down() {
         .unwrap();
     assert_eq!(
         insert(&store, job("poison", 1, at(1))).await,
-        Submitted::Accepted(JobId::new(Some(1), "poison"))
+        Submitted::Accepted(job_id(Some(1), "poison"))
     );
 }
 
@@ -471,24 +470,47 @@ async fn a_database_from_a_newer_booty_is_refused() {
     assert!(err.to_string().contains(&path.display().to_string()));
 }
 
-/// A file written by a booty whose schema was version 1 (rows remembered and counted by triggers).
-async fn version_1_database(path: &Path) {
+/// The store's migrations up to `version`, as an earlier release shipped them.
+const MIGRATIONS: [(&str, &str); 2] = [
+    (
+        "jobs",
+        include_str!("../../migrations/sqlite/0001_jobs.sql"),
+    ),
+    (
+        "cheaper inserts",
+        include_str!("../../migrations/sqlite/0002_cheaper_inserts.sql"),
+    ),
+];
+
+/// A new database file at `path` with the schema of `version`, recorded as the store records it.
+async fn database_at_version(path: &Path, version: usize) -> SqliteConnection {
     let mut connection = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
         .connect()
         .await
         .unwrap();
-    let mut migrator =
-        sqlx::migrate::Migrator::with_migrations(vec![sqlx::migrate::Migration::new(
-            1,
-            "jobs".into(),
-            sqlx::migrate::MigrationType::Simple,
-            sqlx::SqlSafeStr::into_sql_str(include_str!("../../migrations/sqlite/0001_jobs.sql")),
-            false,
-        )]);
+    let migrations = (1..)
+        .zip(&MIGRATIONS[..version])
+        .map(|(number, (description, sql))| {
+            sqlx::migrate::Migration::new(
+                number,
+                (*description).into(),
+                sqlx::migrate::MigrationType::Simple,
+                sqlx::SqlSafeStr::into_sql_str(*sql),
+                false,
+            )
+        })
+        .collect();
+    let mut migrator = sqlx::migrate::Migrator::with_migrations(migrations);
     migrator.dangerous_set_table_name("booty_queue_migrations");
     migrator.run(&mut connection).await.unwrap();
+    connection
+}
+
+/// A file written by a booty whose schema was version 1 (rows remembered and counted by triggers).
+async fn version_1_database(path: &Path) {
+    let mut connection = database_at_version(path, 1).await;
     // A job stored as version 1 stored it: the triggers remember its delivery and count it.
     sqlx::query(
         "INSERT INTO booty_jobs (job_id, delivery_id, issue_number, repository, lane, state, payload,
@@ -527,7 +549,7 @@ async fn a_version_1_database_is_upgraded_with_its_jobs_and_deliveries() {
         .await
         .unwrap();
     let remembered: Vec<(String, String)> =
-        sqlx::query_as("SELECT delivery_id, job_id FROM booty_deliveries ORDER BY seq")
+        sqlx::query_as("SELECT dedupe_key, job_id FROM booty_dedupe_keys ORDER BY seq")
             .fetch_all(&mut side)
             .await
             .unwrap();
@@ -546,10 +568,99 @@ async fn a_version_1_database_is_upgraded_with_its_jobs_and_deliveries() {
     close(store, at(3)).await;
 }
 
+/// A file as the release before generic jobs (schema version 2, commit 7c4c701) left it: the rows written
+/// by that release's statements, quoted from its `writer.rs` (insert) and `jobs.rs` (claim, finish): a job
+/// waiting (`7-waiting`), one that succeeded (`5-done`), and the remembered delivery of one whose job was
+/// dropped since (`3-gone`).
+async fn version_2_database(path: &Path) {
+    let mut connection = database_at_version(path, 2).await;
+    let millis = |at: Timestamp| i64::try_from(at.as_unix_millis()).unwrap();
+    for (job_id, delivery, issue, payload) in [
+        ("5-done", "done", 5, r#"{"n":5,"text":"done"}"#),
+        ("7-waiting", "waiting", 7, r#"{"n":7,"text":"waiting"}"#),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "BEGIN IMMEDIATE;
+             INSERT OR ROLLBACK INTO booty_jobs
+                 (job_id, delivery_id, issue_number, repository, lane, state, payload, created_at_ms)
+             SELECT column1, column2, column3, column4, column5, 'queued', column6, column7
+               FROM (VALUES ('{job_id}', '{delivery}', {issue}, 'octo/repo', 'octo/repo#{issue}',
+                             '{payload}', {created})) WHERE column1 IS NOT NULL;
+             INSERT OR REPLACE INTO booty_deliveries (job_id, delivery_id, accepted_at_ms)
+             SELECT job_id, delivery_id, created_at_ms FROM (
+                 SELECT seq, job_id, delivery_id, created_at_ms FROM booty_jobs
+                  ORDER BY seq DESC LIMIT changes())
+              ORDER BY seq;
+             UPDATE booty_counts SET waiting = waiting + changes();
+             COMMIT;",
+            created = millis(at(0)),
+        )))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "UPDATE booty_jobs
+            SET state = 'running', attempts = attempts + 1, started_at_ms = ?1,
+                retry_at_ms = NULL, lease_owner = 'old-worker', lease_until_ms = ?1 + 30000
+          WHERE job_id = '5-done'",
+    )
+    .bind(millis(at(1)))
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE booty_jobs
+            SET state = 'succeeded', lease_until_ms = NULL, error = NULL, retry_at_ms = NULL,
+                finished_at_ms = ?1,
+                finished_seq = (SELECT coalesce(max(finished_seq), 0) + 1 FROM booty_jobs),
+                payload = NULL
+          WHERE job_id = '5-done'",
+    )
+    .bind(millis(at(2)))
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO booty_deliveries (delivery_id, job_id, accepted_at_ms) VALUES ('gone', '3-gone', ?1)",
+    )
+    .bind(millis(at(0)))
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_written_by_the_previous_release_opens_and_runs() {
+    let (_dir, path) = database();
+    version_2_database(&path).await;
+    let store = open(&path, options(ROOMY, Duration::ZERO, 10)).await;
+
+    check_previous_release(&store, at(0)).await;
+    assert_eq!(
+        Store::<Payload>::get(&store, "5-done")
+            .await
+            .unwrap()
+            .unwrap()
+            .finished_at,
+        Some(at(2))
+    );
+    // The waiting job is counted: capacity 1 is full.
+    assert_eq!(
+        Store::<Payload>::insert(&store, job("new", 8, at(3)), 1)
+            .await
+            .unwrap(),
+        Submitted::Busy
+    );
+    run_previous_release_job(&store, at(4)).await;
+    close(store, at(7)).await;
+}
+
 /// How many deliveries the file remembers, read beside the store.
 async fn remembered_deliveries(path: &Path) -> i64 {
     let mut side = side_connection(path).await;
-    let (remembered,): (i64,) = sqlx::query_as("SELECT count(*) FROM booty_deliveries")
+    let (remembered,): (i64,) = sqlx::query_as("SELECT count(*) FROM booty_dedupe_keys")
         .fetch_one(&mut side)
         .await
         .unwrap();
@@ -573,11 +684,11 @@ async fn the_clean_up_keeps_the_delivery_of_a_stored_job() {
     assert_eq!(remembered, 251);
     assert_eq!(
         insert(&store, job("held", 7, at(2))).await,
-        Submitted::Duplicate(JobId::new(Some(1), "held"))
+        Submitted::Duplicate(job_id(Some(1), "held"))
     );
     // Once the jobs are gone, the clean-up forgets all but the newest two deliveries it looks at.
     let mut side = side_connection(&path).await;
-    sqlx::query("DELETE FROM booty_jobs WHERE delivery_id <> 'held'")
+    sqlx::query("DELETE FROM booty_jobs WHERE dedupe_key <> 'held'")
         .execute(&mut side)
         .await
         .unwrap();
@@ -589,7 +700,7 @@ async fn the_clean_up_keeps_the_delivery_of_a_stored_job() {
     assert!(remembered < 200, "{remembered} deliveries remembered");
     assert_eq!(
         insert(&store, job("held", 7, at(4))).await,
-        Submitted::Duplicate(JobId::new(Some(1), "held"))
+        Submitted::Duplicate(job_id(Some(1), "held"))
     );
     close(store, at(5)).await;
 }
@@ -637,7 +748,7 @@ async fn a_job_stored_after_its_submitter_stopped_waiting_still_wakes_a_worker()
     let ran = tokio::time::timeout(Duration::from_secs(30), runs.recv())
         .await
         .expect("the stored job woke no worker");
-    assert_eq!(ran, Some(JobId::new(Some(1), "cut-off")));
+    assert_eq!(ran, Some(job_id(Some(1), "cut-off")));
     queue.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -652,11 +763,11 @@ async fn a_submission_whose_deadline_passes_before_the_store_takes_it_stores_not
     let answer = queue.submit_before(job(), Some(deadline)).await;
     match answer {
         Err(QueueError::NotRecorded {
-            delivery_id,
-            source: StoreError::Withdrawn { job_id },
+            job_id: submitted,
+            source: StoreError::Withdrawn { job_id: withdrawn },
         }) => {
-            assert_eq!(delivery_id, "late");
-            assert_eq!(job_id, JobId::new(Some(2), "late"));
+            assert_eq!(submitted, job_id(Some(2), "late"));
+            assert_eq!(withdrawn, job_id(Some(2), "late"));
         }
         other => panic!("expected a withdrawn submission, got {other:?}"),
     }
@@ -669,8 +780,8 @@ async fn a_submission_whose_deadline_passes_before_the_store_takes_it_stores_not
     // So GitHub's redelivery is accepted, and runs once.
     assert_eq!(
         queue.submit(job()).await.unwrap(),
-        Submitted::Accepted(JobId::new(Some(2), "late"))
+        Submitted::Accepted(job_id(Some(2), "late"))
     );
-    assert_eq!(runs.recv().await, Some(JobId::new(Some(2), "late")));
+    assert_eq!(runs.recv().await, Some(job_id(Some(2), "late")));
     queue.shutdown(Duration::from_secs(5)).await;
 }

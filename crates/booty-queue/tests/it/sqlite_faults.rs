@@ -2,16 +2,16 @@
 //! SQL path must fail cleanly while the disk is full (an error, no effect, no job handed out twice) and
 //! work again by itself once space returns, without a restart.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use booty_queue::{
-    Claim, Job, JobId, JobState, Lease, Outcome, SqliteOptions, SqliteStore, Store, StoreError,
-    Submitted, Timestamp,
+    Claim, Job, JobId, JobQuery, JobState, Lease, Outcome, SqliteOptions, SqliteStore, Store,
+    StoreError, Submitted, Timestamp,
 };
 use booty_testkit::Tmpfs;
 
 use crate::contract::Payload;
+use crate::support::{job_id, stored_job};
 
 const T0: u64 = 1_700_000_000_000;
 const LEASE: Duration = Duration::from_secs(30);
@@ -21,19 +21,12 @@ fn at(seconds: u64) -> Timestamp {
 }
 
 fn job(delivery: &str, issue: u64) -> Job<Payload> {
-    Job {
-        id: JobId::new(Some(issue), delivery),
-        delivery_id: delivery.to_owned(),
-        issue_number: Some(issue),
-        repository: Some("octo/repo".to_owned()),
-        created_at: at(0),
-        attempt: 0,
-        // Some kilobytes, like a webhook, so each insert needs new pages.
-        payload: Arc::new(Payload {
-            n: issue,
-            text: "x".repeat(8_000),
-        }),
-    }
+    // Some kilobytes, like a webhook, so each insert needs new pages.
+    let payload = Payload {
+        n: issue,
+        text: "x".repeat(8_000),
+    };
+    stored_job(delivery, Some(issue), at(0), payload)
 }
 
 fn lease(job: &Job<Payload>, owner: &str) -> Lease {
@@ -126,7 +119,14 @@ async fn every_write_fails_cleanly_on_a_full_disk_and_works_again_once_space_ret
     );
     assert_backend(
         "finish",
-        Store::<Payload>::finish(&store, &lease(&first, "w1"), Outcome::Succeeded, at(3)).await,
+        Store::<Payload>::finish(
+            &store,
+            &lease(&first, "w1"),
+            Outcome::Succeeded,
+            None,
+            at(3),
+        )
+        .await,
         debug,
     );
     assert_backend(
@@ -138,9 +138,15 @@ async fn every_write_fails_cleanly_on_a_full_disk_and_works_again_once_space_ret
 
     disk.free();
     // Everything works again, on the same store, and nothing of the failed calls took effect.
-    Store::<Payload>::finish(&store, &lease(&first, "w1"), Outcome::Succeeded, at(61))
-        .await
-        .unwrap();
+    Store::<Payload>::finish(
+        &store,
+        &lease(&first, "w1"),
+        Outcome::Succeeded,
+        None,
+        at(61),
+    )
+    .await
+    .unwrap();
     assert_eq!(state(&store, &first.id).await, JobState::Succeeded);
     assert_eq!(state(&store, &second.id).await, JobState::Running);
     let taken = Store::<Payload>::reclaim_expired(&store, at(62), 3)
@@ -161,7 +167,7 @@ async fn every_write_fails_cleanly_on_a_full_disk_and_works_again_once_space_ret
         Store::<Payload>::insert(&store, job("d5", 5), 100)
             .await
             .unwrap(),
-        Submitted::Accepted(JobId::new(Some(5), "d5"))
+        Submitted::Accepted(job_id(Some(5), "d5"))
     );
     store.checkpoint().await.unwrap();
     assert!(
@@ -210,7 +216,14 @@ async fn a_removed_log_stops_every_write_and_what_it_held_survives_a_restart() {
     assert_backend("claim", claim(&store, "w2", at(2)).await, short);
     assert_backend(
         "finish",
-        Store::<Payload>::finish(&store, &lease(&running, "w1"), Outcome::Succeeded, at(2)).await,
+        Store::<Payload>::finish(
+            &store,
+            &lease(&running, "w1"),
+            Outcome::Succeeded,
+            None,
+            at(2),
+        )
+        .await,
         debug,
     );
 
@@ -221,7 +234,9 @@ async fn a_removed_log_stops_every_write_and_what_it_held_survives_a_restart() {
     let store = SqliteStore::open(copy.path().join("booty.db"), SqliteOptions::default())
         .await
         .unwrap();
-    let jobs = Store::<Payload>::list(&store, 10).await.unwrap();
+    let jobs = Store::<Payload>::list(&store, &JobQuery::newest(10))
+        .await
+        .unwrap();
     let states: Vec<_> = jobs
         .iter()
         .map(|job| (job.job_id.to_string(), job.state))

@@ -1,53 +1,39 @@
-//! `claim`: the earliest runnable head of a lane, taken with `FOR UPDATE SKIP LOCKED`.
+//! `claim`: the earliest runnable head of a lane, taken with `FOR UPDATE SKIP LOCKED`, and the store's
+//! side of the claim loop the SQL stores share (`sql::claim`).
 
-use serde::de::DeserializeOwned;
 use sqlx::Row;
-use tracing::error;
 
 use super::PostgresStore;
 use super::retry::Failure;
-use crate::job::Job;
-use crate::store::sql::{self, millis, timestamp};
-use crate::store::{Claim, Lease, Outcome, StoreError};
+use crate::store::sql::{self, Claimed, SqlStore, millis, timestamp};
+use crate::store::{Lease, Outcome, StoreError};
 use crate::time::Timestamp;
-use crate::worker::Chain;
 
-/// What one try of `claim` found.
-enum Claimed {
-    /// A job, its payload still the stored JSON.
-    Job(Job<String>),
-    /// Nothing runnable; the earliest retry, if any.
-    Idle(Option<Timestamp>),
-}
-
-impl PostgresStore {
-    /// `claim`: takes the next runnable job and deserializes its payload; a job whose payload does not
-    /// deserialize is failed, and the next one taken.
-    pub(super) async fn claim_job<P: DeserializeOwned>(
+impl SqlStore for PostgresStore {
+    async fn claim_row(
         &self,
         owner: &str,
         now: Timestamp,
         lease_until: Timestamp,
-    ) -> Result<Claim<P>, StoreError> {
-        loop {
-            let claimed = with_retry!(
-                self.retry("claim", self.patient()),
-                self.try_claim(owner, now, lease_until)
-            )?;
-            let job = match claimed {
-                Claimed::Job(job) => job,
-                Claimed::Idle(next_retry_at) => return Ok(Claim::Idle { next_retry_at }),
-            };
-            match sql::decode_payload(job) {
-                Ok(job) => return Ok(Claim::Job(job)),
-                Err(undecodable) => {
-                    let (job, error) = *undecodable;
-                    self.fail_undecodable(&job, owner, error, now).await;
-                }
-            }
-        }
+    ) -> Result<Claimed, StoreError> {
+        with_retry!(
+            self.retry("claim", self.patient()),
+            self.try_claim(owner, now, lease_until)
+        )
     }
 
+    async fn record(
+        &self,
+        lease: &Lease,
+        outcome: &Outcome,
+        output: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.finish_job(lease, outcome, output, now).await
+    }
+}
+
+impl PostgresStore {
     /// One try of `claim`: the job as stored (payload still JSON), or when the next retry falls due.
     async fn try_claim(
         &self,
@@ -74,8 +60,8 @@ impl PostgresStore {
                         retry_at_ms = NULL, lease_owner = $2, lease_until_ms = $3
                    FROM next
                   WHERE j.seq = next.seq
-                 RETURNING j.job_id, j.delivery_id, j.issue_number, j.repository, j.created_at_ms,
-                           j.attempts, j.payload::text AS payload
+                 RETURNING j.job_id, j.dedupe_key, j.lane, j.kind, j.metadata::text AS metadata,
+                           j.created_at_ms, j.attempts, j.payload::text AS payload
              )
              SELECT claimed.*,
                     (SELECT min(retry_at_ms) FROM booty_jobs WHERE state = 'retrying') AS next_retry_at_ms
@@ -91,27 +77,5 @@ impl PostgresStore {
             return Ok(Claimed::Idle(next.map(timestamp)));
         }
         Ok(Claimed::Job(sql::claimed(&row)?))
-    }
-
-    /// A claimed job whose payload does not deserialize can never run: it fails at once, with the reason.
-    async fn fail_undecodable(
-        &self,
-        job: &Job<String>,
-        owner: &str,
-        error: String,
-        now: Timestamp,
-    ) {
-        let lease = Lease {
-            job_id: job.id.clone(),
-            owner: owner.to_owned(),
-            attempt: job.attempt,
-        };
-        error!(job_id = %job.id, issue_number = job.issue_number, delivery_id = job.delivery_id,
-            attempt = job.attempt, error, "job_failed");
-        let recorded = self.record(&lease, Outcome::Failed { error }, now).await;
-        if let Err(err) = recorded {
-            error!(job_id = %job.id, issue_number = job.issue_number, delivery_id = job.delivery_id,
-                attempt = job.attempt, error = %Chain(&err), "job_not_recorded");
-        }
     }
 }

@@ -9,13 +9,13 @@ use tracing::warn;
 
 use super::PostgresStore;
 use super::retry::{Failure, Patience};
+use crate::chain::Chain;
 use crate::job::{Job, JobId, Submitted};
 use crate::store::sql::{self, bigint, millis};
 use crate::store::{Admission, StoreError};
-use crate::worker::Chain;
 
-/// Deliveries older than the dedupe window are deleted once every this many accepted inserts of a
-/// process (whether a delivery is still remembered is decided exactly at insert time, whatever is left).
+/// Dedupe keys older than the dedupe window are deleted once every this many accepted inserts of a
+/// process (whether a key is still remembered is decided exactly at insert time, whatever is left).
 const FORGET_EVERY: u64 = 100;
 
 impl PostgresStore {
@@ -26,10 +26,10 @@ impl PostgresStore {
         capacity: usize,
         admission: &Admission,
     ) -> Result<Submitted, StoreError> {
-        let payload = sql::encode_payload("postgres", &job)?;
+        let (payload, metadata) = sql::encode("postgres", &job)?;
         let answer = with_retry!(
             self.retry("insert", Patience::Once),
-            self.try_insert(&job, &payload, capacity, admission)
+            self.try_insert(&job, (&payload, &metadata), capacity, admission)
         )?;
         if matches!(answer, Submitted::Accepted(_))
             && self.accepted.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1
@@ -39,15 +39,14 @@ impl PostgresStore {
         Ok(answer)
     }
 
-    /// One try of `insert`, with the payload already serialized.
+    /// One try of `insert`, with the payload and metadata already serialized.
     async fn try_insert<P>(
         &self,
         job: &Job<P>,
-        payload: &str,
+        (payload, metadata): (&str, &str),
         capacity: usize,
         admission: &Admission,
     ) -> Result<Submitted, Failure> {
-        let issue_number = sql::issue_column("postgres", job).map_err(Failure::Store)?;
         let mut tx = self.pool.begin().await?;
         // Not in a custom `BEGIN`: sqlx would hand a connection whose lock wait timed out back to the
         // pool still inside the failed transaction.
@@ -62,50 +61,50 @@ impl PostgresStore {
         }
         let duplicate: Option<String> = sqlx::query_scalar(
             "SELECT job_id FROM (
-                 SELECT 1 AS rank, job_id FROM booty_jobs WHERE delivery_id = $1
+                 SELECT 1 AS rank, job_id FROM booty_jobs WHERE dedupe_key = $1
                  UNION ALL
-                 SELECT 2, d.job_id FROM booty_deliveries AS d
-                  WHERE d.delivery_id = $1
+                 SELECT 2, d.job_id FROM booty_dedupe_keys AS d
+                  WHERE d.dedupe_key = $1
                     AND (SELECT count(*) FROM (
-                             SELECT 1 FROM booty_deliveries AS newer WHERE newer.seq > d.seq LIMIT $3
+                             SELECT 1 FROM booty_dedupe_keys AS newer WHERE newer.seq > d.seq LIMIT $3
                          ) AS newer_rows) < $3
                  UNION ALL
                  SELECT 3, job_id FROM booty_jobs WHERE job_id = $2
              ) AS known
              ORDER BY rank LIMIT 1",
         )
-        .bind(&job.delivery_id)
+        .bind(&job.dedupe_key)
         .bind(job.id.as_str())
-        .bind(bigint(self.options.dedupe_capacity))
+        .bind(bigint(self.options.retention.dedupe_capacity))
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(id) = duplicate {
             tx.rollback().await?;
             return Ok(Submitted::Duplicate(JobId::from(id)));
         }
-        // Stores the job if fewer than `capacity` wait, and remembers its delivery (a forgotten row for
-        // the same delivery is taken over and moved to the end of the window).
+        // Stores the job if fewer than `capacity` wait, and remembers its dedupe key (a forgotten row for
+        // the same key is taken over and moved to the end of the window).
         let stored: i64 = sqlx::query_scalar(
             "WITH job AS (
                  INSERT INTO booty_jobs
-                     (job_id, delivery_id, issue_number, repository, lane, state, payload, created_at_ms)
-                 SELECT $1, $2, $3, $4, $5, 'queued', $6::json, $7
+                     (job_id, dedupe_key, lane, kind, metadata, state, payload, created_at_ms)
+                 SELECT $1, $2, $3, $4, $5::json, 'queued', $6::json, $7
                   WHERE (SELECT count(*) FROM (
                              SELECT 1 FROM booty_jobs WHERE state IN ('queued', 'retrying') LIMIT $8
                          ) AS waiting) < $8
-                 RETURNING job_id, delivery_id
+                 RETURNING job_id, dedupe_key
              ), remembered AS (
-                 INSERT INTO booty_deliveries (delivery_id, job_id)
-                 SELECT delivery_id, job_id FROM job
-                 ON CONFLICT (delivery_id) DO UPDATE SET job_id = EXCLUDED.job_id, seq = DEFAULT
+                 INSERT INTO booty_dedupe_keys (dedupe_key, job_id)
+                 SELECT dedupe_key, job_id FROM job
+                 ON CONFLICT (dedupe_key) DO UPDATE SET job_id = EXCLUDED.job_id, seq = DEFAULT
              )
              SELECT count(*) FROM job",
         )
         .bind(job.id.as_str())
-        .bind(&job.delivery_id)
-        .bind(issue_number)
-        .bind(job.repository.as_deref())
-        .bind(job.ordering_key())
+        .bind(&job.dedupe_key)
+        .bind(job.lane.as_deref())
+        .bind(&job.kind)
+        .bind(metadata)
         .bind(payload)
         .bind(millis(job.created_at))
         .bind(bigint(capacity))
@@ -119,15 +118,15 @@ impl PostgresStore {
         Ok(Submitted::Accepted(job.id.clone()))
     }
 
-    /// Deletes remembered deliveries that are out of the dedupe window and whose job is gone. Only a
-    /// bound on the table: `insert` decides whether a delivery is remembered on its own.
+    /// Deletes remembered dedupe keys that are out of the dedupe window and whose job is gone. Only a
+    /// bound on the table: `insert` decides whether a key is remembered on its own.
     async fn forget_old_deliveries(&self) {
         let forgotten = sqlx::query(
-            "DELETE FROM booty_deliveries AS d
-              WHERE d.seq <= (SELECT seq FROM booty_deliveries ORDER BY seq DESC OFFSET $1 LIMIT 1)
-                AND NOT EXISTS (SELECT 1 FROM booty_jobs AS j WHERE j.delivery_id = d.delivery_id)",
+            "DELETE FROM booty_dedupe_keys AS d
+              WHERE d.seq <= (SELECT seq FROM booty_dedupe_keys ORDER BY seq DESC OFFSET $1 LIMIT 1)
+                AND NOT EXISTS (SELECT 1 FROM booty_jobs AS j WHERE j.dedupe_key = d.dedupe_key)",
         )
-        .bind(bigint(self.options.dedupe_capacity))
+        .bind(bigint(self.options.retention.dedupe_capacity))
         .execute(&self.pool)
         .await;
         if let Err(err) = forgotten {

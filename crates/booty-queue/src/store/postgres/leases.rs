@@ -6,34 +6,75 @@ use sqlx::{Postgres, Row, Transaction};
 use super::PostgresStore;
 use super::retry::Failure;
 use crate::job::JobSnapshot;
-use crate::store::sql::{bigint, millis, snapshot, snapshot_columns};
-use crate::store::{Lease, Outcome, StoreError};
+use crate::query::CancelTarget;
+use crate::store::sql::{self, OutputUpdate, apply_statement, bigint, millis};
+use crate::store::{LEASE_EXPIRED, Lease, Outcome, Renewal, StoreError};
 use crate::time::Timestamp;
 
+/// [`sql::apply`]'s statement: final jobs numbered by a sequence.
+const APPLY: &str = apply_statement!("nextval('booty_jobs_finished_seq')");
+
 impl PostgresStore {
-    /// `renew`: extends the lease if the job still runs under it.
+    /// `renew`: extends the lease if the job still runs under it, and says whether its cancellation
+    /// was asked for.
     pub(super) async fn renew_lease(
         &self,
         lease: &Lease,
         until: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Renewal, StoreError> {
         with_retry!(self.retry("renew", self.patient()), async {
-            let held = sqlx::query(
+            let held: Option<(Option<String>,)> = sqlx::query_as(
                 "UPDATE booty_jobs SET lease_until_ms = $4
-                  WHERE job_id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3",
+                  WHERE job_id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3
+                 RETURNING cancel_reason",
             )
             .bind(lease.job_id.as_str())
             .bind(&lease.owner)
             .bind(i64::from(lease.attempt))
             .bind(millis(until))
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-            if held.rows_affected() == 1 {
-                Ok(())
-            } else {
-                Err(Failure::Store(StoreError::lease_lost(lease)))
+            match held {
+                Some((None,)) => Ok(Renewal::Extended),
+                Some((Some(reason),)) => Ok(Renewal::CancelRequested { reason }),
+                None => Err(Failure::Store(StoreError::lease_lost(lease))),
             }
         })
+    }
+
+    /// One try of `cancel`: cancels the waiting jobs of `target` and marks its running one, in one
+    /// transaction. Rows a claim holds are waited for, so a job being claimed is marked once running.
+    pub(super) async fn try_cancel(
+        &self,
+        target: &CancelTarget,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Vec<JobSnapshot>, Failure> {
+        let (job_id, lane) = match target {
+            CancelTarget::Job(id) => (Some(id.as_str()), None),
+            CancelTarget::Lane(lane) => (None, Some(lane.as_str())),
+        };
+        let mut tx = self.pool.begin().await?;
+        let unfinished: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, state FROM booty_jobs
+              WHERE (job_id = $1 OR lane = $2) AND state IN ('queued', 'running', 'retrying')
+              ORDER BY seq
+              FOR UPDATE",
+        )
+        .bind(job_id)
+        .bind(lane)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut changed = Vec::with_capacity(unfinished.len());
+        for (seq, state) in unfinished {
+            let cancelled = sql::cancel_one(&mut *tx, APPLY, (seq, &state), reason, now);
+            changed.push(cancelled.await?);
+        }
+        if changed.iter().any(|job| job.state.is_final()) {
+            self.evict_finished(&mut tx).await?;
+        }
+        tx.commit().await.map_err(Failure::Commit)?;
+        Ok(changed)
     }
 
     /// `finish`: records `outcome`, retrying a lost connection without ever recording it twice.
@@ -42,22 +83,23 @@ impl PostgresStore {
     /// and simply running it again would then answer `LeaseLost`, and the job would run again once its
     /// lease expired. So after a failed try, the next one first looks at the job: already showing this
     /// outcome for this lease means it was recorded; still running under the lease means it was not.
-    pub(super) async fn record(
+    pub(super) async fn finish_job(
         &self,
         lease: &Lease,
-        outcome: Outcome,
+        outcome: &Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut uncertain = false;
         with_retry!(self.retry("finish", self.patient()), async {
             if uncertain {
-                match self.recorded(lease, &outcome).await? {
+                match self.recorded(lease, outcome).await? {
                     Some(true) => return Ok(()),
                     Some(false) => {}
                     None => return Err(Failure::Store(StoreError::lease_lost(lease))),
                 }
             }
-            let written = self.write_outcome(lease, &outcome, now).await;
+            let written = self.write_outcome(lease, outcome, output, now).await;
             match written {
                 // Checked on the next try, so even a failed COMMIT can be retried safely.
                 Err(Failure::Sql(err) | Failure::Commit(err)) => {
@@ -80,8 +122,7 @@ impl PostgresStore {
         let Some(row) = row else {
             // Gone: only a final job is ever deleted, so a final outcome was recorded (and the job
             // since dropped by the retention bound).
-            let is_final = matches!(outcome, Outcome::Succeeded | Outcome::Failed { .. });
-            return Ok(is_final.then_some(true));
+            return Ok(outcome.is_final().then_some(true));
         };
         let state: String = row.try_get("state")?;
         let owner: Option<String> = row.try_get("lease_owner")?;
@@ -91,15 +132,11 @@ impl PostgresStore {
         {
             return Ok(None);
         }
-        let expected = match outcome {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed { .. } => "failed",
-            Outcome::Retry { .. } => "retrying",
-            Outcome::Released => "queued",
-        };
+        // A cancellation asked for meanwhile turns a retry or a release into `cancelled`.
+        let cancelled = outcome.clone().unless_cancelled(Some("")).state();
         Ok(match state.as_str() {
             "running" => Some(false),
-            state if state == expected => Some(true),
+            state if state == outcome.state().as_str() || state == cancelled.as_str() => Some(true),
             _ => None,
         })
     }
@@ -109,69 +146,38 @@ impl PostgresStore {
         &self,
         lease: &Lease,
         outcome: &Outcome,
+        output: Option<&str>,
         now: Timestamp,
     ) -> Result<(), Failure> {
-        let attempt = i64::from(lease.attempt);
-        let lost = || Failure::Store(StoreError::lease_lost(lease));
-        let (state, error) = match outcome {
-            Outcome::Succeeded => ("succeeded", None),
-            Outcome::Failed { error } => ("failed", Some(error)),
-            Outcome::Retry { at, error } => {
-                let held = sqlx::query(
-                    "UPDATE booty_jobs
-                        SET state = 'retrying', retry_at_ms = $4, error = $5, lease_until_ms = NULL
-                      WHERE job_id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3",
-                )
-                .bind(lease.job_id.as_str())
-                .bind(&lease.owner)
-                .bind(attempt)
-                .bind(millis(*at))
-                .bind(error)
-                .execute(&self.pool)
-                .await?;
-                return if held.rows_affected() == 1 {
-                    Ok(())
-                } else {
-                    Err(lost())
-                };
-            }
-            Outcome::Released => {
-                let held = sqlx::query(
-                    "UPDATE booty_jobs SET state = 'queued', lease_until_ms = NULL
-                      WHERE job_id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3",
-                )
-                .bind(lease.job_id.as_str())
-                .bind(&lease.owner)
-                .bind(attempt)
-                .execute(&self.pool)
-                .await?;
-                return if held.rows_affected() == 1 {
-                    Ok(())
-                } else {
-                    Err(lost())
-                };
-            }
-        };
         let mut tx = self.pool.begin().await?;
-        let held = sqlx::query(
-            "UPDATE booty_jobs
-                SET state = $4, finished_at_ms = $5, error = $6, payload = NULL, lease_until_ms = NULL,
-                    retry_at_ms = NULL, finished_seq = nextval('booty_jobs_finished_seq')
-              WHERE job_id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3",
+        let held: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT seq, cancel_reason FROM booty_jobs
+              WHERE job_id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3
+              FOR UPDATE",
         )
         .bind(lease.job_id.as_str())
         .bind(&lease.owner)
-        .bind(attempt)
-        .bind(state)
-        .bind(millis(now))
-        .bind(error)
-        .execute(&mut *tx)
+        .bind(i64::from(lease.attempt))
+        .fetch_optional(&mut *tx)
         .await?;
-        if held.rows_affected() != 1 {
+        let Some((seq, cancel_reason)) = held else {
             tx.rollback().await?;
-            return Err(lost());
+            return Err(Failure::Store(StoreError::lease_lost(lease)));
+        };
+        let outcome = outcome.clone().unless_cancelled(cancel_reason.as_deref());
+        sql::apply(
+            &mut *tx,
+            APPLY,
+            seq,
+            &outcome,
+            now,
+            false,
+            OutputUpdate::Set(output),
+        )
+        .await?;
+        if outcome.is_final() {
+            self.evict_finished(&mut tx).await?;
         }
-        self.evict_finished(&mut tx).await?;
         tx.commit().await.map_err(Failure::Commit)
     }
 
@@ -187,7 +193,7 @@ impl PostgresStore {
                                           ORDER BY finished_seq DESC OFFSET $1 LIMIT 1)
                   FOR UPDATE SKIP LOCKED)",
         )
-        .bind(bigint(self.options.retained_finished))
+        .bind(bigint(self.options.retention.retained_finished))
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -200,35 +206,33 @@ impl PostgresStore {
         max_attempts: u32,
     ) -> Result<Vec<JobSnapshot>, Failure> {
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(concat!(
-            "WITH expired AS (
-                 SELECT seq FROM booty_jobs
-                  WHERE state = 'running' AND lease_until_ms <= $1
-                  FOR UPDATE SKIP LOCKED
-             ), taken AS (
-                 UPDATE booty_jobs AS j
-                    SET state = CASE WHEN j.attempts >= $2 THEN 'failed' ELSE 'queued' END,
-                        lease_owner = NULL, lease_until_ms = NULL,
-                        finished_at_ms = CASE WHEN j.attempts >= $2 THEN $1 END,
-                        error = CASE WHEN j.attempts >= $2
-                                     THEN format('attempt %s of %s was lost: its lease expired', j.attempts, $2)
-                                     ELSE j.error END,
-                        payload = CASE WHEN j.attempts >= $2 THEN NULL ELSE j.payload END,
-                        finished_seq = CASE WHEN j.attempts >= $2
-                                            THEN nextval('booty_jobs_finished_seq') END
-                   FROM expired
-                  WHERE j.seq = expired.seq
-                 RETURNING j.*
-             )
-             SELECT ",
-            snapshot_columns!(),
-            " FROM taken ORDER BY seq"
-        ))
+        let expired: Vec<(i64, i32, Option<String>)> = sqlx::query_as(
+            "SELECT seq, attempts, cancel_reason FROM booty_jobs
+              WHERE state = 'running' AND lease_until_ms <= $1
+              ORDER BY seq
+              FOR UPDATE SKIP LOCKED",
+        )
         .bind(millis(now))
-        .bind(i64::from(max_attempts))
         .fetch_all(&mut *tx)
         .await?;
-        let taken = rows.iter().map(snapshot).collect::<Result<Vec<_>, _>>()?;
+        let mut taken = Vec::with_capacity(expired.len());
+        for (seq, attempts, cancel_reason) in expired {
+            let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+            let outcome = Outcome::taken_back(attempts, max_attempts, LEASE_EXPIRED)
+                .unless_cancelled(cancel_reason.as_deref());
+            taken.push(
+                sql::apply(
+                    &mut *tx,
+                    APPLY,
+                    seq,
+                    &outcome,
+                    now,
+                    true,
+                    OutputUpdate::Keep,
+                )
+                .await?,
+            );
+        }
         if taken.iter().any(|job| job.state.is_final()) {
             self.evict_finished(&mut tx).await?;
         }

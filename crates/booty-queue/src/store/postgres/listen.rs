@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::worker::Chain;
+use crate::chain::Chain;
 
 /// The channel the migration's trigger notifies.
 const CHANNEL: &str = "booty_jobs";

@@ -1,7 +1,9 @@
 //! The embedded migrations (`migrations/postgres/`), applied at start-up under an advisory lock.
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{PgPool, SqlSafeStr};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+use crate::store::sql;
 
 /// Where sqlx records the applied migrations, next to booty's tables (a name of our own, so another
 /// sqlx application sharing the schema keeps its own list).
@@ -18,13 +20,18 @@ pub(super) async fn run(
     pool: PgPool,
     schema: Option<&str>,
 ) -> Result<(), sqlx::migrate::MigrateError> {
-    let mut migrator = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "jobs".into(),
-        MigrationType::Simple,
-        include_str!("../../../migrations/postgres/0001_jobs.sql").into_sql_str(),
-        false,
-    )]);
+    let mut migrator = Migrator::with_migrations(vec![
+        sql::migration(
+            1,
+            "jobs",
+            include_str!("../../../migrations/postgres/0001_jobs.sql"),
+        ),
+        sql::migration(
+            2,
+            "generic jobs",
+            include_str!("../../../migrations/postgres/0002_generic_jobs.sql"),
+        ),
+    ]);
     migrator.dangerous_set_table_name(TABLE);
     if let Some(schema) = schema {
         // Checked by `PostgresOptions::check`: a plain lowercase identifier, safe to splice.

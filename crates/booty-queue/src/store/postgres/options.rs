@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::store::BoxError;
+use crate::store::{BoxError, Retention};
 
 /// How a [`PostgresStore`](super::PostgresStore) connects and what it keeps. Start from
 /// `PostgresOptions::default()` and set fields.
@@ -29,12 +29,9 @@ pub struct PostgresOptions {
     /// a lost or unreachable database before they report the error (default 10 s). Submissions and
     /// inspection retry a dropped connection once, at once, and never wait for an unreachable database.
     pub retry_for: Duration,
-    /// Deliveries remembered after their job is gone (design.md's `dedupe_capacity`, default 10,000),
-    /// forgotten oldest first. A delivery whose job is still stored is always a duplicate.
-    pub dedupe_capacity: usize,
-    /// Finished jobs (`succeeded`, `failed`) kept for inspection (default 1,000), the earliest finished
-    /// dropped first.
-    pub retained_finished: usize,
+    /// Dedupe keys remembered after their job is gone and finished jobs kept (default
+    /// [`Retention::default`]).
+    pub retention: Retention,
 }
 
 impl Default for PostgresOptions {
@@ -45,8 +42,7 @@ impl Default for PostgresOptions {
             acquire_timeout: Duration::from_secs(2),
             poll_interval: Duration::from_secs(1),
             retry_for: Duration::from_secs(10),
-            dedupe_capacity: 10_000,
-            retained_finished: 1_000,
+            retention: Retention::default(),
         }
     }
 }

@@ -8,8 +8,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::store::{BoxError, StoreError};
-use crate::worker::Chain;
+use crate::chain::Chain;
+use crate::store::{StoreError, sql};
+
+/// What PostgreSQL calls its error codes, in messages.
+pub(super) const CODE: &str = "SQLSTATE";
 
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
 const LONGEST_PAUSE: Duration = Duration::from_secs(1);
@@ -168,21 +171,8 @@ impl<'a> Retry<'a> {
         StoreError::Backend {
             store: "postgres",
             operation: self.operation,
-            source: cause(err),
+            source: sql::cause(err, CODE),
         }
-    }
-}
-
-/// What went wrong, said once: sqlx's own messages repeat their source (`error returned from database:
-/// X: X`), which an error chain would print twice.
-pub(super) fn cause(err: sqlx::Error) -> BoxError {
-    match err {
-        sqlx::Error::Database(db) => match db.code() {
-            Some(code) => format!("{} (SQLSTATE {code})", db.message()).into(),
-            None => db.message().into(),
-        },
-        sqlx::Error::Io(io) => Box::new(io),
-        other => Box::new(other),
     }
 }
 

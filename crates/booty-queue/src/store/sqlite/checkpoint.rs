@@ -24,8 +24,8 @@ use tracing::{error, warn};
 
 use super::backend;
 use super::files::{self, Files};
+use crate::chain::Chain;
 use crate::store::StoreError;
-use crate::worker::Chain;
 
 /// The writer's connection checkpoints by itself once the log holds this many pages.
 pub(super) const FALLBACK_PAGES: u32 = 40_000;

@@ -1,54 +1,96 @@
 //! Claims and leases: taking the next runnable job, renewing its lease, recording how an attempt ended,
 //! taking back expired or orphaned jobs, and the finished-job retention bound.
 
-use serde::de::DeserializeOwned;
 use sqlx::SqliteConnection;
-use tracing::error;
 
 use super::connection::Tx;
 use super::{SqliteStore, backend};
-use crate::job::{Job, JobSnapshot};
-use crate::store::sql::{self, bigint, millis, snapshot, snapshot_columns, timestamp};
-use crate::store::{Claim, Lease, Outcome, StoreError};
+use crate::job::{Job, JobSnapshot, JobState, MetadataValue};
+use crate::query::{CancelTarget, JobCounts, JobQuery};
+use crate::store::sql::{
+    self, Claimed, OutputUpdate, SqlStore, apply_statement, bigint, millis, snapshot,
+    snapshot_columns, timestamp,
+};
+use crate::store::{LEASE_EXPIRED, Lease, Outcome, RESTARTED, Renewal, StoreError};
 use crate::time::Timestamp;
-use crate::worker::Chain;
 
-impl SqliteStore {
-    /// `claim`: takes the next runnable job and deserializes its payload; a job whose payload does not
-    /// deserialize is failed, and the next one taken.
-    pub(super) async fn claim_job<P: DeserializeOwned>(
+/// [`sql::apply`]'s statement: final jobs numbered after the highest so far (one writer at a time).
+const APPLY: &str = apply_statement!("(SELECT coalesce(max(finished_seq), 0) + 1 FROM booty_jobs)");
+
+impl SqlStore for SqliteStore {
+    async fn claim_row(
         &self,
         owner: &str,
         now: Timestamp,
         lease_until: Timestamp,
-    ) -> Result<Claim<P>, StoreError> {
-        loop {
-            self.files.check("claim")?;
-            let claimed = self
-                .try_claim(owner, now, lease_until)
-                .await
-                .map_err(|err| backend("claim", err))?;
-            let Some(job) = claimed else {
-                let next: Option<i64> = sqlx::query_scalar(
-                    "SELECT min(retry_at_ms) FROM booty_jobs WHERE state = 'retrying'",
-                )
+    ) -> Result<Claimed, StoreError> {
+        self.files.check("claim")?;
+        let claimed = self
+            .try_claim(owner, now, lease_until)
+            .await
+            .map_err(|err| backend("claim", err))?;
+        if let Some(job) = claimed {
+            return Ok(Claimed::Job(job));
+        }
+        let next: Option<i64> =
+            sqlx::query_scalar("SELECT min(retry_at_ms) FROM booty_jobs WHERE state = 'retrying'")
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|err| backend("claim", err))?;
-                return Ok(Claim::Idle {
-                    next_retry_at: next.map(timestamp),
-                });
-            };
-            match sql::decode_payload(job) {
-                Ok(job) => return Ok(Claim::Job(job)),
-                Err(undecodable) => {
-                    let (job, error) = *undecodable;
-                    self.fail_undecodable(&job, owner, error, now).await;
-                }
-            }
-        }
+        Ok(Claimed::Idle(next.map(timestamp)))
     }
 
+    /// `finish`: records `outcome` if the job still runs under `lease`, in one transaction with the
+    /// retention bound when the job becomes final.
+    async fn record(
+        &self,
+        lease: &Lease,
+        outcome: &Outcome,
+        output: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.files.check("finish")?;
+        let written = async {
+            let mut tx = Tx::begin(&self.pool).await?;
+            let held: Option<(i64, Option<String>)> = sqlx::query_as(
+                "SELECT seq, cancel_reason FROM booty_jobs
+                  WHERE job_id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
+            )
+            .bind(lease.job_id.as_str())
+            .bind(&lease.owner)
+            .bind(i64::from(lease.attempt))
+            .fetch_optional(tx.connection())
+            .await?;
+            let Some((seq, cancel_reason)) = held else {
+                tx.rollback().await?;
+                return Ok(false);
+            };
+            let outcome = outcome.clone().unless_cancelled(cancel_reason.as_deref());
+            sql::apply(
+                tx.connection(),
+                APPLY,
+                seq,
+                &outcome,
+                now,
+                false,
+                OutputUpdate::Set(output),
+            )
+            .await?;
+            if outcome.is_final() {
+                self.evict_finished(tx.connection()).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        };
+        match written.await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StoreError::lease_lost(lease)),
+            Err(err) => Err(backend("finish", err)),
+        }
+    }
+}
+
+impl SqliteStore {
     /// The earliest runnable head of a lane, taken in one statement; its payload still the stored JSON.
     ///
     /// In a transaction of its own, so the claim counts only once `COMMIT` said so: on its own, the
@@ -76,7 +118,7 @@ impl SqliteStore {
                                AND earlier.lane = j.lane AND earlier.seq < j.seq))
                      ORDER BY j.seq
                      LIMIT 1)
-             RETURNING job_id, delivery_id, issue_number, repository, created_at_ms, attempts, payload",
+             RETURNING job_id, dedupe_key, lane, kind, metadata, created_at_ms, attempts, payload",
         )
         .bind(millis(now))
         .bind(owner)
@@ -88,113 +130,123 @@ impl SqliteStore {
         Ok(job)
     }
 
-    /// A claimed job whose payload does not deserialize can never run: it fails at once, with the reason.
-    async fn fail_undecodable(
-        &self,
-        job: &Job<String>,
-        owner: &str,
-        error: String,
-        now: Timestamp,
-    ) {
-        let lease = Lease {
-            job_id: job.id.clone(),
-            owner: owner.to_owned(),
-            attempt: job.attempt,
-        };
-        error!(job_id = %job.id, issue_number = job.issue_number, delivery_id = job.delivery_id,
-            attempt = job.attempt, error, "job_failed");
-        let recorded = self.record(&lease, &Outcome::Failed { error }, now).await;
-        if let Err(err) = recorded {
-            error!(job_id = %job.id, issue_number = job.issue_number, delivery_id = job.delivery_id,
-                attempt = job.attempt, error = %Chain(&err), "job_not_recorded");
-        }
-    }
-
-    /// `renew`: extends the lease if the job still runs under it.
+    /// `renew`: extends the lease if the job still runs under it, and says whether its cancellation
+    /// was asked for.
     pub(super) async fn renew_lease(
         &self,
         lease: &Lease,
         until: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Renewal, StoreError> {
         self.files.check("renew")?;
         let renewed = async {
             let mut tx = Tx::begin(&self.pool).await?;
-            let held = sqlx::query(
+            let held: Option<(Option<String>,)> = sqlx::query_as(
                 "UPDATE booty_jobs SET lease_until_ms = ?4
-                  WHERE job_id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
+                  WHERE job_id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3
+                 RETURNING cancel_reason",
             )
             .bind(lease.job_id.as_str())
             .bind(&lease.owner)
             .bind(i64::from(lease.attempt))
             .bind(millis(until))
-            .execute(tx.connection())
+            .fetch_optional(tx.connection())
             .await?;
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(held.rows_affected())
+            Ok::<_, sqlx::Error>(held)
         };
-        if renewed.await.map_err(|err| backend("renew", err))? == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::lease_lost(lease))
+        match renewed.await.map_err(|err| backend("renew", err))? {
+            Some((None,)) => Ok(Renewal::Extended),
+            Some((Some(reason),)) => Ok(Renewal::CancelRequested { reason }),
+            None => Err(StoreError::lease_lost(lease)),
         }
     }
 
-    /// `finish`: records `outcome` if the job still runs under `lease`, in one transaction with the
-    /// retention bound when the job becomes final.
-    pub(super) async fn record(
+    /// `cancel`: cancels the waiting jobs of `target` and marks its running one, in one transaction.
+    pub(super) async fn cancel_jobs(
         &self,
-        lease: &Lease,
-        outcome: &Outcome,
+        target: &CancelTarget,
+        reason: &str,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let (state, error, retry_at) = match outcome {
-            Outcome::Succeeded => ("succeeded", None, None),
-            Outcome::Failed { error } => ("failed", Some(error.as_str()), None),
-            Outcome::Retry { at, error } => ("retrying", Some(error.as_str()), Some(millis(*at))),
-            Outcome::Released => ("queued", None, None),
+    ) -> Result<Vec<JobSnapshot>, StoreError> {
+        self.files.check("cancel")?;
+        let (job_id, lane) = match target {
+            CancelTarget::Job(id) => (Some(id.as_str()), None),
+            CancelTarget::Lane(lane) => (None, Some(lane.as_str())),
         };
-        let is_final = matches!(outcome, Outcome::Succeeded | Outcome::Failed { .. });
-        self.files.check("finish")?;
-        let written = async {
+        let cancelled = async {
             let mut tx = Tx::begin(&self.pool).await?;
-            // Final: finished now, numbered in finishing order, payload dropped. Retry: `retrying`
-            // until `retry_at`, error kept. Released: back to `queued`, error as it was.
-            let held = sqlx::query(
-                "UPDATE booty_jobs
-                    SET state = ?4, lease_until_ms = NULL,
-                        error = CASE WHEN ?4 = 'queued' THEN error ELSE ?5 END,
-                        retry_at_ms = ?6,
-                        finished_at_ms = CASE WHEN ?7 THEN ?8 END,
-                        finished_seq = CASE WHEN ?7
-                            THEN (SELECT coalesce(max(finished_seq), 0) + 1 FROM booty_jobs) END,
-                        payload = CASE WHEN ?7 THEN NULL ELSE payload END
-                  WHERE job_id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
+            let unfinished: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT seq, state FROM booty_jobs
+                  WHERE (job_id = ?1 OR lane = ?2) AND state IN ('queued', 'running', 'retrying')
+                  ORDER BY seq",
             )
-            .bind(lease.job_id.as_str())
-            .bind(&lease.owner)
-            .bind(i64::from(lease.attempt))
-            .bind(state)
-            .bind(error)
-            .bind(retry_at)
-            .bind(is_final)
-            .bind(millis(now))
-            .execute(tx.connection())
+            .bind(job_id)
+            .bind(lane)
+            .fetch_all(tx.connection())
             .await?;
-            if held.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(false);
+            let mut changed = Vec::with_capacity(unfinished.len());
+            for (seq, state) in unfinished {
+                let cancelled = sql::cancel_one(tx.connection(), APPLY, (seq, &state), reason, now);
+                changed.push(cancelled.await?);
             }
-            if is_final {
+            if changed.iter().any(|job| job.state.is_final()) {
                 self.evict_finished(tx.connection()).await?;
             }
             tx.commit().await?;
-            Ok(true)
+            Ok::<_, sqlx::Error>(changed)
         };
-        match written.await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(StoreError::lease_lost(lease)),
-            Err(err) => Err(backend("finish", err)),
-        }
+        cancelled.await.map_err(|err| backend("cancel", err))
+    }
+
+    /// `list`: the jobs `query` matches, newest first.
+    pub(super) async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<JobSnapshot>, StoreError> {
+        let (key, value) = query
+            .metadata
+            .as_ref()
+            .map(|(key, value)| (key.as_str(), value))
+            .unzip();
+        // `->>` gives a JSON integer as an integer and a string as text: a typed comparison.
+        let listing = sqlx::query(concat!(
+            "SELECT ",
+            snapshot_columns!(),
+            " FROM booty_jobs
+              WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2)
+                AND (?3 IS NULL OR lane = ?3) AND (?4 IS NULL OR metadata ->> ?4 = ?5)
+                AND (?6 IS NULL OR seq < ?6)
+              ORDER BY seq DESC LIMIT ?7"
+        ))
+        .bind(query.state.map(JobState::as_str))
+        .bind(query.kind.as_deref())
+        .bind(query.lane.as_deref())
+        .bind(key);
+        let listing = match value {
+            Some(MetadataValue::Integer(number)) => listing.bind(*number),
+            Some(MetadataValue::Text(text)) => listing.bind(text.as_str()),
+            None => listing.bind(None::<&str>),
+        };
+        let rows = listing
+            .bind(
+                query
+                    .before
+                    .map(|seq| i64::try_from(seq).unwrap_or(i64::MAX)),
+            )
+            .bind(bigint(query.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|err| backend("list", err))?;
+        rows.iter()
+            .map(snapshot)
+            .collect::<Result<_, _>>()
+            .map_err(|err| backend("list", err))
+    }
+
+    /// `count`: jobs by state.
+    pub(super) async fn count_jobs(&self) -> Result<JobCounts, StoreError> {
+        let rows = sqlx::query_as("SELECT state, count(*) FROM booty_jobs GROUP BY state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|err| backend("count", err))?;
+        sql::counts(rows).map_err(|err| backend("count", err))
     }
 
     /// Drops the finished jobs beyond the newest `retained_finished`, in the transaction that made one
@@ -206,7 +258,7 @@ impl SqliteStore {
                 AND finished_seq <= (SELECT finished_seq FROM booty_jobs WHERE finished_seq IS NOT NULL
                                       ORDER BY finished_seq DESC LIMIT 1 OFFSET ?1)",
         )
-        .bind(bigint(self.options.retained_finished))
+        .bind(bigint(self.options.retention.retained_finished))
         .execute(connection)
         .await?;
         Ok(())
@@ -221,12 +273,12 @@ impl SqliteStore {
         max_attempts: u32,
     ) -> Result<Vec<JobSnapshot>, sqlx::Error> {
         let why = match expired_by {
-            Some(_) => "its lease expired",
-            None => "the queue restarted",
+            Some(_) => LEASE_EXPIRED,
+            None => RESTARTED,
         };
         let mut tx = Tx::begin(&self.pool).await?;
-        let running: Vec<i64> = sqlx::query_scalar(
-            "SELECT seq FROM booty_jobs
+        let running: Vec<(i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT seq, attempts, cancel_reason FROM booty_jobs
               WHERE state = 'running' AND (?1 IS NULL OR lease_until_ms <= ?1)
               ORDER BY seq",
         )
@@ -234,29 +286,22 @@ impl SqliteStore {
         .fetch_all(tx.connection())
         .await?;
         let mut taken = Vec::with_capacity(running.len());
-        for seq in running {
-            let row = sqlx::query(concat!(
-                "UPDATE booty_jobs
-                    SET state = CASE WHEN attempts >= ?2 THEN 'failed' ELSE 'queued' END,
-                        lease_owner = NULL, lease_until_ms = NULL,
-                        finished_at_ms = CASE WHEN attempts >= ?2 THEN ?3 END,
-                        error = CASE WHEN attempts >= ?2
-                                     THEN 'attempt ' || attempts || ' of ' || ?2 || ' was lost: ' || ?4
-                                     ELSE error END,
-                        payload = CASE WHEN attempts >= ?2 THEN NULL ELSE payload END,
-                        finished_seq = CASE WHEN attempts >= ?2
-                            THEN (SELECT coalesce(max(finished_seq), 0) + 1 FROM booty_jobs) END
-                  WHERE seq = ?1
-                 RETURNING ",
-                snapshot_columns!()
-            ))
-            .bind(seq)
-            .bind(i64::from(max_attempts))
-            .bind(millis(now))
-            .bind(why)
-            .fetch_one(tx.connection())
-            .await?;
-            taken.push(snapshot(&row)?);
+        for (seq, attempts, cancel_reason) in running {
+            let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+            let outcome = Outcome::taken_back(attempts, max_attempts, why)
+                .unless_cancelled(cancel_reason.as_deref());
+            taken.push(
+                sql::apply(
+                    tx.connection(),
+                    APPLY,
+                    seq,
+                    &outcome,
+                    now,
+                    true,
+                    OutputUpdate::Keep,
+                )
+                .await?,
+            );
         }
         if taken.iter().any(|job| job.state.is_final()) {
             self.evict_finished(tx.connection()).await?;

@@ -1,8 +1,9 @@
 //! The embedded migrations (`migrations/sqlite/`), applied at start-up.
 
-use sqlx::SqlSafeStr;
 use sqlx::SqlitePool;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
+
+use crate::store::sql;
 
 /// Where sqlx records the applied migrations (the same name as in the PostgreSQL store).
 const TABLE: &str = "booty_queue_migrations";
@@ -10,25 +11,21 @@ const TABLE: &str = "booty_queue_migrations";
 /// Applies every migration this version knows and the file lacks. The process holds the file's lock,
 /// so nobody migrates at the same time.
 pub(super) async fn run(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
-    let migration = |version, description: &str, sql: &'static str| {
-        Migration::new(
-            version,
-            description.to_owned().into(),
-            MigrationType::Simple,
-            sql.into_sql_str(),
-            false,
-        )
-    };
     let mut migrator = Migrator::with_migrations(vec![
-        migration(
+        sql::migration(
             1,
             "jobs",
             include_str!("../../../migrations/sqlite/0001_jobs.sql"),
         ),
-        migration(
+        sql::migration(
             2,
             "cheaper inserts",
             include_str!("../../../migrations/sqlite/0002_cheaper_inserts.sql"),
+        ),
+        sql::migration(
+            3,
+            "generic jobs",
+            include_str!("../../../migrations/sqlite/0003_generic_jobs.sql"),
         ),
     ]);
     migrator.dangerous_set_table_name(TABLE);

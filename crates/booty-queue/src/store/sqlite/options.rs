@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::store::BoxError;
+use crate::store::{BoxError, Retention};
 
 /// How a [`SqliteStore`](super::SqliteStore) writes and what it keeps. Start from
 /// `SqliteOptions::default()` and set fields.
@@ -14,15 +14,12 @@ use crate::store::BoxError;
 pub struct SqliteOptions {
     /// How hard a commit insists that its data reached the disk (default [`Synchronous::Normal`]).
     pub synchronous: Synchronous,
-    /// Deliveries remembered after their job is gone, at least (design.md's `dedupe_capacity`, default
-    /// 10,000): the newest this many are always remembered.
-    pub dedupe_capacity: usize,
-    /// Deliveries younger than this are remembered too, however many there are (default 7 days; zero
-    /// keeps only the count). A delivery is forgotten once it is out of both windows and its job is gone.
+    /// Dedupe keys remembered after their job is gone (the newest `dedupe_capacity` always are) and
+    /// finished jobs kept (default [`Retention::default`]).
+    pub retention: Retention,
+    /// Dedupe keys younger than this are remembered too, however many there are (default 7 days; zero
+    /// keeps only the count). A key is forgotten once it is out of both windows and its job is gone.
     pub dedupe_retention: Duration,
-    /// Finished jobs (`succeeded`, `failed`) kept for inspection (default 1,000), the earliest finished
-    /// dropped first.
-    pub retained_finished: usize,
     /// Submissions written in one transaction at most (default 256, at most 1,024). Concurrent
     /// submissions share a commit; this only bounds how long one commit keeps the others waiting.
     pub max_batch: usize,
@@ -35,9 +32,8 @@ impl Default for SqliteOptions {
     fn default() -> Self {
         Self {
             synchronous: Synchronous::Normal,
-            dedupe_capacity: 10_000,
+            retention: Retention::default(),
             dedupe_retention: Duration::from_hours(7 * 24),
-            retained_finished: 1_000,
             max_batch: 256,
             busy_timeout: Duration::from_secs(5),
         }

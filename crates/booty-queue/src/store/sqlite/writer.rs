@@ -17,33 +17,33 @@ use tracing::warn;
 use super::connection::Held;
 use super::files::{self, Files};
 use super::{Counters, backend};
+use crate::chain::Chain;
 use crate::job::{JobId, Submitted};
 use crate::store::sql::bigint;
 use crate::store::{Admission, StoreError};
-use crate::worker::Chain;
 
 use super::checkpoint::WriteGate;
 use super::options::SqliteOptions;
 
-/// Deliveries out of both dedupe windows are deleted once every this many accepted inserts (whether a
-/// delivery is still remembered is decided exactly at insert time, whatever is left).
+/// Dedupe keys out of both dedupe windows are deleted once every this many accepted inserts (whether a
+/// key is still remembered is decided exactly at insert time, whatever is left).
 const FORGET_EVERY: u64 = 100;
 
 /// The checkpointer is asked to run once every this many accepted inserts (some 30 MB of log with
 /// webhook-sized payloads: fewer, larger checkpoints sync the disk less often).
 const CHECKPOINT_EVERY: u64 = 2_000;
 
-/// The oldest remembered deliveries one clean-up looks at.
+/// The oldest remembered dedupe keys one clean-up looks at.
 const FORGET_SCAN: usize = 1_000;
 
 /// A job as the insert statement binds it.
 #[derive(Debug)]
 pub(super) struct NewJob {
     pub(super) job_id: JobId,
-    pub(super) delivery_id: String,
-    pub(super) issue_number: Option<i64>,
-    pub(super) repository: Option<String>,
+    pub(super) dedupe_key: String,
     pub(super) lane: Option<String>,
+    pub(super) kind: String,
+    pub(super) metadata: String,
     pub(super) payload: String,
     pub(super) created_at_ms: i64,
 }
@@ -197,12 +197,12 @@ impl Writer {
     ) -> Result<Vec<Option<Submitted>>, sqlx::Error> {
         let scripts = self.scripts_for(batch.len())?;
         let mut lookup = sqlx::query(AssertSqlSafe(Arc::clone(&scripts.lookup)))
-            .bind(bigint(self.options.dedupe_capacity))
+            .bind(bigint(self.options.retention.dedupe_capacity))
             .bind(retention_ms(&self.options));
         for pending in batch {
             lookup = lookup
                 .bind(pending.job.job_id.as_str())
-                .bind(&pending.job.delivery_id)
+                .bind(&pending.job.dedupe_key)
                 .bind(pending.job.created_at_ms);
         }
         // `fetch_all`, not `fetch_one`: sqlx stops a script at the row `fetch_one` wants.
@@ -242,10 +242,10 @@ impl Writer {
             let job = &pending.job;
             store = store
                 .bind(job.job_id.as_str())
-                .bind(&job.delivery_id)
-                .bind(job.issue_number)
-                .bind(job.repository.as_deref())
+                .bind(&job.dedupe_key)
                 .bind(job.lane.as_deref())
+                .bind(&job.kind)
+                .bind(&job.metadata)
                 .bind(&job.payload)
                 .bind(job.created_at_ms);
         }
@@ -260,9 +260,9 @@ impl Writer {
             .ok_or_else(|| sqlx::Error::Protocol(format!("no batch script for {slots} jobs")))
     }
 
-    /// Deletes the oldest remembered deliveries whose job is gone and that are out of both dedupe
-    /// windows: a bound on the table, not a rule (`insert` decides whether a delivery is remembered on
-    /// its own). The delivery of a stored job is kept: it is how `insert` finds the job.
+    /// Deletes the oldest remembered dedupe keys whose job is gone and that are out of both dedupe
+    /// windows: a bound on the table, not a rule (`insert` decides whether a key is remembered on
+    /// its own). The key of a stored job is kept: it is how `insert` finds the job.
     ///
     /// Only the [`FORGET_SCAN`] oldest rows are looked at, so a clean-up costs the same however large
     /// the table is (a week of deliveries, say); deliveries arrive in time order, so the oldest are the
@@ -270,15 +270,15 @@ impl Writer {
     /// newest delivery's time, the engine's clock as the last insert gave it.
     async fn forget_old_deliveries(&self) {
         let forgotten = sqlx::query(
-            "DELETE FROM booty_deliveries WHERE seq IN (
-                 SELECT seq FROM (SELECT seq, job_id, accepted_at_ms FROM booty_deliveries
+            "DELETE FROM booty_dedupe_keys WHERE seq IN (
+                 SELECT seq FROM (SELECT seq, job_id, accepted_at_ms FROM booty_dedupe_keys
                                    ORDER BY seq LIMIT ?3) AS d
                   WHERE NOT EXISTS (SELECT 1 FROM booty_jobs AS j WHERE j.job_id = d.job_id)
-                    AND seq <= (SELECT max(seq) FROM booty_deliveries) - ?1
-                    AND accepted_at_ms <= (SELECT accepted_at_ms FROM booty_deliveries
+                    AND seq <= (SELECT max(seq) FROM booty_dedupe_keys) - ?1
+                    AND accepted_at_ms <= (SELECT accepted_at_ms FROM booty_dedupe_keys
                                             ORDER BY seq DESC LIMIT 1) - ?2)",
         )
-        .bind(bigint(self.options.dedupe_capacity))
+        .bind(bigint(self.options.retention.dedupe_capacity))
         .bind(retention_ms(&self.options))
         .bind(bigint(FORGET_SCAN))
         .execute(&self.pool)
@@ -313,8 +313,8 @@ async fn gather(queue: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, m
 }
 
 /// What a job a submission is a duplicate of was found by, best first (the rank in [`Scripts`]'
-/// lookup): a stored job with its delivery, a remembered delivery, a stored job with its id.
-const BY_DELIVERY: u8 = 1;
+/// lookup): a stored job with its dedupe key, a remembered key, a stored job with its id.
+const BY_DEDUPE_KEY: u8 = 1;
 const BY_JOB_ID: u8 = 3;
 
 /// The two scripts that write a batch of up to `slots` submissions in one transaction.
@@ -327,7 +327,7 @@ const BY_JOB_ID: u8 = 3;
 /// 1. `lookup` begins the transaction (`IMMEDIATE`: the write lock is taken now, so nothing changes
 ///    until the commit) and answers in one row the waiting count and, for every slot, the best of what
 ///    the submission is already known as: `[rank, job id]` or `null`.
-/// 2. `store` inserts the accepted jobs, remembers their deliveries, adds them to the waiting count and
+/// 2. `store` inserts the accepted jobs, remembers their dedupe keys, adds them to the waiting count and
 ///    commits. Only the jobs are bound: the new rows are the newest `changes()` of `booty_jobs` (an
 ///    `INTEGER PRIMARY KEY` takes the largest plus one), and `changes()` counts them for the count.
 ///
@@ -350,17 +350,17 @@ impl Scripts {
         let lookup = format!(
             "BEGIN IMMEDIATE;
              WITH bounds (remembered, retention_ms) AS (VALUES (?, ?)),
-                  batch (slot, job_id, delivery_id, created_at_ms) AS (VALUES {}),
-                  newest (seq) AS (SELECT max(seq) FROM booty_deliveries)
+                  batch (slot, job_id, dedupe_key, created_at_ms) AS (VALUES {}),
+                  newest (seq) AS (SELECT max(seq) FROM booty_dedupe_keys)
              SELECT (SELECT waiting FROM booty_counts) AS waiting,
                     json_group_array(json((
                         SELECT json_array(rank, job_id) FROM (
-                            SELECT {BY_DELIVERY} AS rank, d.job_id FROM booty_deliveries AS d
-                             WHERE d.delivery_id = b.delivery_id
+                            SELECT {BY_DEDUPE_KEY} AS rank, d.job_id FROM booty_dedupe_keys AS d
+                             WHERE d.dedupe_key = b.dedupe_key
                                AND EXISTS (SELECT 1 FROM booty_jobs AS j WHERE j.job_id = d.job_id)
                             UNION ALL
-                            SELECT 2, d.job_id FROM booty_deliveries AS d, bounds AS w, newest AS n
-                             WHERE d.delivery_id = b.delivery_id
+                            SELECT 2, d.job_id FROM booty_dedupe_keys AS d, bounds AS w, newest AS n
+                             WHERE d.dedupe_key = b.dedupe_key
                                AND (d.seq > n.seq - w.remembered
                                     OR d.accepted_at_ms > b.created_at_ms - w.retention_ms)
                             UNION ALL
@@ -371,12 +371,12 @@ impl Scripts {
         );
         let store = format!(
             "INSERT OR ROLLBACK INTO booty_jobs
-                 (job_id, delivery_id, issue_number, repository, lane, state, payload, created_at_ms)
+                 (job_id, dedupe_key, lane, kind, metadata, state, payload, created_at_ms)
              SELECT column1, column2, column3, column4, column5, 'queued', column6, column7
                FROM (VALUES {}) WHERE column1 IS NOT NULL;
-             INSERT OR REPLACE INTO booty_deliveries (job_id, delivery_id, accepted_at_ms)
-             SELECT job_id, delivery_id, created_at_ms FROM (
-                 SELECT seq, job_id, delivery_id, created_at_ms FROM booty_jobs
+             INSERT OR REPLACE INTO booty_dedupe_keys (job_id, dedupe_key, accepted_at_ms)
+             SELECT job_id, dedupe_key, created_at_ms FROM (
+                 SELECT seq, job_id, dedupe_key, created_at_ms FROM booty_jobs
                   ORDER BY seq DESC LIMIT changes())
               ORDER BY seq;
              UPDATE booty_counts SET waiting = waiting + changes();
@@ -420,8 +420,8 @@ fn decide(
             .filter(|(_, answer)| matches!(answer, Some(Submitted::Accepted(_))))
             .map(|(earlier, _)| &earlier.job)
             .find_map(|earlier| {
-                if earlier.delivery_id == job.delivery_id {
-                    Some((BY_DELIVERY, earlier.job_id.as_str()))
+                if earlier.dedupe_key == job.dedupe_key {
+                    Some((BY_DEDUPE_KEY, earlier.job_id.as_str()))
                 } else if earlier.job_id == job.job_id {
                     Some((BY_JOB_ID, earlier.job_id.as_str()))
                 } else {
@@ -450,8 +450,8 @@ fn no_answer(pending: &Pending) -> StoreError {
         store: "sqlite",
         operation: "insert",
         source: format!(
-            "delivery {}: the batch script gave no answer",
-            pending.job.delivery_id
+            "job {}: the batch script gave no answer",
+            pending.job.job_id
         )
         .into(),
     }
@@ -479,11 +479,11 @@ mod tests {
     fn pending(job_id: &str, delivery_id: &str, capacity: i64) -> Pending {
         Pending {
             job: NewJob {
-                job_id: JobId::from(job_id.to_owned()),
-                delivery_id: delivery_id.to_owned(),
-                issue_number: None,
-                repository: None,
+                job_id: JobId::new(job_id),
+                dedupe_key: delivery_id.to_owned(),
                 lane: None,
+                kind: "test".to_owned(),
+                metadata: "{}".to_owned(),
                 payload: "{}".to_owned(),
                 created_at_ms: 0,
             },
@@ -536,7 +536,7 @@ mod tests {
     fn a_stored_delivery_outranks_an_earlier_job_with_the_same_id() {
         let batch = [pending("1-a", "a", 10), pending("1-a", "b", 10)];
         // The database knows delivery `b` as job `0-b`; the batch's first job has the same id.
-        let known = [None, Some((BY_DELIVERY, "0-b".to_owned()))];
+        let known = [None, Some((BY_DEDUPE_KEY, "0-b".to_owned()))];
         let answers = decide(&batch, &known, &[true; 2], 0).expect("decided");
         assert_eq!(answers[1], Some(Submitted::Duplicate(id("0-b"))));
         // And a delivery earlier in the batch outranks a stored job with the same id.

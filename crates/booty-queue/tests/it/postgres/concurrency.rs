@@ -5,12 +5,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use booty_queue::{Claim, JobId, Outcome, PostgresStore, Store, Submitted};
+use booty_queue::{Claim, JobId, JobQuery, Outcome, PostgresStore, Store, Submitted};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
 use crate::contract::Payload;
 use crate::postgres::{TestSchema, job, later, now};
+use crate::support::{issue_of, job_id};
 
 async fn two_stores(schema: &TestSchema) -> (Arc<PostgresStore>, Arc<PostgresStore>) {
     let first = schema.connect(schema.options()).await;
@@ -33,7 +34,7 @@ async fn a_delivery_received_by_two_processes_at_once_creates_one_job() {
             first.insert(job(&delivery, Some(n % 7), n), 1_000),
             second.insert(job(&delivery, Some(n % 7), n), 1_000),
         );
-        let expected = JobId::new(Some(n % 7), &delivery);
+        let expected = job_id(Some(n % 7), &delivery);
         let mut answers = [a.unwrap(), b.unwrap()];
         answers.sort_by_key(|answer| matches!(answer, Submitted::Duplicate(_)));
         assert_eq!(
@@ -45,7 +46,9 @@ async fn a_delivery_received_by_two_processes_at_once_creates_one_job() {
             "{delivery}"
         );
     }
-    let stored = Store::<Payload>::list(&*first, 1_000).await.unwrap();
+    let stored = Store::<Payload>::list(&*first, &JobQuery::newest(1_000))
+        .await
+        .unwrap();
     assert_eq!(stored.len() as u64, DELIVERIES);
 }
 
@@ -91,7 +94,9 @@ async fn capacity_holds_across_processes_inserting_at_once() {
             (ROOM_PER_ROUND, TASKS - ROOM_PER_ROUND),
             "round {round}"
         );
-        let stored = Store::<Payload>::list(&*first, 1_000).await.unwrap();
+        let stored = Store::<Payload>::list(&*first, &JobQuery::newest(1_000))
+            .await
+            .unwrap();
         assert_eq!(stored.len(), capacity, "round {round}");
     }
 }
@@ -130,7 +135,7 @@ async fn claimer(
                 continue;
             }
         };
-        let lane = job.issue_number.unwrap();
+        let lane = issue_of(&job.metadata);
         {
             let mut seen = seen.lock().unwrap();
             if !seen.running.insert(lane) {
@@ -148,7 +153,7 @@ async fn claimer(
             owner: owner.clone(),
             attempt: job.attempt,
         };
-        Store::<Payload>::finish(&*store, &lease, Outcome::Succeeded, now())
+        Store::<Payload>::finish(&*store, &lease, Outcome::Succeeded, None, now())
             .await
             .unwrap();
         finished.fetch_add(1, Ordering::SeqCst);
@@ -208,13 +213,15 @@ async fn claimers_in_two_processes_run_one_job_per_lane_at_a_time_in_arrival_ord
         seen.overlaps
     );
     // Arrival order is the order `list` reports (newest first), per lane.
-    let stored = Store::<Payload>::list(&*first, 1_000).await.unwrap();
+    let stored = Store::<Payload>::list(&*first, &JobQuery::newest(1_000))
+        .await
+        .unwrap();
     assert_eq!(stored.len(), total);
     let mut arrived: BTreeMap<u64, Vec<JobId>> = BTreeMap::new();
     for snapshot in stored.iter().rev() {
         assert_eq!(snapshot.attempts, 1, "{snapshot:?}");
         arrived
-            .entry(snapshot.issue_number.unwrap())
+            .entry(issue_of(&snapshot.metadata))
             .or_default()
             .push(snapshot.job_id.clone());
     }
@@ -255,6 +262,6 @@ async fn a_process_stalled_inside_an_insert_makes_the_others_refuse_not_hang() {
     // Nothing of the refused insert was kept: the redelivery is accepted.
     assert_eq!(
         store.insert(job("d-1", Some(1), 1), 100).await.unwrap(),
-        Submitted::Accepted(JobId::new(Some(1), "d-1"))
+        Submitted::Accepted(job_id(Some(1), "d-1"))
     );
 }

@@ -15,12 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use booty_queue::{
-    Claim, JobId, JobState, Lease, Outcome, PostgresStore, Store, StoreError, Submitted, Timestamp,
+    Claim, JobId, JobQuery, JobState, Lease, Outcome, PostgresStore, Store, StoreError, Submitted,
+    Timestamp,
 };
 use tokio::task::JoinSet;
 
 use crate::contract::Payload;
 use crate::postgres::{TestSchema, job, later, now, url};
+use crate::support::job_id;
 
 const INSERTERS_PER_STORE: usize = 2;
 const INSERTS_EACH: usize = 150;
@@ -137,7 +139,7 @@ async fn run_one(
         owner: owner.to_owned(),
         attempt: job.attempt,
     };
-    let _ = Store::<Payload>::finish(store, &lease, Outcome::Succeeded, at).await;
+    let _ = Store::<Payload>::finish(store, &lease, Outcome::Succeeded, None, at).await;
     true
 }
 
@@ -145,10 +147,12 @@ async fn run_one(
 /// whose commit got through anyway (the only way a refused delivery can be stored); a refused delivery
 /// is accepted (or found) when sent again.
 async fn check(store: &PostgresStore, ledger: &Ledger) {
-    let stored = Store::<Payload>::list(store, 100_000).await.unwrap();
+    let stored = Store::<Payload>::list(store, &JobQuery::newest(100_000))
+        .await
+        .unwrap();
     let stored: BTreeMap<&str, _> = stored
         .iter()
-        .map(|job| (job.delivery_id.as_str(), job))
+        .map(|job| (job.dedupe_key.as_str(), job))
         .collect();
     for (delivery, id) in &ledger.accepted {
         let job = stored
@@ -257,10 +261,7 @@ async fn a_database_restart_under_load_loses_no_accepted_job() {
         .insert(job("while-down", Some(1), 0), 100)
         .await
         .unwrap();
-    assert_eq!(
-        answer,
-        Submitted::Accepted(JobId::new(Some(1), "while-down"))
-    );
+    assert_eq!(answer, Submitted::Accepted(job_id(Some(1), "while-down")));
     drop(stores);
     drop(schema);
 }
@@ -538,7 +539,7 @@ async fn a_commit_whose_answer_is_lost_is_recorded_once_and_never_doubled() {
     );
     assert_eq!(
         store.insert(job("d-1", Some(1), 1), 100).await.unwrap(),
-        Submitted::Duplicate(JobId::new(Some(1), "d-1"))
+        Submitted::Duplicate(job_id(Some(1), "d-1"))
     );
 
     // A finish whose COMMIT answer is lost is retried, sees its own write, and reports success rather
@@ -556,7 +557,7 @@ async fn a_commit_whose_answer_is_lost_is_recorded_once_and_never_doubled() {
         attempt: claimed.attempt,
     };
     eater.arm();
-    let finished = Store::<Payload>::finish(&store, &lease, Outcome::Succeeded, now()).await;
+    let finished = Store::<Payload>::finish(&store, &lease, Outcome::Succeeded, None, now()).await;
     tokio::time::timeout(Duration::from_secs(5), eater.eaten.notified())
         .await
         .expect("the finish's COMMIT answer was eaten");

@@ -6,14 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use booty_queue::{
-    Claim, JobState, PostgresError, PostgresOptions, PostgresStore, Store, Submitted,
+    Claim, JobQuery, JobState, PostgresError, PostgresOptions, PostgresStore, Store, Submitted,
 };
 use serde::{Deserialize, Serialize};
+use sqlx::Connection;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
 use crate::contract::Payload;
 use crate::postgres::{TestSchema, job, later, now, url};
+use crate::support::{check_previous_release, run_previous_release_job, stored_job};
 
 /// The error and all its sources, as a log line would show them.
 fn chain(err: &dyn Error) -> String {
@@ -55,13 +57,13 @@ async fn processes_starting_together_migrate_once_and_all_work() {
 
     let mut admin = schema.admin().await;
     let versions: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT version FROM {}.booty_queue_migrations WHERE success",
+        "SELECT version FROM {}.booty_queue_migrations WHERE success ORDER BY version",
         schema.name
     )))
     .fetch_all(&mut admin)
     .await
     .unwrap();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2], "each migration applied once");
 
     // Every one of them sees the same queue.
     for (n, store) in stores.iter().enumerate() {
@@ -72,7 +74,9 @@ async fn processes_starting_together_migrate_once_and_all_work() {
         assert!(matches!(answer, Submitted::Accepted(_)), "{answer:?}");
     }
     for store in &stores {
-        let listed = Store::<Payload>::list(store, 100).await.unwrap();
+        let listed = Store::<Payload>::list(store, &JobQuery::newest(100))
+            .await
+            .unwrap();
         assert_eq!(listed.len(), PROCESSES);
     }
     // A later start finds nothing to migrate.
@@ -131,6 +135,96 @@ async fn the_store_never_shows_its_password() {
     assert!(!shown.contains("hunter2"), "{shown}");
 }
 
+/// A schema as the release before generic jobs (schema version 1, commit 7c4c701) left it: migration 1
+/// applied as it records it, and the rows its statements (quoted from its `insert.rs` and `leases.rs`)
+/// write: a job waiting (`7-waiting`), one that succeeded (`5-done`), and the remembered delivery of one
+/// whose job was dropped since (`3-gone`).
+async fn version_1_schema(schema: &TestSchema, created_at_ms: i64) {
+    let mut connection = schema.admin().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA {0}; SET search_path TO {0}",
+        schema.name
+    )))
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    let mut migrator =
+        sqlx::migrate::Migrator::with_migrations(vec![sqlx::migrate::Migration::new(
+            1,
+            "jobs".into(),
+            sqlx::migrate::MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(include_str!(
+                "../../../migrations/postgres/0001_jobs.sql"
+            )),
+            false,
+        )]);
+    migrator.dangerous_set_table_name("booty_queue_migrations");
+    migrator.run(&mut connection).await.unwrap();
+    for (job_id, delivery, issue, payload) in [
+        ("5-done", "done", 5_i64, r#"{"n":5,"text":"done"}"#),
+        ("7-waiting", "waiting", 7, r#"{"n":7,"text":"waiting"}"#),
+    ] {
+        sqlx::query(
+            "WITH job AS (
+                 INSERT INTO booty_jobs
+                     (job_id, delivery_id, issue_number, repository, lane, state, payload, created_at_ms)
+                 SELECT $1, $2, $3, $4, $5, 'queued', $6::json, $7
+                  WHERE (SELECT count(*) FROM (
+                             SELECT 1 FROM booty_jobs WHERE state IN ('queued', 'retrying') LIMIT $8
+                         ) AS waiting) < $8
+                 RETURNING job_id, delivery_id
+             ), remembered AS (
+                 INSERT INTO booty_deliveries (delivery_id, job_id)
+                 SELECT delivery_id, job_id FROM job
+                 ON CONFLICT (delivery_id) DO UPDATE SET job_id = EXCLUDED.job_id, seq = DEFAULT
+             )
+             SELECT count(*) FROM job",
+        )
+        .bind(job_id)
+        .bind(delivery)
+        .bind(issue)
+        .bind("octo/repo")
+        .bind(format!("octo/repo#{issue}"))
+        .bind(payload)
+        .bind(created_at_ms)
+        .bind(100_i64)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "UPDATE booty_jobs
+            SET state = 'running', attempts = attempts + 1, started_at_ms = {at},
+                retry_at_ms = NULL, lease_owner = 'old-worker', lease_until_ms = {at} + 30000
+          WHERE job_id = '5-done';
+         UPDATE booty_jobs
+            SET state = 'succeeded', finished_at_ms = {at}, error = NULL, payload = NULL,
+                lease_until_ms = NULL, retry_at_ms = NULL, finished_seq = nextval('booty_jobs_finished_seq')
+          WHERE job_id = '5-done';
+         INSERT INTO booty_deliveries (delivery_id, job_id) VALUES ('gone', '3-gone');",
+        at = created_at_ms + 1_000,
+    )))
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(booty_postgres_tests),
+    ignore = "BOOTY_TEST_POSTGRES_URL is not set"
+)]
+async fn a_database_written_by_the_previous_release_opens_and_runs() {
+    let schema = TestSchema::new();
+    let created_at = now();
+    version_1_schema(&schema, i64::try_from(created_at.as_unix_millis()).unwrap()).await;
+    let store = schema.connect(schema.options()).await;
+
+    check_previous_release(&store, created_at).await;
+    run_previous_release_job(&store, now()).await;
+}
+
 /// What an older version of the embedder stored.
 #[derive(Serialize, Deserialize)]
 struct OldPayload {
@@ -151,31 +245,16 @@ struct NewPayload {
 async fn a_payload_that_no_longer_deserializes_fails_its_job_and_the_queue_moves_on() {
     let schema = TestSchema::new();
     let store = schema.connect(schema.options()).await;
-    let mut old = job("old", Some(1), 0);
-    let old_job = booty_queue::Job {
-        id: old.id.clone(),
-        delivery_id: old.delivery_id.clone(),
-        issue_number: old.issue_number,
-        repository: old.repository.take(),
-        created_at: old.created_at,
-        attempt: 0,
-        payload: Arc::new(OldPayload {
-            title: "written by the previous release".to_owned(),
-        }),
+    let old = job("old", Some(1), 0);
+    let old_payload = OldPayload {
+        title: "written by the previous release".to_owned(),
     };
+    let old_job = stored_job("old", Some(1), old.created_at, old_payload);
     assert!(matches!(
         store.insert(old_job, 10).await.unwrap(),
         Submitted::Accepted(_)
     ));
-    let next = booty_queue::Job {
-        id: booty_queue::JobId::new(Some(1), "new"),
-        delivery_id: "new".to_owned(),
-        issue_number: Some(1),
-        repository: Some("octo/repo".to_owned()),
-        created_at: now(),
-        attempt: 0,
-        payload: Arc::new(serde_json::json!({ "number": 5 })),
-    };
+    let next = stored_job("new", Some(1), now(), serde_json::json!({ "number": 5 }));
     assert!(matches!(
         store.insert(next, 10).await.unwrap(),
         Submitted::Accepted(_)

@@ -16,7 +16,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 
 use crate::contract::Payload;
 use crate::postgres::{TestSchema, job};
-use crate::support::within;
+use crate::support::{ForIssue, within};
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -78,8 +78,10 @@ async fn an_expired_lease_is_taken_over_by_another_process_exactly_once() {
     assert_eq!(*again.payload, *claimed.payload);
     // The dead process's lease fences it off, in every process.
     for result in [
-        Store::<Payload>::renew(&dead, &stale, at(90)).await,
-        Store::<Payload>::finish(&dead, &stale, Outcome::Succeeded, at(33)).await,
+        Store::<Payload>::renew(&dead, &stale, at(90))
+            .await
+            .map(drop),
+        Store::<Payload>::finish(&dead, &stale, Outcome::Succeeded, None, at(33)).await,
     ] {
         assert!(
             matches!(result, Err(StoreError::LeaseLost { attempt: 1, .. })),
@@ -91,7 +93,7 @@ async fn an_expired_lease_is_taken_over_by_another_process_exactly_once() {
         owner: "live-0".to_owned(),
         attempt: 2,
     };
-    Store::<Payload>::finish(&*first, &live, Outcome::Succeeded, at(34))
+    Store::<Payload>::finish(&*first, &live, Outcome::Succeeded, None, at(34))
         .await
         .unwrap();
     let done = Store::<Payload>::get(&*first, id.as_str())
