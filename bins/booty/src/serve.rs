@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use booty_service::Service;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::info;
 
 use crate::config::Config;
@@ -11,9 +12,11 @@ use crate::config::Config;
 /// listener closes last.
 pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let grace = config.shutdown_grace;
+    // Handlers first: a SIGTERM right after `listening` is logged must shut down in order, not kill.
+    let signals = ShutdownSignals::install()?;
     let mut service = Service::start(config.service()?).await?;
     let failed = tokio::select! {
-        signal = shutdown_signal() => {
+        signal = signals.received() => {
             info!(signal = signal?, "shutdown_started");
             None
         }
@@ -38,13 +41,25 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits for SIGTERM or SIGINT (Ctrl-C) and names it.
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT (Ctrl-C), handled from the moment they are installed.
+struct ShutdownSignals {
+    term: Signal,
+    int: Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
+    }
+
+    /// Waits for either and names it.
+    async fn received(mut self) -> anyhow::Result<&'static str> {
+        Ok(tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        })
+    }
 }
