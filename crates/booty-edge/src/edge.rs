@@ -15,7 +15,7 @@ use crate::chain::Chain;
 use crate::config::EdgeConfig;
 use crate::decode::{self, Decoded};
 use crate::reply::{Reply, ResponseBody};
-use crate::server::{self, Handler, ServeError};
+use crate::server::{Routes, ServeError, serve_routes};
 use crate::sink::{Sink, SinkAnswer, Submission};
 use crate::traced;
 
@@ -248,7 +248,7 @@ impl<S> fmt::Debug for Edge<S> {
     }
 }
 
-impl<S: Sink> Handler for Edge<S> {
+impl<S: Sink> Routes for Edge<S> {
     async fn call(&self, request: Request<Incoming>) -> Response<ResponseBody> {
         self.handle(request).await
     }
@@ -270,7 +270,7 @@ pub async fn serve<S: Sink>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let limits = config.limits;
-    server::run(
+    serve_routes(
         listener,
         limits,
         Arc::new(Edge::new(config, sink)),

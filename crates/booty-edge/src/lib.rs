@@ -30,11 +30,14 @@
 //! answer that is not the edge's is hyper's bodiless `431` for a request head over
 //! [`Limits::max_header_bytes`], given before the request reaches the edge.
 //!
-//! [`Edge::handle`] answers one request without a socket, for tests and fuzzing. [`serve_admin`] (or
-//! [`Admin::serve`]) runs the read-only admin routes (`GET /jobs`, `GET /jobs/{job_id}`) over a
-//! [`JobInspector`] with the same connection handling, answering only requests that name the listener's
-//! address or an allowed host (`421 Misdirected Request` otherwise). The edge does not know the queue:
-//! the binary wires [`Sink`] and [`JobInspector`] to it.
+//! [`Edge::handle`] answers one request without a socket, for tests and fuzzing. The edge does not know
+//! the queue: booty-service wires a [`Sink`] to it.
+//!
+//! The listener machinery serves any router: [`serve_routes`] runs a [`Routes`] implementation with the
+//! same connection handling and shutdown, [`answer`] gives its [`Reply`]s the JSON, `x-request-id` and
+//! request span of the webhook listener, and [`AllowedHosts`] answers only requests that name the
+//! listener's address or an allowed host (`421 Misdirected Request` otherwise, against DNS rebinding).
+//! booty-service's admin listener (`GET /jobs`) is built from them.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -77,7 +80,6 @@
 //! # }
 //! ```
 
-mod admin;
 mod body;
 mod chain;
 mod config;
@@ -92,10 +94,10 @@ mod slots;
 mod sniff;
 mod traced;
 
-pub use admin::{Admin, DEFAULT_JOB_LIMIT, JobInspector, MAX_JOB_LIMIT, serve_admin};
 pub use config::{DEFAULT_MAX_BODY_BYTES, EdgeConfig, Limits};
 pub use edge::{Edge, HEALTH_PATH, WEBHOOK_PATH, serve};
-pub use hosts::{HostError, check_allowed_host};
-pub use reply::{REQUEST_ID_HEADER, ResponseBody};
-pub use server::ServeError;
+pub use hosts::{AllowedHosts, HostError, check_allowed_host};
+pub use reply::{REQUEST_ID_HEADER, Reply, ResponseBody};
+pub use server::{Routes, ServeError, serve_routes};
 pub use sink::{Sink, SinkAnswer, Submission};
+pub use traced::answer;

@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+mod admin;
 mod chain;
 mod command;
 mod handler;
@@ -43,6 +44,7 @@ mod service;
 mod sink;
 pub mod supervise;
 
+pub use admin::{Admin, DEFAULT_JOB_LIMIT, JobInspector, MAX_JOB_LIMIT, serve_admin};
 pub use chain::error_chain;
 pub use command::{BASE_ENV, MAX_ENV_VALUE_BYTES, RETRY_EXIT_CODE, inherited_env};
 pub use inspect::{JobView, QueueInspector};

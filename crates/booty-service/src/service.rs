@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use booty_edge::{Admin, EdgeConfig, HostError, ServeError};
+use booty_edge::{EdgeConfig, HostError, ServeError};
 use booty_queue::{
     CancellationToken, MemoryStore, PostgresError, PostgresOptions, PostgresStore, Queue,
     QueueConfig, Retention, ShutdownReport, SqliteError, SqliteOptions, SqliteStore,
@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
+use crate::admin::Admin;
 use crate::handler::{self, Runner};
 use crate::inspect::QueueInspector;
 use crate::payload::JobPayload;

@@ -2,7 +2,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use booty_edge::{Admin, JobInspector, Limits};
+use booty_edge::Limits;
+use booty_service::{Admin, JobInspector};
+use booty_testkit::StoreError;
+use booty_testkit::http::{Answer, client, raw_exchange, send};
+use booty_testkit::logs::{capture_logs, line_with};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
@@ -10,9 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::harness::{Answer, StoreError, capture_logs, client, line_with, raw_exchange, send};
-
-/// A job as an inspector might show it: the edge serialises whatever view it is given.
+/// A job as an inspector might show it: the admin listener serialises whatever view it is given.
 #[derive(Debug, Clone, serde::Serialize)]
 struct View {
     job_id: String,
@@ -83,7 +85,7 @@ async fn start(jobs: Jobs) -> (String, Arc<Jobs>, oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(booty_edge::serve_admin(
+    tokio::spawn(booty_service::serve_admin(
         listener,
         Arc::clone(&jobs),
         Limits::default(),
