@@ -1,5 +1,6 @@
-//! One 12 KB `issues.labeled` delivery through `Edge::handle` (no socket), next to its two big parts
-//! measured alone: the HMAC over the body and booty-event's trigger decision.
+//! One 12 KB `issues.labeled` delivery through `Edge::handle` (no socket) to a sink that routes it as
+//! booty-service's does, next to its two big parts measured alone: the HMAC over the body and
+//! booty-event's trigger decision (which the sink makes).
 //!
 //! The difference between `handle` and the sum of the parts is what the edge itself costs per request:
 //! routing, reading the body into one buffer, the span, the sink call and the JSON answer.
@@ -7,8 +8,8 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use booty_edge::{Edge, EdgeConfig, Sink, SinkAnswer, Submission};
-use booty_event::TriggerRule;
+use booty_edge::{Edge, EdgeConfig, Sink, SinkAnswer, Webhook};
+use booty_event::{Decision, TriggerRule};
 use booty_signature::{Verifier, sign};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http_body_util::Full;
@@ -21,17 +22,17 @@ const FIXTURE: &[u8] = include_bytes!(concat!(
     "/../booty-event/tests/fixtures/issues.labeled.json"
 ));
 
-/// Accepts at once, like the load benchmark's sink.
-struct Accept;
+/// Routes with the trigger rule and accepts every trigger at once, like the load benchmark's sink.
+struct Accept(TriggerRule);
 
 impl Sink for Accept {
-    async fn submit(&self, submission: Submission) -> SinkAnswer {
-        SinkAnswer::Accepted {
-            job_id: format!(
-                "{}-{}",
-                submission.trigger.issue.number,
-                submission.delivery.id()
-            ),
+    async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
+        match self.0.decide(webhook.delivery.event(), &webhook.payload) {
+            Ok(Decision::Trigger(trigger)) => SinkAnswer::Accepted {
+                job_id: format!("{}-{}", trigger.issue.number, webhook.delivery.id()),
+            },
+            Ok(Decision::Ignored(reason)) => SinkAnswer::Ignored(reason.to_string()),
+            Err(err) => SinkAnswer::BadRequest(err.to_string()),
         }
     }
 }
@@ -52,9 +53,10 @@ fn handle_12kb(c: &mut Criterion) {
     let signature = sign(SECRET.as_bytes(), &body);
     let verifier = Verifier::new(SECRET).expect("non-empty secret");
     let rule = TriggerRule::new("bug").expect("non-empty label");
-    let mut config = EdgeConfig::new(verifier.clone());
-    config.trigger = rule.clone();
-    let edge = Edge::new(config, Arc::new(Accept));
+    let edge = Edge::new(
+        EdgeConfig::new(verifier.clone()),
+        Arc::new(Accept(rule.clone())),
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

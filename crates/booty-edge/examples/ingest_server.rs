@@ -1,4 +1,5 @@
-//! The edge on one thread with a sink that accepts instantly: the server half of `cargo xtask bench ingest`.
+//! The edge on one thread with a sink that routes like booty-service's and accepts every trigger
+//! instantly: the server half of `cargo xtask bench ingest`.
 //!
 //! ```text
 //! ingest_server --secret SECRET --label LABEL --payload FILE
@@ -17,21 +18,22 @@
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
-use booty_edge::{EdgeConfig, Sink, SinkAnswer, Submission};
-use booty_event::TriggerRule;
+use booty_edge::{EdgeConfig, Sink, SinkAnswer, Webhook};
+use booty_event::{Decision, TriggerRule};
 use booty_signature::{Verifier, sign};
 
-/// Accepts every trigger at once, as a queue with room would, and keeps nothing.
-struct Instant;
+/// Routes with the trigger rule and accepts every trigger at once, as a queue with room would, keeping
+/// nothing.
+struct Instant(TriggerRule);
 
 impl Sink for Instant {
-    async fn submit(&self, submission: Submission) -> SinkAnswer {
-        SinkAnswer::Accepted {
-            job_id: format!(
-                "{}-{}",
-                submission.trigger.issue.number,
-                submission.delivery.id()
-            ),
+    async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
+        match self.0.decide(webhook.delivery.event(), &webhook.payload) {
+            Ok(Decision::Trigger(trigger)) => SinkAnswer::Accepted {
+                job_id: format!("{}-{}", trigger.issue.number, webhook.delivery.id()),
+            },
+            Ok(Decision::Ignored(reason)) => SinkAnswer::Ignored(reason.to_string()),
+            Err(err) => SinkAnswer::BadRequest(err.to_string()),
         }
     }
 }
@@ -52,10 +54,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let secret = secret.ok_or("--secret is required")?;
     let payload = std::fs::read(payload.ok_or("--payload is required")?)?;
-    let mut config = EdgeConfig::new(Verifier::new(&secret)?);
-    if let Some(label) = label {
-        config.trigger = TriggerRule::new(label)?;
-    }
+    let config = EdgeConfig::new(Verifier::new(&secret)?);
+    let rule = match label {
+        Some(label) => TriggerRule::new(label)?,
+        None => TriggerRule::default(),
+    };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -71,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Read (and ignore) lines until the parent closes the pipe.
             for _ in std::io::stdin().lock().lines() {}
         });
-        booty_edge::serve(listener, config, Arc::new(Instant), async {
+        booty_edge::serve(listener, config, Arc::new(Instant(rule)), async {
             let _ = stdin_closed.await;
         })
         .await?;

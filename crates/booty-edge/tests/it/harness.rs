@@ -1,11 +1,13 @@
-//! A server on `127.0.0.1:0`, a sink that records what it gets, and signed deliveries; the JSON-reading
-//! client and the log capture are booty-testkit's, shared with booty-service's listener tests.
+//! A server on `127.0.0.1:0`, a sink that routes like booty-service's and records the triggers it gets,
+//! and signed deliveries; the JSON-reading client and the log capture are booty-testkit's, shared with
+//! booty-service's listener tests.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use booty_edge::{EdgeConfig, ServeError, Sink, SinkAnswer, Submission};
+use booty_edge::{EdgeConfig, ServeError, Sink, SinkAnswer, Webhook};
+use booty_event::{Decision, Delivery, IssueTrigger, TriggerRule};
 use booty_signature::{Verifier, sign};
 pub(crate) use booty_testkit::StoreError;
 pub(crate) use booty_testkit::http::{
@@ -18,6 +20,7 @@ use hyper::{Method, Request};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 pub(crate) const SECRET: &str = "the current webhook secret";
 pub(crate) const PREVIOUS_SECRET: &str = "the secret before the rotation";
@@ -56,17 +59,34 @@ pub(crate) enum Mode {
     Slow(Duration),
 }
 
-/// A sink that records every submission and answers as its [`Mode`] says.
+/// A trigger the [`TestSink`] took: what booty-service's sink would make a job from.
+#[derive(Debug, Clone)]
+pub(crate) struct Submission {
+    pub(crate) delivery: Delivery,
+    pub(crate) trigger: IssueTrigger,
+    pub(crate) payload: Bytes,
+    pub(crate) deadline: Instant,
+}
+
+/// A sink that routes every delivery with a trigger rule, as booty-service's does (ignored events and
+/// undecidable payloads are answered so), records every trigger and answers it as its [`Mode`] says.
 #[derive(Debug)]
 pub(crate) struct TestSink {
+    rule: TriggerRule,
     mode: Mode,
     submissions: Mutex<Vec<Submission>>,
     arrived: watch::Sender<usize>,
 }
 
 impl TestSink {
+    /// Routing with the rule for [`LABEL`].
     pub(crate) fn new(mode: Mode) -> Arc<Self> {
+        Self::routing(TriggerRule::default(), mode)
+    }
+
+    pub(crate) fn routing(rule: TriggerRule, mode: Mode) -> Arc<Self> {
         Arc::new(Self {
+            rule,
             mode,
             submissions: Mutex::new(Vec::new()),
             arrived: watch::Sender::new(0),
@@ -81,7 +101,7 @@ impl TestSink {
         self.submissions.lock().unwrap().clone()
     }
 
-    /// Waits until `count` submissions have reached the sink.
+    /// Waits until `count` triggers have reached the sink.
     pub(crate) async fn wait_for_arrivals(&self, count: usize) {
         let mut arrived = self.arrived.subscribe();
         arrived.wait_for(|arrived| *arrived >= count).await.unwrap();
@@ -89,7 +109,18 @@ impl TestSink {
 }
 
 impl Sink for TestSink {
-    async fn submit(&self, submission: Submission) -> SinkAnswer {
+    async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
+        let trigger = match self.rule.decide(webhook.delivery.event(), &webhook.payload) {
+            Ok(Decision::Trigger(trigger)) => *trigger,
+            Ok(Decision::Ignored(reason)) => return SinkAnswer::Ignored(reason.to_string()),
+            Err(err) => return SinkAnswer::BadRequest(err.to_string()),
+        };
+        let submission = Submission {
+            delivery: webhook.delivery,
+            trigger,
+            payload: webhook.payload,
+            deadline: webhook.deadline,
+        };
         let job_id = format!(
             "{}-{}",
             submission.trigger.issue.number,

@@ -7,3 +7,4 @@
 )]
 
 mod admin;
+mod sink;
