@@ -115,6 +115,8 @@ impl<J: JobInspector> Admin<J> {
             tokio::time::timeout(timeout, self.route(&request))
                 .await
                 .unwrap_or_else(|_elapsed| {
+                    let seconds = timeout.as_secs_f64();
+                    error!(error = %format_args!("no answer within {seconds} s"), "jobs_unreadable");
                     Reply::error(StatusCode::SERVICE_UNAVAILABLE, "reading jobs timed out")
                 })
         })

@@ -223,6 +223,49 @@ async fn a_store_error_is_logged_with_every_cause() {
     );
 }
 
+/// Never answers, as a store that hangs.
+struct Stuck;
+
+impl JobInspector for Stuck {
+    type View = View;
+    type Error = Unreadable;
+
+    async fn recent(&self, _limit: usize) -> Result<Vec<View>, Unreadable> {
+        std::future::pending().await
+    }
+
+    async fn job(&self, _job_id: &str) -> Result<Option<View>, Unreadable> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_does_not_answer_is_503_at_the_request_timeout_and_logged() {
+    let (captured, _guard) = capture_logs();
+    let mut limits = Limits::default();
+    limits.request_timeout = std::time::Duration::from_millis(200);
+    let admin = Admin::new(Arc::new(Stuck), limits).listening_on("127.0.0.1:9090".parse().unwrap());
+    for path in ["/jobs", "/jobs/1-a"] {
+        let request = Request::get(path)
+            .header("host", "127.0.0.1:9090")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let answer = admin.handle(request).await;
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        let body = http_body_util::BodyExt::collect(answer.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(body, r#"{"error":"reading jobs timed out"}"#);
+    }
+    let log = captured.text();
+    let line = line_with(&log, "jobs_unreadable");
+    assert!(
+        line.contains(" ERROR ") && line.contains("no answer within 0.2 s"),
+        "{line}"
+    );
+}
+
 /// A raw HTTP/1.1 `GET path` naming `host` (no `Host` header at all when `None`), on its own connection.
 async fn get_as(base: &str, path: &str, host: Option<&str>) -> String {
     let addr = base.strip_prefix("http://").unwrap();
