@@ -8,34 +8,24 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use booty_edge::{Edge, EdgeConfig, Sink, SinkAnswer, Webhook};
-use booty_event::{Decision, TriggerRule};
+use booty_edge::{Edge, EdgeConfig};
+use booty_event::TriggerRule;
 use booty_signature::{Verifier, sign};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http_body_util::Full;
 use hyper::Request;
 use hyper::body::Bytes;
 
+#[path = "support/accept.rs"]
+mod accept;
+
+use accept::Accept;
+
 const SECRET: &str = "a webhook secret of ordinary length";
 const FIXTURE: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../booty-event/tests/fixtures/issues.labeled.json"
 ));
-
-/// Routes with the trigger rule and accepts every trigger at once, like the load benchmark's sink.
-struct Accept(TriggerRule);
-
-impl Sink for Accept {
-    async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
-        match self.0.decide(webhook.delivery.event(), &webhook.payload) {
-            Ok(Decision::Trigger(trigger)) => SinkAnswer::Accepted {
-                job_id: format!("{}-{}", trigger.issue.number, webhook.delivery.id()),
-            },
-            Ok(Decision::Ignored(reason)) => SinkAnswer::Ignored(reason.to_string()),
-            Err(err) => SinkAnswer::BadRequest(err.to_string()),
-        }
-    }
-}
 
 fn delivery(body: &Bytes, signature: &str) -> Request<Full<Bytes>> {
     Request::post("/webhooks/github")

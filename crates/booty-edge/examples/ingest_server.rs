@@ -18,25 +18,14 @@
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
-use booty_edge::{EdgeConfig, Sink, SinkAnswer, Webhook};
-use booty_event::{Decision, TriggerRule};
+use booty_edge::EdgeConfig;
+use booty_event::TriggerRule;
 use booty_signature::{Verifier, sign};
 
-/// Routes with the trigger rule and accepts every trigger at once, as a queue with room would, keeping
-/// nothing.
-struct Instant(TriggerRule);
+#[path = "../benches/support/accept.rs"]
+mod accept;
 
-impl Sink for Instant {
-    async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
-        match self.0.decide(webhook.delivery.event(), &webhook.payload) {
-            Ok(Decision::Trigger(trigger)) => SinkAnswer::Accepted {
-                job_id: format!("{}-{}", trigger.issue.number, webhook.delivery.id()),
-            },
-            Ok(Decision::Ignored(reason)) => SinkAnswer::Ignored(reason.to_string()),
-            Err(err) => SinkAnswer::BadRequest(err.to_string()),
-        }
-    }
-}
+use accept::Accept;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut secret = None;
@@ -74,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Read (and ignore) lines until the parent closes the pipe.
             for _ in std::io::stdin().lock().lines() {}
         });
-        booty_edge::serve(listener, config, Arc::new(Instant(rule)), async {
+        booty_edge::serve(listener, config, Arc::new(Accept(rule)), async {
             let _ = stdin_closed.await;
         })
         .await?;
