@@ -13,6 +13,10 @@
 //! - `x-fuzz-sink: duplicate | busy | unavailable | failed` is what the sink answers a trigger (default:
 //!   `accepted`).
 //!
+//! The edge hands every verified delivery but `ping` to its sink, which decides what it is. The model
+//! sink here routes as booty-service's does, with booty-event's `TriggerRule`: `ignored` with the rule's
+//! reason, `400` for a payload the rule cannot decide on, and a trigger recorded and answered as told.
+//!
 //! The answer is checked against the HTTP contract of `design.md`, worked out here from booty-signature
 //! and booty-event directly: routes and `405` with `Allow`, `413` over the body limit (before the signature
 //! when the length is announced), `401`/`403` for missing, sha1-only or wrong signatures, `400` for a broken
@@ -29,7 +33,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::task::{Context, Poll};
 
 use booty_edge::{
-    Edge, EdgeConfig, HEALTH_PATH, REQUEST_ID_HEADER, Sink, SinkAnswer, Submission, WEBHOOK_PATH,
+    Edge, EdgeConfig, HEALTH_PATH, REQUEST_ID_HEADER, Sink, SinkAnswer, WEBHOOK_PATH, Webhook,
 };
 use booty_event::{
     DELIVERY_HEADER, Decision, Delivery, DeliveryId, IssueTrigger, Payload, PingEvent, TriggerRule,
@@ -203,10 +207,17 @@ impl Body for Chunked {
     }
 }
 
-/// Records what it is given and answers as told.
+/// A trigger the model sink took.
+struct Submitted {
+    delivery: Delivery,
+    trigger: IssueTrigger,
+    payload: Bytes,
+}
+
+/// Routes with the default trigger rule, records the triggers and answers them as told.
 struct FuzzSink {
     mode: SinkMode,
-    submitted: Mutex<Vec<Submission>>,
+    submitted: Mutex<Vec<Submitted>>,
 }
 
 impl FuzzSink {
@@ -219,12 +230,22 @@ impl FuzzSink {
 }
 
 impl Sink for FuzzSink {
-    async fn submit(&self, submission: Submission) -> SinkAnswer {
-        let job_id = job_id(&submission.delivery, &submission.trigger);
+    async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
+        let trigger =
+            match TriggerRule::default().decide(webhook.delivery.event(), &webhook.payload) {
+                Ok(Decision::Trigger(trigger)) => *trigger,
+                Ok(Decision::Ignored(reason)) => return SinkAnswer::Ignored(reason.to_string()),
+                Err(err) => return SinkAnswer::BadRequest(err.to_string()),
+            };
+        let job_id = job_id(&webhook.delivery, &trigger);
         self.submitted
             .lock()
             .expect("no panic while locked")
-            .push(submission);
+            .push(Submitted {
+                delivery: webhook.delivery,
+                trigger,
+                payload: webhook.payload,
+            });
         match self.mode {
             SinkMode::Accepted => SinkAnswer::Accepted { job_id },
             SinkMode::Duplicate => SinkAnswer::Duplicate { job_id },
@@ -316,7 +337,7 @@ fn expected(input: &Input<'_>) -> Expected {
     }
 }
 
-fn check(input: &Input<'_>, response: &Response<()>, body: &[u8], submitted: &[Submission]) {
+fn check(input: &Input<'_>, response: &Response<()>, body: &[u8], submitted: &[Submitted]) {
     let headers = response.headers();
     assert_eq!(headers["content-type"], "application/json");
     let request_id = headers

@@ -256,9 +256,9 @@ impl Config {
             self.previous_webhook_secrets.iter().map(Secret::expose),
         )?;
         let mut edge = EdgeConfig::new(verifier);
-        edge.trigger = TriggerRule::new(self.trigger_label.clone())?;
         edge.max_body_bytes = self.max_body_bytes;
         let mut config = ServiceConfig::new(edge, &self.repo_url, &self.workspace_root);
+        config.trigger = TriggerRule::new(self.trigger_label.clone())?;
         config.listen = self.listen;
         config.admin_listen = self.admin_listen;
         config

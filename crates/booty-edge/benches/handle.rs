@@ -1,5 +1,6 @@
-//! One 12 KB `issues.labeled` delivery through `Edge::handle` (no socket), next to its two big parts
-//! measured alone: the HMAC over the body and booty-event's trigger decision.
+//! One 12 KB `issues.labeled` delivery through `Edge::handle` (no socket) to a sink that routes it as
+//! booty-service's does, next to its two big parts measured alone: the HMAC over the body and
+//! booty-event's trigger decision (which the sink makes).
 //!
 //! The difference between `handle` and the sum of the parts is what the edge itself costs per request:
 //! routing, reading the body into one buffer, the span, the sink call and the JSON answer.
@@ -7,7 +8,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use booty_edge::{Edge, EdgeConfig, Sink, SinkAnswer, Submission};
+use booty_edge::{Edge, EdgeConfig};
 use booty_event::TriggerRule;
 use booty_signature::{Verifier, sign};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -15,26 +16,16 @@ use http_body_util::Full;
 use hyper::Request;
 use hyper::body::Bytes;
 
+#[path = "support/accept.rs"]
+mod accept;
+
+use accept::Accept;
+
 const SECRET: &str = "a webhook secret of ordinary length";
 const FIXTURE: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../booty-event/tests/fixtures/issues.labeled.json"
 ));
-
-/// Accepts at once, like the load benchmark's sink.
-struct Accept;
-
-impl Sink for Accept {
-    async fn submit(&self, submission: Submission) -> SinkAnswer {
-        SinkAnswer::Accepted {
-            job_id: format!(
-                "{}-{}",
-                submission.trigger.issue.number,
-                submission.delivery.id()
-            ),
-        }
-    }
-}
 
 fn delivery(body: &Bytes, signature: &str) -> Request<Full<Bytes>> {
     Request::post("/webhooks/github")
@@ -52,9 +43,10 @@ fn handle_12kb(c: &mut Criterion) {
     let signature = sign(SECRET.as_bytes(), &body);
     let verifier = Verifier::new(SECRET).expect("non-empty secret");
     let rule = TriggerRule::new("bug").expect("non-empty label");
-    let mut config = EdgeConfig::new(verifier.clone());
-    config.trigger = rule.clone();
-    let edge = Edge::new(config, Arc::new(Accept));
+    let edge = Edge::new(
+        EdgeConfig::new(verifier.clone()),
+        Arc::new(Accept(rule.clone())),
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,4 +1,5 @@
-//! The edge on one thread with a sink that accepts instantly: the server half of `cargo xtask bench ingest`.
+//! The edge on one thread with a sink that routes like booty-service's and accepts every trigger
+//! instantly: the server half of `cargo xtask bench ingest`.
 //!
 //! ```text
 //! ingest_server --secret SECRET --label LABEL --payload FILE
@@ -17,24 +18,14 @@
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
-use booty_edge::{EdgeConfig, Sink, SinkAnswer, Submission};
+use booty_edge::EdgeConfig;
 use booty_event::TriggerRule;
 use booty_signature::{Verifier, sign};
 
-/// Accepts every trigger at once, as a queue with room would, and keeps nothing.
-struct Instant;
+#[path = "../benches/support/accept.rs"]
+mod accept;
 
-impl Sink for Instant {
-    async fn submit(&self, submission: Submission) -> SinkAnswer {
-        SinkAnswer::Accepted {
-            job_id: format!(
-                "{}-{}",
-                submission.trigger.issue.number,
-                submission.delivery.id()
-            ),
-        }
-    }
-}
+use accept::Accept;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut secret = None;
@@ -52,10 +43,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let secret = secret.ok_or("--secret is required")?;
     let payload = std::fs::read(payload.ok_or("--payload is required")?)?;
-    let mut config = EdgeConfig::new(Verifier::new(&secret)?);
-    if let Some(label) = label {
-        config.trigger = TriggerRule::new(label)?;
-    }
+    let config = EdgeConfig::new(Verifier::new(&secret)?);
+    let rule = match label {
+        Some(label) => TriggerRule::new(label)?,
+        None => TriggerRule::default(),
+    };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -71,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Read (and ignore) lines until the parent closes the pipe.
             for _ in std::io::stdin().lock().lines() {}
         });
-        booty_edge::serve(listener, config, Arc::new(Instant), async {
+        booty_edge::serve(listener, config, Arc::new(Accept(rule)), async {
             let _ = stdin_closed.await;
         })
         .await?;

@@ -1,8 +1,7 @@
-//! What the edge is configured with: the verifier, the trigger label, and the limits of its listeners.
+//! What the edge is configured with: the verifier, the body limit, and the limits of its listeners.
 
 use std::time::Duration;
 
-use booty_event::TriggerRule;
 use booty_signature::Verifier;
 
 /// GitHub's own cap on a webhook payload (25 MiB); a larger body is answered `413`.
@@ -17,8 +16,6 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 25 * 1024 * 1024;
 pub struct EdgeConfig {
     /// Checks `X-Hub-Signature-256` against the current and previous secrets.
     pub verifier: Verifier,
-    /// Which events start a job: `issues`/`labeled` with the trigger label (default `agent:builder`).
-    pub trigger: TriggerRule,
     /// The largest body accepted, decided from `Content-Length` and enforced again while reading
     /// (default [`DEFAULT_MAX_BODY_BYTES`]).
     pub max_body_bytes: u64,
@@ -33,7 +30,6 @@ impl EdgeConfig {
     pub fn new(verifier: Verifier) -> Self {
         Self {
             verifier,
-            trigger: TriggerRule::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             retry_after: Duration::from_secs(10),
             limits: Limits::default(),
@@ -41,7 +37,8 @@ impl EdgeConfig {
     }
 }
 
-/// The limits a listener keeps, shared by the webhook listener and the admin listener.
+/// The limits a listener keeps: the webhook listener's, and those of any router served with
+/// [`serve_routes`](crate::serve_routes) (booty-service's admin listener).
 ///
 /// Slow or idle clients are bounded three times: a connection must send its protocol preface and request
 /// headers within `header_read_timeout`; once its headers are in, a request must be read and answered
@@ -59,7 +56,7 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// The whole-request deadline, from the end of the headers to the answer: reading the body, verifying it,
     /// and the sink's answer (default 8 s, under GitHub's 10 s so GitHub sees our answer, not its timeout).
-    /// The sink gets it as [`Submission::deadline`](crate::Submission::deadline); a sink that answers late
+    /// The sink gets it as [`Webhook::deadline`](crate::Webhook::deadline); a sink that answers late
     /// is still waited for, up to `sink_overrun_grace`.
     pub request_timeout: Duration,
     /// How long a connection of either protocol may go without a request in flight before it is closed:

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use booty_event::PingEvent;
 use booty_signature::{HEADER_NAME as SIGNATURE_HEADER, VerifyError};
 use hyper::body::{Body, Bytes, Incoming};
 use hyper::header::HeaderValue;
@@ -13,10 +14,10 @@ use tracing::{error, info, warn};
 use crate::body::{self, BodyError};
 use crate::chain::Chain;
 use crate::config::EdgeConfig;
-use crate::decode::{self, Decoded};
+use crate::decode;
 use crate::reply::{Reply, ResponseBody};
-use crate::server::{self, Handler, ServeError};
-use crate::sink::{Sink, SinkAnswer, Submission};
+use crate::server::{Routes, ServeError, serve_routes};
+use crate::sink::{Sink, SinkAnswer, Webhook};
 use crate::traced;
 
 /// Where GitHub posts deliveries.
@@ -37,13 +38,14 @@ pub struct Edge<S> {
 }
 
 impl<S: Sink> Edge<S> {
-    /// An edge that verifies with `config` and hands triggers to `sink`.
+    /// An edge that verifies with `config` and hands verified deliveries to `sink`.
     pub fn new(config: EdgeConfig, sink: Arc<S>) -> Self {
         Self { config, sink }
     }
 
-    /// Answers one request: routing, limits, signature, decoding, the sink, and the JSON answer with its
-    /// `x-request-id`. Never fails: every problem is an HTTP status with a message.
+    /// Answers one request: routing, limits, signature, decoding the headers and the payload's envelope,
+    /// the sink, and the JSON answer with its `x-request-id`. Never fails: every problem is an HTTP status
+    /// with a message.
     pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
     where
         B: Body,
@@ -66,9 +68,10 @@ impl<S: Sink> Edge<S> {
         }
     }
 
-    /// One delivery: size, signature over the raw bytes, then decoding, then the sink. Reading the body
-    /// is cut off at the request deadline; the sink is handed the deadline and waited for up to the
-    /// backstop past it. Each step either passes its result on or ends the request with its reply.
+    /// One delivery: size, signature over the raw bytes, then decoding, then `pong` for a ping or the sink
+    /// for anything else. Reading the body is cut off at the request deadline; the sink is handed the
+    /// deadline and waited for up to the backstop past it. Each step either passes its result on or ends
+    /// the request with its reply.
     async fn webhook<B>(&self, request: Request<B>) -> Reply
     where
         B: Body,
@@ -80,40 +83,34 @@ impl<S: Sink> Edge<S> {
             content_length = body.size_hint().exact(),
             "webhook_received"
         );
-        let submission = async {
+        let webhook = async {
             let signature = self.refuse_early(&parts.headers, &body)?;
             let body = self.read_body(body, deadline).await?;
             self.verify(signature, &body)?;
-            match decode::decode(&parts.headers, body, &self.config.trigger, deadline) {
-                Ok(Decoded::Trigger(submission)) => Ok(submission),
-                Ok(Decoded::Pong) => Err(Reply::status(StatusCode::OK, "pong")),
-                Ok(Decoded::Ignored(reason)) => {
-                    info!(reason, "event_ignored");
-                    Err(Reply::ignored(&reason))
-                }
-                Err(undecodable) => {
-                    warn!(status = undecodable.status.as_u16(), error = %undecodable.message, "webhook_refused");
-                    Err(Reply::error(undecodable.status, &undecodable.message))
-                }
+            let webhook = decode::decode(&parts.headers, body, deadline)
+                .map_err(|undecodable| refused(undecodable.status, &undecodable.message))?;
+            // GitHub's hello when a hook is created: answered here, the protocol's business.
+            if webhook.delivery.event() == PingEvent::NAME {
+                return Err(Reply::status(StatusCode::OK, "pong"));
             }
+            Ok(webhook)
         };
-        let submission = match submission.await {
-            Ok(submission) => submission,
-            Err(reply) => return reply,
-        };
-        self.submit(*submission).await
+        match webhook.await {
+            Ok(webhook) => self.deliver(webhook).await,
+            Err(reply) => reply,
+        }
     }
 
     /// The sink's answer, waited for past the request deadline (a late answer is still the truth about
     /// what was stored) up to the backstop, where the outcome becomes unknown and the answer `503`.
-    async fn submit(&self, submission: Submission) -> Reply {
-        let deadline = submission.deadline;
+    async fn deliver(&self, webhook: Webhook) -> Reply {
+        let deadline = webhook.deadline;
         let grace = self.config.limits.sink_overrun_grace;
         // As a duration rather than an instant, so a huge grace saturates instead of overflowing.
         let until_backstop = deadline
             .saturating_duration_since(tokio::time::Instant::now())
             .saturating_add(grace);
-        match tokio::time::timeout(until_backstop, self.sink.submit(submission)).await {
+        match tokio::time::timeout(until_backstop, self.sink.deliver(webhook)).await {
             Ok(answer) => {
                 let now = tokio::time::Instant::now();
                 if now > deadline {
@@ -218,6 +215,11 @@ impl<S: Sink> Edge<S> {
                 info!(job_id, "trigger_duplicate");
                 Reply::job(StatusCode::OK, "already_processed", &job_id)
             }
+            SinkAnswer::Ignored(reason) => {
+                info!(reason, "event_ignored");
+                Reply::ignored(&reason)
+            }
+            SinkAnswer::BadRequest(message) => refused(StatusCode::BAD_REQUEST, &message),
             SinkAnswer::Busy => {
                 warn!("sink_busy");
                 Reply::unavailable(
@@ -240,6 +242,12 @@ impl<S: Sink> Edge<S> {
     }
 }
 
+/// A verified delivery refused for what it says (`400`, `415`), logged `webhook_refused`.
+fn refused(status: StatusCode, message: &str) -> Reply {
+    warn!(status = status.as_u16(), error = %message, "webhook_refused");
+    Reply::error(status, message)
+}
+
 impl<S> fmt::Debug for Edge<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Edge")
@@ -248,7 +256,7 @@ impl<S> fmt::Debug for Edge<S> {
     }
 }
 
-impl<S: Sink> Handler for Edge<S> {
+impl<S: Sink> Routes for Edge<S> {
     async fn call(&self, request: Request<Incoming>) -> Response<ResponseBody> {
         self.handle(request).await
     }
@@ -270,7 +278,7 @@ pub async fn serve<S: Sink>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let limits = config.limits;
-    server::run(
+    serve_routes(
         listener,
         limits,
         Arc::new(Edge::new(config, sink)),

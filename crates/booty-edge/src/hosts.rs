@@ -1,5 +1,5 @@
-//! Which hosts the admin listener answers to, so a page on another site cannot read it through DNS
-//! rebinding.
+//! Which hosts a listener answers to, so a page on another site cannot read it through DNS rebinding
+//! (booty-service's admin listener checks every request with [`AllowedHosts`]).
 //!
 //! A browser that loads `http://evil.example:9090/` and then sees `evil.example` resolve to `127.0.0.1`
 //! sends its requests to the admin listener with `Host: evil.example:9090`: same origin for the browser, so
@@ -19,7 +19,7 @@ const DEFAULT_PORT: u16 = 80;
 /// How much of a refused host is shown back and logged.
 const SHOWN_MAX_CHARS: usize = 255;
 
-/// A name given to [`Admin::allow_hosts`](crate::Admin::allow_hosts) that is not a host.
+/// A name given to [`AllowedHosts::allow`] that is not a host.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HostError {
@@ -33,8 +33,8 @@ pub enum HostError {
     },
 }
 
-/// Checks a name as [`Admin::allow_hosts`](crate::Admin::allow_hosts) would take it, so a configuration can
-/// be checked before anything listens.
+/// Checks a name as [`AllowedHosts::allow`] would take it, so a configuration can be checked before
+/// anything listens.
 ///
 /// # Errors
 /// [`HostError::Invalid`] when `host` is not a host name, IPv4 address or bracketed IPv6 address with an
@@ -44,8 +44,14 @@ pub fn check_allowed_host(host: &str) -> Result<(), HostError> {
 }
 
 /// The hosts a listener answers to: its own address, and names allowed by configuration.
+///
+/// [`AllowedHosts::check`] passes a request only when every host it names (`Host` headers, the HTTP/2
+/// `:authority` or an absolute URI's) is one of them, and otherwise gives the `421 Misdirected Request`
+/// to answer, naming the refused host. That keeps a page on another site from reading the listener
+/// through DNS rebinding: its browser sends the attacker's name, never the listener's address. The
+/// default answers no host at all.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct AllowedHosts {
+pub struct AllowedHosts {
     listening_on: Vec<SocketAddr>,
     names: Vec<Authority>,
 }
@@ -54,12 +60,17 @@ impl AllowedHosts {
     /// Requests naming `addr` are answered; for a loopback address also `localhost` and any loopback
     /// address on its port, for an unspecified one (`0.0.0.0`, `[::]`) any address literal and
     /// `localhost` on its port.
-    pub(crate) fn listen_on(&mut self, addr: SocketAddr) {
+    pub fn listen_on(&mut self, addr: SocketAddr) {
         self.listening_on.push(addr);
     }
 
-    /// Requests naming `host` (`name` or `name:port`; without a port, any port) are answered too.
-    pub(crate) fn allow(&mut self, host: &str) -> Result<(), HostError> {
+    /// Requests naming `host` are answered too: `name` (any port) or `name:port`, compared without case;
+    /// IP addresses (`10.0.0.5:9090`, `[fd00::5]`) work too.
+    ///
+    /// # Errors
+    /// [`HostError::Invalid`] when `host` is not a host name, IPv4 address or bracketed IPv6 address with
+    /// an optional port.
+    pub fn allow(&mut self, host: &str) -> Result<(), HostError> {
         let authority = Authority::parse(host).ok_or_else(|| HostError::Invalid {
             host: host.to_owned(),
         })?;
@@ -68,8 +79,13 @@ impl AllowedHosts {
     }
 
     /// `Ok` when every host the request names (its `Host` headers and, for HTTP/2 or an absolute URI, its
-    /// authority) is allowed and it names at least one; otherwise the `421` to answer.
-    pub(crate) fn check<B>(&self, request: &Request<B>) -> Result<(), Reply> {
+    /// authority) is allowed and it names at least one; otherwise the `421` to answer (logged
+    /// `admin_host_refused`).
+    ///
+    /// # Errors
+    /// The `421 Misdirected Request` reply, naming the refused host (cut to 255 characters) or saying that
+    /// the request names none.
+    pub fn check<B>(&self, request: &Request<B>) -> Result<(), Reply> {
         let from_uri = request
             .uri()
             .authority()

@@ -14,13 +14,15 @@
 //!    the body, and again while reading when there is no length (the buffer never grows past the limit);
 //! 2. signature: `401` without `X-Hub-Signature-256`, `403` when it does not verify (checked with
 //!    [`booty_signature::Verifier`] on the raw bytes, before anything parses them);
-//! 3. decoding with [`booty_event`]: `400` for missing or invalid delivery headers, a malformed payload or a
-//!    trigger without the fields a job needs, `415` for another content type, `200 pong` for `ping`,
-//!    `200 ignored` with a reason for everything that is not a trigger;
-//! 4. the [`Sink`]: a trigger ([`Submission`], with the request's deadline) is handed over, and the
-//!    [`SinkAnswer`] becomes `202 accepted`, `200 already_processed`, `503` with `Retry-After`, or `500`.
-//!    A late answer is passed on as it is; only a sink silent for [`Limits::sink_overrun_grace`] past the
-//!    deadline is answered `503` for (see [`Sink`]).
+//! 3. decoding with [`booty_event`]: `400` for missing or invalid delivery headers or a form body without a
+//!    usable `payload` field, `415` for another content type, `200 pong` for `ping`; the JSON itself is
+//!    not parsed here;
+//! 4. the [`Sink`]: every other delivery ([`Webhook`]: the delivery headers, the JSON and the request's
+//!    deadline) is handed over, and the sink decides what it is. Its [`SinkAnswer`] becomes `202
+//!    accepted`, `200 already_processed`, `200 ignored` with a reason, `400` with a message (a payload it
+//!    cannot act on: malformed JSON, a trigger without the fields a job needs), `503` with `Retry-After`,
+//!    or `500`. A late answer is passed on as it is; only a sink silent for [`Limits::sink_overrun_grace`]
+//!    past the deadline is answered `503` for (see [`Sink`]).
 //!
 //! Every answer is JSON (`{"error": "..."}` for 4xx and 5xx, saying what was wrong) and carries
 //! `x-request-id`: the delivery id when the request has a valid one, a generated id otherwise. Each request
@@ -30,26 +32,36 @@
 //! answer that is not the edge's is hyper's bodiless `431` for a request head over
 //! [`Limits::max_header_bytes`], given before the request reaches the edge.
 //!
-//! [`Edge::handle`] answers one request without a socket, for tests and fuzzing. [`serve_admin`] (or
-//! [`Admin::serve`]) runs the read-only admin routes (`GET /jobs`, `GET /jobs/{job_id}`) over a
-//! [`JobInspector`] with the same connection handling, answering only requests that name the listener's
-//! address or an allowed host (`421 Misdirected Request` otherwise). The edge does not know the queue:
-//! the binary wires [`Sink`] and [`JobInspector`] to it.
+//! [`Edge::handle`] answers one request without a socket, for tests and fuzzing. The edge does not know
+//! the queue, nor which events start a job: booty-service's sink routes each delivery with booty-event's
+//! trigger rule and stores the jobs.
+//!
+//! The listener machinery serves any router: [`serve_routes`] runs a [`Routes`] implementation with the
+//! same connection handling and shutdown, [`answer`] gives its [`Reply`]s the JSON, `x-request-id` and
+//! request span of the webhook listener, and [`AllowedHosts`] answers only requests that name the
+//! listener's address or an allowed host (`421 Misdirected Request` otherwise, against DNS rebinding).
+//! booty-service's admin listener (`GET /jobs`) is built from them.
 //!
 //! ```
 //! use std::sync::Arc;
 //!
-//! use booty_edge::{Edge, EdgeConfig, Sink, SinkAnswer, Submission};
+//! use booty_edge::{Edge, EdgeConfig, Sink, SinkAnswer, Webhook};
+//! use booty_event::{Decision, TriggerRule};
 //! use booty_signature::{Verifier, sign};
 //! use http_body_util::{BodyExt, Full};
 //!
-//! /// Accepts every trigger; a real sink stores the job before answering.
-//! struct Queue;
+//! /// Routes with the trigger rule and accepts every trigger; a real sink stores the job before answering.
+//! struct Queue(TriggerRule);
 //!
 //! impl Sink for Queue {
-//!     async fn submit(&self, submission: Submission) -> SinkAnswer {
-//!         let job_id = format!("{}-{}", submission.trigger.issue.number, submission.delivery.id());
-//!         SinkAnswer::Accepted { job_id }
+//!     async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
+//!         match self.0.decide(webhook.delivery.event(), &webhook.payload) {
+//!             Ok(Decision::Trigger(trigger)) => SinkAnswer::Accepted {
+//!                 job_id: format!("{}-{}", trigger.issue.number, webhook.delivery.id()),
+//!             },
+//!             Ok(Decision::Ignored(reason)) => SinkAnswer::Ignored(reason.to_string()),
+//!             Err(err) => SinkAnswer::BadRequest(err.to_string()),
+//!         }
 //!     }
 //! }
 //!
@@ -65,19 +77,19 @@
 //!     .header("content-type", "application/json")
 //!     .header("x-hub-signature-256", sign(b"webhook secret", body))
 //!     .body(Full::new(hyper::body::Bytes::from_static(body)))?;
-//! let answer = Edge::new(config.clone(), Arc::new(Queue)).handle(ping).await;
+//! let queue = Arc::new(Queue(TriggerRule::default()));
+//! let answer = Edge::new(config.clone(), Arc::clone(&queue)).handle(ping).await;
 //! assert_eq!(answer.status(), 200);
 //! assert_eq!(answer.headers()["x-request-id"], "72d3162e-cc78-11e3-81ab-4c9367dc0958");
 //! assert_eq!(answer.into_body().collect().await?.to_bytes(), r#"{"status":"pong"}"#);
 //!
 //! // On a listener, until the shutdown future completes (here at once).
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! booty_edge::serve(listener, config, Arc::new(Queue), std::future::ready(())).await?;
+//! booty_edge::serve(listener, config, queue, std::future::ready(())).await?;
 //! # Ok(())
 //! # }
 //! ```
 
-mod admin;
 mod body;
 mod chain;
 mod config;
@@ -92,10 +104,10 @@ mod slots;
 mod sniff;
 mod traced;
 
-pub use admin::{Admin, DEFAULT_JOB_LIMIT, JobInspector, MAX_JOB_LIMIT, serve_admin};
 pub use config::{DEFAULT_MAX_BODY_BYTES, EdgeConfig, Limits};
 pub use edge::{Edge, HEALTH_PATH, WEBHOOK_PATH, serve};
-pub use hosts::{HostError, check_allowed_host};
-pub use reply::{REQUEST_ID_HEADER, ResponseBody};
-pub use server::ServeError;
-pub use sink::{Sink, SinkAnswer, Submission};
+pub use hosts::{AllowedHosts, HostError, check_allowed_host};
+pub use reply::{REQUEST_ID_HEADER, Reply, ResponseBody};
+pub use server::{Routes, ServeError, serve_routes};
+pub use sink::{Sink, SinkAnswer, Webhook};
+pub use traced::answer;

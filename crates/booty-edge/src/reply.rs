@@ -14,9 +14,13 @@ pub type ResponseBody = Full<Bytes>;
 /// The header that carries the correlation id on every answer.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// An answer before it gets its correlation id: status, JSON body, and the headers some statuses need.
+/// An answer before it gets its correlation id: a status, a JSON body, and the headers some statuses
+/// need (`Retry-After`, `Allow`).
+///
+/// A router hands it to [`answer`](crate::answer), which adds `content-type: application/json` and
+/// `x-request-id`. Errors are `{"error": "..."}` ([`Reply::error`] and the constructors built on it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Reply {
+pub struct Reply {
     status: StatusCode,
     body: Vec<u8>,
     retry_after: Option<Duration>,
@@ -47,26 +51,33 @@ struct Error<'a> {
 
 impl Reply {
     /// `status` with `value` serialised as its body.
-    pub(crate) fn json(status: StatusCode, value: &impl Serialize) -> Self {
-        let body = serde_json::to_vec(value).expect(
-            "reply bodies are plain structs of strings and numbers, which always serialise",
-        );
-        Self {
+    ///
+    /// # Errors
+    /// When `value` cannot be serialised as JSON (its `Serialize` fails, or a map has keys that are not
+    /// strings).
+    pub fn json(status: StatusCode, value: &impl Serialize) -> Result<Self, serde_json::Error> {
+        Ok(Self {
             status,
-            body,
+            body: serde_json::to_vec(value)?,
             retry_after: None,
             allow: None,
-        }
+        })
+    }
+
+    /// One of the edge's own bodies: plain structs of strings, which always serialise.
+    fn plain(status: StatusCode, value: &impl Serialize) -> Self {
+        Self::json(status, value)
+            .expect("the edge's reply bodies are plain structs of strings, which always serialise")
     }
 
     /// `{"status": word}`, for `ok` and `pong`.
     pub(crate) fn status(status: StatusCode, word: &str) -> Self {
-        Self::json(status, &Status { status: word })
+        Self::plain(status, &Status { status: word })
     }
 
     /// `{"status": word, "job_id": job_id}`, for `accepted` and `already_processed`.
     pub(crate) fn job(status: StatusCode, word: &str, job_id: &str) -> Self {
-        Self::json(
+        Self::plain(
             status,
             &Job {
                 status: word,
@@ -77,7 +88,7 @@ impl Reply {
 
     /// `200 {"status":"ignored","reason": reason}`.
     pub(crate) fn ignored(reason: &str) -> Self {
-        Self::json(
+        Self::plain(
             StatusCode::OK,
             &Ignored {
                 status: "ignored",
@@ -86,9 +97,9 @@ impl Reply {
         )
     }
 
-    /// `{"error": message}` for a 4xx or 5xx.
-    pub(crate) fn error(status: StatusCode, message: &str) -> Self {
-        Self::json(status, &Error { error: message })
+    /// `{"error": message}`, for a 4xx or 5xx.
+    pub fn error(status: StatusCode, message: &str) -> Self {
+        Self::plain(status, &Error { error: message })
     }
 
     /// `503` with `Retry-After`, for a sink that cannot take the job now.
@@ -100,7 +111,7 @@ impl Reply {
     }
 
     /// `405` naming the methods the path accepts, in the body and in `Allow`.
-    pub(crate) fn method_not_allowed(allow: &'static str) -> Self {
+    pub fn method_not_allowed(allow: &'static str) -> Self {
         let message = format!("method not allowed; this path accepts {allow}");
         Self {
             allow: Some(allow),
@@ -109,11 +120,12 @@ impl Reply {
     }
 
     /// `404` for a path the listener does not serve.
-    pub(crate) fn not_found(path: &str) -> Self {
+    pub fn not_found(path: &str) -> Self {
         Self::error(StatusCode::NOT_FOUND, &format!("no route for {path}"))
     }
 
-    pub(crate) fn status_code(&self) -> StatusCode {
+    /// The status it will be answered with.
+    pub fn status_code(&self) -> StatusCode {
         self.status
     }
 

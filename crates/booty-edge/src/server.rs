@@ -1,5 +1,4 @@
-//! The accept loop shared by the webhook and admin listeners: connection slots, timeouts, graceful
-//! shutdown.
+//! The accept loop every listener shares: connection slots, timeouts, graceful shutdown.
 //!
 //! Shaped after mini-redis's `run(listener, shutdown)` and hyper-util's `server_graceful.rs`: a slot is
 //! taken before each accept, every connection watches the shutdown signal, and draining is bounded by the
@@ -34,8 +33,7 @@ use crate::sniff;
 /// of file descriptors), so it does not spin while resources are freed.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// [`serve`](crate::serve) or [`serve_admin`](crate::serve_admin) stopped for a reason other than the
-/// shutdown signal.
+/// [`serve`](crate::serve) or [`serve_routes`] stopped for a reason other than the shutdown signal.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
@@ -43,26 +41,42 @@ pub enum ServeError {
     /// fail the same way.
     #[error("the listener cannot accept connections")]
     Accept(#[source] io::Error),
-    /// The listener's own address could not be read (the admin listener answers requests naming it).
+    /// The listener's own address could not be read (a listener that answers only requests naming it, such
+    /// as one checking [`AllowedHosts`](crate::AllowedHosts), needs it).
     #[error("cannot read the listener's local address")]
     LocalAddr(#[source] io::Error),
 }
 
-/// A request handler the accept loop can serve: the webhook [`Edge`](crate::Edge) or the admin router.
-pub(crate) trait Handler: Send + Sync + 'static {
+/// What a listener answers requests with, for [`serve_routes`]: the webhook [`Edge`](crate::Edge), or
+/// any router of your own (booty-service's admin listener is one).
+///
+/// An implementation answers every request, whatever is wrong with it, with a response; the accept loop
+/// around it owns the connection. [`answer`](crate::answer) gives a router the JSON answers, the
+/// `x-request-id` and the request span the webhook listener has.
+pub trait Routes: Send + Sync + 'static {
+    /// Answers one request.
     fn call(
         &self,
         request: Request<Incoming>,
     ) -> impl Future<Output = Response<ResponseBody>> + Send;
 }
 
-/// Accepts connections on `listener` and serves them with `handler` until `shutdown` completes; then
-/// stops accepting, closes idle connections, lets in-flight requests finish within
-/// `limits.shutdown_grace`, and returns.
-pub(crate) async fn run<H: Handler>(
+/// Serves `routes` on `listener` until `shutdown` completes, with the connection handling of the webhook
+/// listener: HTTP/1.1 with keep-alive and h2c on one port, [`Limits::max_connections`] slots (the
+/// longest-idle connection making room for a new client), the header, idle and HTTP/2 keep-alive
+/// timeouts and the bound on request heads. On shutdown it stops accepting, closes idle connections at
+/// once, lets in-flight requests finish within [`Limits::shutdown_grace`], and returns.
+///
+/// `limits.request_timeout` is not applied to `routes`: a router bounds its own requests (the webhook
+/// listener's deadline is the sink's too, see [`Sink`](crate::Sink)).
+///
+/// # Errors
+/// [`ServeError::Accept`] if the listener itself stops working; errors of single connections are logged
+/// and do not stop the server.
+pub async fn serve_routes<R: Routes>(
     listener: TcpListener,
     limits: Limits,
-    handler: Arc<H>,
+    routes: Arc<R>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let builder = connection_builder(&limits);
@@ -116,7 +130,7 @@ pub(crate) async fn run<H: Handler>(
             stream,
             slots.open(permit),
             builder.clone(),
-            Arc::clone(&handler),
+            Arc::clone(&routes),
             limits,
             stop_signal.clone(),
         ));
@@ -200,11 +214,11 @@ impl Closing {
 /// HTTP/1.1 no more keep-alive) when the server stops, when its slot is wanted, or when it has been idle
 /// for `idle_timeout`. Once closing, a connection with no request in flight gets its [`linger`] to say
 /// goodbye, then is dropped, so an unresponsive client cannot hold it.
-async fn serve_connection<H: Handler>(
+async fn serve_connection<R: Routes>(
     stream: TcpStream,
     slot: Slot,
     builder: auto::Builder<TokioExecutor>,
-    handler: Arc<H>,
+    routes: Arc<R>,
     limits: Limits,
     mut stop_signal: watch::Receiver<bool>,
 ) {
@@ -232,10 +246,10 @@ async fn serve_connection<H: Handler>(
     };
     let requests = Arc::clone(&activity);
     let service = service_fn(move |request| {
-        let handler = Arc::clone(&handler);
+        let routes = Arc::clone(&routes);
         let in_flight = requests.request_started();
         async move {
-            let response = handler.call(request).await;
+            let response = routes.call(request).await;
             drop(in_flight);
             Ok::<_, Infallible>(response)
         }

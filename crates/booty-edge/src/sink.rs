@@ -1,58 +1,59 @@
-//! Where a verified trigger goes: the sink trait and its answers.
+//! Where a verified delivery goes: the sink trait and its answers.
 
 use std::error::Error;
 use std::future::Future;
 
-use booty_event::{Delivery, IssueTrigger};
+use booty_event::Delivery;
 use hyper::body::Bytes;
 use tokio::time::Instant;
 
-/// What a job needs from a verified trigger delivery.
+/// A verified webhook delivery, as the edge hands it to the [`Sink`].
+///
+/// The edge has checked its size, signature and content type and decoded its headers; it has not parsed
+/// the JSON. What the delivery means (a trigger, an event to ignore, a payload too malformed to act on)
+/// is the sink's to decide, with booty-event's routing, so the payload is parsed once, by whoever
+/// decides.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct Submission {
+pub struct Webhook {
     /// The delivery headers: id (the dedupe key), event name and the rest.
     pub delivery: Delivery,
-    /// The issue, repository, label and sender the trigger is about.
-    pub trigger: IssueTrigger,
     /// The event payload as JSON, exactly as GitHub sent it (taken out of the `payload=` field for a
-    /// form-encoded hook), for whoever runs the job to read; the binary writes it to `BOOTY_EVENT_PATH`.
+    /// form-encoded hook), not yet parsed.
     pub payload: Bytes,
     /// When the request's time is up ([`Limits::request_timeout`](crate::Limits::request_timeout) after its
     /// headers arrived): the sink should have its answer by then (see [`Sink`]).
     pub deadline: Instant,
 }
 
-impl Submission {
-    /// A submission for a delivery that did not come through the edge's listener (a recovered delivery,
-    /// a test, a fuzz target), to be answered by `deadline`.
-    pub fn new(
-        delivery: Delivery,
-        trigger: IssueTrigger,
-        payload: Bytes,
-        deadline: Instant,
-    ) -> Self {
+impl Webhook {
+    /// A delivery that did not come through the edge's listener (a recovered delivery, a test, a fuzz
+    /// target), to be answered by `deadline`. `payload` is the event's JSON.
+    pub fn new(delivery: Delivery, payload: Bytes, deadline: Instant) -> Self {
         Self {
             delivery,
-            trigger,
             payload,
             deadline,
         }
     }
 }
 
-/// Takes triggers from the edge: in the binary, the job queue.
+/// Takes verified deliveries from the edge and says what became of them: in booty-service, it routes
+/// each one with booty-event's trigger rule and stores a job for a trigger.
 ///
-/// The edge answers GitHub with whatever the sink answers, so the answer must be the truth about what was
-/// recorded:
+/// Every verified delivery but `ping` (which the edge answers `pong` itself) is handed to
+/// [`Sink::deliver`]. The edge answers GitHub with whatever the sink answers, so the answer must be the
+/// truth about what was recorded:
 ///
 /// - [`SinkAnswer::Accepted`] only once the job is stored, [`SinkAnswer::Duplicate`] only when the
 ///   delivery was recorded before;
+/// - [`SinkAnswer::Ignored`] for a delivery that starts nothing, [`SinkAnswer::BadRequest`] for one
+///   whose payload cannot be acted on (malformed JSON, a trigger without the fields a job needs);
 /// - a sink must not record a delivery it does not answer `Accepted` or `Duplicate` for: with
 ///   [`SinkAnswer::Busy`], [`SinkAnswer::Unavailable`] or [`SinkAnswer::Failed`] nothing may be marked
 ///   seen, so GitHub's redelivery is accepted later.
 ///
-/// **Deadline.** [`Submission::deadline`] is when the request's time is up. A sink should answer by
+/// **Deadline.** [`Webhook::deadline`] is when the request's time is up. A sink should answer by
 /// then; one that cannot decide in time (a store that is locked, a queue waiting for room) withdraws
 /// what it started and answers `Busy` or `Unavailable`. The edge does not cut a late sink off at the
 /// deadline, because a late answer is still the truth: it waits for it and passes it on (logging
@@ -60,9 +61,13 @@ impl Submission {
 /// past the deadline, does it give up: it drops the future, answers `503` and logs `sink_overran` at
 /// `error`, because whether the delivery was recorded is then unknown (a redelivery is deduplicated if
 /// it was). A sink that honours its deadline never gets there.
+///
+/// **Growing.** Like ripgrep's `Sink`, the trait has one required method, and what it gains later comes
+/// with a default, so an implementation keeps compiling; [`Webhook`] and [`SinkAnswer`] are
+/// `#[non_exhaustive]` for the same reason.
 pub trait Sink: Send + Sync + 'static {
-    /// Stores a job for `submission`, or says why not.
-    fn submit(&self, submission: Submission) -> impl Future<Output = SinkAnswer> + Send;
+    /// Decides what `webhook` is and records what it starts, or says why not.
+    fn deliver(&self, webhook: Webhook) -> impl Future<Output = SinkAnswer> + Send;
 }
 
 /// A sink's answer, and the status the edge turns it into.
@@ -79,11 +84,18 @@ pub enum SinkAnswer {
         /// The job the first delivery started.
         job_id: String,
     },
+    /// The delivery starts nothing (another event, action or label): `200
+    /// {"status":"ignored","reason":...}`, with this reason (logged `event_ignored`).
+    Ignored(String),
+    /// The payload cannot be acted on (malformed JSON, a trigger without the fields a job needs): `400`
+    /// with this message, which says what is wrong (logged `webhook_refused`).
+    BadRequest(String),
     /// The queue is full or shutting down: `503` with `Retry-After`; the delivery is not recorded.
     Busy,
     /// The store cannot be reached: `503` with `Retry-After`; the delivery is not recorded. The error is
-    /// logged, not sent.
+    /// logged with all its causes, not sent.
     Unavailable(Box<dyn Error + Send + Sync>),
-    /// Anything else went wrong: `500`. The error is logged; the answer only says that storing failed.
+    /// Anything else went wrong: `500`. The error is logged with all its causes; the answer only says
+    /// that storing failed.
     Failed(Box<dyn Error + Send + Sync>),
 }

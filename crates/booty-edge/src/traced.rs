@@ -12,10 +12,31 @@ use tracing::{Instrument, info, info_span};
 use crate::reply::{Reply, ResponseBody};
 use crate::request_id;
 
-/// Runs `route` for `request` inside one `request` span (`method`, `path`, `delivery_id`, `event`,
-/// `status`, `latency_ms`), ends with a `request_answered` event, and turns the reply into a response
-/// carrying the request id.
-pub(crate) async fn answer<B, F, Fut>(request: Request<B>, route: F) -> Response<ResponseBody>
+/// Answers `request` with what `route` replies, the way the webhook listener answers: `route` runs inside
+/// one `request` span (`method`, `path`, `delivery_id`, `event`, `status`, `latency_ms`), a
+/// `request_answered` event ends it, and the [`Reply`] becomes a JSON response carrying `x-request-id`
+/// (the request's valid `X-GitHub-Delivery`, or a generated `edge-...` id).
+///
+/// For routers served with [`serve_routes`](crate::serve_routes), so every listener's answers and logs
+/// look alike:
+///
+/// ```
+/// use booty_edge::{Reply, answer};
+/// use hyper::{Request, StatusCode};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let request = Request::get("/nowhere").body(())?;
+/// let response = answer(request, |request| async move {
+///     Reply::not_found(request.uri().path())
+/// })
+/// .await;
+/// assert_eq!(response.status(), StatusCode::NOT_FOUND);
+/// assert!(response.headers()["x-request-id"].to_str()?.starts_with("edge-"));
+/// # Ok(())
+/// # }
+/// ```
+pub async fn answer<B, F, Fut>(request: Request<B>, route: F) -> Response<ResponseBody>
 where
     F: FnOnce(Request<B>) -> Fut,
     Fut: Future<Output = Reply>,

@@ -4,14 +4,30 @@
 //! webhook needs (`&`-separated `key=value` pairs, `+` for space, `%XX` for a byte), written here rather
 //! than pulled in as a dependency. Unlike a browser's lenient parser it refuses a malformed escape, so a
 //! damaged body is reported instead of decoded into something else.
-
-use crate::payload::PayloadError;
+//!
+//! The module stands alone: its [`FormError`] says what is wrong, and `payload.rs` turns it into the
+//! public `PayloadError`, which holds the messages.
 
 /// The form field GitHub puts the JSON in.
 const FIELD: &[u8] = b"payload";
 
+/// What is wrong with a form body, one case for each of `PayloadError`'s form variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FormError {
+    /// No `payload` field.
+    MissingField,
+    /// More than one `payload` field.
+    DuplicateField,
+    /// The `payload` field is empty or blank.
+    EmptyField,
+    /// A `%` at this byte of the body is not followed by two hex digits.
+    PercentEscape { offset: usize },
+    /// The decoded field still starts with `%`.
+    DoublyEncoded,
+}
+
 /// Returns the decoded value of the one `payload` field of `body`.
-pub(crate) fn payload_field(body: &[u8]) -> Result<Vec<u8>, PayloadError> {
+pub(crate) fn payload_field(body: &[u8]) -> Result<Vec<u8>, FormError> {
     let mut found = None;
     let mut offset = 0;
     for pair in body.split(|byte| *byte == b'&') {
@@ -21,23 +37,23 @@ pub(crate) fn payload_field(body: &[u8]) -> Result<Vec<u8>, PayloadError> {
         };
         if decode(key, offset)? == FIELD {
             if found.is_some() {
-                return Err(PayloadError::DuplicatePayloadField);
+                return Err(FormError::DuplicateField);
             }
             found = Some(value.unwrap_or((&[], offset + pair.len())));
         }
         offset += pair.len() + 1;
     }
-    let (value, at) = found.ok_or(PayloadError::MissingPayloadField)?;
+    let (value, at) = found.ok_or(FormError::MissingField)?;
     let json = decode(value, at)?;
     match json.iter().find(|byte| !byte.is_ascii_whitespace()) {
-        None => Err(PayloadError::EmptyPayloadField),
-        Some(b'%') => Err(PayloadError::DoublyEncoded),
+        None => Err(FormError::EmptyField),
+        Some(b'%') => Err(FormError::DoublyEncoded),
         Some(_) => Ok(json),
     }
 }
 
 /// Percent-decodes one key or value that starts at byte `offset` of the body (for error messages).
-fn decode(raw: &[u8], offset: usize) -> Result<Vec<u8>, PayloadError> {
+fn decode(raw: &[u8], offset: usize) -> Result<Vec<u8>, FormError> {
     let mut out = Vec::with_capacity(raw.len());
     let mut at = 0;
     while let Some(&byte) = raw.get(at) {
@@ -47,7 +63,7 @@ fn decode(raw: &[u8], offset: usize) -> Result<Vec<u8>, PayloadError> {
                 let escape = raw
                     .get(at + 1..at + 3)
                     .and_then(|digits| Some((hex(digits[0])? << 4) | hex(digits[1])?))
-                    .ok_or(PayloadError::PercentEscape {
+                    .ok_or(FormError::PercentEscape {
                         offset: offset + at,
                     })?;
                 out.push(escape);
@@ -99,7 +115,7 @@ mod tests {
         ] {
             assert_eq!(
                 payload_field(body),
-                Err(PayloadError::PercentEscape { offset }),
+                Err(FormError::PercentEscape { offset }),
                 "{}",
                 String::from_utf8_lossy(body)
             );
@@ -108,30 +124,21 @@ mod tests {
 
     #[test]
     fn missing_empty_duplicate_and_double_encoding_are_named() {
-        assert_eq!(payload_field(b""), Err(PayloadError::MissingPayloadField));
+        assert_eq!(payload_field(b""), Err(FormError::MissingField));
         assert_eq!(
             payload_field(b"payloads={}&Payload={}&payload_={}"),
-            Err(PayloadError::MissingPayloadField)
+            Err(FormError::MissingField)
         );
-        assert_eq!(
-            payload_field(b"payload"),
-            Err(PayloadError::EmptyPayloadField)
-        );
-        assert_eq!(
-            payload_field(b"payload=&x=1"),
-            Err(PayloadError::EmptyPayloadField)
-        );
-        assert_eq!(
-            payload_field(b"payload=++"),
-            Err(PayloadError::EmptyPayloadField)
-        );
+        assert_eq!(payload_field(b"payload"), Err(FormError::EmptyField));
+        assert_eq!(payload_field(b"payload=&x=1"), Err(FormError::EmptyField));
+        assert_eq!(payload_field(b"payload=++"), Err(FormError::EmptyField));
         assert_eq!(
             payload_field(b"payload={}&payload={}"),
-            Err(PayloadError::DuplicatePayloadField)
+            Err(FormError::DuplicateField)
         );
         assert_eq!(
             payload_field(b"payload=%257B%2522a%2522%253A1%257D"),
-            Err(PayloadError::DoublyEncoded)
+            Err(FormError::DoublyEncoded)
         );
     }
 }

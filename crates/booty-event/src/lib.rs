@@ -11,11 +11,12 @@
 //!    (borrowed as is) or `application/x-www-form-urlencoded` with the JSON percent-encoded in `payload`.
 //!    [`Payload::into_json`] hands the bytes over, owned, e.g. to write them to a file for a job.
 //!    Errors: [`PayloadError`]; [`PayloadError::is_unsupported_media_type`] says 415, otherwise 400.
-//! 3. [`TriggerRule::decide`] turns `(event name, JSON)` into a [`Decision`]: an [`IssueTrigger`] (for
+//! 3. [`TriggerRule::decide`] routes `(event name, JSON)` to a [`Decision`]: an [`IssueTrigger`] (for
 //!    `issues`, action `labeled`, label exactly the trigger label, [`DEFAULT_TRIGGER_LABEL`] by default) or
 //!    [`Ignored`], whose `Display` is the reason to answer with. Other events are ignored by name (their
 //!    JSON is only checked to be well formed); an `issues` payload is decoded once, straight into typed
-//!    structs.
+//!    structs. It is pure (no I/O, no clock), so whoever routes can call it: in booty, the service's sink,
+//!    for deliveries from the webhook listener and any other source alike.
 //!    Errors: [`TriggerError`] (400): malformed JSON with `serde_json`'s line and column, or a `labeled` event
 //!    without its `label`.
 //!

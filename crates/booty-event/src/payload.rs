@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::form;
+use crate::form::{self, FormError};
 
 /// How the request carried its JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -152,6 +152,18 @@ pub enum PayloadError {
     /// The `payload` field still starts with `%` after decoding: it was percent-encoded twice (400).
     #[error("form field `payload` is percent-encoded twice")]
     DoublyEncoded,
+}
+
+impl From<FormError> for PayloadError {
+    fn from(err: FormError) -> Self {
+        match err {
+            FormError::MissingField => Self::MissingPayloadField,
+            FormError::DuplicateField => Self::DuplicatePayloadField,
+            FormError::EmptyField => Self::EmptyPayloadField,
+            FormError::PercentEscape { offset } => Self::PercentEscape { offset },
+            FormError::DoublyEncoded => Self::DoublyEncoded,
+        }
+    }
 }
 
 impl PayloadError {

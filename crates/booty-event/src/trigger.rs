@@ -126,7 +126,11 @@ impl TriggerRule {
     }
 }
 
-/// What a [`TriggerRule`] made of an event.
+/// What a [`TriggerRule`] made of an event: where the delivery goes.
+///
+/// Routes that need more than these two (cancelling a job, say) are new variants. It is deliberately not
+/// `#[non_exhaustive]`: whoever routes must handle every route, so a new one should stop the build at
+/// every `match` that does not handle it yet rather than fall into a catch-all.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
     /// Start a job for this issue.
@@ -190,7 +194,7 @@ impl fmt::Display for Ignored {
     }
 }
 
-/// An event that should be decided on cannot be (an edge answers 400).
+/// An event that should be decided on cannot be (booty's sink answers 400).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TriggerError {

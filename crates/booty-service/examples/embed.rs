@@ -1,5 +1,6 @@
-//! Embedding booty's crates in your own bot: the edge verifies and decodes webhooks, the queue dedupes and
-//! orders jobs, and a Rust closure gets a fresh workspace on `agent/issue-N` for each labelled issue.
+//! Embedding booty's crates in your own bot: the edge verifies webhooks, booty's sink routes them with the
+//! trigger rule, the queue dedupes and orders jobs, and a Rust closure gets a fresh workspace on
+//! `agent/issue-N` for each labelled issue.
 //!
 //! ```sh
 //! WEBHOOK_SECRET=s3cret cargo run -p booty-service --example embed -- /path/to/repo
@@ -16,10 +17,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use booty_edge::{EdgeConfig, Submission};
-use booty_event::IssueTrigger;
+use booty_edge::EdgeConfig;
+use booty_event::{IssueTrigger, TriggerRule};
 use booty_queue::{CancellationToken, HandlerError, Job, MemoryStore, Queue, QueueConfig};
-use booty_service::QueueSink;
+use booty_service::{QueueSink, Submission};
 use booty_signature::Verifier;
 use booty_workspace::{WorkspaceConfig, WorkspaceManager, WorkspaceRequest};
 
@@ -76,9 +77,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    // booty's own sink: `202` only once the job is stored, `503` (nothing stored) when the queue is full or
-    // its store fails, the job's payload made from each trigger by the closure.
-    let sink = QueueSink::new(queue.clone(), |submission: &Submission| {
+    // booty's own sink: it routes each delivery with the trigger rule (`agent:builder` here), answers
+    // `202` only once the job is stored, `503` (nothing stored) when the queue is full or its store fails,
+    // and makes the job's payload from each trigger with the closure.
+    let rule = TriggerRule::default();
+    let sink = QueueSink::new(queue.clone(), rule, |submission: &Submission| {
         Ok::<_, std::convert::Infallible>(Work {
             trigger: submission.trigger.clone(),
         })

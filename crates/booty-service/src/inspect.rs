@@ -1,8 +1,9 @@
 //! The admin listener's read-only view of the queue, and how a job is shown there.
 
-use booty_edge::JobInspector;
 use booty_queue::{JobId, JobSnapshot, JobState, MetadataValue, Queue, QueueError, Timestamp};
 use serde::Serialize;
+
+use crate::admin::JobInspector;
 
 /// Jobs as the admin listener shows them: [`JobView`]s of the queue's snapshots.
 pub struct QueueInspector<P> {

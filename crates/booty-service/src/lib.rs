@@ -1,15 +1,19 @@
 //! booty's pipeline as a library: GitHub webhooks in, a job command run in a fresh workspace per labelled
 //! issue.
 //!
-//! [`Service::start`] composes the crates the way the `booty` binary runs them: [`booty_edge`] verifies and
-//! decodes webhooks and hands triggers to a [`QueueSink`], [`booty_queue`] stores and orders the jobs, and
-//! each job's handler prepares a workspace with [`booty_workspace`] and runs the configured
-//! [`JobCommand`] in it (or nothing, for a bot that only wants the workspaces). [`Service::shutdown`]
-//! drains it in order. Everything it is configured with is in [`ServiceConfig`].
+//! [`Service::start`] composes the crates the way the `booty` binary runs them: [`booty_edge`] verifies
+//! webhooks and hands them to a [`QueueSink`], which routes each with booty-event's trigger rule
+//! ([`ServiceConfig::trigger`]) and submits the triggers to [`booty_queue`], which stores and orders the
+//! jobs; each job's handler prepares a workspace with [`booty_workspace`] and runs the configured
+//! [`JobCommand`] in it (or nothing, for a bot that only wants the workspaces). The admin listener
+//! ([`Admin`]) shows the jobs. [`Service::shutdown`] drains it in order. Everything it is configured with
+//! is in [`ServiceConfig`].
 //!
 //! The pieces are public for bots that compose their own: [`QueueSink`] (the edge's sink for any payload
-//! type), [`QueueInspector`] (the admin listener's view of a queue), [`JobPayload`] (what the service
-//! queues), and [`supervise::run`] (what a job command runs under so it dies with its parent).
+//! type, making each job's payload from a [`Submission`]), [`Admin`] and [`serve_admin`] (the `/jobs`
+//! routes over any [`JobInspector`]), [`QueueInspector`] (the admin listener's view of a queue),
+//! [`JobPayload`] (what the service queues), and [`supervise::run`] (what a job command runs under so it
+//! dies with its parent).
 //!
 //! It installs no tracing subscriber and reads no configuration file or environment variable of its own:
 //! that is the binary's part.
@@ -34,6 +38,7 @@
 //! # }
 //! ```
 
+mod admin;
 mod chain;
 mod command;
 mod handler;
@@ -43,6 +48,7 @@ mod service;
 mod sink;
 pub mod supervise;
 
+pub use admin::{Admin, DEFAULT_JOB_LIMIT, JobInspector, MAX_JOB_LIMIT, serve_admin};
 pub use chain::error_chain;
 pub use command::{BASE_ENV, MAX_ENV_VALUE_BYTES, RETRY_EXIT_CODE, inherited_env};
 pub use inspect::{JobView, QueueInspector};
@@ -51,4 +57,4 @@ pub use service::{
     DEFAULT_ADMIN_LISTEN, DEFAULT_BASE_BRANCH, DEFAULT_JOB_TIMEOUT, DEFAULT_LISTEN, JobCommand,
     RunError, Service, ServiceConfig, StartError, StoreConfig,
 };
-pub use sink::QueueSink;
+pub use sink::{QueueSink, Submission};

@@ -1,8 +1,9 @@
 //! What the service queues for a trigger: the job's payload, persisted by durable stores.
 
-use booty_edge::Submission;
 use booty_event::IssueTrigger;
 use serde::{Deserialize, Serialize};
+
+use crate::sink::Submission;
 
 /// A job's payload: the trigger, and the event as GitHub sent it (for `BOOTY_EVENT_PATH`). Durable stores
 /// persist it, so it is plain serde data.

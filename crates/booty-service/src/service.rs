@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use booty_edge::{Admin, EdgeConfig, HostError, ServeError};
+use booty_edge::{EdgeConfig, HostError, ServeError};
+use booty_event::TriggerRule;
 use booty_queue::{
     CancellationToken, MemoryStore, PostgresError, PostgresOptions, PostgresStore, Queue,
     QueueConfig, Retention, ShutdownReport, SqliteError, SqliteOptions, SqliteStore,
@@ -17,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
+use crate::admin::Admin;
 use crate::handler::{self, Runner};
 use crate::inspect::QueueInspector;
 use crate::payload::JobPayload;
@@ -37,8 +39,12 @@ pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_mins(30);
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServiceConfig {
-    /// The webhook listener: signature secrets, trigger label, body and time limits.
+    /// The webhook listener: signature secrets, body and time limits.
     pub edge: EdgeConfig,
+    /// Which deliveries start a job: `issues`/`labeled` with the trigger label (default
+    /// [`DEFAULT_TRIGGER_LABEL`](booty_event::DEFAULT_TRIGGER_LABEL)); the service's sink routes every
+    /// verified delivery with it.
+    pub trigger: TriggerRule,
     /// Where the webhook listener listens (default [`DEFAULT_LISTEN`]; port 0 picks one).
     pub listen: SocketAddr,
     /// Where the admin listener listens (default [`DEFAULT_ADMIN_LISTEN`]).
@@ -69,6 +75,7 @@ impl ServiceConfig {
     ) -> Self {
         Self {
             edge,
+            trigger: TriggerRule::default(),
             listen: DEFAULT_LISTEN,
             admin_listen: DEFAULT_ADMIN_LISTEN,
             admin_allowed_hosts: Vec::new(),
@@ -302,7 +309,7 @@ impl Service {
         );
 
         let (stop_edge, stop_admin) = (CancellationToken::new(), CancellationToken::new());
-        let sink = QueueSink::new(queue.clone(), JobPayload::from_submission);
+        let sink = QueueSink::new(queue.clone(), config.trigger, JobPayload::from_submission);
         let edge = tokio::spawn(booty_edge::serve(
             listener,
             config.edge,

@@ -1,40 +1,64 @@
-//! The edge's sink: verified triggers become queue submissions, and the queue's answers the edge's.
+//! The edge's sink: verified deliveries are routed with the trigger rule, triggers become queue
+//! submissions, and the queue's answers the edge's.
 
 use std::sync::Arc;
 
-use booty_edge::{Sink, SinkAnswer, Submission};
+use booty_edge::{Sink, SinkAnswer, Webhook};
+use booty_event::{Decision, Delivery, IssueTrigger, TriggerRule};
 use booty_queue::{NewJob, Queue, QueueError, Submitted};
+use hyper::body::Bytes;
+use tokio::time::Instant;
+
+/// A trigger on its way to the queue: what a [`QueueSink`] makes a job's payload from.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Submission {
+    /// The delivery headers: id (the dedupe key), event name and the rest.
+    pub delivery: Delivery,
+    /// The issue, repository, label and sender the trigger is about.
+    pub trigger: IssueTrigger,
+    /// The event payload as JSON, exactly as GitHub sent it (taken out of the `payload=` field for a
+    /// form-encoded hook), for whoever runs the job to read; the service writes it to `BOOTY_EVENT_PATH`.
+    pub payload: Bytes,
+    /// When the request's time is up: the job is withdrawn if the store has not taken it by then.
+    pub deadline: Instant,
+}
 
 /// Makes a job's payload from a trigger; an error is answered `500` (it is logged, not sent).
 type MakePayload<P> =
     dyn Fn(&Submission) -> Result<P, Box<dyn std::error::Error + Send + Sync>> + Send + Sync;
 
-/// Hands the edge's triggers to the queue: one job per delivery, in the lane of its repository and issue,
-/// withdrawn if the store has not taken it by the request's deadline.
+/// The edge's sink: routes each verified delivery with a [`TriggerRule`] and hands the triggers to the
+/// queue, one job per delivery, in the lane of its repository and issue, withdrawn if the store has not
+/// taken it by the request's deadline.
 ///
-/// The answers keep the edge's contract: `202` only once the job is stored, `200 already_processed` for a
-/// delivery seen before, `503` (nothing recorded) when the queue is full, shutting down or its store
-/// fails, `500` when the payload cannot be made.
+/// The answers keep the edge's contract: `200 ignored` with the rule's reason for a delivery that is not
+/// a trigger, `400` for a payload the rule cannot decide on (malformed JSON, a trigger without the
+/// fields a job needs), `202` only once the job is stored, `200 already_processed` for a delivery seen
+/// before, `503` (nothing recorded) when the queue is full, shutting down or its store fails, `500` when
+/// the payload cannot be made. The payload is parsed once, here: an `issues` payload straight into typed
+/// structs, any other only skimmed for well-formedness.
 pub struct QueueSink<P> {
     queue: Queue<P>,
+    rule: TriggerRule,
     make: Arc<MakePayload<P>>,
 }
 
 impl<P: Send + Sync + 'static> QueueSink<P> {
-    /// A sink submitting to `queue`, with each job's payload made by `make`.
-    pub fn new<F, E>(queue: Queue<P>, make: F) -> Self
+    /// A sink routing with `rule` and submitting to `queue`, with each job's payload made by `make`.
+    pub fn new<F, E>(queue: Queue<P>, rule: TriggerRule, make: F) -> Self
     where
         F: Fn(&Submission) -> Result<P, E> + Send + Sync + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         Self {
             queue,
+            rule,
             make: Arc::new(move |submission| make(submission).map_err(Into::into)),
         }
     }
-}
 
-impl<P: Send + Sync + 'static> Sink for QueueSink<P> {
+    /// Stores the job for a trigger, or says why not.
     async fn submit(&self, submission: Submission) -> SinkAnswer {
         let payload = match (self.make)(&submission) {
             Ok(payload) => payload,
@@ -60,6 +84,23 @@ impl<P: Send + Sync + 'static> Sink for QueueSink<P> {
             Err(err @ QueueError::NotRecorded { .. }) => SinkAnswer::Unavailable(Box::new(err)),
             Err(err) => SinkAnswer::Failed(Box::new(err)),
         }
+    }
+}
+
+impl<P: Send + Sync + 'static> Sink for QueueSink<P> {
+    async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
+        let trigger = match self.rule.decide(webhook.delivery.event(), &webhook.payload) {
+            Ok(Decision::Trigger(trigger)) => *trigger,
+            Ok(Decision::Ignored(reason)) => return SinkAnswer::Ignored(reason.to_string()),
+            Err(err) => return SinkAnswer::BadRequest(err.to_string()),
+        };
+        self.submit(Submission {
+            delivery: webhook.delivery,
+            trigger,
+            payload: webhook.payload,
+            deadline: webhook.deadline,
+        })
+        .await
     }
 }
 

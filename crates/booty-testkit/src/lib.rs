@@ -5,6 +5,13 @@
 //!   read-only. It needs the right to mount (root, or `CAP_SYS_ADMIN`); without it the test fails and says
 //!   so, never passes quietly.
 //!
+//! With the `http` feature, for the tests of booty's listeners:
+//!
+//! - `http`: hyper's client over loopback (HTTP/1.1 or h2c) and raw sockets, and an `Answer` that checks
+//!   that every answer is JSON with an `x-request-id`;
+//! - `logs`: `capture_logs` to read back what a library logged, `line_with` to find a line in it;
+//! - `StoreError`: an error with two causes, for checking that a `5xx` logs every cause and sends none.
+//!
 //! This crate is only ever a dev-dependency (`publish = false`).
 //!
 //! ```no_run
@@ -21,6 +28,14 @@
     reason = "test support: every helper panics with a message on failure, as a test would"
 )]
 
+#[cfg(feature = "http")]
+mod errors;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "http")]
+pub mod logs;
 mod tmpfs;
 
+#[cfg(feature = "http")]
+pub use errors::{DatabaseError, StoreError};
 pub use tmpfs::Tmpfs;

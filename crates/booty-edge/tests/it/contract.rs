@@ -170,10 +170,9 @@ async fn no_signature_is_401_and_a_bad_one_is_403() {
 
 #[tokio::test]
 async fn a_real_payload_signed_with_a_previous_secret_is_accepted_during_a_rotation() {
-    let mut config = config();
-    config.trigger = booty_event::TriggerRule::new(FIXTURE_LABEL).unwrap();
-    let sink = TestSink::accepting();
-    let server = TestServer::start(config, sink.clone()).await;
+    let rule = booty_event::TriggerRule::new(FIXTURE_LABEL).unwrap();
+    let sink = TestSink::routing(rule, Mode::Accept);
+    let server = TestServer::start(config(), sink.clone()).await;
     let body = Bytes::from_static(FIXTURE);
     let request = webhook_post(&server)
         .header("x-github-event", "issues")

@@ -1,24 +1,26 @@
-//! A server on `127.0.0.1:0`, a sink that records what it gets, signed deliveries and a JSON-reading client.
+//! A server on `127.0.0.1:0`, a sink that routes like booty-service's and records the triggers it gets,
+//! and signed deliveries; the JSON-reading client and the log capture are booty-testkit's, shared with
+//! booty-service's listener tests.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use booty_edge::{EdgeConfig, ServeError, Sink, SinkAnswer, Submission};
+use booty_edge::{EdgeConfig, ServeError, Sink, SinkAnswer, Webhook};
+use booty_event::{Decision, Delivery, IssueTrigger, TriggerRule};
 use booty_signature::{Verifier, sign};
-use http_body_util::{BodyExt, Full};
+pub(crate) use booty_testkit::StoreError;
+pub(crate) use booty_testkit::http::{
+    Answer, client, h2c_client, raw_exchange, read_until_closed, send,
+};
+pub(crate) use booty_testkit::logs::{capture_logs, line_with};
+use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::{HeaderMap, Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use hyper::{Method, Request};
+use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::subscriber::DefaultGuard;
-use tracing_subscriber::fmt::format::FmtSpan;
+use tokio::time::Instant;
 
 pub(crate) const SECRET: &str = "the current webhook secret";
 pub(crate) const PREVIOUS_SECRET: &str = "the secret before the rotation";
@@ -57,44 +59,34 @@ pub(crate) enum Mode {
     Slow(Duration),
 }
 
-/// A store's error with the error that caused it, for tests of what the logs say about a `5xx`.
-#[derive(Debug, thiserror::Error)]
-#[error("inserting the job failed")]
-pub(crate) struct StoreError {
-    #[source]
-    source: DatabaseError,
+/// A trigger the [`TestSink`] took: what booty-service's sink would make a job from.
+#[derive(Debug, Clone)]
+pub(crate) struct Submission {
+    pub(crate) delivery: Delivery,
+    pub(crate) trigger: IssueTrigger,
+    pub(crate) payload: Bytes,
+    pub(crate) deadline: Instant,
 }
 
-/// What [`StoreError`] wraps: itself caused by an I/O error, so the chain has three links.
-#[derive(Debug, thiserror::Error)]
-#[error("database is locked")]
-pub(crate) struct DatabaseError {
-    #[source]
-    source: std::io::Error,
-}
-
-impl StoreError {
-    /// The chain `inserting the job failed: database is locked: the disk is on fire`.
-    pub(crate) fn chain() -> Self {
-        Self {
-            source: DatabaseError {
-                source: std::io::Error::other("the disk is on fire"),
-            },
-        }
-    }
-}
-
-/// A sink that records every submission and answers as its [`Mode`] says.
+/// A sink that routes every delivery with a trigger rule, as booty-service's does (ignored events and
+/// undecidable payloads are answered so), records every trigger and answers it as its [`Mode`] says.
 #[derive(Debug)]
 pub(crate) struct TestSink {
+    rule: TriggerRule,
     mode: Mode,
     submissions: Mutex<Vec<Submission>>,
     arrived: watch::Sender<usize>,
 }
 
 impl TestSink {
+    /// Routing with the rule for [`LABEL`].
     pub(crate) fn new(mode: Mode) -> Arc<Self> {
+        Self::routing(TriggerRule::default(), mode)
+    }
+
+    pub(crate) fn routing(rule: TriggerRule, mode: Mode) -> Arc<Self> {
         Arc::new(Self {
+            rule,
             mode,
             submissions: Mutex::new(Vec::new()),
             arrived: watch::Sender::new(0),
@@ -109,7 +101,7 @@ impl TestSink {
         self.submissions.lock().unwrap().clone()
     }
 
-    /// Waits until `count` submissions have reached the sink.
+    /// Waits until `count` triggers have reached the sink.
     pub(crate) async fn wait_for_arrivals(&self, count: usize) {
         let mut arrived = self.arrived.subscribe();
         arrived.wait_for(|arrived| *arrived >= count).await.unwrap();
@@ -117,7 +109,18 @@ impl TestSink {
 }
 
 impl Sink for TestSink {
-    async fn submit(&self, submission: Submission) -> SinkAnswer {
+    async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
+        let trigger = match self.rule.decide(webhook.delivery.event(), &webhook.payload) {
+            Ok(Decision::Trigger(trigger)) => *trigger,
+            Ok(Decision::Ignored(reason)) => return SinkAnswer::Ignored(reason.to_string()),
+            Err(err) => return SinkAnswer::BadRequest(err.to_string()),
+        };
+        let submission = Submission {
+            delivery: webhook.delivery,
+            trigger,
+            payload: webhook.payload,
+            deadline: webhook.deadline,
+        };
         let job_id = format!(
             "{}-{}",
             submission.trigger.issue.number,
@@ -151,47 +154,6 @@ impl Sink for TestSink {
             }
         }
     }
-}
-
-/// A log sink the test can read back.
-#[derive(Clone, Default)]
-pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    /// Everything logged so far.
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-/// Captures what this thread logs (the tests run on a current-thread runtime) until the guard drops.
-pub(crate) fn capture_logs() -> (Captured, DefaultGuard) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_span_events(FmtSpan::CLOSE)
-        .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
-}
-
-/// The first logged line holding `message`.
-pub(crate) fn line_with<'log>(log: &'log str, message: &str) -> &'log str {
-    log.lines()
-        .find(|line| line.contains(message))
-        .unwrap_or_else(|| panic!("no {message} line in:\n{log}"))
 }
 
 /// `booty_edge::serve` on a loopback port, in a task.
@@ -270,83 +232,4 @@ pub(crate) fn webhook_post(server: &TestServer) -> hyper::http::request::Builder
         .method(Method::POST)
         .uri(server.url("/webhooks/github"))
         .header("user-agent", "GitHub-Hookshot/044aadd")
-}
-
-pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-/// hyper-util's pooled HTTP/1.1 client.
-pub(crate) fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
-
-/// hyper-util's client speaking HTTP/2 over cleartext with prior knowledge.
-pub(crate) fn h2c_client() -> HttpClient {
-    Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http()
-}
-
-/// A decoded answer. Every answer of the edge must be JSON with an `x-request-id`; this checks both.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    pub(crate) json: serde_json::Value,
-}
-
-impl Answer {
-    pub(crate) async fn from_response(response: hyper::Response<hyper::body::Incoming>) -> Self {
-        let (parts, body) = response.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        assert_eq!(
-            parts.headers["content-type"], "application/json",
-            "{parts:?}"
-        );
-        assert!(
-            parts.headers.contains_key("x-request-id"),
-            "no x-request-id: {parts:?}"
-        );
-        let json = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|err| panic!("answer is not JSON ({err}): {bytes:?}"));
-        Self {
-            status: parts.status,
-            headers: parts.headers,
-            json,
-        }
-    }
-
-    pub(crate) fn request_id(&self) -> &str {
-        self.headers["x-request-id"].to_str().unwrap()
-    }
-
-    pub(crate) fn error(&self) -> &str {
-        self.json["error"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error message in {}", self.json))
-    }
-}
-
-/// Sends `request` with `client` and decodes the answer.
-pub(crate) async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> Answer {
-    Answer::from_response(client.request(request).await.unwrap()).await
-}
-
-/// Writes `bytes` on a fresh connection, then reads until the server closes it.
-pub(crate) async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(bytes).await.unwrap();
-    read_until_closed(&mut stream).await
-}
-
-/// Everything the server sends until it closes the connection (a reset counts as closed).
-pub(crate) async fn read_until_closed(stream: &mut TcpStream) -> String {
-    let mut received = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(read) => received.extend_from_slice(&buf[..read]),
-        }
-    }
-    String::from_utf8_lossy(&received).into_owned()
 }

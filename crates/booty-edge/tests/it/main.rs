@@ -6,9 +6,9 @@
     reason = "tests may unwrap (style.md rule 5), and that includes the helpers outside #[test] functions"
 )]
 
-mod admin;
 mod connections;
 mod contract;
 mod harness;
 mod limits;
+mod routes;
 mod service;

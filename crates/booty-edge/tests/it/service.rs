@@ -1,8 +1,9 @@
 //! The request path driven through `Edge::handle`, without a socket, and what it logs.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use booty_edge::Edge;
+use booty_edge::{Edge, Sink, SinkAnswer, Webhook};
 use booty_signature::sign;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -169,4 +170,110 @@ async fn a_late_sink_is_logged_and_one_past_the_backstop_is_an_error() {
     assert!(line.contains(" ERROR "), "{line}");
     assert!(line.contains("outcome=\"unknown\""), "{line}");
     assert!(line.contains("delivery_id=\"d-silent\""), "{line}");
+}
+
+/// Records every delivery it is handed and answers each with what its body says, without parsing
+/// anything: `ignore REASON` and `refuse MESSAGE` become those answers, anything else is accepted.
+#[derive(Default)]
+struct Verbatim(Mutex<Vec<Webhook>>);
+
+impl Sink for Verbatim {
+    async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
+        let body = String::from_utf8_lossy(&webhook.payload).into_owned();
+        self.0.lock().unwrap().push(webhook);
+        if let Some(reason) = body.strip_prefix("ignore ") {
+            SinkAnswer::Ignored(reason.to_owned())
+        } else if let Some(message) = body.strip_prefix("refuse ") {
+            SinkAnswer::BadRequest(message.to_owned())
+        } else {
+            SinkAnswer::Accepted {
+                job_id: "job-1".to_owned(),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_sink_gets_every_verified_delivery_but_ping_unparsed_and_its_answer_is_passed_on() {
+    let (captured, _guard) = capture_logs();
+    let sink = Arc::new(Verbatim::default());
+    let edge = Edge::new(config(), Arc::clone(&sink));
+    let signed = |event: &str, delivery: &str, body: &str, content_type: &str| {
+        Request::post("/webhooks/github")
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery)
+            .header("content-type", content_type)
+            .header(
+                "x-hub-signature-256",
+                sign(SECRET.as_bytes(), body.as_bytes()),
+            )
+            .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
+            .unwrap()
+    };
+    let json = "application/json";
+    let cases = [
+        // Not JSON at all: the edge hands it over as it is; parsing is the sink's.
+        (
+            signed("issues", "d-1", "not json", json),
+            202,
+            r#"{"status":"accepted","job_id":"job-1"}"#,
+        ),
+        (
+            signed("push", "d-2", "ignore event `push` is not a trigger", json),
+            200,
+            r#"{"status":"ignored","reason":"event `push` is not a trigger"}"#,
+        ),
+        (
+            signed("issues", "d-3", "refuse malformed `issues` payload", json),
+            400,
+            r#"{"error":"malformed `issues` payload"}"#,
+        ),
+        // A form body's field, percent-decoded.
+        (
+            signed(
+                "issues",
+                "d-4",
+                "payload=%7B%22a%22%3A+1%7D",
+                "application/x-www-form-urlencoded",
+            ),
+            202,
+            r#"{"status":"accepted","job_id":"job-1"}"#,
+        ),
+        (
+            signed("ping", "d-5", "ignore no", json),
+            200,
+            r#"{"status":"pong"}"#,
+        ),
+    ];
+    for (request, status, body) in cases {
+        let answer = edge.handle(request).await;
+        assert_eq!(answer.status(), status, "{body}");
+        let json = answer.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(json, body);
+    }
+    let delivered = sink.0.lock().unwrap();
+    let seen: Vec<_> = delivered
+        .iter()
+        .map(|webhook| (webhook.delivery.id().as_str(), &webhook.payload[..]))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("d-1", &b"not json"[..]),
+            ("d-2", b"ignore event `push` is not a trigger"),
+            ("d-3", b"refuse malformed `issues` payload"),
+            ("d-4", br#"{"a": 1}"#),
+        ],
+        "every delivery but the ping, each once, its JSON unparsed"
+    );
+    let log = captured.text();
+    assert!(
+        line_with(&log, "event_ignored").contains("reason=\"event `push` is not a trigger\""),
+        "{log}"
+    );
+    let refused = line_with(&log, "webhook_refused");
+    assert!(
+        refused.contains(" WARN ") && refused.contains("status=400"),
+        "{refused}"
+    );
 }

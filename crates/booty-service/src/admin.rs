@@ -1,4 +1,5 @@
-//! The admin listener: read-only job inspection over a trait the queue's owner implements.
+//! The admin listener: read-only job inspection over a trait the queue's owner implements, served with
+//! the edge's accept loop, host check and JSON answers.
 
 use std::error::Error;
 use std::fmt;
@@ -6,18 +7,16 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use booty_edge::{
+    AllowedHosts, HostError, Limits, Reply, ResponseBody, Routes, ServeError, serve_routes,
+};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tracing::error;
 
-use crate::chain::Chain;
-use crate::config::Limits;
-use crate::hosts::{AllowedHosts, HostError};
-use crate::reply::{Reply, ResponseBody};
-use crate::server::{self, Handler, ServeError};
-use crate::traced;
+use crate::chain::error_chain;
 
 /// Jobs listed by `GET /jobs` without `?limit=`.
 pub const DEFAULT_JOB_LIMIT: usize = 50;
@@ -26,11 +25,12 @@ pub const MAX_JOB_LIMIT: usize = 500;
 
 const JOBS_PATH: &str = "/jobs";
 
-/// Read-only access to jobs, implemented by whoever owns the queue (the binary wires it to booty-queue).
+/// Read-only access to jobs, implemented by whoever owns the queue ([`QueueInspector`](crate::QueueInspector)
+/// for booty-queue's).
 ///
-/// The edge serialises the views as they are: `GET /jobs` answers `{"jobs": [view, ...]}` and
-/// `GET /jobs/{job_id}` the view itself. booty's views are the queue's `JobSnapshot`s, which serialise as
-/// the admin JSON of the design (`job_id`, `state`, `attempts`, `issue_number`, `repository`, `delivery_id`,
+/// The admin listener serialises the views as they are: `GET /jobs` answers `{"jobs": [view, ...]}` and
+/// `GET /jobs/{job_id}` the view itself. [`QueueInspector`](crate::QueueInspector)'s views serialise as the
+/// admin JSON of the design (`job_id`, `state`, `attempts`, `issue_number`, `repository`, `delivery_id`,
 /// `created_at`, `started_at`, `finished_at`, `error`).
 pub trait JobInspector: Send + Sync + 'static {
     /// One job as the admin listener shows it.
@@ -107,7 +107,7 @@ impl<J: JobInspector> Admin<J> {
     /// Answers one request, with the same JSON, `x-request-id` and span as the webhook listener: `421` for
     /// a host it does not answer to, otherwise the route's answer.
     pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody> {
-        traced::answer(request, |request| async move {
+        booty_edge::answer(request, |request| async move {
             if let Err(refused) = self.hosts.check(&request) {
                 return refused;
             }
@@ -115,6 +115,8 @@ impl<J: JobInspector> Admin<J> {
             tokio::time::timeout(timeout, self.route(&request))
                 .await
                 .unwrap_or_else(|_elapsed| {
+                    let seconds = timeout.as_secs_f64();
+                    error!(error = %format_args!("no answer within {seconds} s"), "jobs_unreadable");
                     Reply::error(StatusCode::SERVICE_UNAVAILABLE, "reading jobs timed out")
                 })
         })
@@ -123,7 +125,8 @@ impl<J: JobInspector> Admin<J> {
 
     /// Serves the admin routes on `listener` until `shutdown` completes, answering requests that name the
     /// listener's address (see [`Admin::listening_on`]) as well as the hosts already allowed, with the
-    /// same connection handling, limits and graceful shutdown as [`serve`](crate::serve).
+    /// same connection handling, limits and graceful shutdown as the webhook listener
+    /// ([`booty_edge::serve_routes`]).
     ///
     /// # Errors
     /// [`ServeError::LocalAddr`] if the listener's address cannot be read; [`ServeError::Accept`] if the
@@ -136,7 +139,7 @@ impl<J: JobInspector> Admin<J> {
         let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
         let admin = self.listening_on(addr);
         let limits = admin.limits;
-        server::run(listener, limits, Arc::new(admin), shutdown).await
+        serve_routes(listener, limits, Arc::new(admin), shutdown).await
     }
 
     async fn route<B>(&self, request: &Request<B>) -> Reply {
@@ -172,22 +175,27 @@ impl<J: JobInspector> Admin<J> {
             jobs: Vec<V>,
         }
         match self.jobs.recent(limit).await {
-            Ok(jobs) => Reply::json(StatusCode::OK, &Jobs { jobs }),
+            Ok(jobs) => shown(&Jobs { jobs }),
             Err(err) => failed(&err),
         }
     }
 
     async fn show(&self, job_id: &str) -> Reply {
         match self.jobs.job(job_id).await {
-            Ok(Some(job)) => Reply::json(StatusCode::OK, &job),
+            Ok(Some(job)) => shown(&job),
             Ok(None) => Reply::error(StatusCode::NOT_FOUND, &format!("no job with id {job_id}")),
             Err(err) => failed(&err),
         }
     }
 }
 
+/// `200` with `view` as JSON, or the `500` of [`failed`] if it does not serialise.
+fn shown(view: &impl Serialize) -> Reply {
+    Reply::json(StatusCode::OK, view).unwrap_or_else(|err| failed(&err))
+}
+
 fn failed(err: &(dyn Error + 'static)) -> Reply {
-    error!(error = %Chain(err), "jobs_unreadable");
+    error!(error = %error_chain(err), "jobs_unreadable");
     Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "reading jobs failed")
 }
 
@@ -200,7 +208,7 @@ impl<J> fmt::Debug for Admin<J> {
     }
 }
 
-impl<J: JobInspector> Handler for Admin<J> {
+impl<J: JobInspector> Routes for Admin<J> {
     async fn call(&self, request: Request<Incoming>) -> Response<ResponseBody> {
         self.handle(request).await
     }
@@ -233,7 +241,7 @@ fn parse_limit(query: Option<&str>) -> Result<usize, String> {
 }
 
 /// Serves the admin routes on `listener` until `shutdown` completes, with the same connection handling,
-/// limits and graceful shutdown as [`serve`](crate::serve). Only requests naming the listener's address
+/// limits and graceful shutdown as the webhook listener. Only requests naming the listener's address
 /// are answered (see [`Admin`]); [`Admin::allow_hosts`] with [`Admin::serve`] adds names.
 ///
 /// # Errors

@@ -2,7 +2,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use booty_edge::{Admin, JobInspector, Limits};
+use booty_edge::Limits;
+use booty_service::{Admin, JobInspector};
+use booty_testkit::StoreError;
+use booty_testkit::http::{Answer, client, raw_exchange, send};
+use booty_testkit::logs::{capture_logs, line_with};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
@@ -10,9 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::harness::{Answer, StoreError, capture_logs, client, line_with, raw_exchange, send};
-
-/// A job as an inspector might show it: the edge serialises whatever view it is given.
+/// A job as an inspector might show it: the admin listener serialises whatever view it is given.
 #[derive(Debug, Clone, serde::Serialize)]
 struct View {
     job_id: String,
@@ -83,7 +85,7 @@ async fn start(jobs: Jobs) -> (String, Arc<Jobs>, oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(booty_edge::serve_admin(
+    tokio::spawn(booty_service::serve_admin(
         listener,
         Arc::clone(&jobs),
         Limits::default(),
@@ -217,6 +219,49 @@ async fn a_store_error_is_logged_with_every_cause() {
         line.contains(
             "listing jobs failed: inserting the job failed: database is locked: the disk is on fire"
         ),
+        "{line}"
+    );
+}
+
+/// Never answers, as a store that hangs.
+struct Stuck;
+
+impl JobInspector for Stuck {
+    type View = View;
+    type Error = Unreadable;
+
+    async fn recent(&self, _limit: usize) -> Result<Vec<View>, Unreadable> {
+        std::future::pending().await
+    }
+
+    async fn job(&self, _job_id: &str) -> Result<Option<View>, Unreadable> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_does_not_answer_is_503_at_the_request_timeout_and_logged() {
+    let (captured, _guard) = capture_logs();
+    let mut limits = Limits::default();
+    limits.request_timeout = std::time::Duration::from_millis(200);
+    let admin = Admin::new(Arc::new(Stuck), limits).listening_on("127.0.0.1:9090".parse().unwrap());
+    for path in ["/jobs", "/jobs/1-a"] {
+        let request = Request::get(path)
+            .header("host", "127.0.0.1:9090")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let answer = admin.handle(request).await;
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        let body = http_body_util::BodyExt::collect(answer.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(body, r#"{"error":"reading jobs timed out"}"#);
+    }
+    let log = captured.text();
+    let line = line_with(&log, "jobs_unreadable");
+    assert!(
+        line.contains(" ERROR ") && line.contains("no answer within 0.2 s"),
         "{line}"
     );
 }
