@@ -101,10 +101,9 @@ pub(crate) async fn serve(
         stdin.shutdown().await
     };
     let mut output = Vec::new();
-    let (fed, read) = tokio::join!(feed, stdout.read_to_end(&mut output));
+    // The backend may stop reading early (a refused request): its answer is what matters, not the feed's.
+    let (_, read) = tokio::join!(feed, stdout.read_to_end(&mut output));
     read?;
-    // The backend may stop reading early (a refused request); its answer is what matters.
-    drop(fed);
     child.wait().await?;
 
     let split = output

@@ -32,6 +32,7 @@ use crate::clock::ManualClock;
 use crate::keys::{TestKey, test_key};
 
 pub use openapi::Flavor;
+pub use time::rfc3339;
 
 /// The test App's numeric id.
 pub const APP_ID: u64 = 4242;
@@ -46,6 +47,13 @@ pub const APP_SLUG: &str = "booty-test";
 pub enum Fault {
     /// Answer this status (say 502) without doing anything.
     Status(u16),
+    /// Answer this status with this message (GitHub's `{"message": ...}`) without doing anything.
+    Refuse {
+        /// The status.
+        status: u16,
+        /// The message.
+        message: String,
+    },
     /// Do the work (it lands: a comment is made), then answer this status instead.
     StatusAfterApplying(u16),
     /// Answer only after this much real time (for clients' timeouts).
@@ -346,13 +354,17 @@ impl FakeGitHub {
 
     /// Adds a delivery to `hook`'s list (newest first), built from the description's `hook-delivery`
     /// example. Returns its id.
-    pub fn add_delivery(&self, hook: &Hook, seed: DeliverySeed) -> u64 {
-        rest::add_delivery(&self.shared, hook, &seed, false)
+    pub fn add_delivery(&self, hook: &Hook, seed: &DeliverySeed) -> u64 {
+        rest::add_delivery(&self.shared, hook, seed, false)
     }
 
     /// Makes the next `times` requests for `operation` (an operation id, or `*` for any REST request) meet
     /// `fault`.
+    ///
+    /// # Panics
+    /// When `times` is 0.
     pub fn inject(&self, operation: &str, fault: Fault, times: usize) {
+        assert!(times > 0, "a fault injected zero times");
         self.shared
             .lock()
             .faults

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::rand::SecureRandom as _;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::openapi::{Description, Operation};
 use super::server::{Reply, Req};
@@ -71,7 +71,7 @@ pub(crate) const PERMISSIONS: &[(&str, Need)] = &[
 const DOCS: &str = "https://docs.github.com/rest";
 const SECONDARY_MESSAGE: &str = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.";
 /// How long an installation token lives.
-const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+const TOKEN_LIFETIME: Duration = Duration::from_hours(1);
 
 /// The answer to one request, before the common headers.
 struct Answer {
@@ -96,7 +96,7 @@ impl Answer {
         )
     }
 
-    fn validation(errors: Value) -> Self {
+    fn validation(errors: &Value) -> Self {
         Self::ok(
             422,
             json!({"message": "Validation Failed", "errors": errors, "documentation_url": DOCS, "status": "422"}),
@@ -191,11 +191,12 @@ fn respond(
     if let Some(answer) = rate_limited(&mut state, &operation.id, now) {
         return (answer, caller);
     }
-    if let Some(status) = take_fault(&mut state, &operation.id, |fault| match fault {
-        Fault::Status(status) => Some(*status),
+    if let Some((status, message)) = take_fault(&mut state, &operation.id, |fault| match fault {
+        Fault::Status(status) => Some((*status, "Server Error".to_owned())),
+        Fault::Refuse { status, message } => Some((*status, message.clone())),
         _ => None,
     }) {
-        return (Answer::error(status, "Server Error"), caller);
+        return (Answer::error(status, &message), caller);
     }
     if let Err(answer) = access(&state, &caller, need, parameters) {
         return (answer, caller);
@@ -423,7 +424,7 @@ fn mint(context: &Context<'_>, state: &mut State) -> Answer {
             for (name, level) in requested {
                 let level = level.as_str().unwrap_or_default();
                 let has = installation.permissions.get(name).map(String::as_str);
-                if !has.is_some_and(|has| rank(has) >= rank(level)) {
+                if has.is_none_or(|has| rank(has) < rank(level)) {
                     return Answer::error(
                         422,
                         "The permissions requested are not granted to this installation.",
@@ -556,11 +557,12 @@ fn list_comments(context: &Context<'_>, state: &State) -> Answer {
     let Some(repo) = state.repos.get(&context.repository()) else {
         return Answer::error(404, "Not Found");
     };
+    let template = context.example("issues/list-comments", 200)[0].clone();
     let items = repo
         .comments
         .iter()
         .filter(|(number, _)| *number == issue)
-        .map(|(_, comment)| comment.clone())
+        .map(|(_, comment)| project(&template, comment))
         .collect();
     context.paginate(&context.request_path(), items)
 }
@@ -583,12 +585,12 @@ impl Context<'_> {
 
 fn react(context: &Context<'_>, state: &mut State, id: &str) -> Answer {
     let full_name = context.repository();
-    let target = if id == "reactions/create-for-issue" {
+    let subject = if id == "reactions/create-for-issue" {
         format!("issue {}", context.parameter("issue_number"))
     } else {
         format!("comment {}", context.parameter("comment_id"))
     };
-    let content = context.body["content"]
+    let emoji = context.body["content"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
@@ -615,15 +617,15 @@ fn react(context: &Context<'_>, state: &mut State, id: &str) -> Answer {
     if let Some((_, _, _, existing)) = repo
         .reactions
         .iter()
-        .find(|(on, what, who, _)| *on == target && *what == content && *who == login)
+        .find(|(on, what, who, _)| *on == subject && *what == emoji && *who == login)
     {
         return Answer::ok(200, existing.clone());
     }
     reaction["id"] = json!(reaction_id);
-    reaction["content"] = json!(content);
+    reaction["content"] = json!(emoji);
     reaction["created_at"] = json!(rfc3339(context.now));
     repo.reactions
-        .push((target, content, login, reaction.clone()));
+        .push((subject, emoji, login, reaction.clone()));
     Answer::ok(201, reaction)
 }
 
@@ -644,18 +646,38 @@ fn list_pulls(context: &Context<'_>, state: &State) -> Answer {
     context.paginate(&context.request_path(), items)
 }
 
-/// `full` cut to the keys of `template` (a pull request as lists show it).
+/// `full` in the shape of `template` (how a list shows an item, which GitHub's examples do not always show
+/// as the single-item answer does): every key of the template, at every level, with `full`'s value where
+/// it has one and the template's where it has none.
 fn project(template: &Value, full: &Value) -> Value {
-    let mut out = Map::new();
-    for key in template
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(key, _)| key)
-    {
-        out.insert(key.clone(), full.get(key).cloned().unwrap_or(Value::Null));
+    match (template, full) {
+        (Value::Object(template), Value::Object(full)) => Value::Object(
+            template
+                .iter()
+                .map(|(key, shape)| {
+                    let value = match full.get(key) {
+                        Some(value)
+                            if key == "permissions" || key == "payload" || key == "headers" =>
+                        {
+                            value.clone()
+                        }
+                        Some(value) => project(shape, value),
+                        None => shape.clone(),
+                    };
+                    (key.clone(), value)
+                })
+                .collect(),
+        ),
+        (Value::Array(template), Value::Array(full)) => match template.first() {
+            Some(shape) => Value::Array(full.iter().map(|item| project(shape, item)).collect()),
+            None => Value::Array(full.clone()),
+        },
+        (_, Value::Null) | (Value::Null, _) => full.clone(),
+        (template, full) if std::mem::discriminant(template) == std::mem::discriminant(full) => {
+            full.clone()
+        }
+        (template, _) => template.clone(),
     }
-    Value::Object(out)
 }
 
 fn create_pull(context: &Context<'_>, state: &mut State) -> Answer {
@@ -675,12 +697,12 @@ fn create_pull(context: &Context<'_>, state: &mut State) -> Answer {
     };
     let Some(head_sha) = git::branch_head(&repo.path, branch).filter(|_| !branch.is_empty()) else {
         return Answer::validation(
-            json!([{"resource": "PullRequest", "field": "head", "code": "invalid"}]),
+            &json!([{"resource": "PullRequest", "field": "head", "code": "invalid"}]),
         );
     };
     let Some(base_sha) = git::branch_head(&repo.path, base) else {
         return Answer::validation(
-            json!([{"resource": "PullRequest", "field": "base", "code": "invalid"}]),
+            &json!([{"resource": "PullRequest", "field": "base", "code": "invalid"}]),
         );
     };
     let label = format!("{}:{branch}", repo.owner);
@@ -689,7 +711,7 @@ fn create_pull(context: &Context<'_>, state: &mut State) -> Answer {
         .iter()
         .any(|pull| pull["state"] == "open" && pull["head"]["label"] == label)
     {
-        return Answer::validation(json!([{
+        return Answer::validation(&json!([{
             "resource": "PullRequest",
             "code": "custom",
             "message": format!("A pull request already exists for {label}.")
@@ -730,7 +752,7 @@ fn update_pull(context: &Context<'_>, state: &mut State) -> Answer {
         && git::branch_head(&repo.path, base).is_none()
     {
         return Answer::validation(
-            json!([{"resource": "PullRequest", "field": "base", "code": "invalid"}]),
+            &json!([{"resource": "PullRequest", "field": "base", "code": "invalid"}]),
         );
     }
     let Some(pull) = repo.pulls.iter_mut().find(|pull| pull["number"] == number) else {
@@ -1118,21 +1140,17 @@ fn check_request(
         }
         Value::Null
     } else {
-        match serde_json::from_slice::<Value>(&request.body) {
-            Ok(body) => {
-                match &operation.request {
-                    Some((_, schema)) => schema::validate(schema, &body, "body", &mut errors),
-                    None => errors.push(format!("{} takes no body", operation.id)),
-                }
-                body
-            }
-            Err(_) => {
-                state
-                    .violations
-                    .push(format!("{}: the body is not JSON", operation.id));
-                return Err(Answer::error(400, "Problems parsing JSON"));
-            }
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            state
+                .violations
+                .push(format!("{}: the body is not JSON", operation.id));
+            return Err(Answer::error(400, "Problems parsing JSON"));
+        };
+        match &operation.request {
+            Some((_, schema)) => schema::validate(schema, &body, "body", &mut errors),
+            None => errors.push(format!("{} takes no body", operation.id)),
         }
+        body
     };
     if errors.is_empty() {
         return Ok(body);
@@ -1173,7 +1191,10 @@ fn check_answer(
     }
     Answer::error(
         500,
-        "booty-testkit: the fake's answer does not match GitHub's description",
+        &format!(
+            "booty-testkit: the fake's answer does not match GitHub's description: {}",
+            errors.join("; ")
+        ),
     )
 }
 

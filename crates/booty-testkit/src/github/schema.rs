@@ -194,7 +194,7 @@ pub(crate) fn unsupported_keywords(schema: &Value, path: &str, out: &mut Vec<Str
                 }
             }
             "items" | "additionalProperties" => {
-                unsupported_keywords(inner, &format!("{path}[]"), out)
+                unsupported_keywords(inner, &format!("{path}[]"), out);
             }
             "oneOf" | "anyOf" | "allOf" => {
                 for option in inner.as_array().into_iter().flatten() {
@@ -206,11 +206,21 @@ pub(crate) fn unsupported_keywords(schema: &Value, path: &str, out: &mut Vec<Str
     }
 }
 
-/// Whether `actual` has the shape of `example`: the same keys at every level, and values of the same JSON
-/// type wherever both are not null (arrays compared by their first items). One message per difference.
+/// Objects whose keys are data, not fields: a permissions map, a webhook payload, HTTP headers. Only their
+/// type is compared.
+const FREE_FORM: &[&str] = &["permissions", "payload", "headers"];
+
+/// Whether `actual` has the shape of `example`: the same keys at every level (except inside the
+/// [`FREE_FORM`] objects), and values of the same JSON type wherever both are not null (arrays compared by
+/// their first items). One message per difference.
 pub(crate) fn same_shape(example: &Value, actual: &Value, path: &str, errors: &mut Vec<String>) {
+    let free = path
+        .rsplit('.')
+        .next()
+        .is_some_and(|key| FREE_FORM.contains(&key));
     match (example, actual) {
         (Value::Null, _) | (_, Value::Null) => {}
+        (Value::Object(_), Value::Object(_)) if free => {}
         (Value::Object(expected), Value::Object(got)) => {
             for key in expected.keys() {
                 if !got.contains_key(key) {

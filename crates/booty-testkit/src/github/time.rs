@@ -4,8 +4,8 @@ use std::time::SystemTime;
 
 use super::jwt::seconds;
 
-/// `2026-01-31T12:00:00Z`.
-pub(crate) fn rfc3339(time: SystemTime) -> String {
+/// A time as GitHub writes it in bodies: `2026-01-31T12:00:00Z`.
+pub fn rfc3339(time: SystemTime) -> String {
     let (year, month, day, hour, minute, second, _) = parts(time);
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
 }
