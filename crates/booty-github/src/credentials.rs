@@ -345,6 +345,32 @@ mod tests {
     }
 
     #[test]
+    fn the_jwt_has_githubs_claims_and_an_rs256_signature() {
+        use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+        let key = booty_testkit::keys::test_key();
+        let app =
+            AppCredentials::from_pem(AppId::ClientId("Iv23li".into()), key.pkcs8_pem.as_bytes())
+                .unwrap();
+        let now = crate::time::from_unix_seconds(1_700_000_000);
+        let jwt = app.jwt(now).unwrap();
+        let parts: Vec<&str> = jwt.expose().split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(
+            claims,
+            serde_json::json!({"iat": 1_700_000_000 - 60, "exp": 1_700_000_000 + 540, "iss": "Iv23li"})
+        );
+        let signed = format!("{}.{}", parts[0], parts[1]);
+        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &key.public_der)
+            .verify(
+                signed.as_bytes(),
+                &URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
+            )
+            .unwrap();
+    }
+
+    #[test]
     fn what_is_not_a_pem_rsa_key_is_named() {
         let id = AppId::Id(1);
         let err = AppCredentials::from_pem(id.clone(), b"not a key").unwrap_err();
