@@ -449,3 +449,178 @@ impl Drop for FakeGitHub {
         self.server.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// One raw HTTP/1.1 exchange: status and body.
+    async fn exchange(
+        fake: &FakeGitHub,
+        method: &str,
+        target: &str,
+        headers: &str,
+        body: &str,
+    ) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(fake.addr).await.unwrap();
+        let request = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+            fake.addr,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        let status = answer[9..12].parse().unwrap();
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    const GOOD: &str = "Authorization: Bearer ghp_pat\r\nAccept: application/vnd.github+json\r\n\
+                        X-GitHub-Api-Version: 2022-11-28\r\nUser-Agent: test\r\n";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_the_description_does_not_allow_is_refused_and_recorded() {
+        let fake = FakeGitHub::start().await;
+        fake.set_pat("ghp_pat");
+        fake.add_repository("octo/hello", None);
+        let cases = [
+            (
+                "POST",
+                "/repos/octo/hello/issues/1/reactions",
+                GOOD,
+                r#"{"content":"thumbs"}"#,
+                422,
+                "body.content: \"thumbs\" is not one of",
+            ),
+            (
+                "POST",
+                "/repos/octo/hello/issues/1/comments",
+                GOOD,
+                r#"{"body":5}"#,
+                422,
+                "body.body: 5 is not of type string",
+            ),
+            (
+                "POST",
+                "/repos/octo/hello/issues/1/comments",
+                GOOD,
+                "{}",
+                422,
+                "required property \"body\" is missing",
+            ),
+            (
+                "GET",
+                "/repos/octo/hello/pulls?state=merged",
+                GOOD,
+                "",
+                422,
+                "query state: \"merged\" is not one of",
+            ),
+            (
+                "GET",
+                "/repos/octo/hello/pulls?sort_by=x",
+                GOOD,
+                "",
+                422,
+                "query parameter \"sort_by\" is not a parameter of pulls/list",
+            ),
+            (
+                "GET",
+                "/repos/octo/hello/issues/seven/comments",
+                GOOD,
+                "",
+                404,
+                "",
+            ),
+            (
+                "DELETE",
+                "/repos/octo/hello/pulls",
+                GOOD,
+                "",
+                404,
+                "GitHub's description has no DELETE /repos/octo/hello/pulls",
+            ),
+            (
+                "GET",
+                "/repos/octo/hello/pulls",
+                "Authorization: Bearer ghp_pat\r\nAccept: application/vnd.github+json\r\nX-GitHub-Api-Version: 2022-11-28\r\n",
+                "",
+                403,
+                "User-Agent",
+            ),
+            (
+                "GET",
+                "/repos/octo/hello/pulls",
+                "Authorization: Bearer ghp_pat\r\nAccept: application/json\r\nX-GitHub-Api-Version: 2022-11-28\r\nUser-Agent: t\r\n",
+                "",
+                400,
+                "Accept",
+            ),
+        ];
+        for (method, target, headers, body, status, violation) in cases {
+            let (got, answer) = exchange(&fake, method, target, headers, body).await;
+            assert_eq!(got, status, "{method} {target}: {answer}");
+            let violations = fake.violations();
+            assert!(
+                violations.iter().any(|found| found.contains(violation)),
+                "{method} {target}: {violation:?} not in {violations:#?}"
+            );
+        }
+        // And what it allows goes through.
+        let (status, answer) = exchange(
+            &fake,
+            "POST",
+            "/repos/octo/hello/issues/1/comments",
+            GOOD,
+            r#"{"body":"ok"}"#,
+        )
+        .await;
+        assert_eq!(status, 201, "{answer}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tokens_are_refused_once_expired_and_off_their_repositories() {
+        let fake = FakeGitHub::start().await;
+        fake.add_installation(1, "octo", &[("issues", "read")]);
+        fake.add_repository("octo/a", Some(1));
+        fake.add_repository("octo/b", Some(1));
+        let token = {
+            let mut state = fake.shared.lock();
+            let now = fake.shared.now(&state);
+            state.mints.push(Mint {
+                installation: 1,
+                repositories: Some(vec!["a".to_owned()]),
+                permissions: [("issues".to_owned(), "read".to_owned())].into(),
+                token: "ghs_manual".to_owned(),
+                issued_at: now,
+                expires_at: now + Duration::from_hours(1),
+            });
+            state.tokens.insert("ghs_manual".to_owned(), 0);
+            "ghs_manual"
+        };
+        let headers = format!(
+            "Authorization: token {token}\r\nAccept: application/vnd.github+json\r\nX-GitHub-Api-Version: 2022-11-28\r\nUser-Agent: t\r\n"
+        );
+        let list = |repo: &str| format!("/repos/octo/{repo}/issues/1/comments");
+        assert_eq!(
+            exchange(&fake, "GET", &list("a"), &headers, "").await.0,
+            200
+        );
+        assert_eq!(
+            exchange(&fake, "GET", &list("b"), &headers, "").await.0,
+            404
+        );
+        let (status, _) = exchange(&fake, "POST", &list("a"), &headers, r#"{"body":"x"}"#).await;
+        assert_eq!(status, 403, "issues: read cannot comment");
+        fake.clock().advance(Duration::from_hours(1));
+        let (status, body) = exchange(&fake, "GET", &list("a"), &headers, "").await;
+        assert_eq!((status, body.contains("Bad credentials")), (401, true));
+        assert_eq!(fake.violations(), Vec::<String>::new());
+    }
+}
