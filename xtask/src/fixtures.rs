@@ -1,9 +1,12 @@
-//! `cargo xtask fixtures`: refresh booty-event's vendored webhook payloads from npm.
+//! `cargo xtask fixtures`: refresh the fixtures vendored from npm: booty-event's webhook payloads (this
+//! module) and the part of GitHub's OpenAPI description booty-testkit's fake GitHub is built from
+//! ([`openapi`]).
 //!
-//! The corpus is `@octokit/webhooks-examples` (MIT), pinned by version and by the tarball's sha512 so a
-//! refresh is reproducible and a changed tarball is noticed. The task runs `npm pack` in a scratch
-//! directory, unpacks it with `tar`, checks the corpus still has the shape the tests count on, and writes
-//! into `crates/booty-event/tests/fixtures/`:
+//! Each package is pinned by version and by the tarball's sha512 so a refresh is reproducible and a changed
+//! tarball is noticed. The task runs `npm pack` in a scratch directory and unpacks it with `tar`.
+//!
+//! The webhook corpus is `@octokit/webhooks-examples` (MIT). The task checks it still has the shape the
+//! tests count on, and writes into `crates/booty-event/tests/fixtures/`:
 //!
 //! - `octokit-webhooks-examples/api.github.com/index.json` and `package.json`, verbatim;
 //! - `issues.labeled.json`: the largest `issues`/`labeled` example, as compact JSON in the payload's own key
@@ -21,7 +24,9 @@ use serde_json::value::RawValue;
 
 use crate::shell::project_root;
 
-/// The package and version the fixtures come from.
+mod openapi;
+
+/// The package and version the webhook fixtures come from.
 const PACKAGE: &str = "@octokit/webhooks-examples@7.6.1";
 /// npm's integrity string for that tarball; a different tarball under the same version is refused.
 const INTEGRITY: &str = "sha512-De6U3XB6O3DtCa7bKgCMzTHdeopqqZ6SNivMYJnK65ierKL1AnNIA0tkRYCRS7lwGT792d+Ps1WbfHlso6MynQ==";
@@ -40,22 +45,17 @@ pub(crate) struct Entry<'a> {
     pub(crate) examples: Vec<&'a RawValue>,
 }
 
-/// Downloads the pinned package, checks it and rewrites the fixtures, printing what changed.
+/// Refreshes every vendored fixture, printing what changed.
 pub(crate) fn run() -> anyhow::Result<()> {
-    let scratch = Scratch::new()?;
-    let tarball = npm_pack(&scratch.0)?;
-    let status = Command::new("tar")
-        .arg("-xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&scratch.0)
-        .status()
-        .context("could not start tar")?;
-    ensure!(
-        status.success(),
-        "tar -xzf {} failed ({status})",
-        tarball.display()
-    );
+    webhooks()?;
+    openapi::run()
+}
+
+/// Downloads the pinned webhook examples, checks them and rewrites booty-event's fixtures.
+fn webhooks() -> anyhow::Result<()> {
+    let scratch = Scratch::new("webhooks")?;
+    let tarball = npm_pack(&scratch.0, PACKAGE, INTEGRITY)?;
+    untar(&tarball, &scratch.0, &[])?;
     let package = scratch.0.join("package");
 
     let manifest = fs::read(package.join("package.json")).context("reading package.json")?;
@@ -100,16 +100,16 @@ pub(crate) fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `npm pack` in `dir`, checks the tarball's integrity and returns its path.
-fn npm_pack(dir: &Path) -> anyhow::Result<PathBuf> {
+/// Runs `npm pack PACKAGE` in `dir`, checks the tarball's integrity and returns its path.
+fn npm_pack(dir: &Path, package: &str, expected: &str) -> anyhow::Result<PathBuf> {
     let output = Command::new("npm")
-        .args(["pack", PACKAGE, "--json"])
+        .args(["pack", package, "--json"])
         .current_dir(dir)
         .output()
         .context("could not start npm (is Node.js installed?)")?;
     if !output.status.success() {
         bail!(
-            "npm pack {PACKAGE} failed ({}): {}",
+            "npm pack {package} failed ({}): {}",
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         );
@@ -118,13 +118,31 @@ fn npm_pack(dir: &Path) -> anyhow::Result<PathBuf> {
         serde_json::from_slice(&output.stdout).context("parsing the output of npm pack --json")?;
     let integrity = packed[0]["integrity"].as_str().unwrap_or_default();
     ensure!(
-        integrity == INTEGRITY,
-        "npm pack {PACKAGE} gave a tarball with integrity {integrity:?}, expected {INTEGRITY}"
+        integrity == expected,
+        "npm pack {package} gave a tarball with integrity {integrity:?}, expected {expected}"
     );
     let filename = packed[0]["filename"]
         .as_str()
         .context("npm pack --json names no filename")?;
     Ok(dir.join(filename))
+}
+
+/// Unpacks `members` of `tarball` (all of it when empty) into `dir`.
+fn untar(tarball: &Path, dir: &Path, members: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(tarball)
+        .arg("-C")
+        .arg(dir)
+        .args(members)
+        .status()
+        .context("could not start tar")?;
+    ensure!(
+        status.success(),
+        "tar -xzf {} failed ({status})",
+        tarball.display()
+    );
+    Ok(())
 }
 
 /// The largest `issues` example with action `labeled`, minified.
@@ -197,8 +215,9 @@ fn write(root: &Path, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new() -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("booty-fixtures-{}", std::process::id()));
+    fn new(name: &str) -> anyhow::Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("booty-fixtures-{name}-{}", std::process::id()));
         if dir.exists() {
             fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
         }

@@ -1,8 +1,9 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
 //! One module per task, as in rust-analyzer's xtask: [`ci`] runs every check CI runs, [`deny`] runs
-//! cargo-deny (including the advisories that need a network), [`fixtures`] refreshes booty-event's vendored
-//! webhook payloads from npm, [`bench`](mod@bench) runs every benchmark into one report, [`fuzz`] runs the
+//! cargo-deny (including the advisories that need a network), [`fixtures`] refreshes the fixtures vendored from
+//! npm (booty-event's webhook payloads, the part of GitHub's OpenAPI description booty-testkit's fake GitHub
+//! is built from), [`bench`](mod@bench) runs every benchmark into one report, [`fuzz`] runs the
 //! cargo-fuzz targets in `fuzz/`, [`soak`] keeps the binary under mixed traffic and checks for leaks. The
 //! `tidy` test keeps the tree honest.
 
@@ -40,8 +41,9 @@ enum Task {
     Ci,
     /// cargo-deny with every check, advisories included (needs network access to the advisory database).
     Deny,
-    /// Refresh booty-event's webhook payload fixtures from the pinned `@octokit/webhooks-examples` (needs npm
-    /// and the registry; tests never do).
+    /// Refresh the fixtures vendored from npm: booty-event's webhook payloads (`@octokit/webhooks-examples`)
+    /// and the operations booty-github calls from GitHub's OpenAPI description (`@octokit/openapi`), both
+    /// pinned (needs npm and the registry; tests never do).
     Fixtures,
     /// Every benchmark in one report (`target/bench/report.md`); `--quick` for a smoke run. `bench ingest`
     /// loads the edge alone, or the binary with one store.

@@ -1,9 +1,16 @@
-//! Test support for booty's crates: real faults instead of mocks.
+//! Test support for booty's crates: real faults and real servers instead of mocks.
 //!
 //! - [`Tmpfs`]: a small tmpfs mounted on a temporary directory, which a test fills to make every write
 //!   fail with "no space left on device" ([`Tmpfs::fill`]), frees again ([`Tmpfs::free`]), or remounts
 //!   read-only. It needs the right to mount (root, or `CAP_SYS_ADMIN`); without it the test fails and says
 //!   so, never passes quietly.
+//! - [`github::FakeGitHub`]: a fake GitHub on loopback built from GitHub's OpenAPI description (the
+//!   operations booty calls, vendored by `cargo xtask fixtures`): it verifies the App's JWT, mints
+//!   installation tokens that expire on a [`ManualClock`] and enforces their narrowing, checks every request
+//!   body against the operation's schema, answers with the description's examples, paginates with `Link`,
+//!   injects failures on demand ([`github::Fault`]), and serves git smart HTTP (`git http-backend`) to the
+//!   same tokens.
+//! - [`keys`]: the test App's RSA key, generated at test time with `openssl`.
 //!
 //! With the `http` feature, for the tests of booty's listeners:
 //!
@@ -28,14 +35,18 @@
     reason = "test support: every helper panics with a message on failure, as a test would"
 )]
 
+mod clock;
 #[cfg(feature = "http")]
 mod errors;
+pub mod github;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod keys;
 #[cfg(feature = "http")]
 pub mod logs;
 mod tmpfs;
 
+pub use clock::ManualClock;
 #[cfg(feature = "http")]
 pub use errors::{DatabaseError, StoreError};
 pub use tmpfs::Tmpfs;
