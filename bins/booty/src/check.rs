@@ -53,6 +53,16 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
         }
         "github_token" => quoted(config.github_token.as_ref()?.expose()),
         // Credentials in the URL are a secret like any other.
+        "github_app_id" => quoted(config.github_app.as_ref()?.id().to_string()),
+        "github_app_private_key_file" => {
+            let key_bits = config.github_app.as_ref()?.key_bits();
+            let path = config.github_app_private_key_file.as_ref()?;
+            format!(
+                "{}  # a {key_bits}-bit RSA key; a JWT signed with it",
+                quoted(path.display().to_string())
+            )
+        }
+        "github_api_url" => quoted(&config.github_api_url),
         "repo_url" => quoted(booty_workspace::redact_url(&config.repo_url)),
         "base_branch" => quoted(&config.base_branch),
         "trigger_label" => quoted(&config.trigger_label),
@@ -108,7 +118,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::config::test_config(dir.path());
         for key in KEYS.iter().map(|key| key.name) {
-            let optional = key.ends_with("_file") || ["github_token", "job_command"].contains(&key);
+            let optional = key.ends_with("_file")
+                || ["github_token", "github_app_id", "job_command"].contains(&key);
             assert_eq!(value_of(&config, key).is_some(), !optional, "{key}");
         }
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use booty_edge::{EdgeConfig, Limits};
 use booty_event::TriggerRule;
+use booty_github::{AppCredentials, AppId, Credentials, GitHub};
 use booty_queue::{Backoff, PostgresOptions, QueueConfig, Retention, SqliteOptions, Synchronous};
 use booty_service::{JobCommand, ServiceConfig, StoreConfig};
 use booty_signature::Verifier;
@@ -117,6 +118,12 @@ keys! {
     github_token: Option<String> = None, Kind::Text, secret;
     /// Read the token from this file instead.
     github_token_file: Option<PathBuf> = None, Kind::Text;
+    /// A GitHub App's client id (or numeric app id): clones use installation tokens.
+    github_app_id: Option<String> = None, Kind::Text;
+    /// The GitHub App's private key (PEM, as GitHub hands it out).
+    github_app_private_key_file: Option<PathBuf> = None, Kind::Text;
+    /// GitHub's REST API: `api.github.com`, or `https://HOST/api/v3` for Enterprise Server.
+    github_api_url: String = booty_github::DEFAULT_API_URL.to_owned(), Kind::Text;
     /// The webhook listener.
     listen: String = booty_service::DEFAULT_LISTEN.to_string(), Kind::Text;
     /// The job inspection listener.
@@ -221,6 +228,10 @@ pub(crate) struct Config {
     pub(crate) base_branch: String,
     pub(crate) trigger_label: String,
     pub(crate) github_token: Option<Secret>,
+    /// A GitHub App's credentials, its key parsed and a JWT signed with it at start-up.
+    pub(crate) github_app: Option<AppCredentials>,
+    pub(crate) github_app_private_key_file: Option<PathBuf>,
+    pub(crate) github_api_url: String,
     pub(crate) listen: SocketAddr,
     pub(crate) admin_listen: SocketAddr,
     pub(crate) admin_allowed_hosts: Vec<String>,
@@ -271,6 +282,12 @@ impl Config {
             .github_token
             .as_ref()
             .map(|token| Token::new(token.expose()));
+        if let Some(app) = &self.github_app {
+            let mut github = booty_github::Config::default();
+            github.api_url.clone_from(&self.github_api_url);
+            concat!("booty/", env!("CARGO_PKG_VERSION")).clone_into(&mut github.user_agent);
+            config.github = Some(GitHub::new(Credentials::App(app.clone()), github)?);
+        }
         config.queue.workers = self.workers.get();
         config.queue.capacity = self.queue_capacity;
         config.queue.max_attempts = self.max_attempts;
@@ -577,6 +594,7 @@ impl RawConfig {
     fn validate(self, sources: &Sources<'_>) -> Result<Config, ConfigError> {
         self.check_numbers(sources)?;
         self.check_job_command(sources)?;
+        self.check_text(sources)?;
         let webhook_secret = secret(
             sources,
             ("webhook_secret", self.webhook_secret),
@@ -588,16 +606,11 @@ impl RawConfig {
                 "set `webhook_secret`, `webhook_secret_file` or BOOTY_WEBHOOK_SECRET",
             )
         })?;
-        let mut previous_webhook_secrets = Vec::with_capacity(self.previous_webhook_secrets.len());
-        for (index, value) in self.previous_webhook_secrets.into_iter().enumerate() {
-            if value.is_empty() {
-                return Err(sources.invalid(
-                    "previous_webhook_secrets",
-                    format!("entry #{index} is empty"),
-                ));
-            }
-            previous_webhook_secrets.push(Secret(value));
-        }
+        let previous_webhook_secrets: Vec<Secret> = self
+            .previous_webhook_secrets
+            .into_iter()
+            .map(Secret)
+            .collect();
         let github_token = secret(
             sources,
             ("github_token", self.github_token),
@@ -613,17 +626,15 @@ impl RawConfig {
                 )
             })?;
         check_repo_url(sources, &repo_url, github_token.as_ref())?;
-        if self.base_branch.is_empty() || self.base_branch.contains(char::is_whitespace) {
-            return Err(sources.invalid("base_branch", "must be a branch name without spaces"));
-        }
-        if self.trigger_label.is_empty() {
-            return Err(sources.invalid("trigger_label", "must not be empty"));
-        }
+        let github_app = github_app(
+            sources,
+            self.github_app_id.as_deref(),
+            self.github_app_private_key_file.as_deref(),
+            github_token.is_some(),
+        )?;
+        check_api_url(sources, &self.github_api_url)?;
         let workers =
             NonZeroUsize::new(self.workers).expect("`workers` was checked to be at least 1");
-        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
-            return Err(sources.invalid("log_level", err.to_string()));
-        }
         for host in &self.admin_allowed_hosts {
             booty_edge::check_allowed_host(host)
                 .map_err(|err| sources.invalid("admin_allowed_hosts", err.to_string()))?;
@@ -647,6 +658,9 @@ impl RawConfig {
             base_branch: self.base_branch,
             trigger_label: self.trigger_label,
             github_token,
+            github_app,
+            github_app_private_key_file: self.github_app_private_key_file,
+            github_api_url: self.github_api_url,
             listen,
             admin_listen,
             admin_allowed_hosts: self.admin_allowed_hosts,
@@ -709,6 +723,30 @@ impl RawConfig {
         Ok(())
     }
 
+    /// Secrets, names and filters that can be used as written.
+    fn check_text(&self, sources: &Sources<'_>) -> Result<(), ConfigError> {
+        if let Some(index) = self
+            .previous_webhook_secrets
+            .iter()
+            .position(String::is_empty)
+        {
+            return Err(sources.invalid(
+                "previous_webhook_secrets",
+                format!("entry #{index} is empty"),
+            ));
+        }
+        if self.base_branch.is_empty() || self.base_branch.contains(char::is_whitespace) {
+            return Err(sources.invalid("base_branch", "must be a branch name without spaces"));
+        }
+        if self.trigger_label.is_empty() {
+            return Err(sources.invalid("trigger_label", "must not be empty"));
+        }
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return Err(sources.invalid("log_level", err.to_string()));
+        }
+        Ok(())
+    }
+
     /// A command that can be started, and variable names that can be passed on.
     fn check_job_command(&self, sources: &Sources<'_>) -> Result<(), ConfigError> {
         if let Some(command) = &self.job_command {
@@ -735,6 +773,66 @@ impl RawConfig {
         }
         Ok(())
     }
+}
+
+/// GitHub's API over `https://`, or plain `http://` to loopback only (tests): tokens travel on it.
+fn check_api_url(sources: &Sources<'_>, url: &str) -> Result<(), ConfigError> {
+    let loopback = [
+        "http://127.0.0.1:",
+        "http://127.0.0.1/",
+        "http://localhost:",
+        "http://[::1]:",
+    ];
+    if url.starts_with("https://") || loopback.iter().any(|prefix| url.starts_with(prefix)) {
+        return Ok(());
+    }
+    Err(sources.invalid(
+        "github_api_url",
+        format!("{url:?} is not an https:// URL (plain http:// only to loopback, for tests)"),
+    ))
+}
+
+/// A GitHub App's credentials from its id and key file, both or neither, and not beside a token: the key is
+/// parsed and a JWT signed with it now, so a bad key stops booty at start-up, named and never shown.
+fn github_app(
+    sources: &Sources<'_>,
+    id: Option<&str>,
+    key_file: Option<&Path>,
+    has_token: bool,
+) -> Result<Option<AppCredentials>, ConfigError> {
+    let (id, key_file) = match (id, key_file) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(sources.invalid(
+                "github_app_id",
+                "needs `github_app_private_key_file` too: the App's private key, as GitHub hands it out",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(sources.invalid(
+                "github_app_private_key_file",
+                "needs `github_app_id` too: the App's client id (or its numeric app id)",
+            ));
+        }
+        (Some(id), Some(key_file)) => (id, key_file),
+    };
+    if has_token {
+        return Err(sources.invalid(
+            "github_app_id",
+            "given beside `github_token`: give either a token or a GitHub App's credentials",
+        ));
+    }
+    let id: AppId = id.parse().map_err(|err: booty_github::AppIdError| {
+        sources.invalid("github_app_id", err.to_string())
+    })?;
+    AppCredentials::from_pem_file(id, key_file)
+        .map(Some)
+        .map_err(|err| {
+            sources.invalid(
+                "github_app_private_key_file",
+                booty_service::error_chain(&err),
+            )
+        })
 }
 
 /// `IP:PORT`, or `HOST:PORT` with a host name that resolves (`localhost:8080`).

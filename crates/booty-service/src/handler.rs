@@ -4,8 +4,11 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use booty_github::{Credentials, GitHub, InstallationId, Repository};
 use booty_queue::{CancellationToken, Handler, HandlerError, Job};
-use booty_workspace::{PrepareError, Removal, Workspace, WorkspaceManager, WorkspaceRequest};
+use booty_workspace::{
+    PrepareError, Removal, Token, Workspace, WorkspaceManager, WorkspaceRequest,
+};
 use tracing::{info, warn};
 
 use crate::chain::error_chain;
@@ -16,12 +19,15 @@ use crate::service::JobCommand;
 /// Event files are written next to the workspaces, outside them, under this prefix (swept at start-up).
 pub(crate) const EVENT_FILE_PREFIX: &str = "booty-event-";
 
-/// What every job needs: where to clone from, and what to run.
+/// What every job needs: where to clone from, with what credentials, and what to run.
 pub(crate) struct Runner {
     pub(crate) workspaces: WorkspaceManager,
     pub(crate) repo_url: String,
     pub(crate) base_branch: String,
     pub(crate) command: Option<Arc<JobCommand>>,
+    /// A GitHub App's client: each clone then uses an installation token minted for the trigger's
+    /// repository (cached and shared by booty-github), not a configured token.
+    pub(crate) github: Option<GitHub>,
 }
 
 impl Handler<JobPayload> for Runner {
@@ -31,8 +37,11 @@ impl Handler<JobPayload> for Runner {
         cancel: CancellationToken,
     ) -> Result<(), HandlerError> {
         let trigger = &job.payload.trigger;
-        let request =
+        let mut request =
             WorkspaceRequest::new(&self.repo_url, &self.base_branch, trigger.issue.number);
+        if let Some(token) = self.installation_token(&job.payload).await? {
+            request = request.with_token(token);
+        }
         let workspace = self
             .workspaces
             .prepare(&request, cancel.cancelled())
@@ -60,6 +69,38 @@ impl Handler<JobPayload> for Runner {
 }
 
 impl Runner {
+    /// With App credentials, an installation token for the trigger's repository: from the payload's
+    /// installation, or the repository's when a repository webhook names none.
+    async fn installation_token(
+        &self,
+        payload: &JobPayload,
+    ) -> Result<Option<Token>, HandlerError> {
+        let Some(github) = &self.github else {
+            return Ok(None);
+        };
+        if !matches!(github.credentials(), Credentials::App(_)) {
+            return Ok(None);
+        }
+        let trigger = &payload.trigger;
+        let repository: Repository = trigger
+            .repository
+            .full_name
+            .parse()
+            .map_err(|err| HandlerError::permanent(error_chain(&err)))?;
+        let installation = match &trigger.installation {
+            Some(installation) => InstallationId(installation.id),
+            None => github
+                .installation_for_repository(&repository)
+                .await
+                .map_err(|err| github_error(&err))?,
+        };
+        let token = github
+            .token_for(installation, &repository)
+            .await
+            .map_err(|err| github_error(&err))?;
+        Ok(Some(Token::new(token.expose())))
+    }
+
     async fn run_command(
         &self,
         command: &JobCommand,
@@ -127,6 +168,14 @@ impl Runner {
             file.flush()?;
             return Ok(file);
         }
+    }
+}
+
+fn github_error(err: &booty_github::Error) -> HandlerError {
+    if err.is_retryable() {
+        HandlerError::retryable(error_chain(err))
+    } else {
+        HandlerError::permanent(error_chain(err))
     }
 }
 

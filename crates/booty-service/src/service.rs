@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use booty_edge::{EdgeConfig, HostError, ServeError};
 use booty_event::TriggerRule;
+use booty_github::GitHub;
 use booty_queue::{
     CancellationToken, MemoryStore, PostgresError, PostgresOptions, PostgresStore, Queue,
     QueueConfig, Retention, ShutdownReport, SqliteError, SqliteOptions, SqliteStore,
@@ -63,6 +64,10 @@ pub struct ServiceConfig {
     pub base_branch: String,
     /// What each job runs in its workspace; `None` prepares the workspace and succeeds.
     pub command: Option<JobCommand>,
+    /// GitHub's API, with a GitHub App's credentials: each clone then uses an installation token minted
+    /// for the trigger's repository and narrowed to it (`workspace.token` is not used). `None`: clones use
+    /// `workspace.token`, if any.
+    pub github: Option<GitHub>,
 }
 
 impl ServiceConfig {
@@ -85,6 +90,7 @@ impl ServiceConfig {
             repo_url: repo_url.into(),
             base_branch: DEFAULT_BASE_BRANCH.to_owned(),
             command: None,
+            github: None,
         }
     }
 }
@@ -292,6 +298,7 @@ impl Service {
             repo_url: config.repo_url,
             base_branch: config.base_branch,
             command: config.command.map(Arc::new),
+            github: config.github,
         };
         let queue = store.start(runner, config.queue).await?;
         let admin = Admin::new(

@@ -12,7 +12,7 @@ use std::time::Instant;
 use tracing::Instrument as _;
 
 use crate::clone::{self, CloneFailure, CloneSpec, Cloned};
-use crate::config::WorkspaceConfig;
+use crate::config::{Token, WorkspaceConfig};
 use crate::dir::WorkspaceDir;
 use crate::error::{self, PrepareError};
 use crate::source::{self, Source};
@@ -29,6 +29,10 @@ pub struct WorkspaceRequest {
     pub base_branch: String,
     /// The issue number `n` in `agent/issue-{n}`.
     pub issue_number: u64,
+    /// Credentials for this clone only (a GitHub App's installation token, minted for this repository),
+    /// used instead of [`WorkspaceConfig::token`](crate::WorkspaceConfig::token); same rules, in memory
+    /// only.
+    pub token: Option<Token>,
 }
 
 impl WorkspaceRequest {
@@ -42,7 +46,15 @@ impl WorkspaceRequest {
             repository_url: repository_url.into(),
             base_branch: base_branch.into(),
             issue_number,
+            token: None,
         }
+    }
+
+    /// The same request, cloning with `token` instead of the configured one.
+    #[must_use]
+    pub fn with_token(mut self, token: Token) -> Self {
+        self.token = Some(token);
+        self
     }
 }
 
@@ -52,6 +64,7 @@ impl fmt::Debug for WorkspaceRequest {
             .field("repository_url", &source::redact_url(&self.repository_url))
             .field("base_branch", &self.base_branch)
             .field("issue_number", &self.issue_number)
+            .field("token", &self.token)
             .finish()
     }
 }
@@ -98,15 +111,15 @@ impl WorkspaceManager {
     /// # Errors
     /// [`PrepareError::InvalidUrl`], with the URL shown without credentials.
     pub fn check_url(&self, repository_url: &str) -> Result<(), PrepareError> {
-        self.source(repository_url).map(drop)
+        self.source(repository_url, None).map(drop)
     }
 
-    fn source(&self, repository_url: &str) -> Result<Source, PrepareError> {
-        Source::parse(repository_url, self.config.token.as_ref()).map_err(|problem| {
-            PrepareError::InvalidUrl {
-                url: source::redact_url(repository_url),
-                reason: problem.to_string(),
-            }
+    /// `repository_url` parsed, with `token` (or the configured one) for its credentials.
+    fn source(&self, repository_url: &str, token: Option<&Token>) -> Result<Source, PrepareError> {
+        let token = token.or(self.config.token.as_ref());
+        Source::parse(repository_url, token).map_err(|problem| PrepareError::InvalidUrl {
+            url: source::redact_url(repository_url),
+            reason: problem.to_string(),
         })
     }
 
@@ -133,7 +146,7 @@ impl WorkspaceManager {
         request: &WorkspaceRequest,
         cancelled: impl Future<Output = ()> + Send,
     ) -> Result<Workspace, PrepareError> {
-        let source = self.source(&request.repository_url)?;
+        let source = self.source(&request.repository_url, request.token.as_ref())?;
         let base_ref = Some(&request.base_branch)
             .filter(|branch| !branch.is_empty() && !branch.starts_with("refs/"))
             .and_then(|branch| gix::refs::FullName::try_from(format!("refs/heads/{branch}")).ok())

@@ -8,6 +8,7 @@
 
 mod check;
 mod faults;
+mod github;
 mod lifecycle;
 mod postgres;
 mod sqlite;

@@ -270,6 +270,35 @@ async fn depth_zero_is_the_full_history_of_the_base_branch_only() {
 }
 
 #[tokio::test]
+async fn a_token_given_with_the_request_is_used_instead_of_the_configured_one() {
+    let fixture = Fixture::standard();
+    let minted = "ghs_minted_for_this_repository_only";
+    let server = GitServer::with_basic_auth(&fixture.root, USER, minted);
+    let root = tempfile::tempdir().unwrap();
+    let request = WorkspaceRequest::new(server.url(NAME), "main", 3);
+    // The configured token is not the one this server takes: the request's wins.
+    let manager = manager(root.path(), Some("ghs_the_configured_one"));
+    let err = manager.prepare(&request, pending()).await.unwrap_err();
+    assert!(
+        matches!(err, PrepareError::Authentication { .. }),
+        "{err:?}"
+    );
+    let workspace = manager
+        .prepare(&request.clone().with_token(Token::new(minted)), pending())
+        .await
+        .unwrap();
+    assert_prepared(&workspace, 3, "main", &fixture.rev("main"));
+    assert!(!format!("{request:?}").contains(minted));
+    for secret in secret_forms(USER, minted) {
+        assert_eq!(
+            files_containing(workspace.path(), &secret),
+            Vec::<PathBuf>::new()
+        );
+    }
+    workspace.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn wrong_or_missing_token_is_a_permanent_authentication_error_that_leaks_nothing() {
     let (logs, _guard) = logs::capture();
     let fixture = Fixture::standard();

@@ -1,0 +1,213 @@
+//! A GitHub App's credentials through the binary, against the fake GitHub (booty-testkit), which speaks
+//! GitHub's REST protocol and serves its repositories over smart HTTP only to tokens it minted.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use booty_testkit::github::{CLIENT_ID, Caller, FakeGitHub};
+use serde_json::{Value, json};
+
+use crate::support::toml_value::V;
+use crate::support::{Booty, check, labeled_payload, store_config};
+
+/// The fake GitHub on a runtime of its own, its clock kept with the real one (the binary signs its JWTs
+/// with the real clock).
+struct Fake {
+    github: FakeGitHub,
+    ticking: Arc<AtomicBool>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Fake {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let github = runtime.block_on(FakeGitHub::start());
+        let ticking = Arc::new(AtomicBool::new(true));
+        let clock = github.clock().clone();
+        let running = Arc::clone(&ticking);
+        std::thread::spawn(move || {
+            let mut last = Instant::now();
+            while running.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+                clock.advance(last.elapsed());
+                last = Instant::now();
+            }
+        });
+        Self {
+            github,
+            ticking,
+            _runtime: runtime,
+        }
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.ticking.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The App's settings: its client id, its key in a file, the fake's API.
+fn app_settings(fake: &FakeGitHub, dir: &Path) -> Vec<(&'static str, V)> {
+    let key = dir.join("app.pem");
+    std::fs::write(&key, &fake.app_key().pkcs1_pem).unwrap();
+    vec![
+        ("github_app_id", V::from(CLIENT_ID)),
+        (
+            "github_app_private_key_file",
+            V::from(key.display().to_string()),
+        ),
+        ("github_api_url", V::from(fake.api_url())),
+    ]
+}
+
+/// The fixture's trigger, for `full_name`, from `installation` (none: a repository webhook).
+fn trigger_for(dir: &Path, full_name: &str, installation: Option<u64>) -> std::path::PathBuf {
+    let mut payload: Value =
+        serde_json::from_slice(&std::fs::read(labeled_payload(dir, "agent:builder")).unwrap())
+            .unwrap();
+    payload["repository"]["full_name"] = Value::from(full_name);
+    match installation {
+        Some(id) => payload["installation"] = json!({ "id": id, "node_id": "MDIz" }),
+        None => {
+            payload.as_object_mut().unwrap().remove("installation");
+        }
+    }
+    let path = dir.join(format!("trigger-{}.json", installation.unwrap_or(0)));
+    std::fs::write(&path, serde_json::to_vec(&payload).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn with_app_credentials_each_clone_uses_an_installation_token_narrowed_to_its_repository() {
+    let fake = Fake::start();
+    let github = &fake.github;
+    github.add_installation(
+        77,
+        "octo-org",
+        &[
+            ("contents", "write"),
+            ("issues", "write"),
+            ("pull_requests", "write"),
+            ("metadata", "read"),
+        ],
+    );
+    github.add_repository("octo-org/hello", Some(77));
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records.txt");
+    let command = format!("cat README.md >> {0}; env >> {0}", records.display());
+    let mut settings = store_config(Path::new("."), dir.path(), "memory", &command);
+    settings.insert("repo_url", V::from(github.git_url("octo-org/hello")));
+    settings.extend(app_settings(github, dir.path()));
+    let booty = Booty::start(dir.path(), &settings, &[]);
+
+    // An App's webhook names its installation; a repository webhook does not, and booty looks it up.
+    for installation in [Some(77), None] {
+        let sent = booty.send(
+            &trigger_for(dir.path(), "octo-org/hello", installation),
+            "issues",
+            None,
+            false,
+        );
+        assert_eq!(sent.status, 202, "{:?}", sent.body);
+        let job = booty.wait_for_final(sent.body["job_id"].as_str().unwrap());
+        assert_eq!(job["state"], "succeeded", "{job}");
+    }
+    let recorded = std::fs::read_to_string(&records).unwrap();
+    assert_eq!(
+        recorded.matches("# octo-org/hello").count(),
+        2,
+        "{recorded}"
+    );
+
+    // One token, minted for this repository alone and booty's permissions, reused by the second clone.
+    let mints = github.mints();
+    assert_eq!(mints.len(), 1, "{mints:?}");
+    assert_eq!(mints[0].installation, 77);
+    assert_eq!(
+        mints[0].repositories.as_deref(),
+        Some(&["hello".to_owned()][..])
+    );
+    let permissions: Vec<(&str, &str)> = mints[0]
+        .permissions
+        .iter()
+        .map(|(name, level)| (name.as_str(), level.as_str()))
+        .collect();
+    assert_eq!(
+        permissions,
+        [
+            ("contents", "write"),
+            ("issues", "write"),
+            ("pull_requests", "write")
+        ]
+    );
+    // Every fetch carried it, and the job command never saw it.
+    let fetches = github.requests_for("git-upload-pack");
+    assert!(!fetches.is_empty());
+    assert!(
+        fetches
+            .iter()
+            .all(|seen| seen.caller == Caller::Installation(0)),
+        "{fetches:?}"
+    );
+    assert!(
+        !recorded.contains(&mints[0].token),
+        "the job command saw the token"
+    );
+    assert!(github.violations().is_empty(), "{:?}", github.violations());
+    let lookups = github.requests_for("apps/get-repo-installation");
+    assert_eq!(lookups.len(), 1, "{lookups:?}");
+    let (status, log) = booty.terminate();
+    assert!(status.success());
+    let text: String = log.lines().iter().map(Value::to_string).collect();
+    assert!(!text.contains(&mints[0].token), "the token reached the log");
+}
+
+#[test]
+fn check_parses_the_apps_key_and_names_a_bad_one_without_showing_it() {
+    let fake = Fake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = String::new();
+    for (key, value) in app_settings(&fake.github, dir.path()) {
+        writeln!(app, "{key} = {}", value.render()).unwrap();
+    }
+    let base = "webhook_secret = \"s\"\nrepo_url = \".\"\nstore = \"memory\"\n";
+    let (code, stdout, stderr) = check(dir.path(), &format!("{base}{app}"), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("github_app_id = \"{CLIENT_ID}\"")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-bit RSA key; a JWT signed with it"),
+        "{stdout}"
+    );
+
+    let garbage = "-----BEGIN RSA PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END RSA PRIVATE KEY-----\n";
+    std::fs::write(dir.path().join("app.pem"), garbage).unwrap();
+    let (code, _, stderr) = check(dir.path(), &format!("{base}{app}"), &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("invalid `github_app_private_key_file` in TOML file check.toml"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("bm90IGEga2V5"), "{stderr}");
+
+    let (code, _, stderr) = check(
+        dir.path(),
+        &format!("{base}github_app_id = \"{CLIENT_ID}\"\n"),
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("needs `github_app_private_key_file` too"),
+        "{stderr}"
+    );
+}
