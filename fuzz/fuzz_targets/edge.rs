@@ -229,11 +229,17 @@ impl FuzzSink {
     }
 }
 
+/// The model sink keeps no jobs, so a cancellation finds none to stop.
+const NOTHING_TO_CANCEL: &str = "no_job_to_cancel";
+
 impl Sink for FuzzSink {
     async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
         let trigger =
             match TriggerRule::default().decide(webhook.delivery.event(), &webhook.payload) {
                 Ok(Decision::Trigger(trigger)) => *trigger,
+                Ok(Decision::Cancel(_)) => {
+                    return SinkAnswer::Ignored(NOTHING_TO_CANCEL.to_owned());
+                }
                 Ok(Decision::Ignored(reason)) => return SinkAnswer::Ignored(reason.to_string()),
                 Err(err) => return SinkAnswer::BadRequest(err.to_string()),
             };
@@ -329,6 +335,10 @@ fn expected(input: &Input<'_>) -> Expected {
             trigger,
             payload: payload.into_json(),
         },
+        Ok(Decision::Cancel(_)) => Expected::Json(
+            StatusCode::OK,
+            json!({"status": "ignored", "reason": NOTHING_TO_CANCEL}),
+        ),
         Ok(Decision::Ignored(reason)) => Expected::Json(
             StatusCode::OK,
             json!({"status": "ignored", "reason": reason.to_string()}),

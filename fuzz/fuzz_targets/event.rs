@@ -181,6 +181,9 @@ fn check_decisions(event: &str, json: &[u8]) {
     }
     match &fast {
         Ok(Decision::Trigger(trigger)) => check_trigger(&rule, trigger),
+        Ok(Decision::Cancel(cancel)) => {
+            assert!((1..=booty_event::MAX_ISSUE_NUMBER).contains(&cancel.issue_number));
+        }
         Ok(Decision::Ignored(reason)) => {
             reason.to_string();
         }

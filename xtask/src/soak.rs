@@ -56,6 +56,8 @@ pub(crate) struct SoakArgs {
     max_rss_growth: f64,
 }
 
+/// The repository `issues.labeled.json` (the payload the soak and the bench send) comes from.
+pub(crate) const FIXTURE_REPOSITORY: &str = "Codertocat/Hello-World";
 const SECRET: &str = "soak secret, not a real one";
 const TRIGGER: &str = "agent:builder";
 /// Kept small so the oversized bodies are cheap to send.
@@ -378,6 +380,8 @@ impl Booty {
         let config = [
             ("webhook_secret", quoted(SECRET)),
             ("repo_url", quoted(&repo.display().to_string())),
+            // The local repository stands for the one the fixture's payloads come from.
+            ("repositories", format!("[{}]", quoted(FIXTURE_REPOSITORY))),
             ("trigger_label", quoted(TRIGGER)),
             ("store", quoted(&store)),
             ("workspace_root", quoted(&workspaces.display().to_string())),

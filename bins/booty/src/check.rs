@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use booty_service::CloneFrom;
+
 use crate::config::{Config, KEYS, Loaded, Secret, StoreSpec};
 
 /// Renders every key as `key = value  # source`, in a TOML a reader can paste back (secrets aside).
@@ -63,7 +65,18 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
             )
         }
         "github_api_url" => quoted(&config.github_api_url),
-        "repo_url" => quoted(booty_workspace::redact_url(&config.repo_url)),
+        "repositories" => {
+            serde_json::to_string(&config.repository_patterns).expect("strings serialise")
+        }
+        "github_url" => match &config.clone_from {
+            CloneFrom::GitHub { url } => quoted(url),
+            _ => return None,
+        },
+        "repo_url" => match &config.clone_from {
+            CloneFrom::Single { url, .. } => quoted(booty_workspace::redact_url(url)),
+            _ => return None,
+        },
+        "accept_bots" => config.accept_bots.to_string(),
         "base_branch" => quoted(&config.base_branch),
         "trigger_label" => quoted(&config.trigger_label),
         "listen" => quoted(config.listen.to_string()),
@@ -119,7 +132,7 @@ mod tests {
         let config = crate::config::test_config(dir.path());
         for key in KEYS.iter().map(|key| key.name) {
             let optional = key.ends_with("_file")
-                || ["github_token", "github_app_id", "job_command"].contains(&key);
+                || ["github_token", "github_app_id", "job_command", "github_url"].contains(&key);
             assert_eq!(value_of(&config, key).is_some(), !optional, "{key}");
         }
     }

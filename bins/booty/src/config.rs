@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use booty_edge::{EdgeConfig, Limits};
-use booty_event::TriggerRule;
+use booty_event::{Repositories, TriggerRule};
 use booty_github::{AppCredentials, AppId, Credentials, GitHub};
 use booty_queue::{Backoff, PostgresOptions, QueueConfig, Retention, SqliteOptions, Synchronous};
-use booty_service::{JobCommand, ServiceConfig, StoreConfig};
+use booty_service::{CloneFrom, JobCommand, ServiceConfig, StoreConfig};
 use booty_signature::Verifier;
 use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -40,6 +40,8 @@ pub(crate) enum Kind {
     List,
     /// One of these words.
     Word(&'static [&'static str]),
+    /// `true` or `false`.
+    Bool,
 }
 
 impl Kind {
@@ -49,6 +51,7 @@ impl Kind {
             Self::Text => "text (in quotes in TOML)".to_owned(),
             Self::Number(min) => format!("a whole number of at least {min}"),
             Self::List => "a list of strings, such as [\"a\", \"b\"]".to_owned(),
+            Self::Bool => "`true` or `false`".to_owned(),
             Self::Word(words) => {
                 let words: Vec<String> = words.iter().map(|word| format!("`{word}`")).collect();
                 format!("one of {}", words.join(", "))
@@ -108,12 +111,18 @@ keys! {
     webhook_secret_file: Option<PathBuf> = None, Kind::Text;
     /// Secrets still accepted during a rotation.
     previous_webhook_secrets: Vec<String> = Vec::new(), Kind::List, secret;
-    /// The repository to clone.
+    /// The repositories served, `owner/name` or `owner/*`.
+    repositories: Option<Vec<String>> = None, Kind::List;
+    /// The GitHub host each repository is cloned from.
+    github_url: String = booty_service::DEFAULT_GITHUB_URL.to_owned(), Kind::Text;
+    /// One repository at a URL of its own (a local path) instead.
     repo_url: Option<String> = None, Kind::Text;
     /// The branch cloned and branched from.
     base_branch: String = booty_service::DEFAULT_BASE_BRANCH.to_owned(), Kind::Text;
     /// The label that starts a job.
     trigger_label: String = booty_event::DEFAULT_TRIGGER_LABEL.to_owned(), Kind::Text;
+    /// Whether events a bot sent start and cancel jobs.
+    accept_bots: bool = false, Kind::Bool;
     /// Credentials for private repositories.
     github_token: Option<String> = None, Kind::Text, secret;
     /// Read the token from this file instead.
@@ -224,9 +233,15 @@ pub(crate) enum StoreSpec {
 pub(crate) struct Config {
     pub(crate) webhook_secret: Secret,
     pub(crate) previous_webhook_secrets: Vec<Secret>,
-    pub(crate) repo_url: String,
+    /// Where each job's clone comes from (`repositories` and `github_url`, or `repo_url`).
+    pub(crate) clone_from: CloneFrom,
+    /// The repositories served, as the trigger rule takes them.
+    pub(crate) repositories: Repositories,
+    /// `repositories` as written (or derived from `repo_url`), for `booty check`.
+    pub(crate) repository_patterns: Vec<String>,
     pub(crate) base_branch: String,
     pub(crate) trigger_label: String,
+    pub(crate) accept_bots: bool,
     pub(crate) github_token: Option<Secret>,
     /// A GitHub App's credentials, its key parsed and a JWT signed with it at start-up.
     pub(crate) github_app: Option<AppCredentials>,
@@ -268,8 +283,10 @@ impl Config {
         )?;
         let mut edge = EdgeConfig::new(verifier);
         edge.max_body_bytes = self.max_body_bytes;
-        let mut config = ServiceConfig::new(edge, &self.repo_url, &self.workspace_root);
-        config.trigger = TriggerRule::new(self.trigger_label.clone())?;
+        let mut config = ServiceConfig::new(edge, self.clone_from.clone(), &self.workspace_root);
+        config.trigger = TriggerRule::new(self.trigger_label.clone())?
+            .only_repositories(self.repositories.clone())
+            .accept_bots(self.accept_bots);
         config.listen = self.listen;
         config.admin_listen = self.admin_listen;
         config
@@ -452,7 +469,7 @@ pub(crate) fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
     };
     let parsed_keys: Vec<&str> = KEYS
         .iter()
-        .filter(|key| matches!(key.kind, Kind::Number(_) | Kind::List))
+        .filter(|key| matches!(key.kind, Kind::Number(_) | Kind::List | Kind::Bool))
         .map(|key| key.name)
         .collect();
     let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
@@ -616,16 +633,16 @@ impl RawConfig {
             ("github_token", self.github_token),
             ("github_token_file", self.github_token_file),
         )?;
-        let repo_url = self
-            .repo_url
-            .filter(|url| !url.trim().is_empty())
-            .ok_or_else(|| {
-                sources.missing(
-                    "repo_url",
-                    "the repository to clone: https://..., file://... or a local path",
-                )
-            })?;
-        check_repo_url(sources, &repo_url, github_token.as_ref())?;
+        let (clone_from, repositories) = clone_from(
+            sources,
+            self.repositories.as_deref(),
+            self.repo_url.filter(|url| !url.trim().is_empty()),
+            &self.github_url,
+        )?;
+        match &clone_from {
+            CloneFrom::Single { url, .. } => check_repo_url(sources, url, github_token.as_ref())?,
+            _ => check_github_url(sources, &self.github_url, github_token.as_ref())?,
+        }
         let github_app = github_app(
             sources,
             self.github_app_id.as_deref(),
@@ -654,9 +671,12 @@ impl RawConfig {
         Ok(Config {
             webhook_secret,
             previous_webhook_secrets,
-            repo_url,
+            clone_from,
+            repositories: repositories.0,
+            repository_patterns: repositories.1,
             base_branch: self.base_branch,
             trigger_label: self.trigger_label,
+            accept_bots: self.accept_bots,
             github_token,
             github_app,
             github_app_private_key_file: self.github_app_private_key_file,
@@ -863,6 +883,94 @@ fn socket_address(
     addresses.next().ok_or_else(refused)
 }
 
+/// Where clones come from, and the repositories served:
+///
+/// - `repositories` alone: each trigger's own repository on `github_url`;
+/// - `repo_url`: that one repository, which `repositories` names (one `owner/name`), or which the URL
+///   names (`https://HOST/owner/name.git`). A local path with no `repositories` is ambiguous: booty could
+///   not tell which repository's issues it stands for, and refuses rather than clone it for any.
+fn clone_from(
+    sources: &Sources<'_>,
+    patterns: Option<&[String]>,
+    repo_url: Option<String>,
+    github_url: &str,
+) -> Result<(CloneFrom, (Repositories, Vec<String>)), ConfigError> {
+    let parse = |patterns: &[String]| {
+        Repositories::new(patterns).map_err(|err| sources.invalid("repositories", err.to_string()))
+    };
+    let Some(url) = repo_url else {
+        let patterns = patterns.ok_or_else(|| {
+            sources.missing(
+                "repositories",
+                "the repositories booty serves, e.g. [\"acme/widgets\", \"acme-labs/*\"] (or `repo_url` \
+                 for one repository at a URL of its own, such as a local path)",
+            )
+        })?;
+        let repositories = parse(patterns)?;
+        let clone_from = CloneFrom::GitHub {
+            url: github_url.trim_end_matches('/').to_owned(),
+        };
+        return Ok((clone_from, (repositories, patterns.to_vec())));
+    };
+    let full_name = match patterns {
+        Some(patterns) => parse(patterns)?.single().ok_or_else(|| {
+            sources.invalid(
+                "repositories",
+                "with `repo_url`, name the one repository it stands for (`owner/name`, no `*`): booty \
+                 never clones one repository for another repository's issue",
+            )
+        })?,
+        None => named_by_url(&url).ok_or_else(|| {
+            sources.invalid(
+                "repo_url",
+                format!(
+                    "{} does not say which GitHub repository it stands for: add `repositories = \
+                     [\"owner/name\"]` naming it, or leave `repo_url` out and list the repositories \
+                     to serve (docs/configuration.md, \"Moving to repositories\")",
+                    booty_workspace::redact_url(&url)
+                ),
+            )
+        })?,
+    };
+    let repositories = parse(std::slice::from_ref(&full_name))?;
+    Ok((
+        CloneFrom::Single {
+            full_name: full_name.clone(),
+            url,
+        },
+        (repositories, vec![full_name]),
+    ))
+}
+
+/// The `owner/name` an `https://HOST/owner/name(.git)` URL names.
+fn named_by_url(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let (_host, path) = rest.split_once('/')?;
+    let path = path.trim_end_matches('/').trim_end_matches(".git");
+    let (owner, name) = path.split_once('/')?;
+    (!owner.is_empty() && !name.is_empty() && !name.contains('/'))
+        .then(|| format!("{owner}/{name}"))
+}
+
+/// The GitHub host clones come from: a URL a token may be sent to.
+fn check_github_url(
+    sources: &Sources<'_>,
+    url: &str,
+    token: Option<&Secret>,
+) -> Result<(), ConfigError> {
+    let mut workspace = WorkspaceConfig::new(std::env::temp_dir());
+    workspace.token = token.map(|token| Token::new(token.expose()));
+    let probe = format!("{}/owner/name.git", url.trim_end_matches('/'));
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(sources.invalid("github_url", format!("{url:?} is not an http(s) URL")));
+    }
+    WorkspaceManager::new(workspace)
+        .check_url(&probe)
+        .map_err(|err| sources.invalid("github_url", booty_service::error_chain(&err)))
+}
+
 /// The repository URL as the clone will see it: credentials only where they are safe to send, and a
 /// local path (or `file://`) that exists.
 fn check_repo_url(
@@ -992,6 +1100,7 @@ pub(crate) fn test_config(dir: &Path) -> Config {
     let raw = RawConfig {
         webhook_secret: Some("secret".to_owned()),
         repo_url: Some(dir.display().to_string()),
+        repositories: Some(vec!["octo/repo".to_owned()]),
         ..RawConfig::default()
     };
     let figment = Figment::from(Serialized::defaults(RawConfig::default()));

@@ -215,6 +215,10 @@ impl<S: Sink> Edge<S> {
                 info!(job_id, "trigger_duplicate");
                 Reply::job(StatusCode::OK, "already_processed", &job_id)
             }
+            SinkAnswer::Cancelled { job_ids } => {
+                info!(job_ids = ?job_ids, "jobs_cancelled");
+                Reply::cancelled(&job_ids)
+            }
             SinkAnswer::Ignored(reason) => {
                 info!(reason, "event_ignored");
                 Reply::ignored(&reason)

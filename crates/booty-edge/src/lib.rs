@@ -59,6 +59,8 @@
 //!             Ok(Decision::Trigger(trigger)) => SinkAnswer::Accepted {
 //!                 job_id: format!("{}-{}", trigger.issue.number, webhook.delivery.id()),
 //!             },
+//!             // A real sink cancels the issue's jobs; this one has none.
+//!             Ok(Decision::Cancel(_)) => SinkAnswer::Ignored("no_job_to_cancel".to_owned()),
 //!             Ok(Decision::Ignored(reason)) => SinkAnswer::Ignored(reason.to_string()),
 //!             Err(err) => SinkAnswer::BadRequest(err.to_string()),
 //!         }

@@ -45,6 +45,12 @@ struct Ignored<'a> {
 }
 
 #[derive(Serialize)]
+struct Cancelled<'a> {
+    status: &'static str,
+    job_ids: &'a [String],
+}
+
+#[derive(Serialize)]
 struct Error<'a> {
     error: &'a str,
 }
@@ -93,6 +99,17 @@ impl Reply {
             &Ignored {
                 status: "ignored",
                 reason,
+            },
+        )
+    }
+
+    /// `200 {"status":"cancelled","job_ids": [...]}`.
+    pub(crate) fn cancelled(job_ids: &[String]) -> Self {
+        Self::plain(
+            StatusCode::OK,
+            &Cancelled {
+                status: "cancelled",
+                job_ids,
             },
         )
     }

@@ -84,6 +84,12 @@ pub enum SinkAnswer {
         /// The job the first delivery started.
         job_id: String,
     },
+    /// The delivery stopped these jobs (the trigger label was removed, the issue closed): `200
+    /// {"status":"cancelled","job_ids":[...]}` (logged `jobs_cancelled`).
+    Cancelled {
+        /// The jobs cancelled, or asked to stop where they run.
+        job_ids: Vec<String>,
+    },
     /// The delivery starts nothing (another event, action or label): `200
     /// {"status":"ignored","reason":...}`, with this reason (logged `event_ignored`).
     Ignored(String),

@@ -57,7 +57,7 @@
 //!         assert_eq!(job_id, "7-72d3162e-cc78-11e3-81ab-4c9367dc0958");
 //!         assert_eq!(trigger.repository.clone_url, "https://github.com/octo/app.git");
 //!     }
-//!     Decision::Ignored(reason) => panic!("ignored: {reason}"),
+//!     other => panic!("not a trigger: {other:?}"),
 //! }
 //!
 //! // Any other event is ignored by name; the reason is ready for `{"status":"ignored","reason":...}`.
@@ -92,6 +92,6 @@ pub use model::{
 };
 pub use payload::{Payload, PayloadError, PayloadFormat};
 pub use trigger::{
-    DEFAULT_TRIGGER_LABEL, Decision, Ignored, IssueTrigger, MAX_ISSUE_NUMBER, RuleError,
-    TriggerError, TriggerRule,
+    CancelReason, Cancellation, DEFAULT_TRIGGER_LABEL, Decision, Ignored, IssueTrigger,
+    MAX_ISSUE_NUMBER, Repositories, RuleError, TriggerError, TriggerRule,
 };

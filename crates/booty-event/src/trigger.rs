@@ -7,7 +7,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{self, DecodeError, Event, IssuesAction, IssuesEvent};
-use crate::model::{Installation, Issue, Label, Repository, User};
+use crate::model::{Installation, Issue, Label, Repository, User, UserKind};
 
 /// The label that starts a job unless configured otherwise.
 pub const DEFAULT_TRIGGER_LABEL: &str = "agent:builder";
@@ -17,18 +17,89 @@ pub const DEFAULT_TRIGGER_LABEL: &str = "agent:builder";
 /// before anything stores it.
 pub const MAX_ISSUE_NUMBER: u64 = i64::MAX as u64;
 
-/// Decides whether an event starts a job: an `issues` event, action `labeled`, whose `label.name` is
-/// exactly the trigger label (case and whitespace included).
+/// Decides where a delivery goes: an `issues` event, action `labeled`, whose `label.name` is exactly the
+/// trigger label (case and whitespace included), starts a job; `unlabeled` of the trigger label, or
+/// `closed`, cancels the issue's job; everything else is ignored with a reason. Before that, an `issues`
+/// event from a repository the rule does not allow ([`TriggerRule::only_repositories`]) or sent by a bot
+/// (unless [`TriggerRule::accept_bots`]) is ignored: a bot that labels issues must not start loops.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TriggerRule {
     label: String,
+    repositories: Option<Repositories>,
+    accept_bots: bool,
 }
 
 impl Default for TriggerRule {
-    /// The rule for [`DEFAULT_TRIGGER_LABEL`].
+    /// The rule for [`DEFAULT_TRIGGER_LABEL`], any repository, bots ignored.
     fn default() -> Self {
         Self {
             label: DEFAULT_TRIGGER_LABEL.to_owned(),
+            repositories: None,
+            accept_bots: false,
+        }
+    }
+}
+
+/// Which repositories a rule serves: `owner/name`, or `owner/*` for every repository of an account,
+/// compared without case as GitHub compares names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repositories(Vec<(String, Option<String>)>);
+
+impl Repositories {
+    /// The repositories `patterns` name (`acme/widgets`, `acme-labs/*`).
+    ///
+    /// # Errors
+    /// [`RuleError::Repository`] naming the first pattern that is not `owner/name` or `owner/*`, and
+    /// [`RuleError::NoRepositories`] for an empty list, which would serve nothing.
+    pub fn new<I>(patterns: I) -> Result<Self, RuleError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut parsed = Vec::new();
+        for pattern in patterns {
+            let pattern = pattern.as_ref();
+            let refused = || RuleError::Repository {
+                pattern: pattern.to_owned(),
+            };
+            let (owner, name) = pattern.split_once('/').ok_or_else(refused)?;
+            let part = |text: &str| {
+                !text.is_empty()
+                    && text.len() <= 100
+                    && text
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            };
+            if !part(owner) || !(name == "*" || part(name)) {
+                return Err(refused());
+            }
+            let name = (name != "*").then(|| name.to_ascii_lowercase());
+            parsed.push((owner.to_ascii_lowercase(), name));
+        }
+        if parsed.is_empty() {
+            return Err(RuleError::NoRepositories);
+        }
+        Ok(Self(parsed))
+    }
+
+    /// Whether `full_name` (`owner/name`) is one of them.
+    pub fn allows(&self, full_name: &str) -> bool {
+        let Some((owner, name)) = full_name.split_once('/') else {
+            return false;
+        };
+        self.0.iter().any(|(allowed_owner, allowed_name)| {
+            allowed_owner.eq_ignore_ascii_case(owner)
+                && allowed_name
+                    .as_deref()
+                    .is_none_or(|allowed| allowed.eq_ignore_ascii_case(name))
+        })
+    }
+
+    /// The one repository named, when the list is exactly one `owner/name` (no wildcard).
+    pub fn single(&self) -> Option<String> {
+        match self.0.as_slice() {
+            [(owner, Some(name))] => Some(format!("{owner}/{name}")),
+            _ => None,
         }
     }
 }
@@ -43,12 +114,31 @@ impl TriggerRule {
         if label.is_empty() {
             return Err(RuleError::EmptyLabel);
         }
-        Ok(Self { label })
+        Ok(Self {
+            label,
+            ..Self::default()
+        })
     }
 
     /// The trigger label.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The same rule, serving only `repositories`: an `issues` event from any other is ignored
+    /// ([`Ignored::RepositoryNotAllowed`]).
+    #[must_use]
+    pub fn only_repositories(mut self, repositories: Repositories) -> Self {
+        self.repositories = Some(repositories);
+        self
+    }
+
+    /// The same rule, starting and cancelling jobs for events whose sender is a bot too (ignored by
+    /// default: [`Ignored::SenderIsBot`]).
+    #[must_use]
+    pub fn accept_bots(mut self, accept: bool) -> Self {
+        self.accept_bots = accept;
+        self
     }
 
     /// The fast path: decides from the event name and the payload's JSON bytes, decoding only what the
@@ -87,18 +177,45 @@ impl TriggerRule {
     }
 
     fn decide_issues(&self, event: Cow<'_, IssuesEvent>) -> Result<Decision, TriggerError> {
-        if event.action != IssuesAction::Labeled {
-            return Ok(Decision::Ignored(Ignored::Action {
-                action: event.action.clone(),
+        if let Some(repositories) = &self.repositories
+            && !repositories.allows(&event.repository.full_name)
+        {
+            return Ok(Decision::Ignored(Ignored::RepositoryNotAllowed {
+                repository: event.repository.full_name.clone(),
             }));
         }
-        if let Some(label) = &event.label
-            && label.name != self.label
-        {
-            return Ok(Decision::Ignored(Ignored::Label {
-                label: label.name.clone(),
-                trigger: self.label.clone(),
+        if !self.accept_bots && event.sender.kind == UserKind::Bot {
+            return Ok(Decision::Ignored(Ignored::SenderIsBot {
+                sender: event.sender.login.clone(),
             }));
+        }
+        let why = match (&event.action, &event.label) {
+            (IssuesAction::Labeled, Some(label)) if label.name != self.label => {
+                return Ok(Decision::Ignored(Ignored::Label {
+                    label: label.name.clone(),
+                    trigger: self.label.clone(),
+                }));
+            }
+            (IssuesAction::Labeled, _) => None,
+            (IssuesAction::Unlabeled, Some(label)) if label.name == self.label => {
+                Some(CancelReason::Unlabeled)
+            }
+            (IssuesAction::Closed, _) => Some(CancelReason::Closed),
+            (action, _) => {
+                return Ok(Decision::Ignored(Ignored::Action {
+                    action: action.clone(),
+                }));
+            }
+        };
+        check_issue_number(event.issue.number)?;
+        if let Some(why) = why {
+            let event = event.into_owned();
+            return Ok(Decision::Cancel(Box::new(Cancellation {
+                repository: event.repository,
+                issue_number: event.issue.number,
+                why,
+                sender: event.sender,
+            })));
         }
         let IssuesEvent {
             issue,
@@ -111,11 +228,6 @@ impl TriggerRule {
         else {
             return Err(TriggerError::MissingLabel);
         };
-        if !(1..=MAX_ISSUE_NUMBER).contains(&issue.number) {
-            return Err(TriggerError::IssueNumber {
-                number: issue.number,
-            });
-        }
         Ok(Decision::Trigger(Box::new(IssueTrigger {
             repository,
             issue,
@@ -126,15 +238,58 @@ impl TriggerRule {
     }
 }
 
+/// Issue numbers no store can hold are bad input.
+fn check_issue_number(number: u64) -> Result<(), TriggerError> {
+    if (1..=MAX_ISSUE_NUMBER).contains(&number) {
+        Ok(())
+    } else {
+        Err(TriggerError::IssueNumber { number })
+    }
+}
+
+/// A delivery that asks for an issue's job to stop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cancellation {
+    /// Where the issue lives.
+    pub repository: Repository,
+    /// The issue whose job stops.
+    pub issue_number: u64,
+    /// What happened to the issue.
+    pub why: CancelReason,
+    /// Who did it.
+    pub sender: User,
+}
+
+/// Why an issue's job is cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CancelReason {
+    /// The trigger label was removed.
+    Unlabeled,
+    /// The issue was closed.
+    Closed,
+}
+
+impl fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unlabeled => "the trigger label was removed",
+            Self::Closed => "the issue was closed",
+        })
+    }
+}
+
 /// What a [`TriggerRule`] made of an event: where the delivery goes.
 ///
-/// Routes that need more than these two (cancelling a job, say) are new variants. It is deliberately not
+/// A route that needs more than these is a new variant. It is deliberately not
 /// `#[non_exhaustive]`: whoever routes must handle every route, so a new one should stop the build at
 /// every `match` that does not handle it yet rather than fall into a catch-all.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
     /// Start a job for this issue.
     Trigger(Box<IssueTrigger>),
+    /// Stop this issue's job, queued or running.
+    Cancel(Box<Cancellation>),
     /// Not a trigger; [`Ignored`]'s `Display` is the reason to answer with.
     Ignored(Ignored),
 }
@@ -180,6 +335,16 @@ pub enum Ignored {
         /// The rule's trigger label.
         trigger: String,
     },
+    /// An `issues` event from a repository the rule does not serve: `repository_not_allowed`.
+    RepositoryNotAllowed {
+        /// `owner/name`.
+        repository: String,
+    },
+    /// An `issues` event sent by a bot: `sender_is_bot`.
+    SenderIsBot {
+        /// The bot's login.
+        sender: String,
+    },
 }
 
 impl fmt::Display for Ignored {
@@ -190,6 +355,8 @@ impl fmt::Display for Ignored {
             Self::Label { label, trigger } => {
                 write!(f, "label `{label}` is not the trigger label `{trigger}`")
             }
+            Self::RepositoryNotAllowed { .. } => f.write_str("repository_not_allowed"),
+            Self::SenderIsBot { .. } => f.write_str("sender_is_bot"),
         }
     }
 }
@@ -221,6 +388,15 @@ pub enum RuleError {
     /// The trigger label is empty.
     #[error("the trigger label is empty")]
     EmptyLabel,
+    /// A repository pattern is not `owner/name` or `owner/*`.
+    #[error("repository {pattern:?} is not `owner/name` or `owner/*`")]
+    Repository {
+        /// The pattern as given.
+        pattern: String,
+    },
+    /// An empty list of repositories, which would serve nothing.
+    #[error("the list of repositories is empty")]
+    NoRepositories,
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::chain::error_chain;
 use crate::command::{self, CommandError};
 use crate::payload::JobPayload;
-use crate::service::JobCommand;
+use crate::service::{CloneFrom, JobCommand};
 
 /// Event files are written next to the workspaces, outside them, under this prefix (swept at start-up).
 pub(crate) const EVENT_FILE_PREFIX: &str = "booty-event-";
@@ -22,7 +22,7 @@ pub(crate) const EVENT_FILE_PREFIX: &str = "booty-event-";
 /// What every job needs: where to clone from, with what credentials, and what to run.
 pub(crate) struct Runner {
     pub(crate) workspaces: WorkspaceManager,
-    pub(crate) repo_url: String,
+    pub(crate) clone_from: CloneFrom,
     pub(crate) base_branch: String,
     pub(crate) command: Option<Arc<JobCommand>>,
     /// A GitHub App's client: each clone then uses an installation token minted for the trigger's
@@ -37,8 +37,17 @@ impl Handler<JobPayload> for Runner {
         cancel: CancellationToken,
     ) -> Result<(), HandlerError> {
         let trigger = &job.payload.trigger;
-        let mut request =
-            WorkspaceRequest::new(&self.repo_url, &self.base_branch, trigger.issue.number);
+        let full_name = &trigger.repository.full_name;
+        // Built from the configured host and the repository's name, never the payload's URLs; a job for a
+        // repository this service does not serve (stored under another configuration) never clones.
+        let url = self.clone_from.url_for(full_name).ok_or_else(|| {
+            HandlerError::permanent(format!(
+                "repository {full_name} is not the one this service clones ({:?}); the job was stored \
+                 under another configuration",
+                self.clone_from
+            ))
+        })?;
+        let mut request = WorkspaceRequest::new(url, &self.base_branch, trigger.issue.number);
         if let Some(token) = self.installation_token(&job.payload).await? {
             request = request.with_token(token);
         }

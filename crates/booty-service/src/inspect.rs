@@ -48,6 +48,9 @@ pub struct JobView {
     pub issue_number: Option<u64>,
     /// The repository of that issue.
     pub repository: Option<String>,
+    /// The GitHub App installation the delivery came through, when it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installation_id: Option<u64>,
     /// The delivery the job came from (its dedupe key).
     pub delivery_id: String,
     /// When the queue accepted the job.
@@ -74,7 +77,12 @@ impl From<JobSnapshot> for JobView {
             Some(MetadataValue::Text(text)) => Some(text.clone()),
             _ => None,
         };
+        let installation_id = match job.metadata.get("installation_id") {
+            Some(MetadataValue::Integer(id)) => u64::try_from(*id).ok(),
+            _ => None,
+        };
         Self {
+            installation_id,
             repository: text("repository"),
             delivery_id: text("delivery_id").unwrap_or_else(|| job.dedupe_key.clone()),
             issue_number,

@@ -22,13 +22,14 @@
 //! use std::time::Duration;
 //!
 //! use booty_edge::EdgeConfig;
-//! use booty_service::{JobCommand, Service, ServiceConfig};
+//! use booty_service::{CloneFrom, JobCommand, Service, ServiceConfig};
 //! use booty_signature::Verifier;
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let edge = EdgeConfig::new(Verifier::new("webhook secret")?);
-//! let mut config = ServiceConfig::new(edge, "https://github.com/acme/widgets.git", "/var/lib/booty");
+//! // Each trigger's own repository on github.com (only those the rule allows; see `ServiceConfig::trigger`).
+//! let mut config = ServiceConfig::new(edge, CloneFrom::github(), "/var/lib/booty");
 //! config.command = Some(JobCommand::new(vec!["/usr/local/bin/agent".to_owned()]));
 //! let service = Service::start(config).await?;
 //! println!("webhooks on {}", service.webhook_addr());
@@ -54,7 +55,7 @@ pub use command::{BASE_ENV, MAX_ENV_VALUE_BYTES, RETRY_EXIT_CODE, inherited_env}
 pub use inspect::{JobView, QueueInspector};
 pub use payload::JobPayload;
 pub use service::{
-    DEFAULT_ADMIN_LISTEN, DEFAULT_BASE_BRANCH, DEFAULT_JOB_TIMEOUT, DEFAULT_LISTEN, JobCommand,
-    RunError, Service, ServiceConfig, StartError, StoreConfig,
+    CloneFrom, DEFAULT_ADMIN_LISTEN, DEFAULT_BASE_BRANCH, DEFAULT_GITHUB_URL, DEFAULT_JOB_TIMEOUT,
+    DEFAULT_LISTEN, JobCommand, RunError, Service, ServiceConfig, StartError, StoreConfig,
 };
 pub use sink::{QueueSink, Submission};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use booty_edge::{EdgeConfig, HostError, ServeError};
-use booty_event::TriggerRule;
+use booty_event::{Repositories, TriggerRule};
 use booty_github::GitHub;
 use booty_queue::{
     CancellationToken, MemoryStore, PostgresError, PostgresOptions, PostgresStore, Queue,
@@ -58,8 +58,9 @@ pub struct ServiceConfig {
     pub queue: QueueConfig,
     /// Where workspaces go, clone depth and time limit, the token for private repositories.
     pub workspace: WorkspaceConfig,
-    /// The repository every job clones.
-    pub repo_url: String,
+    /// Where each job's clone comes from: the trigger's own repository on a GitHub host (the default,
+    /// github.com), or one repository at a URL of its own.
+    pub clone_from: CloneFrom,
     /// The branch cloned and branched from (default [`DEFAULT_BASE_BRANCH`]).
     pub base_branch: String,
     /// What each job runs in its workspace; `None` prepares the workspace and succeeds.
@@ -71,11 +72,11 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
-    /// A configuration with every default: `edge` for the webhooks, `repo_url` to clone, workspaces under
-    /// `workspace_root`.
+    /// A configuration with every default: `edge` for the webhooks, `clone_from` for the clones,
+    /// workspaces under `workspace_root`.
     pub fn new(
         edge: EdgeConfig,
-        repo_url: impl Into<String>,
+        clone_from: CloneFrom,
         workspace_root: impl Into<PathBuf>,
     ) -> Self {
         Self {
@@ -87,10 +88,55 @@ impl ServiceConfig {
             store: StoreConfig::Memory(Retention::default()),
             queue: QueueConfig::default(),
             workspace: WorkspaceConfig::new(workspace_root),
-            repo_url: repo_url.into(),
+            clone_from,
             base_branch: DEFAULT_BASE_BRANCH.to_owned(),
             command: None,
             github: None,
+        }
+    }
+}
+
+/// The GitHub host clones come from unless configured otherwise.
+pub const DEFAULT_GITHUB_URL: &str = "https://github.com";
+
+/// Where a job's clone comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloneFrom {
+    /// The trigger's own repository on this GitHub host (`https://github.com`, or a GitHub Enterprise
+    /// Server's): `{host}/{owner}/{name}.git`, the name from the payload's `repository.full_name`. Never
+    /// the payload's `clone_url`: a webhook does not choose the host a token is sent to.
+    GitHub {
+        /// The host's URL, without a trailing slash.
+        url: String,
+    },
+    /// One repository, `full_name`, cloned from `url` (a local path, say). The trigger rule serves that
+    /// repository alone, and a job for any other is refused: no configuration clones one repository for
+    /// another repository's issue.
+    Single {
+        /// The `owner/name` it stands for.
+        full_name: String,
+        /// Where to clone it from.
+        url: String,
+    },
+}
+
+impl CloneFrom {
+    /// Each trigger's own repository on github.com.
+    pub fn github() -> Self {
+        Self::GitHub {
+            url: DEFAULT_GITHUB_URL.to_owned(),
+        }
+    }
+
+    /// The URL to clone `full_name` from, or `None` if this source does not serve it.
+    pub fn url_for(&self, full_name: &str) -> Option<String> {
+        match self {
+            Self::GitHub { url } => Some(format!("{}/{full_name}.git", url.trim_end_matches('/'))),
+            Self::Single {
+                full_name: only,
+                url,
+            } => only.eq_ignore_ascii_case(full_name).then(|| url.clone()),
         }
     }
 }
@@ -198,6 +244,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The one repository of [`CloneFrom::Single`] is not `owner/name`.
+    #[error("invalid repository for `clone_from`")]
+    Repository(#[source] booty_event::RuleError),
     /// An allowed admin host is not a host.
     #[error("invalid `admin_allowed_hosts`")]
     AdminHosts(#[source] HostError),
@@ -293,9 +342,15 @@ impl Service {
         sweep_leftovers(&config.workspace.root).await?;
 
         let workers = config.queue.workers;
+        let mut trigger = config.trigger;
+        if let CloneFrom::Single { full_name, .. } = &config.clone_from {
+            // The rule serves the one repository there is, whatever else it was told.
+            let only = Repositories::new([full_name]).map_err(StartError::Repository)?;
+            trigger = trigger.only_repositories(only);
+        }
         let runner = Runner {
             workspaces: WorkspaceManager::new(config.workspace),
-            repo_url: config.repo_url,
+            clone_from: config.clone_from,
             base_branch: config.base_branch,
             command: config.command.map(Arc::new),
             github: config.github,
@@ -316,7 +371,7 @@ impl Service {
         );
 
         let (stop_edge, stop_admin) = (CancellationToken::new(), CancellationToken::new());
-        let sink = QueueSink::new(queue.clone(), config.trigger, JobPayload::from_submission);
+        let sink = QueueSink::new(queue.clone(), trigger, JobPayload::from_submission);
         let edge = tokio::spawn(booty_edge::serve(
             listener,
             config.edge,

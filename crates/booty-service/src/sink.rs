@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use booty_edge::{Sink, SinkAnswer, Webhook};
-use booty_event::{Decision, Delivery, IssueTrigger, TriggerRule};
-use booty_queue::{NewJob, Queue, QueueError, Submitted};
+use booty_event::{Cancellation, Decision, Delivery, IssueTrigger, TriggerRule};
+use booty_queue::{CancelTarget, NewJob, Queue, QueueError, Submitted};
 use hyper::body::Bytes;
 use tokio::time::Instant;
 
@@ -58,6 +58,28 @@ impl<P: Send + Sync + 'static> QueueSink<P> {
         }
     }
 
+    /// Cancels the unfinished jobs of the issue a cancellation is about (its lane): a queued one never
+    /// runs, a running one is stopped wherever it runs. With none, the delivery is ignored.
+    async fn cancel(&self, cancellation: &Cancellation, delivery: &Delivery) -> SinkAnswer {
+        let lane = lane(
+            &cancellation.repository.full_name,
+            cancellation.issue_number,
+        );
+        let reason = format!(
+            "{} (by {}, delivery {})",
+            cancellation.why,
+            cancellation.sender.login,
+            delivery.id()
+        );
+        match self.queue.cancel(&CancelTarget::Lane(lane), &reason).await {
+            Ok(jobs) if jobs.is_empty() => SinkAnswer::Ignored(NOTHING_TO_CANCEL.to_owned()),
+            Ok(jobs) => SinkAnswer::Cancelled {
+                job_ids: jobs.iter().map(|job| job.job_id.to_string()).collect(),
+            },
+            Err(err) => SinkAnswer::Unavailable(Box::new(err)),
+        }
+    }
+
     /// Stores the job for a trigger, or says why not.
     async fn submit(&self, submission: Submission) -> SinkAnswer {
         let payload = match (self.make)(&submission) {
@@ -91,6 +113,9 @@ impl<P: Send + Sync + 'static> Sink for QueueSink<P> {
     async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
         let trigger = match self.rule.decide(webhook.delivery.event(), &webhook.payload) {
             Ok(Decision::Trigger(trigger)) => *trigger,
+            Ok(Decision::Cancel(cancellation)) => {
+                return self.cancel(&cancellation, &webhook.delivery).await;
+            }
             Ok(Decision::Ignored(reason)) => return SinkAnswer::Ignored(reason.to_string()),
             Err(err) => return SinkAnswer::BadRequest(err.to_string()),
         };
@@ -107,6 +132,14 @@ impl<P: Send + Sync + 'static> Sink for QueueSink<P> {
 /// The kind of the jobs the sink submits.
 const JOB_KIND: &str = "issue";
 
+/// The reason a cancellation that found no unfinished job is ignored with.
+const NOTHING_TO_CANCEL: &str = "no_job_to_cancel";
+
+/// The lane of an issue's jobs: `{repository}#{issue}`, so one issue's jobs run one at a time, in order.
+fn lane(repository: &str, issue: u64) -> String {
+    format!("{repository}#{issue}")
+}
+
 /// The job for a trigger: id `{issue}-{delivery}`, deduplicated by the delivery id (GitHub sends one
 /// event with the same id on every hook and redelivery), in the lane `{repository}#{issue}` (one issue's
 /// jobs run one at a time, in order), of kind `issue`, with the issue number, repository and delivery id
@@ -120,11 +153,15 @@ fn new_job<P>(submission: &Submission, payload: P) -> Result<NewJob<P>, std::num
         &submission.trigger.repository.full_name,
         submission.trigger.issue.number,
     );
-    Ok(NewJob::new(format!("{number}-{delivery}"), payload)
+    let job = NewJob::new(format!("{number}-{delivery}"), payload)
         .deduped_by(delivery)
-        .in_lane(format!("{repository}#{number}"))
+        .in_lane(lane(repository, number))
         .of_kind(JOB_KIND)
         .with_metadata("issue_number", i64::try_from(number)?)
         .with_metadata("repository", repository.as_str())
-        .with_metadata("delivery_id", delivery))
+        .with_metadata("delivery_id", delivery);
+    Ok(match &submission.trigger.installation {
+        Some(installation) => job.with_metadata("installation_id", i64::try_from(installation.id)?),
+        None => job,
+    })
 }

@@ -220,6 +220,11 @@ fn start_process(
     let config = [
         ("webhook_secret", quoted(setup.secret)),
         ("repo_url", quoted(&repo.display().to_string())),
+        // The local repository stands for the one the fixture's payloads come from.
+        (
+            "repositories",
+            format!("[{}]", quoted(crate::soak::FIXTURE_REPOSITORY)),
+        ),
         ("trigger_label", quoted(setup.label)),
         ("store", quoted(&store)),
         ("sqlite_synchronous", quoted(&synchronous)),

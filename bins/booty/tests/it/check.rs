@@ -5,6 +5,7 @@ use crate::support::{booty_in, check};
 const GOOD: &str = r#"
 webhook_secret = "check-secret-value"
 repo_url = "."
+repositories = ["Codertocat/Hello-World"]
 github_token = "ghs_checkTokenValue"
 previous_webhook_secrets = ["older-secret-value"]
 store = "memory"
@@ -69,7 +70,7 @@ fn a_missing_secret_is_named() {
 fn a_secret_given_twice_is_an_error_and_a_file_secret_is_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret"), "from-a-file\n").unwrap();
-    let both = "webhook_secret = \"inline\"\nwebhook_secret_file = \"secret\"\nrepo_url = \".\"\n";
+    let both = "webhook_secret = \"inline\"\nwebhook_secret_file = \"secret\"\nrepo_url = \".\"\nrepositories = [\"octo/repo\"]\n";
     let (code, _, stderr) = check(dir.path(), both, &[]);
     assert_eq!(code, 2);
     assert!(
@@ -80,7 +81,8 @@ fn a_secret_given_twice_is_an_error_and_a_file_secret_is_trimmed() {
         "{stderr}"
     );
 
-    let from_file = "webhook_secret_file = \"secret\"\nrepo_url = \".\"\n";
+    let from_file =
+        "webhook_secret_file = \"secret\"\nrepo_url = \".\"\nrepositories = [\"octo/repo\"]\n";
     let (code, stdout, stderr) = check(dir.path(), from_file, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
@@ -97,7 +99,7 @@ fn environment_values_are_typed_by_key_and_bad_ones_are_named() {
     // A numeric secret from the environment stays a string.
     let (code, _, stderr) = check(
         dir.path(),
-        "repo_url = \".\"\n",
+        "repo_url = \".\"\nrepositories = [\"octo/repo\"]\n",
         &[("BOOTY_WEBHOOK_SECRET", "12345")],
     );
     assert_eq!(code, 0, "{stderr}");
@@ -125,7 +127,7 @@ fn serve_refuses_a_bad_configuration_before_listening() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("bad.toml"),
-        "webhook_secret = \"s\"\nrepo_url = \".\"\nworkers = 0\n",
+        "webhook_secret = \"s\"\nrepo_url = \".\"\nrepositories = [\"octo/repo\"]\nworkers = 0\n",
     )
     .unwrap();
     let output = std::process::Command::new(crate::support::booty_bin())
@@ -177,6 +179,7 @@ fn the_environment_alone_is_a_configuration_and_a_missing_file_says_what_to_do()
     let env = [
         ("BOOTY_WEBHOOK_SECRET", "x"),
         ("BOOTY_REPO_URL", "."),
+        ("BOOTY_REPOSITORIES", "[\"octo/repo\"]"),
         ("BOOTY_STORE", "memory"),
     ];
     // No booty.toml here and no --config: the environment is the configuration.

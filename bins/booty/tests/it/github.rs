@@ -80,7 +80,11 @@ fn trigger_for(dir: &Path, full_name: &str, installation: Option<u64>) -> std::p
             payload.as_object_mut().unwrap().remove("installation");
         }
     }
-    let path = dir.join(format!("trigger-{}.json", installation.unwrap_or(0)));
+    let path = dir.join(format!(
+        "trigger-{}-{}.json",
+        full_name.replace('/', "_"),
+        installation.unwrap_or(0)
+    ));
     std::fs::write(&path, serde_json::to_vec(&payload).unwrap()).unwrap();
     path
 }
@@ -105,6 +109,7 @@ fn with_app_credentials_each_clone_uses_an_installation_token_narrowed_to_its_re
     let command = format!("cat README.md >> {0}; env >> {0}", records.display());
     let mut settings = store_config(Path::new("."), dir.path(), "memory", &command);
     settings.insert("repo_url", V::from(github.git_url("octo-org/hello")));
+    settings.insert("repositories", V::L(vec!["octo-org/hello".to_owned()]));
     settings.extend(app_settings(github, dir.path()));
     let booty = Booty::start(dir.path(), &settings, &[]);
 
@@ -178,7 +183,7 @@ fn check_parses_the_apps_key_and_names_a_bad_one_without_showing_it() {
     for (key, value) in app_settings(&fake.github, dir.path()) {
         writeln!(app, "{key} = {}", value.render()).unwrap();
     }
-    let base = "webhook_secret = \"s\"\nrepo_url = \".\"\nstore = \"memory\"\n";
+    let base = "webhook_secret = \"s\"\nrepo_url = \".\"\nrepositories = [\"octo/repo\"]\nstore = \"memory\"\n";
     let (code, stdout, stderr) = check(dir.path(), &format!("{base}{app}"), &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
@@ -210,4 +215,116 @@ fn check_parses_the_apps_key_and_names_a_bad_one_without_showing_it() {
         stderr.contains("needs `github_app_private_key_file` too"),
         "{stderr}"
     );
+}
+
+#[test]
+fn each_trigger_works_on_its_own_repository_and_only_the_allowed_ones_are_served() {
+    let fake = Fake::start();
+    let github = &fake.github;
+    let permissions = [
+        ("contents", "write"),
+        ("issues", "write"),
+        ("pull_requests", "write"),
+        ("metadata", "read"),
+    ];
+    github.add_installation(77, "octo-org", &permissions);
+    github.add_installation(78, "other", &permissions);
+    for (full_name, installation) in [("octo-org/a", 77), ("octo-org/b", 77), ("other/c", 78)] {
+        github.add_repository(full_name, Some(installation));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records");
+    std::fs::create_dir(&records).unwrap();
+    let command = format!(
+        "{{ cat README.md; env; }} > {}/\"$BOOTY_JOB_ID\"",
+        records.display()
+    );
+    let mut settings = store_config(Path::new("."), dir.path(), "memory", &command);
+    settings.remove("repo_url");
+    settings.insert("repositories", V::L(vec!["octo-org/*".to_owned()]));
+    let host = github
+        .git_url("x/y")
+        .trim_end_matches("/x/y.git")
+        .to_owned();
+    settings.insert("github_url", V::from(host));
+    settings.extend(app_settings(github, dir.path()));
+    let booty = Booty::start(dir.path(), &settings, &[]);
+
+    // A and B at the same time; B's payload names a clone URL elsewhere, which must not matter.
+    let payload_a = trigger_for(dir.path(), "octo-org/a", Some(77));
+    let mut b: Value = serde_json::from_slice(
+        &std::fs::read(trigger_for(dir.path(), "octo-org/b", Some(77))).unwrap(),
+    )
+    .unwrap();
+    b["repository"]["clone_url"] = Value::from("http://127.0.0.1:9/elsewhere/evil.git");
+    let payload_b = dir.path().join("b.json");
+    std::fs::write(&payload_b, serde_json::to_vec(&b).unwrap()).unwrap();
+    let sent: Vec<_> = std::thread::scope(|scope| {
+        let sends: Vec<_> = [&payload_a, &payload_b]
+            .into_iter()
+            .map(|payload| scope.spawn(|| booty.send(payload, "issues", None, false)))
+            .collect();
+        sends.into_iter().map(|send| send.join().unwrap()).collect()
+    });
+    let mut job_ids = Vec::new();
+    for answer in &sent {
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+        job_ids.push(answer.body["job_id"].as_str().unwrap().to_owned());
+    }
+    // C is not served; a bot's label starts nothing.
+    let refused = booty.send(
+        &trigger_for(dir.path(), "other/c", Some(78)),
+        "issues",
+        None,
+        false,
+    );
+    assert_eq!(
+        (refused.status, &refused.body["reason"]),
+        (200, &Value::from("repository_not_allowed"))
+    );
+    let mut by_bot: Value = serde_json::from_slice(&std::fs::read(&payload_a).unwrap()).unwrap();
+    by_bot["sender"]["type"] = Value::from("Bot");
+    let bot_payload = dir.path().join("bot.json");
+    std::fs::write(&bot_payload, serde_json::to_vec(&by_bot).unwrap()).unwrap();
+    let ignored = booty.send(&bot_payload, "issues", None, false);
+    assert_eq!(
+        (ignored.status, &ignored.body["reason"]),
+        (200, &Value::from("sender_is_bot"))
+    );
+
+    for (job_id, repository) in job_ids.iter().zip(["octo-org/a", "octo-org/b"]) {
+        let job = booty.wait_for_final(job_id);
+        assert_eq!(job["state"], "succeeded", "{job}");
+        assert_eq!(job["repository"], repository);
+        assert_eq!(job["installation_id"], 77);
+        let recorded = std::fs::read_to_string(records.join(job_id)).unwrap();
+        assert!(
+            recorded.starts_with(&format!("# {repository}\n")),
+            "{job_id} cloned: {recorded}"
+        );
+        for mint in github.mints() {
+            assert!(
+                !recorded.contains(&mint.token),
+                "{job_id}'s command saw a token"
+            );
+        }
+    }
+    let (_, jobs) = booty.admin_get("/jobs");
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 2, "{jobs}");
+    // One token per repository, each narrowed to it; every fetch carried its own.
+    let mut minted: Vec<Vec<String>> = github
+        .mints()
+        .iter()
+        .map(|mint| mint.repositories.clone().unwrap_or_default())
+        .collect();
+    minted.sort();
+    assert_eq!(minted, [vec!["a".to_owned()], vec!["b".to_owned()]]);
+    let fetches = github.requests_for("git-upload-pack");
+    assert!(
+        fetches
+            .iter()
+            .all(|seen| matches!(seen.caller, Caller::Installation(_))),
+        "{fetches:?}"
+    );
+    assert!(github.violations().is_empty(), "{:?}", github.violations());
 }

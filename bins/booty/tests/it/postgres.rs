@@ -119,6 +119,56 @@ fn process_dir(dir: &Path, name: &str) -> PathBuf {
     not(booty_postgres_tests),
     ignore = "BOOTY_TEST_POSTGRES_URL is not set"
 )]
+fn removing_the_label_cancels_a_job_running_in_the_other_process() {
+    let schema = Schema::create(url());
+    let dir = tempfile::tempdir().unwrap();
+    let (command, pids) = crate::cancel::first_run_waits(dir.path());
+    let (a_dir, b_dir) = (process_dir(dir.path(), "a"), process_dir(dir.path(), "b"));
+    let start = |process_dir: &Path| {
+        Booty::start(
+            process_dir,
+            &crate::cancel::settings(process_dir, &schema.store(), &command),
+            &[],
+        )
+    };
+    let (a, b) = (start(&a_dir), start(&b_dir));
+    let sent = a.send(
+        &crate::cancel::issue_event(dir.path(), "labeled"),
+        "issues",
+        None,
+        false,
+    );
+    assert_eq!(sent.status, 202, "{:?}", sent.body);
+    let job_id = sent.body["job_id"].as_str().unwrap().to_owned();
+    crate::cancel::wait_for_lines(&pids, 1);
+    let started_in = |booty: &Booty| {
+        booty
+            .log
+            .lines()
+            .iter()
+            .any(|line| line["message"] == "job_started" && line["job_id"] == job_id.as_str())
+    };
+    // The label comes off through the process that is not running the job.
+    let (runner, runner_dir, other) = if started_in(&a) {
+        (&a, &a_dir, &b)
+    } else {
+        assert!(started_in(&b), "the job started in neither process");
+        (&b, &b_dir, &a)
+    };
+    crate::cancel::cancel_running_then_relabel(
+        dir.path(),
+        other,
+        (runner, runner_dir),
+        &job_id,
+        &pids,
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(booty_postgres_tests),
+    ignore = "BOOTY_TEST_POSTGRES_URL is not set"
+)]
 fn two_processes_share_one_queue_and_run_each_delivery_once() {
     const DELIVERIES: u64 = 200;
     const ISSUES: u64 = 10;
@@ -399,7 +449,7 @@ fn an_unreachable_database_stops_serve_at_start_up_without_showing_the_password(
     let dir = tempfile::tempdir().unwrap();
     // Port 9 (discard) on loopback: nothing listens, so the connection is refused at once.
     let config = format!(
-        "webhook_secret = \"s\"\nrepo_url = \".\"\nstore = \"postgres://booty:hunter2-secret@127.0.0.1:9/booty\"\n\
+        "webhook_secret = \"s\"\nrepo_url = \".\"\nrepositories = [\"octo/repo\"]\nstore = \"postgres://booty:hunter2-secret@127.0.0.1:9/booty\"\n\
          workspace_root = \"{}\"\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n",
         dir.path().join("workspaces").display()
     );

@@ -19,6 +19,9 @@ use serde_json::Value;
 /// How long any wait may take before the test fails.
 pub(crate) const DEADLINE: Duration = Duration::from_mins(1);
 
+/// The repository the fixture's payloads come from.
+pub(crate) const FIXTURE_REPOSITORY: &str = "Codertocat/Hello-World";
+
 /// The webhook secret every test configuration uses.
 pub(crate) const SECRET: &str = "e2e-webhook-secret";
 
@@ -197,6 +200,12 @@ impl Booty {
         config
             .entry("webhook_secret")
             .or_insert_with(|| SECRET.into());
+        // A local `repo_url` stands for the fixture's repository, the one its payloads name.
+        if config.contains_key("repo_url") {
+            config
+                .entry("repositories")
+                .or_insert_with(|| toml_value::V::L(vec![FIXTURE_REPOSITORY.to_owned()]));
+        }
         for (key, value) in &config {
             writeln!(text, "{key} = {}", value.render()).unwrap();
         }
@@ -299,7 +308,8 @@ impl Booty {
         loop {
             let (status, job) = self.admin_get(&format!("/jobs/{job_id}"));
             if status == 200
-                && ["succeeded", "failed", "abandoned"].contains(&job["state"].as_str().unwrap())
+                && ["succeeded", "failed", "abandoned", "cancelled"]
+                    .contains(&job["state"].as_str().unwrap())
             {
                 return job;
             }
@@ -394,6 +404,11 @@ pub(crate) fn serve_once(
         ("admin_listen", "127.0.0.1:0"),
     ] {
         settings.entry(key).or_insert_with(|| value.into());
+    }
+    if settings.contains_key("repo_url") {
+        settings
+            .entry("repositories")
+            .or_insert_with(|| toml_value::V::L(vec![FIXTURE_REPOSITORY.to_owned()]));
     }
     let mut text = String::new();
     for (key, value) in &settings {

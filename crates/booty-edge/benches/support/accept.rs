@@ -15,6 +15,8 @@ impl Sink for Accept {
             Ok(Decision::Trigger(trigger)) => SinkAnswer::Accepted {
                 job_id: format!("{}-{}", trigger.issue.number, webhook.delivery.id()),
             },
+            // No queue, so no job to cancel.
+            Ok(Decision::Cancel(_)) => SinkAnswer::Ignored("no_job_to_cancel".to_owned()),
             Ok(Decision::Ignored(reason)) => SinkAnswer::Ignored(reason.to_string()),
             Err(err) => SinkAnswer::BadRequest(err.to_string()),
         }

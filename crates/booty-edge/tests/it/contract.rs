@@ -65,10 +65,41 @@ async fn the_same_delivery_again_is_already_processed() {
 }
 
 #[tokio::test]
+async fn removing_the_trigger_label_is_answered_with_the_jobs_it_cancelled() {
+    let (server, _sink) = TestServer::accepting().await;
+    let client = client();
+    let unlabeled = |issue: u64| {
+        let mut event: serde_json::Value = serde_json::from_slice(&labeled(issue, LABEL)).unwrap();
+        event["action"] = "unlabeled".into();
+        serde_json::to_vec(&event).unwrap()
+    };
+    let nothing = send(&client, delivery(&server, "issues", "d-none", unlabeled(9))).await;
+    assert_eq!(nothing.status, StatusCode::OK);
+    assert_eq!(
+        nothing.json,
+        serde_json::json!({"status": "ignored", "reason": "no_job_to_cancel"})
+    );
+    let accepted = send(
+        &client,
+        delivery(&server, "issues", "d-job", labeled(9, LABEL)),
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+    let cancelled = send(&client, delivery(&server, "issues", "d-stop", unlabeled(9))).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.json);
+    assert_eq!(
+        cancelled.json,
+        serde_json::json!({"status": "cancelled", "job_ids": ["9-d-job"]})
+    );
+    assert_eq!(cancelled.request_id(), "d-stop");
+}
+
+#[tokio::test]
 async fn other_events_actions_and_labels_are_ignored_with_a_reason() {
     let (server, sink) = TestServer::accepting().await;
     let client = client();
-    let mut unlabeled: serde_json::Value = serde_json::from_slice(&labeled(3, LABEL)).unwrap();
+    // Another label removed: removing the trigger label cancels (see the test above).
+    let mut unlabeled: serde_json::Value = serde_json::from_slice(&labeled(3, "bug")).unwrap();
     unlabeled["action"] = "unlabeled".into();
     let cases = [
         (

@@ -108,10 +108,33 @@ impl TestSink {
     }
 }
 
+impl TestSink {
+    /// The jobs a cancellation stops: the ones submitted for its issue.
+    fn cancel(&self, cancel: &booty_event::Cancellation) -> SinkAnswer {
+        let job_ids: Vec<String> = self
+            .submissions
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|seen| {
+                seen.trigger.repository.full_name == cancel.repository.full_name
+                    && seen.trigger.issue.number == cancel.issue_number
+            })
+            .map(|seen| format!("{}-{}", seen.trigger.issue.number, seen.delivery.id()))
+            .collect();
+        if job_ids.is_empty() {
+            SinkAnswer::Ignored("no_job_to_cancel".to_owned())
+        } else {
+            SinkAnswer::Cancelled { job_ids }
+        }
+    }
+}
+
 impl Sink for TestSink {
     async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
         let trigger = match self.rule.decide(webhook.delivery.event(), &webhook.payload) {
             Ok(Decision::Trigger(trigger)) => *trigger,
+            Ok(Decision::Cancel(cancel)) => return self.cancel(&cancel),
             Ok(Decision::Ignored(reason)) => return SinkAnswer::Ignored(reason.to_string()),
             Err(err) => return SinkAnswer::BadRequest(err.to_string()),
         };

@@ -276,7 +276,7 @@ fn check_installation(event: &InstallationEvent, raw: &Value, id: &str) -> &'sta
 #[test]
 fn decide_on_bytes_agrees_with_decide_on_the_decoded_event() {
     let rule = TriggerRule::new(CORPUS_LABEL).unwrap();
-    let mut triggers = Vec::new();
+    let (mut triggers, mut cancels) = (Vec::new(), Vec::new());
     for example in corpus() {
         let id = example.id();
         let fast = rule
@@ -294,13 +294,39 @@ fn decide_on_bytes_agrees_with_decide_on_the_decoded_event() {
                 assert_eq!(trigger.label.name, CORPUS_LABEL, "{id}");
                 triggers.push(id);
             }
+            Decision::Cancel(cancel) => {
+                let action = text(&example.raw, "/action");
+                let removed = text(&example.raw, "/label/name");
+                assert!(
+                    action == Some("closed")
+                        || (action == Some("unlabeled") && removed == Some(CORPUS_LABEL)),
+                    "{id}: {action:?} cancelled"
+                );
+                assert_eq!(
+                    Some(cancel.issue_number),
+                    number(&example.raw, "/issue/number"),
+                    "{id}"
+                );
+                cancels.push(id);
+            }
             Decision::Ignored(reason) => {
+                let bot = text(&example.raw, "/sender/type") == Some("Bot");
+                let label = text(&example.raw, "/label/name");
                 let expected = match (example.event.as_str(), text(&example.raw, "/action")) {
-                    ("issues", Some(action)) if action != "labeled" => {
+                    ("issues", _) if bot => "sender_is_bot".to_owned(),
+                    ("issues", Some("labeled")) if label != Some(CORPUS_LABEL) => {
+                        format!(
+                            "label `{}` is not the trigger label `{CORPUS_LABEL}`",
+                            label.unwrap_or_default()
+                        )
+                    }
+                    ("issues", Some(action)) if !["labeled", "closed"].contains(&action) => {
                         format!("action `{action}` is not `labeled`")
                     }
                     ("issues", _) => {
-                        panic!("{id}: labeled with {CORPUS_LABEL} was ignored: {reason}")
+                        panic!(
+                            "{id}: an issue event that triggers or cancels was ignored: {reason}"
+                        )
                     }
                     (event, _) => format!("event `{event}` is not a trigger"),
                 };
@@ -308,5 +334,6 @@ fn decide_on_bytes_agrees_with_decide_on_the_decoded_event() {
             }
         }
     }
+    assert_eq!(cancels, ["issues[24]", "issues[25]"]);
     assert_eq!(triggers, ["issues[9]", "issues[10]"]);
 }

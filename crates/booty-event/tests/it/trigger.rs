@@ -2,8 +2,8 @@
 //! what the job is given.
 
 use booty_event::{
-    Decision, Event, Ignored, IssueTrigger, IssuesAction, MAX_ISSUE_NUMBER, TriggerError,
-    TriggerRule, UserKind,
+    CancelReason, Decision, Event, Ignored, IssueTrigger, IssuesAction, MAX_ISSUE_NUMBER,
+    Repositories, TriggerError, TriggerRule, UserKind,
 };
 use serde_json::{Value, json};
 
@@ -12,14 +12,14 @@ use crate::{issues_labeled, issues_labeled_with};
 fn trigger(decision: Decision) -> IssueTrigger {
     match decision {
         Decision::Trigger(trigger) => *trigger,
-        Decision::Ignored(reason) => panic!("ignored: {reason}"),
+        other => panic!("not a trigger: {other:?}"),
     }
 }
 
 fn ignored(decision: Decision) -> String {
     match decision {
         Decision::Ignored(reason) => reason.to_string(),
-        Decision::Trigger(trigger) => panic!("triggered: {trigger:?}"),
+        other => panic!("not ignored: {other:?}"),
     }
 }
 
@@ -271,4 +271,111 @@ fn an_unlabeled_action_without_label_is_still_just_ignored() {
 fn a_rule_needs_a_label() {
     assert!(TriggerRule::new("").is_err());
     assert_eq!(TriggerRule::new("ready").unwrap().label(), "ready");
+}
+
+/// The fixture's `issues` payload with `action`, `repository.full_name`, the sender's type and the label.
+fn issues_event(action: &str, repository: &str, sender_type: &str, label: &str) -> Vec<u8> {
+    let mut raw: Value = serde_json::from_slice(&issues_labeled()).expect("the fixture is JSON");
+    raw["action"] = Value::from(action);
+    raw["repository"]["full_name"] = Value::from(repository);
+    raw["sender"]["type"] = Value::from(sender_type);
+    raw["label"]["name"] = Value::from(label);
+    serde_json::to_vec(&raw).expect("a Value serializes")
+}
+
+#[test]
+fn only_the_allowed_repositories_are_served_by_name_or_by_account() {
+    let rule = TriggerRule::default()
+        .only_repositories(Repositories::new(["acme/widgets", "Acme-Labs/*"]).unwrap());
+    for allowed in [
+        "acme/widgets",
+        "ACME/Widgets",
+        "acme-labs/anything",
+        "acme-labs/x.y",
+    ] {
+        let event = issues_event("labeled", allowed, "User", "agent:builder");
+        assert_eq!(
+            trigger(rule.decide("issues", &event).unwrap())
+                .repository
+                .full_name,
+            allowed
+        );
+    }
+    for refused in ["acme/gadgets", "acme-lab/widgets", "other/widgets"] {
+        // A trigger and a cancellation alike.
+        for action in ["labeled", "closed"] {
+            let event = issues_event(action, refused, "User", "agent:builder");
+            assert_eq!(
+                ignored(rule.decide("issues", &event).unwrap()),
+                "repository_not_allowed"
+            );
+        }
+    }
+    for bad in [
+        "acme",
+        "acme/",
+        "/widgets",
+        "*/widgets",
+        "acme/wid gets",
+        "a/b/c",
+    ] {
+        let err = Repositories::new([bad]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("repository {bad:?} is not `owner/name` or `owner/*`")
+        );
+    }
+    assert!(Repositories::new(Vec::<String>::new()).is_err());
+    let single = Repositories::new(["acme/widgets"]).unwrap().single();
+    assert_eq!(single.as_deref(), Some("acme/widgets"));
+    assert_eq!(Repositories::new(["acme/*"]).unwrap().single(), None);
+}
+
+#[test]
+fn a_bot_sender_is_ignored_unless_bots_are_accepted() {
+    let event = issues_event("labeled", "acme/widgets", "Bot", "agent:builder");
+    assert_eq!(
+        ignored(TriggerRule::default().decide("issues", &event).unwrap()),
+        "sender_is_bot"
+    );
+    let accepting = TriggerRule::default().accept_bots(true);
+    assert_eq!(
+        trigger(accepting.decide("issues", &event).unwrap())
+            .sender
+            .login,
+        "Codertocat"
+    );
+}
+
+#[test]
+fn removing_the_trigger_label_or_closing_the_issue_cancels_its_job() {
+    let rule = TriggerRule::default();
+    for (action, label, why) in [
+        ("unlabeled", "agent:builder", CancelReason::Unlabeled),
+        ("closed", "anything", CancelReason::Closed),
+    ] {
+        let event = issues_event(action, "acme/widgets", "User", label);
+        let Decision::Cancel(cancel) = rule.decide("issues", &event).unwrap() else {
+            panic!("{action} did not cancel");
+        };
+        assert_eq!(
+            (
+                cancel.repository.full_name.as_str(),
+                cancel.issue_number,
+                cancel.why
+            ),
+            ("acme/widgets", 1, why)
+        );
+        assert_eq!(
+            rule.decide_event(&Event::decode("issues", &event).unwrap())
+                .unwrap(),
+            Decision::Cancel(cancel)
+        );
+    }
+    // Removing another label changes nothing.
+    let event = issues_event("unlabeled", "acme/widgets", "User", "bug");
+    assert_eq!(
+        ignored(rule.decide("issues", &event).unwrap()),
+        "action `unlabeled` is not `labeled`"
+    );
 }
