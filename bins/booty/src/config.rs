@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use booty_edge::{EdgeConfig, Limits};
 use booty_event::{Repositories, TriggerRule};
-use booty_github::{AppCredentials, AppId, Credentials, GitHub};
+use booty_github::{AppCredentials, AppId, Credentials, GitHub, HookId};
 use booty_queue::{Backoff, PostgresOptions, QueueConfig, Retention, SqliteOptions, Synchronous};
-use booty_service::{CloneFrom, JobCommand, ServiceConfig, StoreConfig};
+use booty_service::{
+    CloneFrom, JobCommand, RecoveryConfig, RecoveryHook, ServiceConfig, StoreConfig,
+};
 use booty_signature::Verifier;
 use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -133,6 +135,14 @@ keys! {
     github_app_private_key_file: Option<PathBuf> = None, Kind::Text;
     /// GitHub's REST API: `api.github.com`, or `https://HOST/api/v3` for Enterprise Server.
     github_api_url: String = booty_github::DEFAULT_API_URL.to_owned(), Kind::Text;
+    /// Recover webhook deliveries GitHub could not deliver (with a GitHub App's credentials).
+    recovery: bool = true, Kind::Bool;
+    /// The webhook recovered: the App's, `repos/OWNER/NAME/hooks/ID` or `orgs/ORG/hooks/ID`.
+    recovery_hook: Option<String> = None, Kind::Text;
+    /// Time between recovery passes (the first runs at start-up).
+    recovery_interval_secs: u64 = booty_service::DEFAULT_RECOVERY_INTERVAL.as_secs(), Kind::Number(1);
+    /// How far back recovery looks at most (GitHub keeps 3 days; Enterprise Server 7).
+    recovery_max_age_secs: u64 = booty_service::DEFAULT_RECOVERY_MAX_AGE.as_secs(), Kind::Number(1);
     /// The webhook listener.
     listen: String = booty_service::DEFAULT_LISTEN.to_string(), Kind::Text;
     /// The job inspection listener.
@@ -247,6 +257,10 @@ pub(crate) struct Config {
     pub(crate) github_app: Option<AppCredentials>,
     pub(crate) github_app_private_key_file: Option<PathBuf>,
     pub(crate) github_api_url: String,
+    /// The hook recovered, when recovery is on and there are App credentials to read it with.
+    pub(crate) recovery: Option<RecoveryHook>,
+    pub(crate) recovery_interval: Duration,
+    pub(crate) recovery_max_age: Duration,
     pub(crate) listen: SocketAddr,
     pub(crate) admin_listen: SocketAddr,
     pub(crate) admin_allowed_hosts: Vec<String>,
@@ -305,6 +319,12 @@ impl Config {
             concat!("booty/", env!("CARGO_PKG_VERSION")).clone_into(&mut github.user_agent);
             config.github = Some(GitHub::new(Credentials::App(app.clone()), github)?);
         }
+        config.recovery = self.recovery.clone().map(|hook| {
+            let mut recovery = RecoveryConfig::new(hook);
+            recovery.interval = self.recovery_interval;
+            recovery.max_age = self.recovery_max_age;
+            recovery
+        });
         config.queue.workers = self.workers.get();
         config.queue.capacity = self.queue_capacity;
         config.queue.max_attempts = self.max_attempts;
@@ -650,6 +670,12 @@ impl RawConfig {
             github_token.is_some(),
         )?;
         check_api_url(sources, &self.github_api_url)?;
+        let recovery = recovery_hook(
+            sources,
+            self.recovery,
+            self.recovery_hook.as_deref(),
+            github_app.is_some(),
+        )?;
         let workers =
             NonZeroUsize::new(self.workers).expect("`workers` was checked to be at least 1");
         for host in &self.admin_allowed_hosts {
@@ -681,6 +707,9 @@ impl RawConfig {
             github_app,
             github_app_private_key_file: self.github_app_private_key_file,
             github_api_url: self.github_api_url,
+            recovery,
+            recovery_interval: Duration::from_secs(self.recovery_interval_secs),
+            recovery_max_age: Duration::from_secs(self.recovery_max_age_secs),
             listen,
             admin_listen,
             admin_allowed_hosts: self.admin_allowed_hosts,
@@ -724,6 +753,8 @@ impl RawConfig {
             ("clone_timeout_secs", self.clone_timeout_secs),
             ("job_timeout_secs", self.job_timeout_secs),
             ("max_body_bytes", self.max_body_bytes),
+            ("recovery_interval_secs", self.recovery_interval_secs),
+            ("recovery_max_age_secs", self.recovery_max_age_secs),
         ] {
             if let Some(Kind::Number(min)) = kind_of(key)
                 && value < min
@@ -853,6 +884,61 @@ fn github_app(
                 booty_service::error_chain(&err),
             )
         })
+}
+
+/// The hook recovery reads, if it runs: on unless `recovery = false`, and only with App credentials
+/// (GitHub lists deliveries to the App's JWT, or to an installation token with `repository_hooks` or
+/// `organization_hooks`). A `recovery_hook` is `repos/OWNER/NAME/hooks/ID` or `orgs/ORG/hooks/ID`.
+fn recovery_hook(
+    sources: &Sources<'_>,
+    on: bool,
+    hook: Option<&str>,
+    has_app: bool,
+) -> Result<Option<RecoveryHook>, ConfigError> {
+    let hook = hook.map(str::trim).filter(|hook| !hook.is_empty());
+    if !on {
+        return Ok(None);
+    }
+    if !has_app {
+        return match hook {
+            None => Ok(None),
+            Some(_) => Err(sources.invalid(
+                "recovery_hook",
+                "needs a GitHub App's credentials (`github_app_id` and `github_app_private_key_file`)                  to read the hook's deliveries with",
+            )),
+        };
+    }
+    let Some(hook) = hook else {
+        return Ok(Some(RecoveryHook::App));
+    };
+    let invalid = |why: String| sources.invalid("recovery_hook", why);
+    let parts: Vec<&str> = hook.split('/').collect();
+    let id = |text: &str| {
+        text.parse::<u64>().map(HookId).map_err(|_| {
+            invalid(format!(
+                "{hook:?}: the hook id {text:?} is not a number (see the hook's settings page URL)"
+            ))
+        })
+    };
+    match parts.as_slice() {
+        ["repos", owner, name, "hooks", hook_id] => Ok(Some(RecoveryHook::Repository {
+            repository: format!("{owner}/{name}")
+                .parse()
+                .map_err(|err: booty_github::NameError| invalid(format!("{hook:?}: {err}")))?,
+            hook: id(hook_id)?,
+        })),
+        ["orgs", organization, "hooks", hook_id] => {
+            let hook_id = id(hook_id)?;
+            Ok(Some(RecoveryHook::Organization {
+                organization: (*organization).to_owned(),
+                hook: hook_id,
+            }))
+        }
+        _ => Err(invalid(format!(
+            "{hook:?} is not a webhook: write `repos/OWNER/NAME/hooks/ID` or `orgs/ORG/hooks/ID`, or \
+             leave it out for the App's webhook"
+        ))),
+    }
 }
 
 /// `IP:PORT`, or `HOST:PORT` with a host name that resolves (`localhost:8080`).

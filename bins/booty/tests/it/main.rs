@@ -12,5 +12,6 @@ mod faults;
 mod github;
 mod lifecycle;
 mod postgres;
+mod recovery;
 mod sqlite;
 mod support;
