@@ -65,10 +65,10 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
             )
         }
         "github_api_url" => quoted(&config.github_api_url),
-        "recovery" => config.recovery.is_some().to_string(),
-        "recovery_hook" => quoted(config.recovery.as_ref()?.to_string()),
-        "recovery_interval_secs" => config.recovery_interval.as_secs().to_string(),
-        "recovery_max_age_secs" => config.recovery_max_age.as_secs().to_string(),
+        "recovery" => config.recovery.hook.is_some().to_string(),
+        "recovery_hook" => quoted(config.recovery.hook.as_ref()?.to_string()),
+        "recovery_interval_secs" => config.recovery.interval.as_secs().to_string(),
+        "recovery_max_age_secs" => config.recovery.max_age.as_secs().to_string(),
         "repositories" => {
             serde_json::to_string(&config.repository_patterns).expect("strings serialise")
         }

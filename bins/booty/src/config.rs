@@ -257,10 +257,8 @@ pub(crate) struct Config {
     pub(crate) github_app: Option<AppCredentials>,
     pub(crate) github_app_private_key_file: Option<PathBuf>,
     pub(crate) github_api_url: String,
-    /// The hook recovered, when recovery is on and there are App credentials to read it with.
-    pub(crate) recovery: Option<RecoveryHook>,
-    pub(crate) recovery_interval: Duration,
-    pub(crate) recovery_max_age: Duration,
+    /// Recovering missed deliveries.
+    pub(crate) recovery: Recovery,
     pub(crate) listen: SocketAddr,
     pub(crate) admin_listen: SocketAddr,
     pub(crate) admin_allowed_hosts: Vec<String>,
@@ -319,10 +317,10 @@ impl Config {
             concat!("booty/", env!("CARGO_PKG_VERSION")).clone_into(&mut github.user_agent);
             config.github = Some(GitHub::new(Credentials::App(app.clone()), github)?);
         }
-        config.recovery = self.recovery.clone().map(|hook| {
+        config.recovery = self.recovery.hook.clone().map(|hook| {
             let mut recovery = RecoveryConfig::new(hook);
-            recovery.interval = self.recovery_interval;
-            recovery.max_age = self.recovery_max_age;
+            recovery.interval = self.recovery.interval;
+            recovery.max_age = self.recovery.max_age;
             recovery
         });
         config.queue.workers = self.workers.get();
@@ -632,6 +630,8 @@ impl RawConfig {
         self.check_numbers(sources)?;
         self.check_job_command(sources)?;
         self.check_text(sources)?;
+        // `github_app` below checks the id comes with its key.
+        let recovery = self.recovery(sources, self.github_app_id.is_some())?;
         let webhook_secret = secret(
             sources,
             ("webhook_secret", self.webhook_secret),
@@ -670,12 +670,6 @@ impl RawConfig {
             github_token.is_some(),
         )?;
         check_api_url(sources, &self.github_api_url)?;
-        let recovery = recovery_hook(
-            sources,
-            self.recovery,
-            self.recovery_hook.as_deref(),
-            github_app.is_some(),
-        )?;
         let workers =
             NonZeroUsize::new(self.workers).expect("`workers` was checked to be at least 1");
         for host in &self.admin_allowed_hosts {
@@ -708,8 +702,6 @@ impl RawConfig {
             github_app_private_key_file: self.github_app_private_key_file,
             github_api_url: self.github_api_url,
             recovery,
-            recovery_interval: Duration::from_secs(self.recovery_interval_secs),
-            recovery_max_age: Duration::from_secs(self.recovery_max_age_secs),
             listen,
             admin_listen,
             admin_allowed_hosts: self.admin_allowed_hosts,
@@ -884,6 +876,30 @@ fn github_app(
                 booty_service::error_chain(&err),
             )
         })
+}
+
+/// How missed deliveries are recovered.
+#[derive(Debug, Clone)]
+pub(crate) struct Recovery {
+    /// The hook recovered, when recovery is on and there are App credentials to read it with.
+    pub(crate) hook: Option<RecoveryHook>,
+    pub(crate) interval: Duration,
+    pub(crate) max_age: Duration,
+}
+
+impl RawConfig {
+    fn recovery(&self, sources: &Sources<'_>, has_app: bool) -> Result<Recovery, ConfigError> {
+        Ok(Recovery {
+            hook: recovery_hook(
+                sources,
+                self.recovery,
+                self.recovery_hook.as_deref(),
+                has_app,
+            )?,
+            interval: Duration::from_secs(self.recovery_interval_secs),
+            max_age: Duration::from_secs(self.recovery_max_age_secs),
+        })
+    }
 }
 
 /// The hook recovery reads, if it runs: on unless `recovery = false`, and only with App credentials

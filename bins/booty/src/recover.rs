@@ -109,9 +109,9 @@ mod tests {
     #[test]
     fn durations_read_with_their_unit() {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1_800)));
-        assert_eq!(parse_duration("6h"), Ok(Duration::from_secs(21_600)));
-        assert_eq!(parse_duration("3d"), Ok(Duration::from_secs(259_200)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_mins(30)));
+        assert_eq!(parse_duration("6h"), Ok(Duration::from_hours(6)));
+        assert_eq!(parse_duration("3d"), Ok(Duration::from_hours(72)));
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
         assert!(parse_duration("3w").unwrap_err().contains("unit"));
         assert!(parse_duration("h").is_err());

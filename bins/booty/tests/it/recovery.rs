@@ -3,6 +3,7 @@
 //! matter is never fetched, and the stored point carries a restart.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -104,36 +105,26 @@ fn ran(dir: &Path) -> Vec<u64> {
 }
 
 fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + Duration::from_mins(1);
     while !done() {
         assert!(std::time::Instant::now() < deadline, "timed out: {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-#[test]
-fn missed_triggers_run_once_after_start_up_and_a_restart_resumes_from_the_stored_point() {
-    let fake = fake();
-    let github = &fake.github;
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    let config = settings(github, dir, "sqlite:booty.db", None);
+/// The GitHub delivery ids of what [`seed_missed_log`] put in the log.
+struct Seeded {
+    first: u64,
+    other: u64,
+    twelve: u64,
+    answered: u64,
+    irrelevant: Vec<u64>,
+}
 
-    // booty accepts issue 10's trigger, but answers too late for GitHub, which records a failure.
-    let booty = Booty::start(dir, &config, &[]);
-    let accepted = dir.join("accepted.json");
-    std::fs::write(
-        &accepted,
-        serde_json::to_vec(&payload(dir, 10, "agent:builder")).unwrap(),
-    )
-    .unwrap();
-    let sent = booty.send(&accepted, "issues", Some("guid-accepted"), false);
-    assert_eq!(sent.status, 202, "{:?}", sent.body);
-    booty.wait_for_final(sent.body["job_id"].as_str().unwrap());
-    assert!(booty.terminate().0.success());
-    assert_eq!(ran(dir), [10]);
-
-    // While booty was down: over three pages of the App hook's log, mostly what cannot matter.
+/// The App hook's log after booty was down: issue 10's trigger (which booty had accepted) recorded as
+/// failed, issues 11 and 12 missed, issue 13 failed then answered, a trigger older than the window, a
+/// missed `labeled` of another label, and 240 deliveries that cannot start a job: three pages.
+fn seed_missed_log(github: &FakeGitHub, dir: &Path) -> Seeded {
     let app = Hook::App;
     let trigger = |number| payload(dir, number, "agent:builder");
     let add = |seed: &DeliverySeed, seconds| github.add_delivery_sent_at(&app, seed, ago(seconds));
@@ -176,6 +167,40 @@ fn missed_triggers_run_once_after_start_up_and_a_restart_resumes_from_the_stored
     add(&seed("guid-13", "issues", "labeled", 200, trigger(13)), 600);
     assert!(github.deliveries(&app).len() > 200);
 
+    assert!(github.deliveries(&app).len() > 200);
+    Seeded {
+        first,
+        other,
+        twelve,
+        answered,
+        irrelevant,
+    }
+}
+
+#[test]
+fn missed_triggers_run_once_after_start_up_and_a_restart_resumes_from_the_stored_point() {
+    let fake = fake();
+    let github = &fake.github;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let config = settings(github, dir, "sqlite:booty.db", None);
+
+    // booty accepts issue 10's trigger, but answers too late for GitHub, which records a failure.
+    let booty = Booty::start(dir, &config, &[]);
+    let accepted = dir.join("accepted.json");
+    std::fs::write(
+        &accepted,
+        serde_json::to_vec(&payload(dir, 10, "agent:builder")).unwrap(),
+    )
+    .unwrap();
+    let sent = booty.send(&accepted, "issues", Some("guid-accepted"), false);
+    assert_eq!(sent.status, 202, "{:?}", sent.body);
+    booty.wait_for_final(sent.body["job_id"].as_str().unwrap());
+    assert!(booty.terminate().0.success());
+    assert_eq!(ran(dir), [10]);
+
+    // While booty was down: over three pages of the App hook's log, mostly what cannot matter.
+    let seeded = seed_missed_log(github, dir);
     // The first start's pass read the log while it was empty.
     let listed_before = github.requests_for("apps/list-webhook-deliveries").len();
     assert_eq!(listed_before, 1);
@@ -193,9 +218,9 @@ fn missed_triggers_run_once_after_start_up_and_a_restart_resumes_from_the_stored
     // Fetched: issue 11, issue 12's newest attempt, and the other label's (which the rule then ignores).
     let mut fetched_ids = fetched(github);
     fetched_ids.sort_unstable();
-    assert_eq!(fetched_ids, [first, other, twelve]);
-    assert!(!fetched_ids.contains(&answered));
-    assert!(irrelevant.iter().all(|id| !fetched_ids.contains(id)));
+    assert_eq!(fetched_ids, [seeded.first, seeded.other, seeded.twelve]);
+    assert!(!fetched_ids.contains(&seeded.answered));
+    assert!(seeded.irrelevant.iter().all(|id| !fetched_ids.contains(id)));
     wait_until("issues 11 and 12 ran", || ran(dir).len() == 3);
     let recovered: Vec<Value> = booty
         .log
@@ -216,7 +241,17 @@ fn missed_triggers_run_once_after_start_up_and_a_restart_resumes_from_the_stored
     assert_eq!(ran(dir), [10, 11, 12]);
 
     // Issue 15 is missed while booty is down again: the next start reads one page and stops there.
-    let fifteen = add(&seed("guid-15", "issues", "labeled", 502, trigger(15)), 90);
+    let fifteen = github.add_delivery_sent_at(
+        &Hook::App,
+        &seed(
+            "guid-15",
+            "issues",
+            "labeled",
+            502,
+            payload(dir, 15, "agent:builder"),
+        ),
+        ago(90),
+    );
     let booty = Booty::start(dir, &config, &[]);
     let completed = booty.log.wait_for("recovery_completed", |line| {
         line["message"] == "recovery_completed"
@@ -343,7 +378,7 @@ fn recover_dry_run_lists_what_a_pass_would_submit_and_submits_none() {
     let mut with_listen = config.clone();
     with_listen.insert("webhook_secret", V::from("s"));
     for (key, value) in &with_listen {
-        text.push_str(&format!("{key} = {}\n", value.render()));
+        writeln!(text, "{key} = {}", value.render()).unwrap();
     }
     std::fs::write(dir.join("booty.toml"), text).unwrap();
 
