@@ -136,7 +136,14 @@ mod tests {
         let config = crate::config::test_config(dir.path());
         for key in KEYS.iter().map(|key| key.name) {
             let optional = key.ends_with("_file")
-                || ["github_token", "github_app_id", "job_command", "github_url"].contains(&key);
+                || [
+                    "github_token",
+                    "github_app_id",
+                    "job_command",
+                    "github_url",
+                    "recovery_hook",
+                ]
+                .contains(&key);
             assert_eq!(value_of(&config, key).is_some(), !optional, "{key}");
         }
     }
