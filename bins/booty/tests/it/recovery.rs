@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::github::{Fake, app_settings, trigger_for};
 use crate::support::toml_value::V;
-use crate::support::{Booty, booty_in, lines, store_config};
+use crate::support::{Booty, booty_in, check, lines, store_config};
 
 const REPO: &str = "octo-org/hello";
 const INSTALLATION: u64 = 77;
@@ -480,4 +480,127 @@ fn two_processes_on_postgres_run_every_missed_trigger_once() {
     assert!(first.terminate().0.success());
     assert!(second.terminate().0.success());
     assert_eq!(ran(dir), numbers);
+}
+
+#[test]
+fn a_repository_webhook_is_recovered_with_a_token_allowed_to_read_its_hooks() {
+    let fake = Fake::start();
+    let github = &fake.github;
+    github.add_installation(
+        INSTALLATION,
+        "octo-org",
+        &[
+            ("contents", "write"),
+            ("issues", "write"),
+            ("pull_requests", "write"),
+            ("metadata", "read"),
+            ("repository_hooks", "read"),
+        ],
+    );
+    github.add_repository(REPO, Some(INSTALLATION));
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let mut config = settings(github, dir, "memory", None);
+    config.insert("recovery_hook", V::from(format!("repos/{REPO}/hooks/9")));
+    let hook = Hook::Repository(REPO.to_owned(), 9);
+    // A repository webhook's payload names no installation: booty looks it up.
+    let mut trigger = payload(dir, 61, "agent:builder");
+    trigger.as_object_mut().unwrap().remove("installation");
+    github.add_delivery_sent_at(
+        &hook,
+        &seed("guid-61", "issues", "labeled", 502, trigger),
+        ago(300),
+    );
+    // The App hook's log is not this hook's: its missed trigger stays missed.
+    github.add_delivery_sent_at(
+        &Hook::App,
+        &seed(
+            "guid-62",
+            "issues",
+            "labeled",
+            502,
+            payload(dir, 62, "agent:builder"),
+        ),
+        ago(300),
+    );
+    let booty = Booty::start(dir, &config, &[]);
+    let completed = booty.log.wait_for("recovery_completed", |line| {
+        line["message"] == "recovery_completed"
+    });
+    assert_eq!(completed["hook"], format!("repos/{REPO}/hooks/9"));
+    assert_eq!(completed["submitted"], 1, "{completed}");
+    assert_eq!(booty.wait_for_final("61-guid-61")["state"], "succeeded");
+    assert!(
+        github
+            .requests_for("apps/list-webhook-deliveries")
+            .is_empty()
+    );
+    let fetched = github.requests_for("repos/get-webhook-delivery");
+    assert_eq!(fetched.len(), 1, "{fetched:?}");
+    // Read with an installation token narrowed to this repository and to reading its hooks.
+    let mints = github.mints();
+    assert!(
+        mints.iter().any(|mint| {
+            mint.repositories.as_deref() == Some(&["hello".to_owned()][..])
+                && mint.permissions.get("repository_hooks").map(String::as_str) == Some("read")
+                && mint.permissions.len() == 1
+        }),
+        "{mints:?}"
+    );
+    assert!(booty.terminate().0.success());
+    assert_eq!(ran(dir), [61]);
+    assert!(github.violations().is_empty(), "{:?}", github.violations());
+}
+
+#[test]
+fn check_shows_the_recovery_keys_and_names_a_bad_hook() {
+    let fake = Fake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let mut app = String::new();
+    for (key, value) in app_settings(&fake.github, dir) {
+        writeln!(app, "{key} = {}", value.render()).unwrap();
+    }
+    let base = "webhook_secret = \"s\"\nrepo_url = \".\"\nrepositories = [\"octo/repo\"]\nstore = \"memory\"\n";
+    let (code, stdout, stderr) = check(dir, &format!("{base}{app}"), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    for line in [
+        "recovery = true",
+        "recovery_hook = \"app\"",
+        "recovery_interval_secs = 300",
+        "recovery_max_age_secs = 259200",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+    // Without an App there is nothing to read the deliveries with: off.
+    let (code, stdout, stderr) = check(dir, base, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("recovery = false"), "{stdout}");
+
+    for (hook, says) in [
+        ("repos/octo/hooks/1", "is not a webhook"),
+        ("orgs/octo/hooks/twelve", "is not a number"),
+        ("repos/octo/../x/hooks/1", "invalid"),
+    ] {
+        let toml = format!("{base}{app}recovery_hook = \"{hook}\"\n");
+        let (code, _, stderr) = check(dir, &toml, &[]);
+        assert_eq!(code, 2, "{hook}: {stderr}");
+        assert!(
+            stderr.contains("invalid `recovery_hook` in TOML file check.toml")
+                && stderr.contains(says),
+            "{hook}: {stderr}"
+        );
+    }
+    let toml = format!("{base}recovery_hook = \"repos/octo/repo/hooks/1\"\n");
+    let (code, _, stderr) = check(dir, &toml, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("needs a GitHub App's credentials"),
+        "{stderr}"
+    );
+    // `booty recover` says why it cannot run.
+    std::fs::write(dir.join("booty.toml"), base).unwrap();
+    let (code, _, stderr) = booty_in(dir, &["recover", "--dry-run"], &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("recovery is off"), "{stderr}");
 }
