@@ -311,11 +311,16 @@ impl Config {
             .github_token
             .as_ref()
             .map(|token| Token::new(token.expose()));
+        let mut github = booty_github::Config::default();
+        github.api_url.clone_from(&self.github_api_url);
+        concat!("booty/", env!("CARGO_PKG_VERSION")).clone_into(&mut github.user_agent);
         if let Some(app) = &self.github_app {
-            let mut github = booty_github::Config::default();
-            github.api_url.clone_from(&self.github_api_url);
-            concat!("booty/", env!("CARGO_PKG_VERSION")).clone_into(&mut github.user_agent);
             config.github = Some(GitHub::new(Credentials::App(app.clone()), github)?);
+        } else if let (Some(token), Some(_)) = (&self.github_token, &self.recovery.hook) {
+            // Recovery reads a repository's or organization's hook with the token; clones keep using it
+            // as `workspace.token` (the handler mints installation tokens only for an App).
+            let token = booty_github::Token::new(token.expose());
+            config.github = Some(GitHub::new(Credentials::Token(token), github)?);
         }
         config.recovery = self.recovery.hook.clone().map(|hook| {
             let mut recovery = RecoveryConfig::new(hook);
@@ -630,8 +635,7 @@ impl RawConfig {
         self.check_numbers(sources)?;
         self.check_job_command(sources)?;
         self.check_text(sources)?;
-        // `github_app` below checks the id comes with its key.
-        let recovery = self.recovery(sources, self.github_app_id.is_some())?;
+        let recovery = self.recovery(sources)?;
         let webhook_secret = secret(
             sources,
             ("webhook_secret", self.webhook_secret),
@@ -887,14 +891,31 @@ pub(crate) struct Recovery {
     pub(crate) max_age: Duration,
 }
 
+/// What GitHub's delivery log would be read with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// A GitHub App's credentials: its JWT for its own hook, installation tokens for a repository's.
+    App,
+    /// `github_token`: a repository's or an organization's hook.
+    Token,
+}
+
 impl RawConfig {
-    fn recovery(&self, sources: &Sources<'_>, has_app: bool) -> Result<Recovery, ConfigError> {
+    fn recovery(&self, sources: &Sources<'_>) -> Result<Recovery, ConfigError> {
+        // `github_app` checks the App's id comes with its key, and not beside a token.
+        let reader = if self.github_app_id.is_some() {
+            Some(Reader::App)
+        } else if self.github_token.is_some() || self.github_token_file.is_some() {
+            Some(Reader::Token)
+        } else {
+            None
+        };
         Ok(Recovery {
             hook: recovery_hook(
                 sources,
                 self.recovery,
                 self.recovery_hook.as_deref(),
-                has_app,
+                reader,
             )?,
             interval: Duration::from_secs(self.recovery_interval_secs),
             max_age: Duration::from_secs(self.recovery_max_age_secs),
@@ -902,32 +923,33 @@ impl RawConfig {
     }
 }
 
-/// The hook recovery reads, if it runs: on unless `recovery = false`, and only with App credentials
-/// (GitHub lists deliveries to the App's JWT, or to an installation token with `repository_hooks` or
-/// `organization_hooks`). A `recovery_hook` is `repos/OWNER/NAME/hooks/ID` or `orgs/ORG/hooks/ID`.
+/// The hook recovery reads, if it runs: on unless `recovery = false`. With a GitHub App's credentials, the
+/// App's webhook unless `recovery_hook` names a repository's (read with an installation token allowed
+/// `repository_hooks: read`); with `github_token`, only the repository's or organization's webhook
+/// `recovery_hook` names; without credentials, off. A `recovery_hook` is `repos/OWNER/NAME/hooks/ID` or
+/// `orgs/ORG/hooks/ID`.
 fn recovery_hook(
     sources: &Sources<'_>,
     on: bool,
     hook: Option<&str>,
-    has_app: bool,
+    reader: Option<Reader>,
 ) -> Result<Option<RecoveryHook>, ConfigError> {
     let hook = hook.map(str::trim).filter(|hook| !hook.is_empty());
     if !on {
         return Ok(None);
     }
-    if !has_app {
-        return match hook {
-            None => Ok(None),
-            Some(_) => Err(sources.invalid(
-                "recovery_hook",
-                "needs a GitHub App's credentials (`github_app_id` and `github_app_private_key_file`)                  to read the hook's deliveries with",
-            )),
-        };
-    }
     let Some(hook) = hook else {
-        return Ok(Some(RecoveryHook::App));
+        // The App's own webhook needs the App's JWT; a token alone names no hook.
+        return Ok((reader == Some(Reader::App)).then_some(RecoveryHook::App));
     };
     let invalid = |why: String| sources.invalid("recovery_hook", why);
+    if reader.is_none() {
+        return Err(invalid(
+            "needs credentials to read the hook's deliveries with: a GitHub App's (`github_app_id` \
+             and `github_app_private_key_file`) or `github_token`"
+                .to_owned(),
+        ));
+    }
     let parts: Vec<&str> = hook.split('/').collect();
     let id = |text: &str| {
         text.parse::<u64>().map(HookId).map_err(|_| {
@@ -943,6 +965,10 @@ fn recovery_hook(
                 .map_err(|err: booty_github::NameError| invalid(format!("{hook:?}: {err}")))?,
             hook: id(hook_id)?,
         })),
+        ["orgs", _, "hooks", _] if reader == Some(Reader::App) => Err(invalid(format!(
+            "{hook:?}: an organization's webhook is read with `github_token`; a GitHub App's events \
+             come through its own webhook (leave `recovery_hook` out)"
+        ))),
         ["orgs", organization, "hooks", hook_id] => {
             let hook_id = id(hook_id)?;
             Ok(Some(RecoveryHook::Organization {

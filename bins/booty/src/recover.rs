@@ -19,7 +19,8 @@ pub(crate) async fn recover(
     if service.recovery.is_none() {
         anyhow::bail!(
             "recovery is off: it needs a GitHub App's credentials (`github_app_id`, \
-             `github_app_private_key_file`) and `recovery` not set to false"
+             `github_app_private_key_file`), or `github_token` with `recovery_hook`, and `recovery` not \
+             set to false"
         );
     }
     let since = since.map_or(Since::Bookmark, Since::Ago);

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use booty_testkit::github::{DeliverySeed, FakeGitHub, Fault, Hook};
+use booty_testkit::github::{Caller, DeliverySeed, FakeGitHub, Fault, Hook};
 use serde_json::{Value, json};
 
 use crate::github::{Fake, app_settings, trigger_for};
@@ -579,7 +579,7 @@ fn check_shows_the_recovery_keys_and_names_a_bad_hook() {
 
     for (hook, says) in [
         ("repos/octo/hooks/1", "is not a webhook"),
-        ("orgs/octo/hooks/twelve", "is not a number"),
+        ("repos/octo/repo/hooks/twelve", "is not a number"),
         ("repos/octo/../x/hooks/1", "invalid"),
     ] {
         let toml = format!("{base}{app}recovery_hook = \"{hook}\"\n");
@@ -595,12 +595,80 @@ fn check_shows_the_recovery_keys_and_names_a_bad_hook() {
     let (code, _, stderr) = check(dir, &toml, &[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr.contains("needs a GitHub App's credentials"),
+        stderr.contains("invalid `recovery_hook`") && stderr.contains("needs credentials"),
         "{stderr}"
     );
+    // An App's events come through its own webhook; an organization's is read with a token.
+    let toml = format!("{base}{app}recovery_hook = \"orgs/octo/hooks/1\"\n");
+    let (code, _, stderr) = check(dir, &toml, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("read with `github_token`"), "{stderr}");
+    let toml = format!("{base}github_token = \"t\"\nrecovery_hook = \"orgs/octo/hooks/1\"\n");
+    let (code, stdout, stderr) = check(dir, &toml, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("recovery_hook = \"orgs/octo/hooks/1\""),
+        "{stdout}"
+    );
+    let toml = format!("{base}github_token = \"t\"\nrecovery_hook = \"orgs/octo/hooks/twelve\"\n");
+    let (code, _, stderr) = check(dir, &toml, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not a number"), "{stderr}");
     // `booty recover` says why it cannot run.
     std::fs::write(dir.join("booty.toml"), base).unwrap();
     let (code, _, stderr) = booty_in(dir, &["recover", "--dry-run"], &[]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("recovery is off"), "{stderr}");
+}
+
+#[test]
+fn an_organization_webhook_is_recovered_with_the_configured_token() {
+    let fake = Fake::start();
+    let github = &fake.github;
+    github.add_repository(REPO, None);
+    github.set_pat("ghp_recovery_test_token");
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let command = format!(
+        "echo \"$BOOTY_ISSUE_NUMBER $BOOTY_JOB_ID\" >> {}",
+        dir.join("records.txt").display()
+    );
+    let mut config = store_config(Path::new("."), dir, "memory", &command);
+    config.insert("repo_url", V::from(github.git_url(REPO)));
+    config.insert("repositories", V::L(vec![REPO.to_owned()]));
+    config.insert("github_token", V::from("ghp_recovery_test_token"));
+    config.insert("github_api_url", V::from(github.api_url()));
+    config.insert("recovery_hook", V::from("orgs/octo-org/hooks/12"));
+    let mut trigger = payload(dir, 71, "agent:builder");
+    trigger.as_object_mut().unwrap().remove("installation");
+    github.add_delivery_sent_at(
+        &Hook::Organization("octo-org".to_owned(), 12),
+        &seed("guid-71", "issues", "labeled", 502, trigger),
+        ago(300),
+    );
+    let booty = Booty::start(dir, &config, &[]);
+    let completed = booty.log.wait_for("recovery_completed", |line| {
+        line["message"] == "recovery_completed"
+    });
+    assert_eq!(completed["hook"], "orgs/octo-org/hooks/12");
+    assert_eq!(completed["submitted"], 1, "{completed}");
+    assert_eq!(booty.wait_for_final("71-guid-71")["state"], "succeeded");
+    let reads = github.requests_for("orgs/get-webhook-delivery");
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert!(
+        github
+            .requests_for("orgs/list-webhook-deliveries")
+            .iter()
+            .chain(&reads)
+            .all(|seen| seen.caller == Caller::Pat)
+    );
+    let (status, log) = booty.terminate();
+    assert!(status.success());
+    let text: String = log.lines().iter().map(Value::to_string).collect();
+    assert!(
+        !text.contains("ghp_recovery_test_token"),
+        "the token reached the log"
+    );
+    assert_eq!(ran(dir), [71]);
+    assert!(github.violations().is_empty(), "{:?}", github.violations());
 }
