@@ -621,3 +621,74 @@ pub enum RecoveryError {
     #[error(transparent)]
     Start(crate::StartError),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(id: u64, guid: &str, at: &str, status: &str) -> HookDelivery {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "guid": guid, "delivered_at": at, "redelivery": false, "duration": 0.5,
+            "status": status, "status_code": if status == "OK" { 200 } else { 502 },
+            "event": "issues", "action": "labeled", "installation_id": null, "repository_id": 1,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn attempts_are_grouped_by_guid_with_their_first_sending_and_any_ok_answer() {
+        // Newest first, as GitHub lists them.
+        let listed = vec![
+            delivery(5, "b", "2026-01-01T10:05:00Z", "OK"),
+            delivery(4, "a", "2026-01-01T10:04:00Z", "Invalid HTTP Response: 502"),
+            delivery(3, "b", "2026-01-01T10:03:00Z", "Invalid HTTP Response: 502"),
+            delivery(2, "a", "2026-01-01T10:02:00Z", "timed out"),
+        ];
+        let newest = listed[0].delivered_at;
+        let (grouped, newest_seen) = group(listed);
+        assert_eq!(newest_seen, Some(newest));
+        let summary: Vec<(&str, u64, bool)> = grouped
+            .iter()
+            .map(|attempts| {
+                (
+                    attempts.newest.guid.as_str(),
+                    attempts.newest.id.0,
+                    attempts.answered,
+                )
+            })
+            .collect();
+        assert_eq!(summary, [("b", 5, true), ("a", 4, false)]);
+        let a = &grouped[1];
+        assert_eq!(
+            a.first_sent,
+            delivery(0, "a", "2026-01-01T10:02:00Z", "x").delivered_at
+        );
+        assert_eq!(group(Vec::new()).1, None);
+    }
+
+    #[test]
+    fn each_hook_has_a_bookmark_of_its_own() {
+        let repository: Repository = "octo/hello".parse().unwrap();
+        let names = [
+            RecoveryHook::App.bookmark(),
+            RecoveryHook::Repository {
+                repository,
+                hook: HookId(9),
+            }
+            .bookmark(),
+            RecoveryHook::Organization {
+                organization: "octo".to_owned(),
+                hook: HookId(9),
+            }
+            .bookmark(),
+        ];
+        assert_eq!(
+            names,
+            [
+                "recovery:app",
+                "recovery:repos/octo/hello/hooks/9",
+                "recovery:orgs/octo/hooks/9"
+            ]
+        );
+    }
+}
