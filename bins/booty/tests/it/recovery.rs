@@ -672,3 +672,48 @@ fn an_organization_webhook_is_recovered_with_the_configured_token() {
     assert_eq!(ran(dir), [71]);
     assert!(github.violations().is_empty(), "{:?}", github.violations());
 }
+
+#[test]
+fn recover_stores_the_missed_triggers_for_the_service_to_run() {
+    let fake = fake();
+    let github = &fake.github;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let config = settings(github, dir, "sqlite:booty.db", None);
+    github.add_delivery_sent_at(
+        &Hook::App,
+        &seed(
+            "guid-81",
+            "issues",
+            "labeled",
+            502,
+            payload(dir, 81, "agent:builder"),
+        ),
+        ago(400),
+    );
+    let mut text = String::from("webhook_secret = \"s\"\n");
+    for (key, value) in &config {
+        writeln!(text, "{key} = {}", value.render()).unwrap();
+    }
+    std::fs::write(dir.join("booty.toml"), text).unwrap();
+    let (code, stdout, stderr) = booty_in(dir, &["recover"], &[]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("missed guid-81 (issues labeled")
+            && stdout.contains("submitted job 81-guid-81"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("submitted 1\n"), "{stdout}");
+    // The one-shot process runs nothing: the job waits in the store for the service.
+    assert!(ran(dir).is_empty());
+
+    let booty = Booty::start(dir, &config, &[]);
+    assert_eq!(booty.wait_for_final("81-guid-81")["state"], "succeeded");
+    let completed = booty.log.wait_for("recovery_completed", |line| {
+        line["message"] == "recovery_completed"
+    });
+    assert_eq!(completed["submitted"], 0, "{completed}");
+    assert_eq!(github.requests_for("apps/get-webhook-delivery").len(), 1);
+    assert!(booty.terminate().0.success());
+    assert_eq!(ran(dir), [81]);
+}
