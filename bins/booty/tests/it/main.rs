@@ -6,6 +6,7 @@
     reason = "tests unwrap: a failure is the test failing"
 )]
 
+mod app;
 mod cancel;
 mod check;
 mod faults;
