@@ -9,6 +9,7 @@
 mod app;
 mod cancel;
 mod check;
+mod chromium;
 mod faults;
 mod github;
 mod lifecycle;
