@@ -33,13 +33,14 @@ struct Shared {
     state: String,
     exchange: Exchange,
     /// Set by the first request to `/callback`: a code is exchanged once.
-    called_back: AtomicBool,
+    called_back: Arc<AtomicBool>,
     outcome: mpsc::Sender<Result<Created, AppError>>,
 }
 
 /// The listener, serving until the outcome is known.
 pub(crate) struct Running {
     outcome: mpsc::Receiver<Result<Created, AppError>>,
+    called_back: Arc<AtomicBool>,
     stop: Arc<Notify>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -53,35 +54,53 @@ pub(crate) fn start(
     exchange: Exchange,
 ) -> Running {
     let (sender, outcome) = mpsc::channel(1);
+    let called_back = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared {
         addr,
         page,
         state,
         exchange,
-        called_back: AtomicBool::new(false),
+        called_back: called_back.clone(),
         outcome: sender,
     });
     let stop = Arc::new(Notify::new());
     let server = tokio::spawn(serve(listener, shared, stop.clone()));
     Running {
         outcome,
+        called_back,
         stop,
         server,
     }
 }
 
 impl Running {
-    /// The outcome of the callback, or [`AppError::TimedOut`] after `timeout`, or [`AppError::Interrupted`]
-    /// on Ctrl-C; then the listener stops, once the answers in flight are sent.
+    /// The outcome of the callback, or [`AppError::TimedOut`] after `timeout` (unless the callback has
+    /// begun: a code being exchanged is never cut off, or GitHub's only copy of the key would be lost), or
+    /// [`AppError::Interrupted`] on Ctrl-C; then the listener stops, once the answers in flight are sent.
     pub(crate) async fn outcome(
         mut self,
         timeout: Duration,
         timeout_secs: u64,
     ) -> Result<Created, AppError> {
-        let outcome = tokio::select! {
-            got = self.outcome.recv() => got.unwrap_or(Err(AppError::Interrupted)),
-            () = tokio::time::sleep(timeout) => Err(AppError::TimedOut(timeout_secs)),
-            _ = tokio::signal::ctrl_c() => Err(AppError::Interrupted),
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut timed_out = false;
+        let outcome = loop {
+            tokio::select! {
+                got = self.outcome.recv() => break got.unwrap_or(Err(AppError::Interrupted)),
+                () = &mut deadline, if !timed_out => {
+                    // Taking the callback's place: a redirect arriving from now on is refused.
+                    let claimed = self
+                        .called_back
+                        .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok();
+                    if claimed {
+                        break Err(AppError::TimedOut(timeout_secs));
+                    }
+                    timed_out = true;
+                }
+                _ = tokio::signal::ctrl_c() => break Err(AppError::Interrupted),
+            }
         };
         self.stop.notify_one();
         // The server drains for at most DRAIN; it ending any other way is nothing to report.
@@ -163,7 +182,7 @@ async fn callback(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
             StatusCode::CONFLICT,
             &page::message(
                 "already done",
-                "GitHub's redirect was already taken: see the terminal.",
+                "This run of booty app create has taken GitHub's redirect already, or has ended: see the terminal.",
                 None,
             ),
         );

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use booty_testkit::github::{Caller, FakeGitHub};
+use booty_testkit::github::{Caller, FakeGitHub, Fault};
 use serde_json::{Value, json};
 
 use crate::github::{Fake, trigger_for};
@@ -544,4 +544,36 @@ fn an_existing_booty_toml_is_left_alone_and_an_existing_key_stops_the_command_be
         config.contains(&format!("github_app_id = \"{}\"", second.client_id)),
         "{config}"
     );
+}
+
+#[test]
+fn the_time_limit_does_not_cut_off_a_code_being_exchanged() {
+    let fake = Fake::start();
+    let github = &fake.github;
+    // GitHub answers the exchange only after the command's time limit has passed.
+    github.inject(
+        "apps/create-from-manifest",
+        Fault::Slow(Duration::from_secs(10)),
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let create = Create::start(github, dir.path(), "booty slow", &["--timeout-secs", "6"]);
+    let (_, _, location) = post_the_form(create.page);
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "the form took too long to test this"
+    );
+    let (status, page) = follow(&location);
+    assert_eq!(status, 200, "{page}");
+    assert!(started.elapsed() > Duration::from_secs(6));
+    let (code, stdout, stderr) = create.finish();
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let app = &github.created_apps()[0];
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("github-app.private-key.pem")).unwrap(),
+        app.pem
+    );
+    // A redirect after the outcome is not taken: the listener is gone.
+    assert!(TcpStream::connect(create_page_of(&location)).is_err());
 }
