@@ -52,7 +52,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            let created = runtime.block_on(app::create(&args))?;
+            // The GitHub host a configuration names, unless the command line names one.
+            let configured = config::github_hosts(cli.config.as_deref())?;
+            let created = runtime.block_on(app::create(&args, &configured))?;
             print!("{created}");
             Ok(ExitCode::SUCCESS)
         }

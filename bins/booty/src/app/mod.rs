@@ -25,6 +25,8 @@ use std::time::Duration;
 
 use booty_github::{Credentials, ErrorKind, GitHub, ManifestApp};
 use clap::Args;
+
+use crate::config::GitHubHosts;
 use ring::rand::SecureRandom as _;
 
 pub(crate) use files::Written;
@@ -48,12 +50,14 @@ pub(crate) struct CreateArgs {
     #[arg(long)]
     pub(crate) name: Option<String>,
 
-    /// GitHub's web address: a GitHub Enterprise Server's `https://HOST`.
-    #[arg(long, value_name = "URL", default_value = DOTCOM)]
-    pub(crate) github_url: String,
+    /// GitHub's web address: a GitHub Enterprise Server's `https://HOST`. Default: the configuration's
+    /// `github_url` (`--config`, `booty.toml`, `BOOTY_GITHUB_URL`) when it has one, else
+    /// `https://github.com`.
+    #[arg(long, value_name = "URL")]
+    pub(crate) github_url: Option<String>,
 
-    /// GitHub's REST API. Default: `https://api.github.com` for github.com, `{github-url}/api/v3` for
-    /// another host.
+    /// GitHub's REST API. Default: the configuration's `github_api_url` when it has one, else
+    /// `https://api.github.com` for github.com and `{github-url}/api/v3` for another host.
     #[arg(long, value_name = "URL")]
     pub(crate) github_api_url: Option<String>,
 
@@ -172,12 +176,19 @@ pub(crate) struct Hosts {
 }
 
 impl Hosts {
-    fn from_args(args: &CreateArgs) -> Result<Self, AppError> {
-        let web = http_url("--github-url", &args.github_url)?;
-        let api = match &args.github_api_url {
-            Some(api) => http_url("--github-api-url", api)?,
-            None if web == DOTCOM => booty_github::DEFAULT_API_URL.to_owned(),
-            None => format!("{web}/api/v3"),
+    /// The command line's hosts, else the configuration's, else github.com's.
+    fn from_args(args: &CreateArgs, configured: &GitHubHosts) -> Result<Self, AppError> {
+        let (web, flag) = match (&args.github_url, &configured.github_url) {
+            (Some(url), _) => (url.as_str(), "--github-url"),
+            (None, Some(url)) => (url.as_str(), "github_url"),
+            (None, None) => (DOTCOM, "--github-url"),
+        };
+        let web = http_url(flag, web)?;
+        let api = match (&args.github_api_url, &configured.github_api_url) {
+            (Some(api), _) => http_url("--github-api-url", api)?,
+            (None, Some(api)) => http_url("github_api_url", api)?,
+            (None, None) if web == DOTCOM => booty_github::DEFAULT_API_URL.to_owned(),
+            (None, None) => format!("{web}/api/v3"),
         };
         Ok(Self { web, api })
     }
@@ -248,8 +259,8 @@ pub(crate) fn random_hex(bytes: usize) -> String {
 }
 
 /// Runs the whole flow; what it wrote, for the terminal.
-pub(crate) async fn create(args: &CreateArgs) -> anyhow::Result<Created> {
-    let hosts = Hosts::from_args(args)?;
+pub(crate) async fn create(args: &CreateArgs, configured: &GitHubHosts) -> anyhow::Result<Created> {
+    let hosts = Hosts::from_args(args, configured)?;
     http_url("--webhook-url", &args.webhook_url)?;
     let webhook_url = args.webhook_url.clone();
     if let Some(org) = &args.org {

@@ -36,14 +36,27 @@ pub(crate) struct Create {
 
 impl Create {
     pub(crate) fn start(fake: &FakeGitHub, output: &Path, name: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(booty_bin())
-            .args(["app", "create", "--webhook-url", WEBHOOK_URL])
+        let mut command = Self::command(output, name);
+        command
             .args(["--github-url", &fake.web_url()])
             .args(["--github-api-url", &fake.api_url()])
+            .args(extra);
+        Self::spawn(&mut command)
+    }
+
+    /// `booty app create` writing into `output`, without a GitHub host.
+    fn command(output: &Path, name: &str) -> Command {
+        let mut command = Command::new(booty_bin());
+        command
+            .args(["app", "create", "--webhook-url", WEBHOOK_URL])
             .args(["--name", name, "--no-browser", "--output"])
             .arg(output)
-            .args(extra)
-            .env_remove("RUST_LOG")
+            .env_remove("RUST_LOG");
+        command
+    }
+
+    fn spawn(command: &mut Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -468,11 +481,20 @@ fn an_existing_booty_toml_is_left_alone_and_an_existing_key_stops_the_command_be
     let fake = Fake::start();
     let github = &fake.github;
     let dir = tempfile::tempdir().unwrap();
-    let mine = "# mine\nstore = \"memory\"\n";
-    std::fs::write(dir.path().join("booty.toml"), mine).unwrap();
+    // A configuration naming a GitHub host (as for GitHub Enterprise Server), and nothing else booty needs.
+    let mine = format!(
+        "# mine\nstore = \"memory\"\ngithub_url = \"{}\"\ngithub_api_url = \"{}\"\n",
+        github.web_url(),
+        github.api_url()
+    );
+    std::fs::write(dir.path().join("booty.toml"), &mine).unwrap();
 
-    // For an organization; the configuration goes beside the existing booty.toml.
-    let create = Create::start(github, dir.path(), "booty acme", &["--org", "acme"]);
+    // For an organization, on the configuration's host; the configuration goes beside booty.toml.
+    let create = Create::spawn(
+        Create::command(Path::new("."), "booty acme")
+            .args(["--org", "acme"])
+            .current_dir(dir.path()),
+    );
     let (action, _, location) = post_the_form(create.page);
     assert!(
         action.starts_with(&format!(
@@ -499,6 +521,10 @@ fn an_existing_booty_toml_is_left_alone_and_an_existing_key_stops_the_command_be
     );
     let written = std::fs::read_to_string(&fragment).unwrap();
     assert!(written.contains("repositories = [\"acme/*\"]"), "{written}");
+    assert!(
+        written.contains(&format!("github_url = \"{}\"", github.web_url())),
+        "{written}"
+    );
     assert_eq!(github.created_apps()[0].owner, "acme");
 
     // Run again: the key is there, so nothing starts and nothing changes.
