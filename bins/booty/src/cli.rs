@@ -1,4 +1,4 @@
-//! The command line: `booty [serve] | check | send`.
+//! The command line: `booty [serve] | check | send | app create`.
 
 use std::path::PathBuf;
 
@@ -24,9 +24,20 @@ pub(crate) enum Command {
     Check,
     /// Sign a payload file and deliver it like GitHub would.
     Send(SendArgs),
+    /// booty's GitHub App.
+    #[command(subcommand)]
+    App(AppCommand),
     /// Internal: run a job command so it dies with booty (booty starts it; see `supervise.rs`).
     #[command(hide = true)]
     Supervise(crate::supervise::SuperviseArgs),
+}
+
+/// `booty app ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AppCommand {
+    /// Make booty's GitHub App through GitHub's manifest flow (a page on loopback, one click on GitHub),
+    /// and write its key, its webhook secret and a booty.toml that uses them.
+    Create(crate::app::CreateArgs),
 }
 
 /// `booty send PAYLOAD.json --event issues`.
