@@ -1,4 +1,4 @@
-//! The command line: `booty [serve] | check | send | recover`.
+//! The command line: `booty [serve] | check | send | recover | app create`.
 
 use std::path::PathBuf;
 
@@ -27,6 +27,9 @@ pub(crate) enum Command {
     /// One pass recovering the webhook deliveries GitHub could not deliver: print what it found and
     /// what it submitted.
     Recover(RecoverArgs),
+    /// booty's GitHub App.
+    #[command(subcommand)]
+    App(AppCommand),
     /// Internal: run a job command so it dies with booty (booty starts it; see `supervise.rs`).
     #[command(hide = true)]
     Supervise(crate::supervise::SuperviseArgs),
@@ -43,6 +46,14 @@ pub(crate) struct RecoverArgs {
     /// Fetch and judge the missed deliveries, print what a pass would submit, and submit none.
     #[arg(long)]
     pub(crate) dry_run: bool,
+}
+
+/// `booty app ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AppCommand {
+    /// Make booty's GitHub App through GitHub's manifest flow (a page on loopback, one click on GitHub),
+    /// and write its key, its webhook secret and a booty.toml that uses them.
+    Create(crate::app::CreateArgs),
 }
 
 /// `booty send PAYLOAD.json --event issues`.

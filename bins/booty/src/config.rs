@@ -510,6 +510,34 @@ pub(crate) fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
     Ok(Loaded { config, figment })
 }
 
+/// The GitHub host as configured (`github_url`, `github_api_url`), from `file` (or `booty.toml` in the working
+/// directory when it exists) and the `BOOTY_*` environment, without validating anything else: what `booty
+/// app create` talks to when not told, on a machine whose configuration may not be complete yet.
+pub(crate) fn github_hosts(file: Option<&Path>) -> Result<GitHubHosts, ConfigError> {
+    let file = match file {
+        Some(path) if !path.is_file() => return Err(ConfigError::MissingFile(path.to_owned())),
+        Some(path) => Some(path),
+        None => Some(Path::new(DEFAULT_FILE)).filter(|default| default.is_file()),
+    };
+    let mut figment = Figment::new();
+    if let Some(file) = file {
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    figment
+        .merge(VerbatimEnv)
+        .extract()
+        .map_err(|err| from_figment(&err))
+}
+
+/// The two keys [`github_hosts`] reads; every other key is left for `load` to judge.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct GitHubHosts {
+    /// `github_url`, when configured.
+    pub(crate) github_url: Option<String>,
+    /// `github_api_url`, when configured.
+    pub(crate) github_api_url: Option<String>,
+}
+
 /// `BOOTY_<KEY>` for keys holding text or a word, taken verbatim.
 struct VerbatimEnv;
 

@@ -9,6 +9,7 @@
     reason = "a command-line program reports to its user"
 )]
 
+mod app;
 mod check;
 mod cli;
 mod config;
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{AppCommand, Cli, Command};
 use crate::config::ConfigError;
 
 /// How long exit waits for blocking threads (clones, directory removal) still running after shutdown.
@@ -47,6 +48,17 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Supervise(args) => Ok(supervise::run(&args)),
+        Command::App(AppCommand::Create(args)) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            // The GitHub host a configuration names, unless the command line names one.
+            let configured = config::github_hosts(cli.config.as_deref())?;
+            let created = runtime.block_on(app::create(&args, &configured))?;
+            print!("{created}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve => {
             let loaded = config::load(cli.config.as_deref())?;
             logging::init(loaded.config.log_format, &loaded.config.log_level)?;

@@ -58,6 +58,7 @@ struct Shared {
 /// Whose rate limit a request counts against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum LimitKey {
+    Anonymous,
     App,
     Token,
     Installation(InstallationId),
@@ -66,6 +67,8 @@ enum LimitKey {
 /// How a request is authorized.
 #[derive(Clone, Debug)]
 pub(crate) enum Auth {
+    /// No `Authorization` header at all.
+    Anonymous,
     /// The App's JWT.
     App,
     /// The configured token.
@@ -77,6 +80,7 @@ pub(crate) enum Auth {
 impl Auth {
     fn limit_key(&self) -> LimitKey {
         match self {
+            Self::Anonymous => LimitKey::Anonymous,
             Self::App => LimitKey::App,
             Self::Token => LimitKey::Token,
             Self::Installation(key) => LimitKey::Installation(key.installation),
@@ -92,6 +96,9 @@ pub(crate) struct Call {
     /// Whether sending it twice does no harm, so a 5xx or a broken connection is retried.
     pub(crate) idempotent: bool,
     pub(crate) auth: Auth,
+    /// How errors and log lines name the call when its path holds a secret (`POST
+    /// /app-manifests/{code}/conversions`); otherwise the method and the path.
+    pub(crate) shown_as: Option<&'static str>,
 }
 
 impl Call {
@@ -102,6 +109,7 @@ impl Call {
             body: None,
             idempotent: true,
             auth,
+            shown_as: None,
         }
     }
 
@@ -128,6 +136,7 @@ impl Call {
             body: Some(body),
             idempotent,
             auth,
+            shown_as: None,
         })
     }
 }
@@ -154,7 +163,7 @@ impl Answer {
     }
 
     /// The body as `T`, for an answer that carries a secret: a failure names where, never what.
-    fn secret_json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+    pub(crate) fn secret_json<T: DeserializeOwned>(&self) -> Result<T, Error> {
         serde_json::from_slice(&self.body).map_err(|err| {
             self.error(ErrorKind::InvalidAnswer {
                 reason: format!(
@@ -438,17 +447,18 @@ impl GitHub {
 
     /// The App's credentials, or the error for a call that needs them.
     fn app_credentials(&self, operation: &str) -> Result<&AppCredentials, Error> {
-        match &self.shared.credentials {
-            Credentials::App(app) => Ok(app),
-            Credentials::Token(_) => Err(Error::new(
-                operation,
-                ErrorKind::Credentials {
-                    reason: "this call needs github app credentials, and the client has a token"
-                        .to_owned(),
-                    source: None,
-                },
-            )),
-        }
+        let has = match &self.shared.credentials {
+            Credentials::App(app) => return Ok(app),
+            Credentials::Token(_) => "a token",
+            Credentials::Anonymous => "no credentials",
+        };
+        Err(Error::new(
+            operation,
+            ErrorKind::Credentials {
+                reason: format!("this call needs github app credentials, and the client has {has}"),
+                source: None,
+            },
+        ))
     }
 
     /// The `Authorization` header for `auth`, and when its installation token was minted.
@@ -456,8 +466,9 @@ impl GitHub {
         &self,
         auth: &Auth,
         operation: &str,
-    ) -> Result<(HeaderValue, Option<Minted>), Error> {
+    ) -> Result<(Option<HeaderValue>, Option<Minted>), Error> {
         let (secret, minted) = match auth {
+            Auth::Anonymous => return Ok((None, None)),
             Auth::App => {
                 let now = self.shared.config.clock.now();
                 let skew = self.shared.skew.load(Ordering::Relaxed);
@@ -478,13 +489,16 @@ impl GitHub {
             }
             Auth::Token => match &self.shared.credentials {
                 Credentials::Token(token) => (token.expose().to_owned(), None),
-                Credentials::App(_) => {
+                Credentials::App(_) | Credentials::Anonymous => {
+                    let has = if matches!(self.shared.credentials, Credentials::App(_)) {
+                        "github app credentials"
+                    } else {
+                        "no credentials"
+                    };
                     return Err(Error::new(
                         operation,
                         ErrorKind::Credentials {
-                            reason:
-                                "this call needs a token, and the client has github app credentials"
-                                    .to_owned(),
+                            reason: format!("this call needs a token, and the client has {has}"),
                             source: None,
                         },
                     ));
@@ -505,12 +519,14 @@ impl GitHub {
             )
         })?;
         value.set_sensitive(true);
-        Ok((value, minted))
+        Ok((Some(value), minted))
     }
 
     /// Sends `call` until it succeeds or fails for good: see the type's documentation for the rules.
     pub(crate) async fn send(&self, call: &Call) -> Result<Answer, Error> {
-        let operation = operation(&call.method, &call.url);
+        let operation = call
+            .shown_as
+            .map_or_else(|| operation(&call.method, &call.url), str::to_owned);
         let mut tries = Tries::default();
         loop {
             let now = self.shared.config.clock.now();
@@ -557,13 +573,15 @@ impl GitHub {
     async fn exchange(
         &self,
         call: &Call,
-        authorization: HeaderValue,
+        authorization: Option<HeaderValue>,
     ) -> Result<(u16, HeaderMap, Vec<u8>), reqwest::Error> {
         let mut request = self
             .shared
             .http
-            .request(call.method.clone(), call.url.clone())
-            .header(header::AUTHORIZATION, authorization);
+            .request(call.method.clone(), call.url.clone());
+        if let Some(authorization) = authorization {
+            request = request.header(header::AUTHORIZATION, authorization);
+        }
         if let Some(body) = &call.body {
             request = request
                 .header(header::CONTENT_TYPE, "application/json")

@@ -32,6 +32,9 @@ pub enum Credentials {
     /// A GitHub App: the client signs JWTs for the App's endpoints and mints narrowed installation tokens for
     /// the rest.
     App(AppCredentials),
+    /// None: only the calls that take none ([`crate::GitHub::create_app_from_manifest`]); any other call
+    /// fails with [`crate::ErrorKind::Credentials`].
+    Anonymous,
 }
 
 /// A GitHub App's identifier, the JWT's `iss`: the client id (`Iv23li...`, what GitHub now recommends) or the

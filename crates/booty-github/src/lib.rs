@@ -9,6 +9,9 @@
 //!   ([`GitHub::token_for`]), cached until 5 minutes before they expire with one mint in flight per key; a
 //!   401 in the first seconds of a token is GitHub's replication delay and is retried.
 //!   [`GitHub::installation_for_repository`] finds the installation when a payload names none.
+//! - [`GitHub::create_app_from_manifest`] is the end of GitHub's App manifest flow: a one-time code
+//!   exchanged, without credentials ([`Credentials::Anonymous`]), for the new App's ids and secrets
+//!   ([`ManifestApp`]).
 //! - Calls live on handles: [`RepositoryClient`] (issue comments and reactions, pull requests, a repository
 //!   hook's deliveries), [`AppClient`] (the App hook's deliveries), [`OrganizationClient`]. Lists come a
 //!   [`Page`] at a time, following GitHub's `Link` header.
@@ -62,6 +65,7 @@ mod tokens;
 
 pub use api::deliveries::{DeliveryRequest, DeliveryResponse, HookDelivery, HookDeliveryDetail};
 pub use api::issues::{Account, IssueComment, Reaction, ReactionContent};
+pub use api::manifest::ManifestApp;
 pub use api::pulls::{Branch, NewPullRequest, PullRequest, PullRequestUpdate, PullState};
 pub use api::{AppClient, OrganizationClient, RepositoryClient};
 pub use client::{GitHub, REPLICATION_WINDOW};
@@ -76,5 +80,5 @@ pub use credentials::{
 pub use error::{BuildError, Error, ErrorKind, FieldError, RateLimit};
 pub use names::{DeliveryId, HookId, InstallationId, NameError, Repository};
 pub use pagination::{Cursor, Page};
-pub use secret::{Jwt, Token};
+pub use secret::{Jwt, Secret, Token};
 pub use time::{Clock, Sleep, SystemClock};

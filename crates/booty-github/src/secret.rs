@@ -88,3 +88,23 @@ impl fmt::Debug for Jwt {
         f.write_str("Jwt(<redacted>)")
     }
 }
+
+/// Secret text GitHub handed out that is not a token: an App's private key, its webhook secret, its OAuth
+/// client secret. `Debug` prints `Secret(<redacted>)`, there is no `Display`; [`Secret::expose`] gives it
+/// to whoever must store it.
+#[derive(Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The text, to write where it belongs (a file only its owner reads). Keep it out of logs and errors.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}

@@ -8,8 +8,9 @@
 //!   operations booty calls, vendored by `cargo xtask fixtures`): it verifies the App's JWT, mints
 //!   installation tokens that expire on a [`ManualClock`] and enforces their narrowing, checks every request
 //!   body against the operation's schema, answers with the description's examples, paginates with `Link`,
-//!   injects failures on demand ([`github::Fault`]), and serves git smart HTTP (`git http-backend`) to the
-//!   same tokens.
+//!   injects failures on demand ([`github::Fault`]), serves git smart HTTP (`git http-backend`) to the
+//!   same tokens, and plays GitHub's App manifest flow (the `settings/apps/new` form and the code's
+//!   conversion, with a freshly generated key).
 //! - [`keys`]: the test App's RSA key, generated at test time with `openssl`.
 //!
 //! With the `http` feature, for the tests of booty's listeners:

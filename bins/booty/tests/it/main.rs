@@ -6,8 +6,10 @@
     reason = "tests unwrap: a failure is the test failing"
 )]
 
+mod app;
 mod cancel;
 mod check;
+mod chromium;
 mod faults;
 mod github;
 mod lifecycle;

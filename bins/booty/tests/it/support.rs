@@ -211,10 +211,15 @@ impl Booty {
         }
         let config_path = dir.join("booty.toml");
         std::fs::write(&config_path, text).unwrap();
+        Self::start_file(dir, &config_path, env)
+    }
 
+    /// Starts `booty serve --config CONFIG` in `dir` with extra environment variables (`BOOTY_*` ones
+    /// override the file), and waits until it listens.
+    pub(crate) fn start_file(dir: &Path, config_path: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(booty_bin())
             .args(["serve", "--config"])
-            .arg(&config_path)
+            .arg(config_path)
             .current_dir(dir)
             .envs(env.iter().copied())
             .env_remove("RUST_LOG")
@@ -256,6 +261,18 @@ impl Booty {
         delivery: Option<&str>,
         form: bool,
     ) -> Sent {
+        self.send_signed(payload, event, delivery, form, SECRET)
+    }
+
+    /// [`Booty::send`] signed with `secret`.
+    pub(crate) fn send_signed(
+        &self,
+        payload: &Path,
+        event: &str,
+        delivery: Option<&str>,
+        form: bool,
+        secret: &str,
+    ) -> Sent {
         let mut command = Command::new(booty_bin());
         command.arg("send").arg(payload).args([
             "--event",
@@ -263,7 +280,7 @@ impl Booty {
             "--url",
             &self.webhook_url(),
             "--secret",
-            SECRET,
+            secret,
         ]);
         if let Some(delivery) = delivery {
             command.args(["--delivery", delivery]);

@@ -133,6 +133,7 @@ impl Hook<'_> {
             body: None,
             idempotent: false,
             auth: self.auth,
+            shown_as: None,
         };
         self.github.send(&call).await.map(drop)
     }

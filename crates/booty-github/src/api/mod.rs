@@ -4,6 +4,7 @@
 
 pub(crate) mod deliveries;
 pub(crate) mod issues;
+pub(crate) mod manifest;
 pub(crate) mod pulls;
 
 use std::sync::Arc;
@@ -113,6 +114,13 @@ impl RepositoryClient {
     pub async fn token(&self) -> Result<Token, Error> {
         match self.github.credentials() {
             Credentials::Token(token) => Ok(token.clone()),
+            Credentials::Anonymous => Err(Error::new(
+                format!("a token for {}", self.repository),
+                ErrorKind::Credentials {
+                    reason: "the client has no credentials".to_owned(),
+                    source: None,
+                },
+            )),
             Credentials::App(_) => {
                 let installation = self.installation().await?;
                 self.github
@@ -132,7 +140,8 @@ impl RepositoryClient {
 
     pub(crate) async fn auth(&self) -> Result<Auth, Error> {
         Ok(match self.github.credentials() {
-            Credentials::Token(_) => Auth::Token,
+            // Without credentials, sending fails and says so.
+            Credentials::Token(_) | Credentials::Anonymous => Auth::Token,
             Credentials::App(_) => Auth::Installation(TokenKey {
                 installation: self.installation().await?,
                 repository: Some(self.repository.clone()),
@@ -159,7 +168,7 @@ impl OrganizationClient {
 
     pub(crate) fn auth(&self, operation: &str) -> Result<Auth, Error> {
         match (self.github.credentials(), self.installation) {
-            (Credentials::Token(_), _) => Ok(Auth::Token),
+            (Credentials::Token(_) | Credentials::Anonymous, _) => Ok(Auth::Token),
             (Credentials::App(_), Some(installation)) => Ok(Auth::Installation(TokenKey {
                 installation,
                 repository: None,

@@ -9,6 +9,7 @@
 mod auth;
 mod calls;
 mod failures;
+mod manifest;
 mod secrets;
 mod support;
 mod tokens;

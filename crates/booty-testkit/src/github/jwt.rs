@@ -31,8 +31,14 @@ pub(crate) struct AppIdentity {
     pub(crate) public_key: Vec<u8>,
 }
 
-/// Checks `token` at GitHub's time `now`; the error is GitHub's message.
-pub(crate) fn verify(token: &str, app: &AppIdentity, now: SystemTime) -> Result<(), &'static str> {
+/// Checks `token` at GitHub's time `now` against the App its `iss` names among `apps` (the first when none
+/// does, so a stranger's signature is refused before its issuer); the answer is the App's id, the error
+/// GitHub's message.
+pub(crate) fn verify(
+    token: &str,
+    apps: &[&AppIdentity],
+    now: SystemTime,
+) -> Result<u64, &'static str> {
     let mut parts = token.split('.');
     let (Some(header), Some(claims), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -44,16 +50,20 @@ pub(crate) fn verify(token: &str, app: &AppIdentity, now: SystemTime) -> Result<
     if header["alg"] != "RS256" {
         return Err(UNDECODABLE);
     }
-    let signed = &token[..token.len() - signature.len() - 1];
-    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &app.public_key)
-        .verify(signed.as_bytes(), &decode(signature)?)
-        .map_err(|_| UNDECODABLE)?;
     let claims: Value = serde_json::from_slice(&decode(claims)?).map_err(|_| UNDECODABLE)?;
-    let issuer_ok = match &claims["iss"] {
+    let issued_by = |app: &&&AppIdentity| match &claims["iss"] {
         Value::Number(number) => number.as_u64() == Some(app.id),
         Value::String(text) => *text == app.id.to_string() || *text == app.client_id,
         _ => false,
     };
+    let named = apps.iter().find(issued_by);
+    let Some(app) = named.or_else(|| apps.first()) else {
+        return Err(UNKNOWN_ISSUER);
+    };
+    let signed = &token[..token.len() - signature.len() - 1];
+    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &app.public_key)
+        .verify(signed.as_bytes(), &decode(signature)?)
+        .map_err(|_| UNDECODABLE)?;
     let now = seconds(now);
     let (Some(iat), Some(exp)) = (claims["iat"].as_i64(), claims["exp"].as_i64()) else {
         return Err(if claims["exp"].is_i64() {
@@ -71,10 +81,10 @@ pub(crate) fn verify(token: &str, app: &AppIdentity, now: SystemTime) -> Result<
     if exp > now + MAX_AHEAD {
         return Err(TOO_FAR);
     }
-    if !issuer_ok {
+    if named.is_none() {
         return Err(UNKNOWN_ISSUER);
     }
-    Ok(())
+    Ok(app.id)
 }
 
 /// Whether `token` looks like a JWT rather than a token (three base64url parts, the first a JSON header).

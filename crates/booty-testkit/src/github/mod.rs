@@ -10,9 +10,16 @@
 //! repositories and permissions, expire, and are enforced (404 on another repository, 403 naming the missing
 //! permission), and the same tokens (or the configured personal access token) authorize clones and pushes
 //! through `git http-backend`.
+//!
+//! The App manifest flow is played too (`manifest.rs`): a form posted to `/settings/apps/new` (or an
+//! organization's) is checked against GitHub's documented manifest parameters, makes an App with a freshly
+//! generated key ([`FakeGitHub::created_apps`]) and redirects with a one-time code, which
+//! `POST /app-manifests/{code}/conversions` exchanges once within the hour; the made App's JWTs are then
+//! accepted for the installations [`FakeGitHub::add_installation_of`] gives it.
 
 mod git;
 mod jwt;
+mod manifest;
 mod openapi;
 mod rest;
 mod schema;
@@ -123,6 +130,37 @@ pub struct Mint {
     pub expires_at: SystemTime,
 }
 
+/// An App made through the manifest flow ([`FakeGitHub::created_apps`]): what the form carried, and what
+/// the conversion handed out.
+#[derive(Clone, Debug)]
+pub struct CreatedApp {
+    /// Its numeric id.
+    pub id: u64,
+    /// Its client id.
+    pub client_id: String,
+    /// Its slug (from its name).
+    pub slug: String,
+    /// The account that owns it: the organization of `/organizations/{org}/settings/apps/new`, or the
+    /// signed-in user (`octocat`).
+    pub owner: String,
+    /// The manifest as posted (checked against GitHub's documented manifest fields).
+    pub manifest: Value,
+    /// The `state` the form's URL carried, handed back on the redirect.
+    pub state: Option<String>,
+    /// The one-time code the redirect carried.
+    pub code: String,
+    /// When the code was issued (the fake's clock); it expires an hour later.
+    pub code_issued_at: SystemTime,
+    /// Whether the code was exchanged (`POST /app-manifests/{code}/conversions`); it works once.
+    pub converted: bool,
+    /// The App's private key, PKCS#1 PEM, as the conversion hands it out.
+    pub pem: String,
+    /// The webhook secret GitHub generated (none without `hook_attributes`).
+    pub webhook_secret: Option<String>,
+    /// The OAuth client secret.
+    pub client_secret: String,
+}
+
 /// Which webhook a delivery belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Hook {
@@ -150,6 +188,8 @@ pub struct DeliverySeed {
 }
 
 pub(crate) struct Installation {
+    /// The App installed.
+    pub(crate) app_id: u64,
     pub(crate) account: String,
     pub(crate) permissions: BTreeMap<String, String>,
 }
@@ -172,6 +212,8 @@ pub(crate) struct State {
     pub(crate) skew: i64,
     pub(crate) pat: Option<String>,
     pub(crate) installations: BTreeMap<u64, Installation>,
+    /// Apps made through the manifest flow, with their JWT identities.
+    pub(crate) created: Vec<(CreatedApp, jwt::AppIdentity)>,
     pub(crate) repos: BTreeMap<String, Repo>,
     /// Each token's index in `mints`.
     pub(crate) tokens: HashMap<String, usize>,
@@ -256,6 +298,7 @@ impl FakeGitHub {
                 skew: 0,
                 pat: None,
                 installations: BTreeMap::new(),
+                created: Vec::new(),
                 repos: BTreeMap::new(),
                 tokens: HashMap::new(),
                 mints: Vec::new(),
@@ -284,6 +327,12 @@ impl FakeGitHub {
         format!("http://{}{}", self.addr, self.shared.flavor.prefix())
     }
 
+    /// The web host's URL, `http://127.0.0.1:PORT` (github.com's `https://github.com`, or a GitHub Enterprise
+    /// Server's host): where `settings/apps/new` takes a manifest and repositories are cloned from.
+    pub fn web_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// The clone URL of `full_name` (`http://127.0.0.1:PORT/owner/name.git`).
     pub fn git_url(&self, full_name: &str) -> String {
         format!("http://{}/{full_name}.git", self.addr)
@@ -304,11 +353,24 @@ impl FakeGitHub {
         self.shared.lock().pat = Some(token.to_owned());
     }
 
-    /// Installs the App on `account` with `permissions` (`[("contents", "write"), ...]`).
+    /// Installs the test App on `account` with `permissions` (`[("contents", "write"), ...]`).
     pub fn add_installation(&self, id: u64, account: &str, permissions: &[(&str, &str)]) {
+        self.add_installation_of(APP_ID, id, account, permissions);
+    }
+
+    /// Installs App `app_id` (the test App's [`APP_ID`], or one of [`FakeGitHub::created_apps`]) on
+    /// `account` as installation `id`: its JWT then mints tokens for it, and no other App's does.
+    pub fn add_installation_of(
+        &self,
+        app_id: u64,
+        id: u64,
+        account: &str,
+        permissions: &[(&str, &str)],
+    ) {
         self.shared.lock().installations.insert(
             id,
             Installation {
+                app_id,
                 account: account.to_owned(),
                 permissions: permissions
                     .iter()
@@ -405,6 +467,67 @@ impl FakeGitHub {
             .into_iter()
             .filter(|seen| seen.operation == operation)
             .collect()
+    }
+
+    /// The Apps made through the manifest flow (`POST /settings/apps/new` with a `manifest`), oldest
+    /// first.
+    pub fn created_apps(&self) -> Vec<CreatedApp> {
+        self.shared
+            .lock()
+            .created
+            .iter()
+            .map(|(app, _)| app.clone())
+            .collect()
+    }
+
+    /// Posts `manifest` as a browser's form would to `/settings/apps/new` (or `org`'s), with `state` in the
+    /// query, over HTTP: the status, and the `Location` GitHub redirects to (`redirect_url?code=...`).
+    pub async fn post_manifest(
+        &self,
+        org: Option<&str>,
+        state: Option<&str>,
+        manifest: &Value,
+    ) -> (u16, Option<String>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut target = match org {
+            Some(org) => format!("/organizations/{org}/settings/apps/new"),
+            None => "/settings/apps/new".to_owned(),
+        };
+        if let Some(state) = state {
+            target.push_str("?state=");
+            target.push_str(state);
+        }
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("manifest", &manifest.to_string())
+            .finish();
+        let request = format!(
+            "POST {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connecting to the fake");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("sending the form");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .await
+            .expect("reading the answer");
+        let status = answer
+            .get(9..12)
+            .and_then(|status| status.parse().ok())
+            .expect("an HTTP status line");
+        let head = answer.split("\r\n\r\n").next().unwrap_or_default();
+        let location = head.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("location")
+                .then(|| value.trim().to_owned())
+        });
+        (status, location)
     }
 
     /// Every installation token minted so far.

@@ -14,12 +14,14 @@ use super::server::{Reply, Req};
 use super::time::{http_date, rfc3339};
 use super::{
     APP_ID, APP_SLUG, CLIENT_ID, Caller, DeliverySeed, Fault, Hook, Mint, Repo, Seen, Shared,
-    State, git, jwt, schema,
+    State, git, jwt, manifest, schema,
 };
 
-/// What an operation needs: the App's JWT, or a token with a permission at a level.
+/// What an operation needs: nothing, the App's JWT, or a token with a permission at a level.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Need {
+    /// No credentials, and none should be sent (the manifest conversion: the code is the credential).
+    Nothing,
     Jwt,
     Token(&'static str, &'static str),
 }
@@ -66,6 +68,7 @@ pub(crate) const PERMISSIONS: &[(&str, Need)] = &[
         "orgs/redeliver-webhook-delivery",
         Need::Token("organization_hooks", "write"),
     ),
+    ("apps/create-from-manifest", Need::Nothing),
 ];
 
 const DOCS: &str = "https://docs.github.com/rest";
@@ -111,10 +114,15 @@ impl Answer {
 
 /// Handles one request and records it.
 pub(crate) async fn handle(shared: &Shared, request: Req) -> Reply {
-    let (reply, operation, caller) = match git::parse(&request.path, &request.query) {
-        Some((repository, service)) => git_request(shared, &request, &repository, service).await,
-        None => rest(shared, &request).await,
-    };
+    let (reply, operation, caller) =
+        if let Some((repository, service)) = git::parse(&request.path, &request.query) {
+            git_request(shared, &request, &repository, service).await
+        } else if let Some(org) = manifest::route(&request.method, &request.path) {
+            let reply = manifest::form(shared, &request, org).await;
+            (reply, "settings/apps/new".to_owned(), Caller::Anonymous)
+        } else {
+            rest(shared, &request).await
+        };
     let body = serde_json::from_slice(&request.body).ok();
     shared.lock().requests.push(Seen {
         operation,
@@ -184,7 +192,7 @@ fn respond(
         .iter()
         .find(|(id, _)| *id == operation.id)
         .map_or(Need::Jwt, |(_, need)| *need);
-    let caller = match authenticate(shared, &state, request, need, now) {
+    let (caller, app_id) = match authenticate(shared, &mut state, request, need, now) {
         Ok(caller) => caller,
         Err(answer) => return (answer, Caller::Refused),
     };
@@ -214,6 +222,7 @@ fn respond(
             .collect(),
         body,
         caller: caller.clone(),
+        app_id,
         now,
     };
     let answer = dispatch(&context, &mut state, &operation.id);
@@ -234,6 +243,8 @@ struct Context<'a> {
     query: HashMap<String, String>,
     body: Value,
     caller: Caller,
+    /// The App whose JWT authorized the request (the test App's id for other callers).
+    app_id: u64,
     now: SystemTime,
 }
 
@@ -341,27 +352,46 @@ fn dispatch(context: &Context<'_>, state: &mut State, id: &str) -> Answer {
         "pulls/list" => list_pulls(context, state),
         "pulls/create" => create_pull(context, state),
         "pulls/update" => update_pull(context, state),
+        "apps/create-from-manifest" => {
+            let example = context.example(id, 201);
+            match manifest::convert(
+                state,
+                context.parameter("code"),
+                context.now,
+                example,
+                &context.shared.base_url,
+            ) {
+                Some(app) => Answer::ok(201, app),
+                None => Answer::error(404, "Not Found"),
+            }
+        }
         _ => deliveries(context, state, id),
     }
 }
 
 fn get_installation(context: &Context<'_>, state: &State) -> Answer {
-    let Some(installation) = state
+    let Some((installation, installed)) = state
         .repos
         .get(&context.repository())
         .and_then(|repo| repo.installation)
+        .and_then(|id| Some((id, state.installations.get(&id)?)))
+        .filter(|(_, installed)| installed.app_id == context.app_id)
     else {
         return Answer::error(404, "Not Found");
     };
-    let account = state
-        .installations
-        .get(&installation)
-        .map_or("", |i| i.account.as_str());
+    let account = installed.account.as_str();
+    let (client_id, slug) = state
+        .created
+        .iter()
+        .find(|(app, _)| app.id == context.app_id)
+        .map_or((CLIENT_ID, APP_SLUG), |(app, _)| {
+            (app.client_id.as_str(), app.slug.as_str())
+        });
     let mut body = context.example("apps/get-repo-installation", 200);
     body["id"] = json!(installation);
-    body["app_id"] = json!(APP_ID);
-    body["client_id"] = json!(CLIENT_ID);
-    body["app_slug"] = json!(APP_SLUG);
+    body["app_id"] = json!(context.app_id);
+    body["client_id"] = json!(client_id);
+    body["app_slug"] = json!(slug);
     body["account"]["login"] = json!(account);
     body["repository_selection"] = json!("selected");
     body["access_tokens_url"] = json!(format!(
@@ -374,7 +404,11 @@ fn get_installation(context: &Context<'_>, state: &State) -> Answer {
 
 fn mint(context: &Context<'_>, state: &mut State) -> Answer {
     let id = context.number("installation_id");
-    let Some(installation) = state.installations.get(&id) else {
+    let Some(installation) = state
+        .installations
+        .get(&id)
+        .filter(|installation| installation.app_id == context.app_id)
+    else {
         return Answer::error(404, "Not Found");
     };
     let in_installation: BTreeMap<&str, &Repo> = state
@@ -971,33 +1005,48 @@ fn header_problem(state: &mut State, request: &Req) -> Option<Answer> {
     Some(Answer::error(status, message))
 }
 
+/// The caller, and the App whose JWT it presented (the test App's id for any other caller).
 fn authenticate(
     shared: &Shared,
-    state: &State,
+    state: &mut State,
     request: &Req,
     need: Need,
     now: SystemTime,
-) -> Result<Caller, Answer> {
-    let Some(value) = request.header("authorization") else {
-        return Err(Answer::error(401, "Requires authentication"));
-    };
-    let Some(credential) = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .or_else(|| value.strip_prefix("token "))
-    else {
-        return Err(Answer::error(401, "Bad credentials"));
+) -> Result<(Caller, u64), Answer> {
+    let header = request.header("authorization");
+    let credential = || {
+        let value = header.ok_or_else(|| Answer::error(401, "Requires authentication"))?;
+        value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .or_else(|| value.strip_prefix("token "))
+            .ok_or_else(|| Answer::error(401, "Bad credentials"))
     };
     match need {
+        Need::Nothing => {
+            if header.is_some() {
+                // The code is the credential: sending one besides it only spreads it.
+                state.violations.push(format!(
+                    "{} {}: credentials sent to an endpoint that takes none",
+                    request.method, request.path
+                ));
+            }
+            Ok((Caller::Anonymous, APP_ID))
+        }
         Need::Jwt => {
+            let credential = credential()?;
             if !jwt::looks_like_jwt(credential) {
                 return Err(Answer::error(401, jwt::UNDECODABLE));
             }
-            jwt::verify(credential, &shared.app, now)
+            let apps: Vec<&jwt::AppIdentity> = std::iter::once(&shared.app)
+                .chain(state.created.iter().map(|(_, identity)| identity))
+                .collect();
+            let app_id = jwt::verify(credential, &apps, now)
                 .map_err(|message| Answer::error(401, message))?;
-            Ok(Caller::App)
+            Ok((Caller::App, app_id))
         }
-        Need::Token(..) => token_caller(state, credential, now)
+        Need::Token(..) => token_caller(state, credential()?, now)
+            .map(|caller| (caller, APP_ID))
             .ok_or_else(|| Answer::error(401, "Bad credentials")),
     }
 }
