@@ -65,6 +65,10 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
             )
         }
         "github_api_url" => quoted(&config.github_api_url),
+        "recovery" => config.recovery.hook.is_some().to_string(),
+        "recovery_hook" => quoted(config.recovery.hook.as_ref()?.to_string()),
+        "recovery_interval_secs" => config.recovery.interval.as_secs().to_string(),
+        "recovery_max_age_secs" => config.recovery.max_age.as_secs().to_string(),
         "repositories" => {
             serde_json::to_string(&config.repository_patterns).expect("strings serialise")
         }
@@ -132,7 +136,14 @@ mod tests {
         let config = crate::config::test_config(dir.path());
         for key in KEYS.iter().map(|key| key.name) {
             let optional = key.ends_with("_file")
-                || ["github_token", "github_app_id", "job_command", "github_url"].contains(&key);
+                || [
+                    "github_token",
+                    "github_app_id",
+                    "job_command",
+                    "github_url",
+                    "recovery_hook",
+                ]
+                .contains(&key);
             assert_eq!(value_of(&config, key).is_some(), !optional, "{key}");
         }
     }

@@ -1,4 +1,4 @@
-//! The command line: `booty [serve] | check | send | app create`.
+//! The command line: `booty [serve] | check | send | recover | app create`.
 
 use std::path::PathBuf;
 
@@ -24,12 +24,28 @@ pub(crate) enum Command {
     Check,
     /// Sign a payload file and deliver it like GitHub would.
     Send(SendArgs),
+    /// One pass recovering the webhook deliveries GitHub could not deliver: print what it found and
+    /// what it submitted.
+    Recover(RecoverArgs),
     /// booty's GitHub App.
     #[command(subcommand)]
     App(AppCommand),
     /// Internal: run a job command so it dies with booty (booty starts it; see `supervise.rs`).
     #[command(hide = true)]
     Supervise(crate::supervise::SuperviseArgs),
+}
+
+/// `booty recover [--since DURATION] [--dry-run]`.
+#[derive(Debug, Args)]
+pub(crate) struct RecoverArgs {
+    /// Look back this far (`90s`, `30m`, `6h`, `3d`; at most `recovery_max_age_secs`) instead of from
+    /// where the last pass got to; the stored point is then left as it is.
+    #[arg(long, value_name = "DURATION", value_parser = crate::recover::parse_duration)]
+    pub(crate) since: Option<std::time::Duration>,
+
+    /// Fetch and judge the missed deliveries, print what a pass would submit, and submit none.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// `booty app ...`.

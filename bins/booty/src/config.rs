@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use booty_edge::{EdgeConfig, Limits};
 use booty_event::{Repositories, TriggerRule};
-use booty_github::{AppCredentials, AppId, Credentials, GitHub};
+use booty_github::{AppCredentials, AppId, Credentials, GitHub, HookId};
 use booty_queue::{Backoff, PostgresOptions, QueueConfig, Retention, SqliteOptions, Synchronous};
-use booty_service::{CloneFrom, JobCommand, ServiceConfig, StoreConfig};
+use booty_service::{
+    CloneFrom, JobCommand, RecoveryConfig, RecoveryHook, ServiceConfig, StoreConfig,
+};
 use booty_signature::Verifier;
 use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -133,6 +135,14 @@ keys! {
     github_app_private_key_file: Option<PathBuf> = None, Kind::Text;
     /// GitHub's REST API: `api.github.com`, or `https://HOST/api/v3` for Enterprise Server.
     github_api_url: String = booty_github::DEFAULT_API_URL.to_owned(), Kind::Text;
+    /// Recover webhook deliveries GitHub could not deliver (with a GitHub App's credentials).
+    recovery: bool = true, Kind::Bool;
+    /// The webhook recovered: the App's, `repos/OWNER/NAME/hooks/ID` or `orgs/ORG/hooks/ID`.
+    recovery_hook: Option<String> = None, Kind::Text;
+    /// Time between recovery passes (the first runs at start-up).
+    recovery_interval_secs: u64 = booty_service::DEFAULT_RECOVERY_INTERVAL.as_secs(), Kind::Number(1);
+    /// How far back recovery looks at most (GitHub keeps 3 days; Enterprise Server 7).
+    recovery_max_age_secs: u64 = booty_service::DEFAULT_RECOVERY_MAX_AGE.as_secs(), Kind::Number(1);
     /// The webhook listener.
     listen: String = booty_service::DEFAULT_LISTEN.to_string(), Kind::Text;
     /// The job inspection listener.
@@ -247,6 +257,8 @@ pub(crate) struct Config {
     pub(crate) github_app: Option<AppCredentials>,
     pub(crate) github_app_private_key_file: Option<PathBuf>,
     pub(crate) github_api_url: String,
+    /// Recovering missed deliveries.
+    pub(crate) recovery: Recovery,
     pub(crate) listen: SocketAddr,
     pub(crate) admin_listen: SocketAddr,
     pub(crate) admin_allowed_hosts: Vec<String>,
@@ -299,12 +311,23 @@ impl Config {
             .github_token
             .as_ref()
             .map(|token| Token::new(token.expose()));
+        let mut github = booty_github::Config::default();
+        github.api_url.clone_from(&self.github_api_url);
+        concat!("booty/", env!("CARGO_PKG_VERSION")).clone_into(&mut github.user_agent);
         if let Some(app) = &self.github_app {
-            let mut github = booty_github::Config::default();
-            github.api_url.clone_from(&self.github_api_url);
-            concat!("booty/", env!("CARGO_PKG_VERSION")).clone_into(&mut github.user_agent);
             config.github = Some(GitHub::new(Credentials::App(app.clone()), github)?);
+        } else if let (Some(token), Some(_)) = (&self.github_token, &self.recovery.hook) {
+            // Recovery reads a repository's or organization's hook with the token; clones keep using it
+            // as `workspace.token` (the handler mints installation tokens only for an App).
+            let token = booty_github::Token::new(token.expose());
+            config.github = Some(GitHub::new(Credentials::Token(token), github)?);
         }
+        config.recovery = self.recovery.hook.clone().map(|hook| {
+            let mut recovery = RecoveryConfig::new(hook);
+            recovery.interval = self.recovery.interval;
+            recovery.max_age = self.recovery.max_age;
+            recovery
+        });
         config.queue.workers = self.workers.get();
         config.queue.capacity = self.queue_capacity;
         config.queue.max_attempts = self.max_attempts;
@@ -640,6 +663,7 @@ impl RawConfig {
         self.check_numbers(sources)?;
         self.check_job_command(sources)?;
         self.check_text(sources)?;
+        let recovery = self.recovery(sources)?;
         let webhook_secret = secret(
             sources,
             ("webhook_secret", self.webhook_secret),
@@ -709,6 +733,7 @@ impl RawConfig {
             github_app,
             github_app_private_key_file: self.github_app_private_key_file,
             github_api_url: self.github_api_url,
+            recovery,
             listen,
             admin_listen,
             admin_allowed_hosts: self.admin_allowed_hosts,
@@ -752,6 +777,8 @@ impl RawConfig {
             ("clone_timeout_secs", self.clone_timeout_secs),
             ("job_timeout_secs", self.job_timeout_secs),
             ("max_body_bytes", self.max_body_bytes),
+            ("recovery_interval_secs", self.recovery_interval_secs),
+            ("recovery_max_age_secs", self.recovery_max_age_secs),
         ] {
             if let Some(Kind::Number(min)) = kind_of(key)
                 && value < min
@@ -881,6 +908,107 @@ fn github_app(
                 booty_service::error_chain(&err),
             )
         })
+}
+
+/// How missed deliveries are recovered.
+#[derive(Debug, Clone)]
+pub(crate) struct Recovery {
+    /// The hook recovered, when recovery is on and there are App credentials to read it with.
+    pub(crate) hook: Option<RecoveryHook>,
+    pub(crate) interval: Duration,
+    pub(crate) max_age: Duration,
+}
+
+/// What GitHub's delivery log would be read with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// A GitHub App's credentials: its JWT for its own hook, installation tokens for a repository's.
+    App,
+    /// `github_token`: a repository's or an organization's hook.
+    Token,
+}
+
+impl RawConfig {
+    fn recovery(&self, sources: &Sources<'_>) -> Result<Recovery, ConfigError> {
+        // `github_app` checks the App's id comes with its key, and not beside a token.
+        let reader = if self.github_app_id.is_some() {
+            Some(Reader::App)
+        } else if self.github_token.is_some() || self.github_token_file.is_some() {
+            Some(Reader::Token)
+        } else {
+            None
+        };
+        Ok(Recovery {
+            hook: recovery_hook(
+                sources,
+                self.recovery,
+                self.recovery_hook.as_deref(),
+                reader,
+            )?,
+            interval: Duration::from_secs(self.recovery_interval_secs),
+            max_age: Duration::from_secs(self.recovery_max_age_secs),
+        })
+    }
+}
+
+/// The hook recovery reads, if it runs: on unless `recovery = false`. With a GitHub App's credentials, the
+/// App's webhook unless `recovery_hook` names a repository's (read with an installation token allowed
+/// `repository_hooks: read`); with `github_token`, only the repository's or organization's webhook
+/// `recovery_hook` names; without credentials, off. A `recovery_hook` is `repos/OWNER/NAME/hooks/ID` or
+/// `orgs/ORG/hooks/ID`.
+fn recovery_hook(
+    sources: &Sources<'_>,
+    on: bool,
+    hook: Option<&str>,
+    reader: Option<Reader>,
+) -> Result<Option<RecoveryHook>, ConfigError> {
+    let hook = hook.map(str::trim).filter(|hook| !hook.is_empty());
+    if !on {
+        return Ok(None);
+    }
+    let Some(hook) = hook else {
+        // The App's own webhook needs the App's JWT; a token alone names no hook.
+        return Ok((reader == Some(Reader::App)).then_some(RecoveryHook::App));
+    };
+    let invalid = |why: String| sources.invalid("recovery_hook", why);
+    if reader.is_none() {
+        return Err(invalid(
+            "needs credentials to read the hook's deliveries with: a GitHub App's (`github_app_id` \
+             and `github_app_private_key_file`) or `github_token`"
+                .to_owned(),
+        ));
+    }
+    let parts: Vec<&str> = hook.split('/').collect();
+    let id = |text: &str| {
+        text.parse::<u64>().map(HookId).map_err(|_| {
+            invalid(format!(
+                "{hook:?}: the hook id {text:?} is not a number (see the hook's settings page URL)"
+            ))
+        })
+    };
+    match parts.as_slice() {
+        ["repos", owner, name, "hooks", hook_id] => Ok(Some(RecoveryHook::Repository {
+            repository: format!("{owner}/{name}")
+                .parse()
+                .map_err(|err: booty_github::NameError| invalid(format!("{hook:?}: {err}")))?,
+            hook: id(hook_id)?,
+        })),
+        ["orgs", _, "hooks", _] if reader == Some(Reader::App) => Err(invalid(format!(
+            "{hook:?}: an organization's webhook is read with `github_token`; a GitHub App's events \
+             come through its own webhook (leave `recovery_hook` out)"
+        ))),
+        ["orgs", organization, "hooks", hook_id] => {
+            let hook_id = id(hook_id)?;
+            Ok(Some(RecoveryHook::Organization {
+                organization: (*organization).to_owned(),
+                hook: hook_id,
+            }))
+        }
+        _ => Err(invalid(format!(
+            "{hook:?} is not a webhook: write `repos/OWNER/NAME/hooks/ID` or `orgs/ORG/hooks/ID`, or \
+             leave it out for the App's webhook"
+        ))),
+    }
 }
 
 /// `IP:PORT`, or `HOST:PORT` with a host name that resolves (`localhost:8080`).

@@ -14,6 +14,7 @@ mod check;
 mod cli;
 mod config;
 mod logging;
+mod recover;
 mod send;
 mod serve;
 mod supervise;
@@ -76,6 +77,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let loaded = config::load(cli.config.as_deref())?;
             print!("{}", check::render(&loaded));
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Recover(args) => {
+            let loaded = config::load(cli.config.as_deref())?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let report =
+                runtime.block_on(recover::recover(&loaded.config, args.since, args.dry_run))?;
+            print!("{}", recover::render(&report, args.dry_run));
+            Ok(if report.stopped.is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Send(args) => {
             // The configuration is only needed for what the command line leaves out.

@@ -89,8 +89,8 @@ pub use store::sqlite::{
     SqliteError, SqliteOptions, SqliteStats, SqliteStore, Synchronous, UnknownSynchronous,
 };
 pub use store::{
-    Admission, BoxError, Claim, DEFAULT_DEDUPE_CAPACITY, DEFAULT_RETAINED_FINISHED, Lease, Outcome,
-    Renewal, Retention, Store, StoreError, Wakeups,
+    Admission, BoxError, Claim, DEFAULT_DEDUPE_CAPACITY, DEFAULT_RETAINED_FINISHED, Exclusive,
+    Lease, Outcome, Renewal, Retention, Store, StoreError, Wakeups,
 };
 pub use time::Timestamp;
 pub use tokio_util::sync::CancellationToken;

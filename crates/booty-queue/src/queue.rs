@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::error;
 
 use crate::chain::Chain;
@@ -18,8 +19,8 @@ use crate::job::{JobId, JobSnapshot, JobState, NewJob, Submitted};
 use crate::log::{JobFields, job_event};
 use crate::observer::{Observer, SubmissionAnswered, Unobserved};
 use crate::query::{CancelTarget, JobCounts, JobQuery};
-use crate::store::{Admission, Store, StoreError};
-use crate::time::Clock;
+use crate::store::{Admission, Exclusive, Store, StoreError};
+use crate::time::{Clock, Timestamp};
 use crate::worker::{Engine, log_taken_back, sleep_until};
 
 /// Submissions that may be in flight at once. Shutdown takes all of them to wait for the ones in flight
@@ -119,6 +120,38 @@ impl<P: Send + Sync + 'static> Queue<P> {
                 engine,
                 admission: Arc::new(Semaphore::new(ADMISSION_PERMITS as usize)),
                 tasks: Mutex::new(Some(tasks)),
+            }),
+        })
+    }
+
+    /// A queue on `store` that only takes submissions and answers questions: no workers, no reaper, and
+    /// no jobs taken back at start (they may be another process's). For a one-shot tool that stores jobs
+    /// for the queue that runs them (`booty recover`): a durable store keeps them for it. Shut it down as
+    /// any queue (a memory store then abandons what it holds).
+    ///
+    /// # Errors
+    /// [`StartError::Config`] names a setting that cannot work.
+    pub fn submit_only<S: Store<P>>(store: S, config: QueueConfig) -> Result<Self, StartError> {
+        config
+            .check()
+            .map_err(|(setting, problem)| StartError::Config { setting, problem })?;
+        let handler = |_job: crate::job::Job<P>, _cancel: CancellationToken| async {
+            Err(crate::handler::HandlerError::permanent(
+                "a submit-only queue runs no job",
+            ))
+        };
+        let engine = Arc::new(Engine::new(
+            store,
+            handler,
+            config,
+            Clock::start(),
+            Arc::new(Unobserved),
+        ));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                admission: Arc::new(Semaphore::new(ADMISSION_PERMITS as usize)),
+                tasks: Mutex::new(Some(JoinSet::new())),
             }),
         })
     }
@@ -276,6 +309,63 @@ impl<P: Send + Sync + 'static> Queue<P> {
         // The next job of a cancelled job's lane may run now.
         engine.work.notify_waiters();
         Ok(changed)
+    }
+
+    /// The job a dedupe key created, if the store still knows the key: what a submission with that key
+    /// would be answered `Duplicate` with, asked without submitting.
+    ///
+    /// # Errors
+    /// [`QueueError::Inspect`] if the store failed.
+    pub async fn dedupe_key_job(&self, dedupe_key: &str) -> Result<Option<JobId>, QueueError> {
+        let engine = &self.inner.engine;
+        engine
+            .store
+            .dedupe_key_job(dedupe_key)
+            .await
+            .map_err(|err| self.unreadable("dedupe_key_job", err))
+    }
+
+    /// The time last recorded under `name` with [`Queue::set_bookmark`] (kept across restarts by a
+    /// durable store, shared by every process of a `PostgreSQL` one).
+    ///
+    /// # Errors
+    /// [`QueueError::Inspect`] if the store failed.
+    pub async fn bookmark(&self, name: &str) -> Result<Option<Timestamp>, QueueError> {
+        let engine = &self.inner.engine;
+        engine
+            .store
+            .bookmark(name)
+            .await
+            .map_err(|err| self.unreadable("bookmark", err))
+    }
+
+    /// Records `at` under `name`, replacing what was there.
+    ///
+    /// # Errors
+    /// [`QueueError::NotBookmarked`] if the store failed; the bookmark is as it was.
+    pub async fn set_bookmark(&self, name: &str, at: Timestamp) -> Result<(), QueueError> {
+        let engine = &self.inner.engine;
+        engine.store.set_bookmark(name, at).await.map_err(|err| {
+            engine.observer.store_failed("set_bookmark", &err);
+            QueueError::NotBookmarked {
+                name: name.to_owned(),
+                source: err,
+            }
+        })
+    }
+
+    /// The right to do `name` alone among the processes sharing the store, or `None` while another
+    /// process holds it ([`Store::try_exclusive`]). Release it when done.
+    ///
+    /// # Errors
+    /// [`QueueError::Inspect`] if the store failed.
+    pub async fn try_exclusive(&self, name: &str) -> Result<Option<Exclusive>, QueueError> {
+        let engine = &self.inner.engine;
+        engine
+            .store
+            .try_exclusive(name)
+            .await
+            .map_err(|err| self.unreadable("try_exclusive", err))
     }
 
     /// A failed read, told to the observer.
@@ -454,4 +544,13 @@ pub enum QueueError {
     /// The store failed to record a cancellation; nothing was cancelled.
     #[error("the cancellation could not be recorded")]
     NotCancelled(#[source] StoreError),
+    /// The store failed to record a bookmark; it is as it was.
+    #[error("bookmark {name} could not be recorded")]
+    NotBookmarked {
+        /// The bookmark's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
 }

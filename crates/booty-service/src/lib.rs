@@ -6,8 +6,10 @@
 //! ([`ServiceConfig::trigger`]) and submits the triggers to [`booty_queue`], which stores and orders the
 //! jobs; each job's handler prepares a workspace with [`booty_workspace`] and runs the configured
 //! [`JobCommand`] in it (or nothing, for a bot that only wants the workspaces). The admin listener
-//! ([`Admin`]) shows the jobs. [`Service::shutdown`] drains it in order. Everything it is configured with
-//! is in [`ServiceConfig`].
+//! ([`Admin`]) shows the jobs. With [`ServiceConfig::recovery`] (a [`RecoveryConfig`]), it also recovers
+//! the deliveries GitHub could not deliver from the hook's delivery log, at start-up and every few minutes,
+//! through the same sink as a webhook ([`recover_once`] is one pass, for a command line).
+//! [`Service::shutdown`] drains it in order. Everything it is configured with is in [`ServiceConfig`].
 //!
 //! The pieces are public for bots that compose their own: [`QueueSink`] (the edge's sink for any payload
 //! type, making each job's payload from a [`Submission`]), [`Admin`] and [`serve_admin`] (the `/jobs`
@@ -45,6 +47,7 @@ mod command;
 mod handler;
 mod inspect;
 mod payload;
+mod recover;
 mod service;
 mod sink;
 pub mod supervise;
@@ -54,8 +57,13 @@ pub use chain::error_chain;
 pub use command::{BASE_ENV, MAX_ENV_VALUE_BYTES, RETRY_EXIT_CODE, inherited_env};
 pub use inspect::{JobView, QueueInspector};
 pub use payload::JobPayload;
+pub use recover::{
+    DEFAULT_RECOVERY_INTERVAL, DEFAULT_RECOVERY_MAX_AGE, Missed, MissedOutcome, PassReport,
+    RecoveryConfig, RecoveryError, RecoveryHook, Since,
+};
 pub use service::{
     CloneFrom, DEFAULT_ADMIN_LISTEN, DEFAULT_BASE_BRANCH, DEFAULT_GITHUB_URL, DEFAULT_JOB_TIMEOUT,
     DEFAULT_LISTEN, JobCommand, RunError, Service, ServiceConfig, StartError, StoreConfig,
+    recover_once,
 };
 pub use sink::{QueueSink, Submission};

@@ -23,6 +23,7 @@ use crate::admin::Admin;
 use crate::handler::{self, Runner};
 use crate::inspect::QueueInspector;
 use crate::payload::JobPayload;
+use crate::recover::{self, PassReport, Recovery, RecoveryConfig, RecoveryError, Since};
 use crate::sink::QueueSink;
 
 /// Where the webhook listener listens unless configured otherwise.
@@ -69,6 +70,9 @@ pub struct ServiceConfig {
     /// for the trigger's repository and narrowed to it (`workspace.token` is not used). `None`: clones use
     /// `workspace.token`, if any.
     pub github: Option<GitHub>,
+    /// Recovering the deliveries GitHub could not deliver, from the hook's delivery log with `github`'s
+    /// credentials: a pass at start-up, then one every `interval`. `None` (the default): off.
+    pub recovery: Option<RecoveryConfig>,
 }
 
 impl ServiceConfig {
@@ -92,6 +96,7 @@ impl ServiceConfig {
             base_branch: DEFAULT_BASE_BRANCH.to_owned(),
             command: None,
             github: None,
+            recovery: None,
         }
     }
 }
@@ -262,6 +267,9 @@ pub enum StartError {
     /// The queue did not start.
     #[error(transparent)]
     Queue(#[from] booty_queue::StartError),
+    /// Recovery is configured without GitHub credentials to read the deliveries with.
+    #[error("`recovery` needs GitHub credentials (`github`)")]
+    RecoveryWithoutGitHub,
 }
 
 /// A listener failed while the service ran, or its task panicked.
@@ -295,6 +303,8 @@ pub struct Service {
     admin: JoinHandle<Result<(), ServeError>>,
     stop_edge: CancellationToken,
     stop_admin: CancellationToken,
+    /// The periodic recovery, if configured, and what stops it.
+    recovery: Option<(JoinHandle<()>, CancellationToken)>,
 }
 
 impl fmt::Debug for Service {
@@ -317,6 +327,18 @@ impl Service {
     /// A [`StartError`] naming what could not be had.
     pub async fn start(config: ServiceConfig) -> Result<Self, StartError> {
         let store_name = config.store.name();
+        let recovery = match (config.recovery, &config.github) {
+            (None, _) => None,
+            (Some(recovery), Some(github)) => Some((
+                Recovery {
+                    github: github.clone(),
+                    hook: recovery.hook,
+                    max_age: recovery.max_age,
+                },
+                recovery.interval,
+            )),
+            (Some(_), None) => return Err(StartError::RecoveryWithoutGitHub),
+        };
         let store = open_store(config.store).await?;
         let listen = |field, addr| async move {
             TcpListener::bind(addr)
@@ -342,12 +364,7 @@ impl Service {
         sweep_leftovers(&config.workspace.root).await?;
 
         let workers = config.queue.workers;
-        let mut trigger = config.trigger;
-        if let CloneFrom::Single { full_name, .. } = &config.clone_from {
-            // The rule serves the one repository there is, whatever else it was told.
-            let only = Repositories::new([full_name]).map_err(StartError::Repository)?;
-            trigger = trigger.only_repositories(only);
-        }
+        let trigger = serving_rule(config.trigger, &config.clone_from)?;
         let runner = Runner {
             workspaces: WorkspaceManager::new(config.workspace),
             clone_from: config.clone_from,
@@ -371,11 +388,26 @@ impl Service {
         );
 
         let (stop_edge, stop_admin) = (CancellationToken::new(), CancellationToken::new());
-        let sink = QueueSink::new(queue.clone(), trigger, JobPayload::from_submission);
+        let sink = Arc::new(QueueSink::new(
+            queue.clone(),
+            trigger,
+            JobPayload::from_submission,
+        ));
+        let recovery = recovery.map(|(recovery, interval)| {
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(recover::run_periodically(
+                recovery,
+                queue.clone(),
+                Arc::clone(&sink),
+                interval,
+                stop.clone(),
+            ));
+            (task, stop)
+        });
         let edge = tokio::spawn(booty_edge::serve(
             listener,
             config.edge,
-            Arc::new(sink),
+            sink,
             stop_edge.clone().cancelled_owned(),
         ));
         let admin = tokio::spawn(admin.serve(admin_listener, stop_admin.clone().cancelled_owned()));
@@ -387,6 +419,7 @@ impl Service {
             admin,
             stop_edge,
             stop_admin,
+            recovery,
         })
     }
 
@@ -437,6 +470,11 @@ impl Service {
     /// A [`RunError`] if a listener had failed or panicked; the queue is drained all the same.
     pub async fn shutdown(mut self, grace: Duration) -> Result<ShutdownReport, RunError> {
         self.stop_edge.cancel();
+        if let Some((task, stop)) = self.recovery.take() {
+            // A pass stopped half-way loses nothing: its bookmark only covers what was stored.
+            stop.cancel();
+            let _ = task.await;
+        }
         let edge = match self.edge.take() {
             Some(edge) => joined("webhook", edge.await),
             None => Ok(()),
@@ -446,6 +484,63 @@ impl Service {
         let admin = joined("admin", self.admin.await);
         edge.and(admin).map(|()| report)
     }
+}
+
+/// The rule the sink routes with: `trigger`, serving the one repository there is for
+/// [`CloneFrom::Single`], whatever else it was told.
+fn serving_rule(trigger: TriggerRule, clone_from: &CloneFrom) -> Result<TriggerRule, StartError> {
+    Ok(match clone_from {
+        CloneFrom::Single { full_name, .. } => {
+            let only = Repositories::new([full_name]).map_err(StartError::Repository)?;
+            trigger.only_repositories(only)
+        }
+        CloneFrom::GitHub { .. } => trigger,
+    })
+}
+
+/// One recovery pass from the command line (`booty recover`): opens `config`'s store, reads the
+/// configured hook's deliveries back to `since`, and submits the missed ones through the service's sink
+/// to a queue that runs nothing here (the running service's workers take them from the store), or, with
+/// `dry_run`, only says what it would submit. Listeners are not opened; nothing is swept.
+///
+/// # Errors
+/// [`RecoveryError`] when recovery is not configured, the store cannot be opened, or there is nothing
+/// durable to submit to.
+pub async fn recover_once(
+    config: ServiceConfig,
+    since: Since,
+    dry_run: bool,
+) -> Result<PassReport, RecoveryError> {
+    let Some(recovery) = config.recovery else {
+        return Err(RecoveryError::NotConfigured);
+    };
+    let Some(github) = config.github else {
+        return Err(RecoveryError::Start(StartError::RecoveryWithoutGitHub));
+    };
+    if !dry_run && matches!(config.store, StoreConfig::Memory(_)) {
+        return Err(RecoveryError::MemoryStore);
+    }
+    let rule = serving_rule(config.trigger, &config.clone_from).map_err(RecoveryError::Start)?;
+    let store = open_store(config.store)
+        .await
+        .map_err(RecoveryError::Start)?;
+    let queue = store
+        .submit_only(config.queue)
+        .map_err(|err| RecoveryError::Start(err.into()))?;
+    let recovery = Recovery {
+        github,
+        hook: recovery.hook,
+        max_age: recovery.max_age,
+    };
+    let sink = QueueSink::new(queue.clone(), rule.clone(), JobPayload::from_submission);
+    let target = if dry_run {
+        recover::Target::DryRun(&rule)
+    } else {
+        recover::Target::Submit(&sink)
+    };
+    let report = recovery.pass(&queue, target, since).await;
+    queue.shutdown(Duration::ZERO).await;
+    Ok(report)
 }
 
 fn joined(
@@ -492,6 +587,19 @@ impl OpenStore {
             Self::Memory(store) => Queue::start(store, runner, config).await,
             Self::Sqlite(store) => Queue::start(store, runner, config).await,
             Self::Postgres(store) => Queue::start(store, runner, config).await,
+        }
+    }
+}
+
+impl OpenStore {
+    fn submit_only(
+        self,
+        config: QueueConfig,
+    ) -> Result<Queue<JobPayload>, booty_queue::StartError> {
+        match self {
+            Self::Memory(store) => Queue::submit_only(store, config),
+            Self::Sqlite(store) => Queue::submit_only(store, config),
+            Self::Postgres(store) => Queue::submit_only(store, config),
         }
     }
 }

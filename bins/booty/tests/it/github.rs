@@ -55,7 +55,7 @@ impl Drop for Fake {
 }
 
 /// The App's settings: its client id, its key in a file, the fake's API.
-fn app_settings(fake: &FakeGitHub, dir: &Path) -> Vec<(&'static str, V)> {
+pub(crate) fn app_settings(fake: &FakeGitHub, dir: &Path) -> Vec<(&'static str, V)> {
     let key = dir.join("app.pem");
     std::fs::write(&key, &fake.app_key().pkcs1_pem).unwrap();
     vec![

@@ -14,5 +14,6 @@ mod faults;
 mod github;
 mod lifecycle;
 mod postgres;
+mod recovery;
 mod sqlite;
 mod support;

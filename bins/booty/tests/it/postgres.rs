@@ -17,7 +17,7 @@ use crate::support::{Booty, git_repository, lines, payload_for_issue, signal_pid
 /// The server the tests use, `BOOTY_TEST_POSTGRES_URL`. The tests are ignored when the variable was unset
 /// at build time (`build.rs`); should it be unset now all the same (the test binary run by hand, or
 /// `--include-ignored`), the test fails saying so, rather than passing without having run.
-fn url() -> String {
+pub(crate) fn url() -> String {
     std::env::var("BOOTY_TEST_POSTGRES_URL")
         .ok()
         .filter(|url| !url.is_empty())
@@ -34,13 +34,13 @@ fn block_on<T>(future: impl Future<Output = T>) -> T {
 }
 
 /// A schema of the test's own, dropped (with booty's tables in it) when the test ends.
-struct Schema {
+pub(crate) struct Schema {
     base_url: String,
     name: String,
 }
 
 impl Schema {
-    fn create(base_url: String) -> Self {
+    pub(crate) fn create(base_url: String) -> Self {
         let name = format!(
             "booty_e2e_{}_{}",
             std::process::id(),
@@ -55,7 +55,7 @@ impl Schema {
     }
 
     /// The `store` value for the processes of this test.
-    fn store(&self) -> String {
+    pub(crate) fn store(&self) -> String {
         let separator = if self.base_url.contains('?') {
             '&'
         } else {
@@ -108,7 +108,7 @@ impl Drop for Schema {
 }
 
 /// One `booty serve` process's folder: its configuration, log and workspaces, as on its own machine.
-fn process_dir(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn process_dir(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::create_dir(&path).unwrap();
     path

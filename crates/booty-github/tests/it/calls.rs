@@ -286,6 +286,41 @@ async fn the_app_hook_deliveries_are_paged_by_cursor_read_and_redelivered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_hook_without_deliveries_lists_none_and_backdated_ones_are_listed_by_time() {
+    let fake = fake().await;
+    let app = github(&fake).app();
+    let empty = app.list_hook_deliveries(None).await.unwrap();
+    assert!(empty.items.is_empty() && empty.next.is_none());
+
+    let now = fake.clock().now();
+    let minutes = |n: u64| std::time::Duration::from_secs(60 * n);
+    fake.add_delivery_sent_at(&Hook::App, &seed(1, 200), now - minutes(10));
+    fake.add_delivery_sent_at(&Hook::App, &seed(2, 502), now - minutes(30));
+    fake.add_delivery_sent_at(&Hook::App, &seed(3, 200), now - minutes(20));
+    fake.add_delivery(&Hook::App, &seed(4, 200));
+    let listed = app.list_hook_deliveries(None).await.unwrap().items;
+    let guids: Vec<&str> = listed
+        .iter()
+        .map(|delivery| delivery.guid.as_str())
+        .collect();
+    assert_eq!(
+        guids,
+        [4, 1, 3, 2]
+            .map(|n| seed(n, 200).guid)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(listed[3].delivered_at, now - minutes(30));
+    assert!(
+        listed
+            .windows(2)
+            .all(|pair| pair[0].delivered_at >= pair[1].delivered_at)
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repository_and_organization_hook_deliveries_take_their_permissions() {
     let fake = fake().await;
     let hook = HookId(9);

@@ -7,9 +7,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::job::{Job, JobSnapshot, Submitted};
+use crate::job::{Job, JobId, JobSnapshot, Submitted};
 use crate::query::{CancelTarget, JobCounts, JobQuery};
-use crate::store::{Admission, Claim, Lease, Outcome, Renewal, Store, StoreError};
+use crate::store::{Admission, Claim, Exclusive, Lease, Outcome, Renewal, Store, StoreError};
 use crate::time::Timestamp;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -59,6 +59,23 @@ pub(crate) trait DynStore<P>: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<JobSnapshot>, StoreError>>;
     fn count(&self) -> BoxFuture<'_, Result<JobCounts, StoreError>>;
     fn close(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<JobSnapshot>, StoreError>>;
+    fn dedupe_key_job<'a>(
+        &'a self,
+        dedupe_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<JobId>, StoreError>>;
+    fn bookmark<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Timestamp>, StoreError>>;
+    fn set_bookmark<'a>(
+        &'a self,
+        name: &'a str,
+        at: Timestamp,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn try_exclusive<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Exclusive>, StoreError>>;
 }
 
 impl<P, S> DynStore<P> for S
@@ -139,5 +156,34 @@ where
 
     fn close(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<JobSnapshot>, StoreError>> {
         Box::pin(Store::close(self, now))
+    }
+
+    fn dedupe_key_job<'a>(
+        &'a self,
+        dedupe_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<JobId>, StoreError>> {
+        Box::pin(Store::dedupe_key_job(self, dedupe_key))
+    }
+
+    fn bookmark<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Timestamp>, StoreError>> {
+        Box::pin(Store::bookmark(self, name))
+    }
+
+    fn set_bookmark<'a>(
+        &'a self,
+        name: &'a str,
+        at: Timestamp,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(Store::set_bookmark(self, name, at))
+    }
+
+    fn try_exclusive<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Exclusive>, StoreError>> {
+        Box::pin(Store::try_exclusive(self, name))
     }
 }

@@ -36,6 +36,8 @@ pub struct MemoryStats {
 pub struct MemoryStore<P> {
     retention: Retention,
     state: Mutex<State<P>>,
+    /// What [`Store::set_bookmark`] recorded, by name (a handful of names, set by the embedder).
+    bookmarks: Mutex<HashMap<String, Timestamp>>,
 }
 
 impl<P> MemoryStore<P> {
@@ -44,6 +46,7 @@ impl<P> MemoryStore<P> {
         Self {
             retention,
             state: Mutex::new(State::default()),
+            bookmarks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -246,6 +249,41 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
         }
         state.evict_finished(self.retention.retained_finished);
         Ok(abandoned)
+    }
+
+    async fn dedupe_key_job(&self, dedupe_key: &str) -> Result<Option<JobId>, StoreError> {
+        let state = self.lock("dedupe_key_job")?;
+        if let Some(id) = state.dedupe_keys.get(dedupe_key) {
+            return Ok(Some(id.clone()));
+        }
+        // A stored job whose key the bounded memory of keys already let go of.
+        Ok(state
+            .jobs
+            .values()
+            .find(|entry| entry.snapshot.dedupe_key == dedupe_key)
+            .map(|entry| entry.snapshot.job_id.clone()))
+    }
+
+    async fn bookmark(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.bookmarks("bookmark")?.get(name).copied())
+    }
+
+    async fn set_bookmark(&self, name: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.bookmarks("set_bookmark")?.insert(name.to_owned(), at);
+        Ok(())
+    }
+}
+
+impl<P> MemoryStore<P> {
+    fn bookmarks(
+        &self,
+        operation: &'static str,
+    ) -> Result<MutexGuard<'_, HashMap<String, Timestamp>>, StoreError> {
+        self.bookmarks.lock().map_err(|_| StoreError::Backend {
+            store: "memory",
+            operation,
+            source: "the bookmarks' lock was poisoned by a panic in an earlier operation".into(),
+        })
     }
 }
 

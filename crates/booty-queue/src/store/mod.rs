@@ -5,6 +5,7 @@
 
 mod admission;
 mod dynamic;
+mod exclusive;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
@@ -27,6 +28,7 @@ use crate::time::Timestamp;
 
 pub use admission::Admission;
 pub(crate) use dynamic::DynStore;
+pub use exclusive::Exclusive;
 pub use retention::{DEFAULT_DEDUPE_CAPACITY, DEFAULT_RETAINED_FINISHED, Retention};
 
 /// Where jobs live: the memory store, or a database shared by several processes.
@@ -184,6 +186,39 @@ pub trait Store<P>: Send + Sync + 'static {
     /// [`Notify`] (fed by `LISTEN`) and a poll interval. The default is neither.
     fn wakeups(&self) -> Wakeups {
         Wakeups::default()
+    }
+
+    /// The job a dedupe key created, if the store still knows the key (a stored job's, or one remembered
+    /// after its job was dropped): what [`Store::insert`] would answer `Duplicate` with, without inserting.
+    fn dedupe_key_job(
+        &self,
+        dedupe_key: &str,
+    ) -> impl Future<Output = Result<Option<JobId>, StoreError>> + Send;
+
+    /// The time last recorded under `name` by [`Store::set_bookmark`], if any: how far a submitter that
+    /// reads work from elsewhere (booty's recovery of missed webhooks) has got, kept across restarts by a
+    /// durable store.
+    fn bookmark(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Timestamp>, StoreError>> + Send;
+
+    /// Records `at` under `name`, replacing what was there.
+    fn set_bookmark(
+        &self,
+        name: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The right to do `name` alone among the processes sharing this store, or `None` if another process
+    /// holds it now. The default suits a store used by one process at a time (memory, `SQLite`): it is
+    /// always granted, and the process keeps to one holder itself.
+    fn try_exclusive(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Exclusive>, StoreError>> + Send {
+        let _ = name;
+        async { Ok(Some(Exclusive::in_process())) }
     }
 }
 
@@ -481,5 +516,34 @@ impl<P, S: Store<P>> Store<P> for Arc<S> {
 
     fn wakeups(&self) -> Wakeups {
         S::wakeups(self)
+    }
+
+    fn dedupe_key_job(
+        &self,
+        dedupe_key: &str,
+    ) -> impl Future<Output = Result<Option<JobId>, StoreError>> + Send {
+        S::dedupe_key_job(self, dedupe_key)
+    }
+
+    fn bookmark(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Timestamp>, StoreError>> + Send {
+        S::bookmark(self, name)
+    }
+
+    fn set_bookmark(
+        &self,
+        name: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        S::set_bookmark(self, name, at)
+    }
+
+    fn try_exclusive(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Exclusive>, StoreError>> + Send {
+        S::try_exclusive(self, name)
     }
 }

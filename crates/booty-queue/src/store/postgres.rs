@@ -59,9 +59,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool, SqlStr};
 use tokio::sync::Notify;
 
-use crate::job::{Job, JobSnapshot, JobState, MetadataValue, Submitted};
+use crate::job::{Job, JobId, JobSnapshot, JobState, MetadataValue, Submitted};
 use crate::query::{CancelTarget, JobCounts, JobQuery};
-use crate::store::{Admission, Claim, Lease, Outcome, Renewal, Store, StoreError, Wakeups};
+use crate::store::{
+    Admission, Claim, Exclusive, Lease, Outcome, Renewal, Store, StoreError, Wakeups,
+};
 use crate::time::Timestamp;
 
 use crate::store::sql::{self, SqlStore, bigint, snapshot, snapshot_columns};
@@ -355,5 +357,92 @@ where
             notify: Some(Arc::clone(&self.wake)),
             poll_interval: Some(self.options.poll_interval),
         }
+    }
+
+    async fn dedupe_key_job(&self, dedupe_key: &str) -> Result<Option<JobId>, StoreError> {
+        with_retry!(
+            self.retry("dedupe_key_job", Patience::Once),
+            self.try_dedupe_key_job(dedupe_key)
+        )
+    }
+
+    async fn bookmark(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
+        with_retry!(
+            self.retry("bookmark", Patience::Once),
+            self.try_bookmark(name)
+        )
+    }
+
+    async fn set_bookmark(&self, name: &str, at: Timestamp) -> Result<(), StoreError> {
+        with_retry!(
+            self.retry("set_bookmark", Patience::Once),
+            self.try_set_bookmark(name, at)
+        )
+    }
+
+    /// A session-level advisory lock keyed by `name`, on a connection of its own that is closed when the
+    /// [`Exclusive`] is released or dropped: a process that dies lets go with its connection.
+    async fn try_exclusive(&self, name: &str) -> Result<Option<Exclusive>, StoreError> {
+        with_retry!(
+            self.retry("try_exclusive", Patience::Once),
+            self.try_lock_named(name)
+        )
+    }
+}
+
+impl PostgresStore {
+    async fn try_dedupe_key_job(&self, dedupe_key: &str) -> Result<Option<JobId>, Failure> {
+        // The dedupe table holds the key of every stored job and of the remembered ones.
+        let job_id: Option<String> = sqlx::query_scalar(
+            "SELECT job_id FROM booty_dedupe_keys WHERE dedupe_key = $1
+             UNION ALL SELECT job_id FROM booty_jobs WHERE dedupe_key = $1 LIMIT 1",
+        )
+        .bind(dedupe_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(job_id.map(JobId::from))
+    }
+
+    async fn try_bookmark(&self, name: &str) -> Result<Option<Timestamp>, Failure> {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT at_ms FROM booty_bookmarks WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(at.map(sql::timestamp))
+    }
+
+    async fn try_set_bookmark(&self, name: &str, at: Timestamp) -> Result<(), Failure> {
+        sqlx::query(
+            "INSERT INTO booty_bookmarks (name, at_ms) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET at_ms = excluded.at_ms",
+        )
+        .bind(name)
+        .bind(sql::millis(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn try_lock_named(&self, name: &str) -> Result<Option<Exclusive>, Failure> {
+        // A connection of its own, out of the pool and outside any transaction (the server ends sessions
+        // idle in one): the lock lives as long as the session, so a process that dies lets go with it.
+        let mut connection = self.pool.acquire().await?.detach();
+        // The same class as the insert lock's, keyed by the schema and the name: stores in other
+        // schemas of the database are other queues.
+        let held: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_lock(1651470196, hashtext(current_schema() || ':' || $1))",
+        )
+        .bind(name)
+        .fetch_one(&mut connection)
+        .await?;
+        if !held {
+            let _ = connection.close().await;
+            return Ok(None);
+        }
+        Ok(Some(Exclusive::held_until(move || async move {
+            // Closing the session ends its locks, whether or not the unlock got through first.
+            let _ = connection.close().await;
+        })))
     }
 }

@@ -54,7 +54,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::chain::Chain;
-use crate::job::{Job, JobSnapshot, Submitted};
+use crate::job::{Job, JobId, JobSnapshot, Submitted};
 use crate::query::{CancelTarget, JobCounts, JobQuery};
 use crate::store::sql::{self, SqlStore, bigint, millis, snapshot, snapshot_columns};
 use crate::store::{Admission, Claim, Lease, Outcome, Renewal, Store, StoreError};
@@ -415,6 +415,41 @@ where
     async fn close(&self, _now: Timestamp) -> Result<Vec<JobSnapshot>, StoreError> {
         self.stop_writer().await;
         Ok(Vec::new())
+    }
+
+    /// `booty_dedupe_keys` holds the key of every stored job and of the remembered ones.
+    async fn dedupe_key_job(&self, dedupe_key: &str) -> Result<Option<JobId>, StoreError> {
+        let job_id: Option<String> =
+            sqlx::query_scalar("SELECT job_id FROM booty_dedupe_keys WHERE dedupe_key = ?1")
+                .bind(dedupe_key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|err| backend("dedupe_key_job", err))?;
+        Ok(job_id.map(JobId::from))
+    }
+
+    async fn bookmark(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT at_ms FROM booty_bookmarks WHERE name = ?1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|err| backend("bookmark", err))?;
+        Ok(at.map(sql::timestamp))
+    }
+
+    async fn set_bookmark(&self, name: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.files.check("set_bookmark")?;
+        sqlx::query(
+            "INSERT INTO booty_bookmarks (name, at_ms) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET at_ms = excluded.at_ms",
+        )
+        .bind(name)
+        .bind(millis(at))
+        .execute(&self.pool)
+        .await
+        .map_err(|err| backend("set_bookmark", err))?;
+        Ok(())
     }
 }
 

@@ -159,6 +159,35 @@ impl<S: Store<Payload>, G: Send + Sync + 'static> Store<Payload> for Guarded<S, 
     fn wakeups(&self) -> booty_queue::Wakeups {
         self.store.wakeups()
     }
+
+    fn dedupe_key_job(
+        &self,
+        dedupe_key: &str,
+    ) -> impl Future<Output = Result<Option<JobId>, StoreError>> + Send {
+        self.store.dedupe_key_job(dedupe_key)
+    }
+
+    fn bookmark(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Timestamp>, StoreError>> + Send {
+        self.store.bookmark(name)
+    }
+
+    fn set_bookmark(
+        &self,
+        name: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.store.set_bookmark(name, at)
+    }
+
+    fn try_exclusive(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<booty_queue::Exclusive>, StoreError>> + Send {
+        self.store.try_exclusive(name)
+    }
 }
 
 /// Makes a fresh, empty store with the given bounds.
@@ -212,7 +241,8 @@ macro_rules! store_contract_tests {
             a_running_job_asked_to_cancel_learns_it_at_renewal_and_ends_cancelled,
             cancelling_a_lane_cancels_its_waiting_jobs_and_marks_its_running_one,
             a_running_job_asked_to_cancel_whose_lease_expires_is_cancelled_not_requeued,
-            the_output_of_an_attempt_is_recorded_with_its_outcome
+            the_output_of_an_attempt_is_recorded_with_its_outcome,
+            dedupe_keys_are_looked_up_without_inserting_and_bookmarks_are_kept
         );
     };
     // The attributes travel as one token tree: a repetition cannot be nested inside the one over checks.
@@ -1205,4 +1235,48 @@ async fn succeed_with(store: &impl Store<Payload>, lease: &Lease, output: &str, 
         .finish(lease, Outcome::Succeeded, Some(output), now)
         .await
         .unwrap();
+}
+
+/// What a submitter that reads work from elsewhere relies on: it can ask whether a dedupe key is known
+/// (and by which job) without storing anything, and keep how far it got under a name of its own.
+pub(crate) async fn dedupe_keys_are_looked_up_without_inserting_and_bookmarks_are_kept(
+    factory: impl StoreFactory,
+    _kind: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    let id = accept(&store, job("known", Some(1), 1)).await;
+    assert_eq!(
+        store.dedupe_key_job("known").await.unwrap(),
+        Some(id.clone())
+    );
+    assert_eq!(store.dedupe_key_job("unknown").await.unwrap(), None);
+    // Asking stored nothing: the unknown key is accepted, and the known one still a duplicate.
+    assert!(matches!(
+        insert(&store, job("unknown", Some(2), 2)).await,
+        Submitted::Accepted(_)
+    ));
+    assert_eq!(
+        insert(&store, job("known", Some(1), 3)).await,
+        Submitted::Duplicate(id)
+    );
+
+    assert_eq!(store.bookmark("app").await.unwrap(), None);
+    store.set_bookmark("app", at(5)).await.unwrap();
+    store
+        .set_bookmark("repos/octo/repo/hooks/1", at(7))
+        .await
+        .unwrap();
+    assert_eq!(store.bookmark("app").await.unwrap(), Some(at(5)));
+    store.set_bookmark("app", at(9)).await.unwrap();
+    assert_eq!(store.bookmark("app").await.unwrap(), Some(at(9)));
+    assert_eq!(
+        store.bookmark("repos/octo/repo/hooks/1").await.unwrap(),
+        Some(at(7))
+    );
+
+    // Whoever holds the right may hold it again once released.
+    let held = store.try_exclusive("recovery").await.unwrap();
+    assert!(held.is_some());
+    held.unwrap().release().await;
+    assert!(store.try_exclusive("recovery").await.unwrap().is_some());
 }

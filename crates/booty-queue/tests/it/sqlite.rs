@@ -657,6 +657,41 @@ async fn a_database_written_by_the_previous_release_opens_and_runs() {
     close(store, at(7)).await;
 }
 
+#[tokio::test]
+async fn an_upgraded_database_knows_its_old_deliveries_and_keeps_bookmarks_across_restarts() {
+    let (_dir, path) = database();
+    version_2_database(&path).await;
+    let store = open(&path, options(ROOMY, Duration::ZERO, 10)).await;
+    // What recovery asks before it fetches a delivery: the old file's deliveries are known, by job.
+    let known = |key: &'static str| Store::<Payload>::dedupe_key_job(&store, key);
+    assert_eq!(
+        known("waiting").await.unwrap(),
+        Some(JobId::from("7-waiting"))
+    );
+    assert_eq!(known("done").await.unwrap(), Some(JobId::from("5-done")));
+    assert_eq!(known("gone").await.unwrap(), Some(JobId::from("3-gone")));
+    assert_eq!(known("never").await.unwrap(), None);
+    assert_eq!(
+        Store::<Payload>::bookmark(&store, "recovery:app")
+            .await
+            .unwrap(),
+        None
+    );
+    Store::<Payload>::set_bookmark(&store, "recovery:app", at(9))
+        .await
+        .unwrap();
+    close(store, at(10)).await;
+
+    let store = open(&path, options(ROOMY, Duration::ZERO, 10)).await;
+    assert_eq!(
+        Store::<Payload>::bookmark(&store, "recovery:app")
+            .await
+            .unwrap(),
+        Some(at(9))
+    );
+    close(store, at(11)).await;
+}
+
 /// How many deliveries the file remembers, read beside the store.
 async fn remembered_deliveries(path: &Path) -> i64 {
     let mut side = side_connection(path).await;

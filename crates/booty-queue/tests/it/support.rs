@@ -170,6 +170,18 @@ impl<P: Send + Sync + 'static> Store<P> for Observed<P> {
     fn wakeups(&self) -> Wakeups {
         self.inner.wakeups()
     }
+
+    async fn dedupe_key_job(&self, dedupe_key: &str) -> Result<Option<JobId>, StoreError> {
+        self.inner.dedupe_key_job(dedupe_key).await
+    }
+
+    async fn bookmark(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.bookmark(name).await
+    }
+
+    async fn set_bookmark(&self, name: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.inner.set_bookmark(name, at).await
+    }
 }
 
 /// The next recorded outcome.

@@ -420,6 +420,17 @@ impl FakeGitHub {
         rest::add_delivery(&self.shared, hook, seed, false)
     }
 
+    /// [`FakeGitHub::add_delivery`] for a delivery sent at `sent_at` (in the past, say), put where GitHub
+    /// would list it: among the others by time, newest first.
+    pub fn add_delivery_sent_at(
+        &self,
+        hook: &Hook,
+        seed: &DeliverySeed,
+        sent_at: SystemTime,
+    ) -> u64 {
+        rest::add_delivery_at(&self.shared, hook, seed, sent_at)
+    }
+
     /// Makes the next `times` requests for `operation` (an operation id, or `*` for any REST request) meet
     /// `fault`.
     ///

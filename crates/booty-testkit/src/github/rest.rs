@@ -820,6 +820,10 @@ fn hook_of(context: &Context<'_>, id: &str) -> Hook {
 
 fn deliveries(context: &Context<'_>, state: &mut State, id: &str) -> Answer {
     let hook = hook_of(context, id);
+    // An App always has its webhook; a repository's or organization's must have been seeded.
+    if hook == Hook::App {
+        state.deliveries.entry(Hook::App).or_default();
+    }
     let Some(list) = state.deliveries.get(&hook) else {
         return Answer::error(404, "Not Found");
     };
@@ -908,6 +912,33 @@ pub(crate) fn add_delivery(
     let mut state = shared.lock();
     let now = shared.now(&state);
     insert_delivery(shared, &mut state, hook, seed, redelivery, now)
+}
+
+/// Adds a delivery sent at `sent_at`, listed among the others by time (newest first); returns its id.
+pub(crate) fn add_delivery_at(
+    shared: &Shared,
+    hook: &Hook,
+    seed: &DeliverySeed,
+    sent_at: SystemTime,
+) -> u64 {
+    let mut state = shared.lock();
+    let id = insert_delivery(shared, &mut state, hook, seed, false, sent_at);
+    let list = state
+        .deliveries
+        .get_mut(hook)
+        .expect("the delivery was just added");
+    let delivery = list.remove(0);
+    // One format (RFC 3339 in UTC, whole seconds): the text's order is the time's.
+    let sent = delivery["delivered_at"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let at = list
+        .iter()
+        .position(|other| other["delivered_at"].as_str().unwrap_or_default() <= sent.as_str())
+        .unwrap_or(list.len());
+    list.insert(at, delivery);
+    id
 }
 
 fn insert_delivery(

@@ -31,6 +31,11 @@ pub(super) async fn run(
             "generic jobs",
             include_str!("../../../migrations/postgres/0002_generic_jobs.sql"),
         ),
+        sql::migration(
+            3,
+            "bookmarks",
+            include_str!("../../../migrations/postgres/0003_bookmarks.sql"),
+        ),
     ]);
     migrator.dangerous_set_table_name(TABLE);
     if let Some(schema) = schema {

@@ -27,6 +27,11 @@ pub(super) async fn run(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateE
             "generic jobs",
             include_str!("../../../migrations/sqlite/0003_generic_jobs.sql"),
         ),
+        sql::migration(
+            4,
+            "bookmarks",
+            include_str!("../../../migrations/sqlite/0004_bookmarks.sql"),
+        ),
     ]);
     migrator.dangerous_set_table_name(TABLE);
     migrator.run(pool).await

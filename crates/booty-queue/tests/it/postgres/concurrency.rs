@@ -265,3 +265,60 @@ async fn a_process_stalled_inside_an_insert_makes_the_others_refuse_not_hang() {
         Submitted::Accepted(job_id(Some(1), "d-1"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(booty_postgres_tests),
+    ignore = "BOOTY_TEST_POSTGRES_URL is not set"
+)]
+async fn one_process_at_a_time_holds_an_exclusive_right_and_shares_its_bookmark() {
+    let schema = TestSchema::new();
+    let (first, second) = two_stores(&schema).await;
+    let exclusive = |store: Arc<PostgresStore>| async move {
+        Store::<Payload>::try_exclusive(&*store, "recovery:app")
+            .await
+            .unwrap()
+    };
+    let held = exclusive(Arc::clone(&first)).await.expect("granted");
+    assert!(exclusive(Arc::clone(&second)).await.is_none());
+    // Another name is another right.
+    let other = Store::<Payload>::try_exclusive(&*second, "recovery:orgs/octo/hooks/1")
+        .await
+        .unwrap();
+    assert!(other.is_some());
+    // A bookmark one process sets is the other's.
+    Store::<Payload>::set_bookmark(&*first, "recovery:app", later(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let seen = Store::<Payload>::bookmark(&*second, "recovery:app")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(seen > now(), "{seen}");
+    held.release().await;
+    let taken = exclusive(Arc::clone(&second))
+        .await
+        .expect("granted once released");
+    // A holder that goes away without releasing (a dropped guard: its connection closes) frees it too.
+    drop(taken);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(again) = exclusive(Arc::clone(&first)).await {
+            again.release().await;
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The same name in another schema is another queue's right.
+    let elsewhere = TestSchema::new();
+    let foreign = elsewhere.connect(elsewhere.options()).await;
+    let held = exclusive(Arc::clone(&first)).await.expect("granted");
+    assert!(
+        Store::<Payload>::try_exclusive(&foreign, "recovery:app")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    held.release().await;
+}
