@@ -23,6 +23,7 @@ use crate::admin::Admin;
 use crate::handler::{self, Runner};
 use crate::inspect::QueueInspector;
 use crate::payload::JobPayload;
+use crate::publish::PublishConfig;
 use crate::sink::QueueSink;
 
 /// Where the webhook listener listens unless configured otherwise.
@@ -69,6 +70,9 @@ pub struct ServiceConfig {
     /// for the trigger's repository and narrowed to it (`workspace.token` is not used). `None`: clones use
     /// `workspace.token`, if any.
     pub github: Option<GitHub>,
+    /// What is done with a job's work once its command exits 0 (push, pull request) and whether its issue
+    /// hears of it; needs [`ServiceConfig::github`] (without it nothing is published or reported).
+    pub publish: PublishConfig,
 }
 
 impl ServiceConfig {
@@ -92,6 +96,7 @@ impl ServiceConfig {
             base_branch: DEFAULT_BASE_BRANCH.to_owned(),
             command: None,
             github: None,
+            publish: PublishConfig::default(),
         }
     }
 }
@@ -354,6 +359,8 @@ impl Service {
             base_branch: config.base_branch,
             command: config.command.map(Arc::new),
             github: config.github,
+            publish: config.publish,
+            max_attempts: config.queue.max_attempts,
         };
         let queue = store.start(runner, config.queue).await?;
         let admin = Admin::new(

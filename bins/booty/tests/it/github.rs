@@ -15,14 +15,14 @@ use crate::support::{Booty, check, labeled_payload, store_config};
 
 /// The fake GitHub on a runtime of its own, its clock kept with the real one (the binary signs its JWTs
 /// with the real clock).
-struct Fake {
-    github: FakeGitHub,
+pub(crate) struct Fake {
+    pub(crate) github: FakeGitHub,
     ticking: Arc<AtomicBool>,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl Fake {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -55,7 +55,7 @@ impl Drop for Fake {
 }
 
 /// The App's settings: its client id, its key in a file, the fake's API.
-fn app_settings(fake: &FakeGitHub, dir: &Path) -> Vec<(&'static str, V)> {
+pub(crate) fn app_settings(fake: &FakeGitHub, dir: &Path) -> Vec<(&'static str, V)> {
     let key = dir.join("app.pem");
     std::fs::write(&key, &fake.app_key().pkcs1_pem).unwrap();
     vec![
@@ -69,7 +69,11 @@ fn app_settings(fake: &FakeGitHub, dir: &Path) -> Vec<(&'static str, V)> {
 }
 
 /// The fixture's trigger, for `full_name`, from `installation` (none: a repository webhook).
-fn trigger_for(dir: &Path, full_name: &str, installation: Option<u64>) -> std::path::PathBuf {
+pub(crate) fn trigger_for(
+    dir: &Path,
+    full_name: &str,
+    installation: Option<u64>,
+) -> std::path::PathBuf {
     let mut payload: Value =
         serde_json::from_slice(&std::fs::read(labeled_payload(dir, "agent:builder")).unwrap())
             .unwrap();

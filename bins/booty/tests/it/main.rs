@@ -12,5 +12,6 @@ mod faults;
 mod github;
 mod lifecycle;
 mod postgres;
+mod publish;
 mod sqlite;
 mod support;
