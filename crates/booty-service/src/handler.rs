@@ -18,6 +18,7 @@ use crate::chain::error_chain;
 use crate::command::{self, CommandError};
 use crate::payload::JobPayload;
 use crate::publish::{self, PublishConfig, PublishMode, Reporter, Status, Work};
+use crate::scratch::HeldDir;
 use crate::service::{CloneFrom, JobCommand};
 
 /// Event files are written next to the workspaces, outside them, under this prefix (swept at start-up).
@@ -157,14 +158,13 @@ impl Runner {
             head = workspace.head_commit(),
             "workspace_ready"
         );
-        let output_dir = tempfile::Builder::new()
-            .prefix(&format!("{OUTPUT_DIR_PREFIX}{}-", job.id))
-            .tempdir_in(self.workspaces.root())
-            .map_err(|err| {
-                HandlerError::retryable(format!(
-                    "cannot make the command's output directory: {err}"
-                ))
-            });
+        let output_dir = HeldDir::new(
+            self.workspaces.root(),
+            &format!("{OUTPUT_DIR_PREFIX}{}-", job.id),
+        )
+        .map_err(|err| {
+            HandlerError::retryable(format!("cannot make the command's output directory: {err}"))
+        });
         let result = match output_dir {
             Err(err) => Err(Failure::from(err)),
             Ok(output_dir) => {
@@ -404,18 +404,22 @@ fn prepare_error(err: &PrepareError) -> HandlerError {
     }
 }
 
-/// Event files a crashed run left in `root`: those nobody holds are removed, those in use (a live
-/// process's job) are left; returns (removed, in use).
+/// Event files, output directories and pushing repositories a crashed run left in `root`: those nobody
+/// holds are removed, those in use (a live process's job) are left; returns (removed, in use).
 pub(crate) fn sweep_event_files(root: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let (mut removed, mut in_use) = (Vec::new(), Vec::new());
     for entry in std::fs::read_dir(root)? {
         let entry = entry?;
         let name = entry.file_name();
+        let kind = entry.file_type()?;
         let is_event_file = name.to_str().is_some_and(|name| {
             name.starts_with(EVENT_FILE_PREFIX)
                 && Path::new(name).extension().is_some_and(|ext| ext == "json")
-        });
-        if !is_event_file || !entry.file_type()?.is_file() {
+        }) && kind.is_file();
+        let is_scratch = name.to_str().is_some_and(|name| {
+            name.starts_with(OUTPUT_DIR_PREFIX) || name.starts_with(publish::PUSH_DIR_PREFIX)
+        }) && kind.is_dir();
+        if !is_event_file && !is_scratch {
             continue;
         }
         match booty_workspace::remove_unless_in_use(&entry.path())? {

@@ -46,6 +46,7 @@ mod handler;
 mod inspect;
 mod payload;
 mod publish;
+mod scratch;
 mod service;
 mod sink;
 pub mod supervise;

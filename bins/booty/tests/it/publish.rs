@@ -270,7 +270,10 @@ fn assert_nothing_leaked(secrets: &[String], environment: &str, log: &str, argv:
     // The test's own `booty send` carries the webhook secret on its command line; booty's processes
     // are the rest.
     let sender = format!("{} send ", crate::support::booty_bin());
-    let argv: Vec<&String> = argv.iter().filter(|line| !line.starts_with(&sender)).collect();
+    let argv: Vec<&String> = argv
+        .iter()
+        .filter(|line| !line.starts_with(&sender))
+        .collect();
     for secret in secrets {
         assert!(
             !environment.contains(secret.as_str()),

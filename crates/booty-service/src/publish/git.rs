@@ -16,6 +16,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use tokio::process::Command;
 
+use crate::scratch::HeldDir;
+
 /// How long one git invocation may take before it is killed.
 const GIT_TIMEOUT: Duration = Duration::from_mins(5);
 /// The most of git's stderr an error keeps.
@@ -226,7 +228,7 @@ impl Worktree<'_> {
 
 /// A bare repository of booty's own that holds the token while it talks to GitHub. Removed when dropped.
 pub(crate) struct Pusher {
-    dir: tempfile::TempDir,
+    dir: HeldDir,
     url: String,
     header: Option<String>,
     path_var: Option<OsString>,
@@ -243,13 +245,10 @@ impl Pusher {
         token: Option<&str>,
         path_var: Option<&OsString>,
     ) -> Result<Self, GitError> {
-        let dir = tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir_in(root)
-            .map_err(|source| GitError::Spawn {
-                step: "init",
-                source,
-            })?;
+        let dir = HeldDir::new(root, prefix).map_err(|source| GitError::Spawn {
+            step: "init",
+            source,
+        })?;
         run(
             "init",
             &[
