@@ -9,8 +9,8 @@
 //!   ([`GitHub::token_for`]), cached until 5 minutes before they expire with one mint in flight per key; a
 //!   401 in the first seconds of a token is GitHub's replication delay and is retried.
 //!   [`GitHub::installation_for_repository`] finds the installation when a payload names none.
-//! - Calls live on handles: [`RepositoryClient`] (issue comments and reactions, pull requests, a repository
-//!   hook's deliveries), [`AppClient`] (the App hook's deliveries), [`OrganizationClient`]. Lists come a
+//! - Calls live on handles: [`RepositoryClient`] (issue comments and reactions, pull requests, the Git
+//!   database API, a repository hook's deliveries), [`AppClient`] (the App hook's deliveries), [`OrganizationClient`]. Lists come a
 //!   [`Page`] at a time, following GitHub's `Link` header.
 //! - Every request has a time limit; rate limits are waited out (the primary one until
 //!   `x-ratelimit-reset`, the secondary one for `Retry-After` or a minute) up to what the caller allows;
@@ -61,6 +61,7 @@ mod time;
 mod tokens;
 
 pub use api::deliveries::{DeliveryRequest, DeliveryResponse, HookDelivery, HookDeliveryDetail};
+pub use api::git::{GitCommit, GitObject, GitRef, GitTree, TreeEntry};
 pub use api::issues::{Account, IssueComment, Reaction, ReactionContent};
 pub use api::pulls::{Branch, NewPullRequest, PullRequest, PullRequestUpdate, PullState};
 pub use api::{AppClient, OrganizationClient, RepositoryClient};

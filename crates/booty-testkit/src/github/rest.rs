@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
+mod gitdata;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::rand::SecureRandom as _;
@@ -66,6 +68,12 @@ pub(crate) const PERMISSIONS: &[(&str, Need)] = &[
         "orgs/redeliver-webhook-delivery",
         Need::Token("organization_hooks", "write"),
     ),
+    ("git/get-ref", Need::Token("contents", "read")),
+    ("git/create-ref", Need::Token("contents", "write")),
+    ("git/update-ref", Need::Token("contents", "write")),
+    ("git/create-blob", Need::Token("contents", "write")),
+    ("git/create-tree", Need::Token("contents", "write")),
+    ("git/create-commit", Need::Token("contents", "write")),
 ];
 
 const DOCS: &str = "https://docs.github.com/rest";
@@ -341,6 +349,12 @@ fn dispatch(context: &Context<'_>, state: &mut State, id: &str) -> Answer {
         "pulls/list" => list_pulls(context, state),
         "pulls/create" => create_pull(context, state),
         "pulls/update" => update_pull(context, state),
+        "git/create-blob" => gitdata::create_blob(context, state),
+        "git/create-tree" => gitdata::create_tree(context, state),
+        "git/create-commit" => gitdata::create_commit(context, state),
+        "git/get-ref" => gitdata::get_ref(context, state),
+        "git/create-ref" => gitdata::create_ref(context, state),
+        "git/update-ref" => gitdata::update_ref(context, state),
         _ => deliveries(context, state, id),
     }
 }
