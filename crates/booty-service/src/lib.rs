@@ -56,7 +56,7 @@ pub use chain::error_chain;
 pub use command::{BASE_ENV, MAX_ENV_VALUE_BYTES, RETRY_EXIT_CODE, inherited_env};
 pub use inspect::{JobView, QueueInspector};
 pub use payload::JobPayload;
-pub use publish::{PR_BODY_FILE, PR_TITLE_FILE, PublishConfig, PublishMode};
+pub use publish::{GitError, PR_BODY_FILE, PR_TITLE_FILE, PublishConfig, PublishMode, push_commit};
 pub use service::{
     CloneFrom, DEFAULT_ADMIN_LISTEN, DEFAULT_BASE_BRANCH, DEFAULT_GITHUB_URL, DEFAULT_JOB_TIMEOUT,
     DEFAULT_LISTEN, JobCommand, RunError, Service, ServiceConfig, StartError, StoreConfig,

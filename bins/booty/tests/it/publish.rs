@@ -529,3 +529,80 @@ fn kill_9_between_push_and_pull_request_then_restart_leaves_one_pull_request_and
     let (status, _) = second.terminate();
     assert!(status.success());
 }
+
+#[test]
+fn answers_lost_after_github_acted_are_found_again_without_running_the_command_twice() {
+    let fake = fake_with("write");
+    let github = &fake.github;
+    let dir = tempfile::tempdir().unwrap();
+    let env_log = dir.path().join("env.txt");
+    let runs = dir.path().join("runs.txt");
+    let command = format!(
+        "echo run >> {}; {}",
+        runs.display(),
+        committing("x.txt", "x", &env_log)
+    );
+    let settings = settings(github, dir.path(), "memory", &command);
+    // GitHub makes the comment and the pull request, but booty sees a 502 for each (a proxy's timeout).
+    github.inject("issues/create-comment", Fault::StatusAfterApplying(502), 1);
+    github.inject("pulls/create", Fault::StatusAfterApplying(502), 1);
+    let booty = Booty::start(dir.path(), &settings, &[]);
+    let sent = booty.send(&trigger(dir.path(), 7), "issues", None, false);
+    let job = booty.wait_for_final(sent.body["job_id"].as_str().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["attempts"], 1, "{job}");
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap(),
+        "run\n",
+        "the command ran again"
+    );
+    let pulls = github.pulls(REPO);
+    assert_eq!(pulls.len(), 1, "{pulls:#?}");
+    let comments = comment_bodies(github, 7);
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert!(
+        comments[0].ends_with(pulls[0]["html_url"].as_str().unwrap()),
+        "{}",
+        comments[0]
+    );
+    assert_eq!(github.requests_for("pulls/create").len(), 1);
+    let (_, log) = booty.terminate();
+    assert!(
+        log.lines()
+            .iter()
+            .any(|line| line["message"] == "pull_request_create_failed"),
+        "the lost answer was not noticed"
+    );
+}
+
+#[test]
+fn with_commit_uncommitted_off_uncommitted_work_is_left_out_and_the_issue_is_told() {
+    let fake = fake_with("write");
+    let github = &fake.github;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(
+        github,
+        dir.path(),
+        "memory",
+        "echo 'left here' > uncommitted.txt",
+    );
+    settings.insert("commit_uncommitted", V::B(false));
+    let booty = Booty::start(dir.path(), &settings, &[]);
+    let sent = booty.send(&trigger(dir.path(), 4), "issues", None, false);
+    let job = booty.wait_for_final(sent.body["job_id"].as_str().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(github.branch_head(REPO, "agent/issue-4"), None);
+    assert!(github.pulls(REPO).is_empty());
+    let comments = comment_bodies(github, 4);
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert!(
+        comments[0].contains("booty left them out"),
+        "{}",
+        comments[0]
+    );
+    assert!(
+        comments[0].contains("without changing anything"),
+        "{}",
+        comments[0]
+    );
+}

@@ -459,6 +459,7 @@ pub(crate) mod toml_value {
         S(String),
         I(i64),
         L(Vec<String>),
+        B(bool),
     }
 
     impl V {
@@ -466,6 +467,7 @@ pub(crate) mod toml_value {
             match self {
                 V::S(text) => serde_json::to_string(text).unwrap(),
                 V::I(number) => number.to_string(),
+                V::B(flag) => flag.to_string(),
                 V::L(items) => serde_json::to_string(items).unwrap(),
             }
         }

@@ -30,7 +30,8 @@ pub(crate) const BOOTY_EMAIL: &str = "booty@users.noreply.github.com";
 
 /// A git invocation that failed.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum GitError {
+#[non_exhaustive]
+pub enum GitError {
     /// git could not be started.
     #[error("cannot run `git {step}`")]
     Spawn {
@@ -59,7 +60,7 @@ pub(crate) enum GitError {
 
 impl GitError {
     /// Whether trying again later may work: the network, GitHub's 5xx, a timeout.
-    pub(crate) fn is_retryable(&self) -> bool {
+    pub fn is_retryable(&self) -> bool {
         match self {
             Self::Spawn { .. } => false,
             Self::TimedOut { .. } => true,
@@ -84,7 +85,7 @@ impl GitError {
     }
 
     /// Whether GitHub refused the credentials' access (403: a missing permission).
-    pub(crate) fn is_forbidden(&self) -> bool {
+    pub fn is_forbidden(&self) -> bool {
         matches!(self, Self::Failed { stderr, .. } if stderr.contains("returned error: 403")
             || stderr.contains("denied to"))
     }
@@ -345,6 +346,35 @@ impl Pusher {
         .await?;
         Ok(())
     }
+}
+
+/// Pushes commit `sha` of the git repository in `workspace` to `branch` at `url`, as publishing does: from
+/// a bare repository of booty's own under `scratch` (removed after) that borrows the workspace's objects,
+/// with `token` (user `x-access-token`) in the environment of that one `git` process only, and only if
+/// the branch is at `expected` there (`None`: only if it does not exist).
+///
+/// # Errors
+/// A [`GitError`] naming the step that failed (git's own message, which never holds the token).
+pub async fn push_commit(
+    workspace: &Path,
+    scratch: &Path,
+    url: &str,
+    token: Option<&str>,
+    branch: &str,
+    sha: &str,
+    expected: Option<&str>,
+) -> Result<(), GitError> {
+    let path_var = std::env::var_os("PATH");
+    let pusher = Pusher::new(
+        scratch,
+        super::PUSH_DIR_PREFIX,
+        &workspace.join(".git"),
+        url,
+        token,
+        path_var.as_ref(),
+    )
+    .await?;
+    pusher.push(branch, sha, expected).await
 }
 
 #[cfg(test)]

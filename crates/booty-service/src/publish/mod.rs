@@ -8,7 +8,7 @@
 //! store: a hidden `<!-- booty:pushed SHA -->` marker in the job's issue comment (written before the push)
 //! and in the pull request's body. booty moves the branch only from a commit recorded there, or creates it.
 
-mod git;
+pub(crate) mod git;
 mod report;
 
 use std::ffi::OsString;
@@ -22,7 +22,7 @@ use booty_github::{
 use tracing::{info, warn};
 
 use crate::chain::error_chain;
-pub(crate) use git::GitError;
+pub use git::{GitError, push_commit};
 pub(crate) use report::Status;
 
 /// Files a job command may leave in `BOOTY_OUTPUT_DIR` to title the pull request.
@@ -143,7 +143,7 @@ where
     loop {
         match step().await {
             Err(err) if err.is_retryable() && tries < PUBLISH_TRIES => {
-                warn!(step = what, try_ = tries, error = %err, "publish_retrying");
+                warn!(step = what, tries, error = %err, "publish_retrying");
                 tokio::time::sleep(pause).await;
                 pause *= 2;
                 tries += 1;
@@ -164,6 +164,8 @@ pub(crate) struct Reporter {
     /// Commits this job recorded pushing.
     pushed: Vec<String>,
     secrets: Vec<String>,
+    /// A line the comment adds before what happened.
+    note: Option<String>,
 }
 
 impl Reporter {
@@ -183,6 +185,7 @@ impl Reporter {
             login: None,
             pushed: Vec::new(),
             secrets,
+            note: None,
         };
         if let Err(err) = reporter.find().await {
             warn!(error = %err, "issue_comment_failed");
@@ -231,7 +234,13 @@ impl Reporter {
             return Ok(());
         };
         let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
-        let text = report::comment(&self.job_id, &self.pushed, status, &secrets);
+        let text = report::comment(
+            &self.job_id,
+            &self.pushed,
+            self.note.as_deref(),
+            status,
+            &secrets,
+        );
         let comment = match self.comment {
             Some(id) => client.update_issue_comment(id, &text).await?,
             None => match client.create_issue_comment(self.issue, &text).await {
@@ -339,6 +348,10 @@ pub(crate) async fn publish(
             info!("changes_committed");
         } else {
             info!("uncommitted_changes_left");
+            reporter.note = Some(
+                "The command left changes uncommitted; booty left them out (`commit_uncommitted = false`)."
+                    .to_owned(),
+            );
         }
     }
     let sha = worktree.branch_commit(work.branch).await?;
@@ -372,7 +385,7 @@ pub(crate) async fn publish(
         .await
         {
             Err(err) if err.is_retryable() && tries < PUBLISH_TRIES => {
-                warn!(step = "push", try_ = tries, error = %err, "publish_retrying");
+                warn!(step = "push", tries, error = %err, "publish_retrying");
                 tokio::time::sleep(pause).await;
                 pause *= 2;
                 tries += 1;

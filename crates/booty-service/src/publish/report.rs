@@ -75,6 +75,7 @@ pub(crate) enum Status {
 pub(crate) fn comment(
     job_id: &str,
     pushed: &[String],
+    note: Option<&str>,
     status: &Status,
     secrets: &[&str],
 ) -> String {
@@ -83,6 +84,10 @@ pub(crate) fn comment(
     for sha in pushed {
         text.push_str(&pushed_marker(sha));
         text.push('\n');
+    }
+    if let Some(note) = note {
+        text.push_str(note);
+        text.push_str("\n\n");
     }
     let body = match status {
         Status::Started { attempt: 1 } => {
@@ -203,7 +208,7 @@ mod tests {
 
     #[test]
     fn pushed_markers_are_read_back_and_nothing_else_is() {
-        let text = comment("7-abc", &[SHA.to_owned()], &Status::Publishing, &[]);
+        let text = comment("7-abc", &[SHA.to_owned()], None, &Status::Publishing, &[]);
         assert!(text.starts_with("<!-- booty:job 7-abc -->\n"));
         assert_eq!(pushed_commits(&text), [SHA]);
         assert!(
@@ -224,7 +229,7 @@ mod tests {
             tail,
             hint: None,
         };
-        let text = comment("1-x", &[], &status, &["s3cr3t-value"]);
+        let text = comment("1-x", &[], None, &status, &["s3cr3t-value"]);
         assert!(!text.contains("s3cr3t-value"), "{text}");
         assert!(!text.contains("ghs_ABCDEF"), "{text}");
         assert!(text.contains("token=[redacted] and [redacted]"), "{text}");
@@ -241,6 +246,6 @@ mod tests {
             url: url.to_owned(),
             updated: false,
         };
-        assert!(comment("1-x", &[], &status, &[]).ends_with(url));
+        assert!(comment("1-x", &[], Some("a note"), &status, &[]).ends_with(url));
     }
 }
