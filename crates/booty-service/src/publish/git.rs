@@ -351,7 +351,8 @@ impl Pusher {
 /// Pushes commit `sha` of the git repository in `workspace` to `branch` at `url`, as publishing does: from
 /// a bare repository of booty's own under `scratch` (removed after) that borrows the workspace's objects,
 /// with `token` (user `x-access-token`) in the environment of that one `git` process only, and only if
-/// the branch is at `expected` there (`None`: only if it does not exist).
+/// the branch is at `expected` there (`None`: only if it does not exist). `git` is looked for in
+/// `/usr/local/bin:/usr/bin:/bin`.
 ///
 /// # Errors
 /// A [`GitError`] naming the step that failed (git's own message, which never holds the token).
@@ -364,14 +365,15 @@ pub async fn push_commit(
     sha: &str,
     expected: Option<&str>,
 ) -> Result<(), GitError> {
-    let path_var = std::env::var_os("PATH");
+    // The library reads no environment variable of its own: git is looked for where a command's `PATH`
+    // defaults to.
     let pusher = Pusher::new(
         scratch,
         super::PUSH_DIR_PREFIX,
         &workspace.join(".git"),
         url,
         token,
-        path_var.as_ref(),
+        None,
     )
     .await?;
     pusher.push(branch, sha, expected).await
