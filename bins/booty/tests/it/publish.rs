@@ -64,11 +64,11 @@ fn settings(
     settings
 }
 
-/// A command that commits `file` with `text` as an agent would, and records its environment in `env_log`
-/// (outside the workspace).
+/// A command that commits `file` with `text` as an agent would, and records its environment and the
+/// workspace's git configuration in `env_log` (outside the workspace).
 fn committing(file: &str, text: &str, env_log: &Path) -> String {
     format!(
-        "env >> {env}; echo '{text}' > {file} && git add {file} && \
+        "env >> {env}; cat .git/config >> {env}; echo '{text}' > {file} && git add {file} && \
          git -c user.name=agent -c user.email=agent@example.invalid commit -q -m 'agent: {file}'",
         env = env_log.display()
     )
@@ -295,7 +295,7 @@ fn assert_nothing_leaked(secrets: &[String], environment: &str, log: &str, argv:
     for secret in secrets {
         assert!(
             !environment.contains(secret.as_str()),
-            "the command saw {secret}"
+            "the command saw {secret} (environment or .git/config)"
         );
         assert!(!log.contains(secret.as_str()), "the log has {secret}");
         assert!(
