@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use booty_service::CloneFrom;
+use booty_service::{CloneFrom, PublishMode};
 
 use crate::config::{Config, KEYS, Loaded, Secret, StoreSpec};
 
@@ -113,6 +113,13 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
             serde_json::to_string(&config.job_env_passthrough).expect("strings serialise")
         }
         "job_timeout_secs" => config.job_timeout.as_secs().to_string(),
+        "publish" => quoted(match config.publish {
+            PublishMode::PullRequest => "pull_request",
+            PublishMode::Branch => "branch",
+            _ => "none",
+        }),
+        "comment_on_issue" => config.comment_on_issue.to_string(),
+        "commit_uncommitted" => config.commit_uncommitted.to_string(),
         "max_body_bytes" => config.max_body_bytes.to_string(),
         "shutdown_grace_secs" => config.shutdown_grace.as_secs().to_string(),
         "log_format" => quoted(match config.log_format {

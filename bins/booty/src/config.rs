@@ -16,7 +16,7 @@ use booty_event::{Repositories, TriggerRule};
 use booty_github::{AppCredentials, AppId, Credentials, GitHub, HookId};
 use booty_queue::{Backoff, PostgresOptions, QueueConfig, Retention, SqliteOptions, Synchronous};
 use booty_service::{
-    CloneFrom, JobCommand, RecoveryConfig, RecoveryHook, ServiceConfig, StoreConfig,
+    CloneFrom, JobCommand, PublishMode, RecoveryConfig, RecoveryHook, ServiceConfig, StoreConfig,
 };
 use booty_signature::Verifier;
 use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
@@ -182,6 +182,12 @@ keys! {
     job_env_passthrough: Vec<String> = Vec::new(), Kind::List;
     /// Time limit of one run of the command.
     job_timeout_secs: u64 = booty_service::DEFAULT_JOB_TIMEOUT.as_secs(), Kind::Number(1);
+    /// What is done with the work once the command exits 0 (default: a pull request with credentials).
+    publish: Option<String> = None, Kind::Word(PUBLISH_WORDS);
+    /// Whether each job keeps one comment on its issue up to date.
+    comment_on_issue: bool = true, Kind::Bool;
+    /// Whether changes the command left uncommitted are committed by booty.
+    commit_uncommitted: bool = true, Kind::Bool;
     /// Largest webhook body accepted.
     max_body_bytes: u64 = booty_edge::DEFAULT_MAX_BODY_BYTES, Kind::Number(1);
     /// How long running jobs may finish at shutdown.
@@ -191,6 +197,9 @@ keys! {
     /// A tracing filter.
     log_level: String = "info".to_owned(), Kind::Text;
 }
+
+/// The values `publish` takes.
+const PUBLISH_WORDS: &[&str] = &["pull_request", "branch", "none"];
 
 /// The store unless configured otherwise: a SQLite file in the working directory.
 const DEFAULT_STORE: &str = "sqlite:booty.db";
@@ -277,6 +286,10 @@ pub(crate) struct Config {
     pub(crate) job_command: Option<Vec<String>>,
     pub(crate) job_env_passthrough: Vec<String>,
     pub(crate) job_timeout: Duration,
+    /// `publish`, decided: the default made explicit.
+    pub(crate) publish: PublishMode,
+    pub(crate) comment_on_issue: bool,
+    pub(crate) commit_uncommitted: bool,
     pub(crate) max_body_bytes: u64,
     pub(crate) shutdown_grace: Duration,
     pub(crate) log_format: LogFormat,
@@ -311,16 +324,23 @@ impl Config {
             .github_token
             .as_ref()
             .map(|token| Token::new(token.expose()));
-        let mut github = booty_github::Config::default();
-        github.api_url.clone_from(&self.github_api_url);
-        concat!("booty/", env!("CARGO_PKG_VERSION")).clone_into(&mut github.user_agent);
-        if let Some(app) = &self.github_app {
-            config.github = Some(GitHub::new(Credentials::App(app.clone()), github)?);
-        } else if let (Some(token), Some(_)) = (&self.github_token, &self.recovery.hook) {
-            // Recovery reads a repository's or organization's hook with the token; clones keep using it
-            // as `workspace.token` (the handler mints installation tokens only for an App).
-            let token = booty_github::Token::new(token.expose());
-            config.github = Some(GitHub::new(Credentials::Token(token), github)?);
+        let credentials = match (&self.github_app, &self.github_token) {
+            (Some(app), _) => Some(Credentials::App(app.clone())),
+            // A token talks to GitHub's API only to publish and report, or to read the hook recovery
+            // names; clones use it either way (as `workspace.token`; the handler mints installation tokens
+            // only for an App).
+            (None, Some(token))
+                if self.publish != PublishMode::Off || self.recovery.hook.is_some() =>
+            {
+                Some(Credentials::Token(booty_github::Token::new(token.expose())))
+            }
+            (None, _) => None,
+        };
+        if let Some(credentials) = credentials {
+            let mut github = booty_github::Config::default();
+            github.api_url.clone_from(&self.github_api_url);
+            concat!("booty/", env!("CARGO_PKG_VERSION")).clone_into(&mut github.user_agent);
+            config.github = Some(GitHub::new(credentials, github)?);
         }
         config.recovery = self.recovery.hook.clone().map(|hook| {
             let mut recovery = RecoveryConfig::new(hook);
@@ -328,6 +348,9 @@ impl Config {
             recovery.max_age = self.recovery.max_age;
             recovery
         });
+        config.publish.mode = self.publish;
+        config.publish.comment_on_issue = self.comment_on_issue;
+        config.publish.commit_uncommitted = self.commit_uncommitted;
         config.queue.workers = self.workers.get();
         config.queue.capacity = self.queue_capacity;
         config.queue.max_attempts = self.max_attempts;
@@ -708,18 +731,15 @@ impl RawConfig {
             booty_edge::check_allowed_host(host)
                 .map_err(|err| sources.invalid("admin_allowed_hosts", err.to_string()))?;
         }
-        let listen = socket_address(sources, "listen", &self.listen)?;
-        let admin_listen = socket_address(sources, "admin_listen", &self.admin_listen)?;
-        if listen == admin_listen && listen.port() != 0 {
-            return Err(sources.invalid(
-                "admin_listen",
-                format!(
-                    "{admin_listen} is also `listen`: booty cannot listen twice on one address; give the \
-                     admin listener a port of its own"
-                ),
-            ));
-        }
+        let (listen, admin_listen) = listeners(sources, &self.listen, &self.admin_listen)?;
         let store = parse_store(sources, &self.store)?;
+        let publish = parse_publish(
+            sources,
+            self.publish.as_deref(),
+            github_app.is_some(),
+            github_token.is_some(),
+            matches!(clone_from, CloneFrom::GitHub { .. }),
+        )?;
         Ok(Config {
             webhook_secret,
             previous_webhook_secrets,
@@ -755,6 +775,9 @@ impl RawConfig {
             job_command: self.job_command,
             job_env_passthrough: self.job_env_passthrough,
             job_timeout: Duration::from_secs(self.job_timeout_secs),
+            publish,
+            comment_on_issue: self.comment_on_issue,
+            commit_uncommitted: self.commit_uncommitted,
             max_body_bytes: self.max_body_bytes,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             log_format: self.log_format,
@@ -1210,6 +1233,57 @@ fn parse_synchronous(sources: &Sources<'_>, value: &str) -> Result<Synchronous, 
             format!("expected {expected}, found {value:?}"),
         )
     })
+}
+
+/// `listen` and `admin_listen`: addresses, and not the same one.
+fn listeners(
+    sources: &Sources<'_>,
+    listen: &str,
+    admin_listen: &str,
+) -> Result<(SocketAddr, SocketAddr), ConfigError> {
+    let listen = socket_address(sources, "listen", listen)?;
+    let admin_listen = socket_address(sources, "admin_listen", admin_listen)?;
+    if listen == admin_listen && listen.port() != 0 {
+        return Err(sources.invalid(
+            "admin_listen",
+            format!(
+                "{admin_listen} is also `listen`: booty cannot listen twice on one address; give the \
+                 admin listener a port of its own"
+            ),
+        ));
+    }
+    Ok((listen, admin_listen))
+}
+
+/// `publish`: by default a pull request with an App's credentials, or with a token when repositories come
+/// from a GitHub host (a `repo_url` is often a local mirror: it publishes only when asked), nothing
+/// otherwise; a pull request or a branch without credentials is an error.
+fn parse_publish(
+    sources: &Sources<'_>,
+    value: Option<&str>,
+    app: bool,
+    token: bool,
+    from_github: bool,
+) -> Result<PublishMode, ConfigError> {
+    let credentials = app || token;
+    let mode = match value {
+        None if app || (token && from_github) => PublishMode::PullRequest,
+        None | Some("none") => PublishMode::Off,
+        Some("pull_request") => PublishMode::PullRequest,
+        Some("branch") => PublishMode::Branch,
+        Some(other) => {
+            let expected = kind_of("publish").map_or_else(String::new, Kind::expected);
+            return Err(sources.invalid("publish", format!("expected {expected}, found {other:?}")));
+        }
+    };
+    if mode != PublishMode::Off && !credentials {
+        return Err(sources.invalid(
+            "publish",
+            "pushing and opening pull requests need credentials: set `github_app_id` and \
+             `github_app_private_key_file`, or `github_token`; or set `publish = \"none\"`",
+        ));
+    }
+    Ok(mode)
 }
 
 fn parse_store(sources: &Sources<'_>, value: &str) -> Result<StoreSpec, ConfigError> {

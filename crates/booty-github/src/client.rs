@@ -384,8 +384,8 @@ impl GitHub {
         &self.shared.base
     }
 
-    /// The permissions installation tokens ask for by default.
-    pub(crate) fn permissions(&self) -> &Permissions {
+    /// The permissions installation tokens ask for by default ([`Config::permissions`](crate::Config)).
+    pub fn permissions(&self) -> &Permissions {
         &self.shared.config.permissions
     }
 

@@ -13,7 +13,7 @@
 //!   exchanged, without credentials ([`Credentials::Anonymous`]), for the new App's ids and secrets
 //!   ([`ManifestApp`]).
 //! - Calls live on handles: [`RepositoryClient`] (issue comments and reactions, pull requests, a repository
-//!   hook's deliveries), [`AppClient`] (the App hook's deliveries), [`OrganizationClient`]. Lists come a
+//!   hook's deliveries, the Git database API), [`AppClient`] (the App hook's deliveries), [`OrganizationClient`]. Lists come a
 //!   [`Page`] at a time, following GitHub's `Link` header.
 //! - Every request has a time limit; rate limits are waited out (the primary one until
 //!   `x-ratelimit-reset`, the secondary one for `Retry-After` or a minute) up to what the caller allows;
@@ -64,6 +64,7 @@ mod time;
 mod tokens;
 
 pub use api::deliveries::{DeliveryRequest, DeliveryResponse, HookDelivery, HookDeliveryDetail};
+pub use api::git::{GitCommit, GitObject, GitRef, GitTree, TreeEntry};
 pub use api::issues::{Account, IssueComment, Reaction, ReactionContent};
 pub use api::manifest::ManifestApp;
 pub use api::pulls::{Branch, NewPullRequest, PullRequest, PullRequestUpdate, PullState};

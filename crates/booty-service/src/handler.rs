@@ -4,7 +4,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use booty_github::{Credentials, GitHub, InstallationId, Repository};
+use booty_github::{
+    Access as Level, Credentials, GitHub, InstallationId, Repository, RepositoryClient,
+    Token as GitHubToken,
+};
 use booty_queue::{CancellationToken, Handler, HandlerError, Job};
 use booty_workspace::{
     PrepareError, Removal, Token, Workspace, WorkspaceManager, WorkspaceRequest,
@@ -14,10 +17,14 @@ use tracing::{info, warn};
 use crate::chain::error_chain;
 use crate::command::{self, CommandError};
 use crate::payload::JobPayload;
+use crate::publish::{self, PublishConfig, PublishMode, Reporter, Status, Work};
+use crate::scratch::HeldDir;
 use crate::service::{CloneFrom, JobCommand};
 
 /// Event files are written next to the workspaces, outside them, under this prefix (swept at start-up).
 pub(crate) const EVENT_FILE_PREFIX: &str = "booty-event-";
+/// Each command's `BOOTY_OUTPUT_DIR` is made next to the workspaces, outside them, under this prefix.
+pub(crate) const OUTPUT_DIR_PREFIX: &str = "booty-output-";
 
 /// What every job needs: where to clone from, with what credentials, and what to run.
 pub(crate) struct Runner {
@@ -28,6 +35,10 @@ pub(crate) struct Runner {
     /// A GitHub App's client: each clone then uses an installation token minted for the trigger's
     /// repository (cached and shared by booty-github), not a configured token.
     pub(crate) github: Option<GitHub>,
+    /// What is done with the work once the command exits 0, and whether the issue hears of it.
+    pub(crate) publish: PublishConfig,
+    /// Attempts per job: the last one's failure is reported as final.
+    pub(crate) max_attempts: u32,
 }
 
 impl Handler<JobPayload> for Runner {
@@ -47,9 +58,93 @@ impl Handler<JobPayload> for Runner {
                 self.clone_from
             ))
         })?;
+        let access = self.access(&job.payload).await?;
+        let secrets: Vec<String> = access
+            .token
+            .iter()
+            .map(|token| token.expose().to_owned())
+            .collect();
+        let client = access
+            .client
+            .clone()
+            .filter(|_| self.publish.comment_on_issue);
+        let mut reporter =
+            Reporter::start(client, trigger.issue.number, job.id.as_str(), secrets).await;
+        reporter
+            .set(&Status::Started {
+                attempt: job.attempt.max(1),
+            })
+            .await;
+        let result = self.work(&job, &url, &access, &mut reporter, &cancel).await;
+        if cancel.is_cancelled() {
+            // Cancelled (label removed, shutdown): the comment stays as it was; a retry updates it.
+            return result.map(|_| ()).map_err(|failure| failure.error);
+        }
+        match result {
+            Ok(status) => {
+                reporter.set(&status).await;
+                Ok(())
+            }
+            Err(failure) => {
+                let last = !failure.error.is_retryable() || job.attempt >= self.max_attempts;
+                let status = if last {
+                    Status::Failed {
+                        reason: failure.error.message().to_owned(),
+                        tail: failure.tail,
+                        hint: failure.hint,
+                    }
+                } else {
+                    Status::Retrying {
+                        reason: failure.error.message().to_owned(),
+                    }
+                };
+                reporter.set(&status).await;
+                Err(failure.error)
+            }
+        }
+    }
+}
+
+/// A job's attempt that failed: the error, and what the issue's comment shows of it.
+struct Failure {
+    error: HandlerError,
+    /// The last lines the command wrote to stderr, when it ran and failed.
+    tail: Vec<String>,
+    /// What to fix, when booty knows.
+    hint: Option<String>,
+}
+
+impl From<HandlerError> for Failure {
+    fn from(error: HandlerError) -> Self {
+        Self {
+            error,
+            tail: Vec::new(),
+            hint: None,
+        }
+    }
+}
+
+/// The job's access to GitHub: the token for git (an installation token with App credentials, the
+/// client's token otherwise) and the REST client for its repository.
+struct Access {
+    token: Option<GitHubToken>,
+    client: Option<RepositoryClient>,
+}
+
+impl Runner {
+    /// Clones, runs the command, publishes; the workspace lives until publishing ends.
+    async fn work(
+        &self,
+        job: &Job<JobPayload>,
+        url: &str,
+        access: &Access,
+        reporter: &mut Reporter,
+        cancel: &CancellationToken,
+    ) -> Result<Status, Failure> {
+        let trigger = &job.payload.trigger;
         let mut request = WorkspaceRequest::new(url, &self.base_branch, trigger.issue.number);
-        if let Some(token) = self.installation_token(&job.payload).await? {
-            request = request.with_token(token);
+        if let Some(token) = &access.token {
+            request = request.with_token(Token::new(token.expose()));
         }
         let workspace = self
             .workspaces
@@ -63,9 +158,66 @@ impl Handler<JobPayload> for Runner {
             head = workspace.head_commit(),
             "workspace_ready"
         );
-        let result = match &self.command {
-            Some(command) => self.run_command(command, &job, &workspace, &cancel).await,
-            None => Ok(()),
+        let output_dir = HeldDir::new(
+            self.workspaces.root(),
+            &format!("{OUTPUT_DIR_PREFIX}{}-", job.id),
+        )
+        .map_err(|err| {
+            HandlerError::retryable(format!("cannot make the command's output directory: {err}"))
+        });
+        let result = match output_dir {
+            Err(err) => Err(Failure::from(err)),
+            Ok(output_dir) => {
+                let ran = match &self.command {
+                    Some(command) => {
+                        self.run_command(command, job, &workspace, output_dir.path(), cancel)
+                            .await
+                    }
+                    None => Ok(()),
+                };
+                match (ran, &access.client) {
+                    (Err(failure), _) => Err(failure),
+                    (Ok(()), Some(client)) if self.publish.mode != PublishMode::Off => {
+                        let path_var = self.command.as_ref().and_then(|command| {
+                            command
+                                .env
+                                .iter()
+                                .find(|(name, _)| name == "PATH")
+                                .map(|(_, value)| value)
+                        });
+                        let work = Work {
+                            config: &self.publish,
+                            client,
+                            token: access.token.as_ref().map(GitHubToken::expose),
+                            url,
+                            workspace_dir: workspace.path(),
+                            scratch: self.workspaces.root(),
+                            branch: workspace.branch(),
+                            base_branch: workspace.base_branch(),
+                            base_commit: workspace.head_commit(),
+                            issue: trigger.issue.number,
+                            issue_title: &trigger.issue.title,
+                            job_id: job.id.as_str(),
+                            output_dir: Some(output_dir.path()),
+                            path_var,
+                        };
+                        publish::publish(&work, reporter).await.map_err(|err| {
+                            let hint = err.hint(&trigger.repository.full_name);
+                            let message = format!("publishing failed: {err}");
+                            Failure {
+                                error: if err.is_retryable() {
+                                    HandlerError::retryable(message)
+                                } else {
+                                    HandlerError::permanent(message)
+                                },
+                                tail: Vec::new(),
+                                hint,
+                            }
+                        })
+                    }
+                    (Ok(()), _) => Ok(Status::Done),
+                }
+            }
         };
         if let Err(err) = workspace.close().await {
             warn!(
@@ -75,27 +227,29 @@ impl Handler<JobPayload> for Runner {
         }
         result
     }
-}
 
-impl Runner {
-    /// With App credentials, an installation token for the trigger's repository: from the payload's
-    /// installation, or the repository's when a repository webhook names none.
-    async fn installation_token(
-        &self,
-        payload: &JobPayload,
-    ) -> Result<Option<Token>, HandlerError> {
+    /// With a GitHub client, the REST client for the trigger's repository; with App credentials, an
+    /// installation token for it too: from the payload's installation, or the repository's when a
+    /// repository webhook names none.
+    async fn access(&self, payload: &JobPayload) -> Result<Access, HandlerError> {
         let Some(github) = &self.github else {
-            return Ok(None);
+            return Ok(Access {
+                token: None,
+                client: None,
+            });
         };
-        if !matches!(github.credentials(), Credentials::App(_)) {
-            return Ok(None);
-        }
         let trigger = &payload.trigger;
         let repository: Repository = trigger
             .repository
             .full_name
             .parse()
             .map_err(|err| HandlerError::permanent(error_chain(&err)))?;
+        if let Credentials::Token(token) = github.credentials() {
+            return Ok(Access {
+                token: Some(token.clone()),
+                client: Some(github.repository(repository, None)),
+            });
+        }
         let installation = match &trigger.installation {
             Some(installation) => InstallationId(installation.id),
             None => github
@@ -106,8 +260,11 @@ impl Runner {
         let token = github
             .token_for(installation, &repository)
             .await
-            .map_err(|err| github_error(&err))?;
-        Ok(Some(Token::new(token.expose())))
+            .map_err(|err| token_error(github, &repository, &err))?;
+        Ok(Access {
+            token: Some(token),
+            client: Some(github.repository(repository, Some(installation))),
+        })
     }
 
     async fn run_command(
@@ -115,16 +272,20 @@ impl Runner {
         command: &JobCommand,
         job: &Job<JobPayload>,
         workspace: &Workspace,
+        output_dir: &Path,
         cancel: &CancellationToken,
-    ) -> Result<(), HandlerError> {
+    ) -> Result<(), Failure> {
         let event_file = self.write_event_file(job).map_err(|err| {
-            HandlerError::retryable(format!("cannot write the event file: {err}"))
+            Failure::from(HandlerError::retryable(format!(
+                "cannot write the event file: {err}"
+            )))
         })?;
         let trigger = &job.payload.trigger;
         let (job_id, issue_number) = (job.id.to_string(), trigger.issue.number.to_string());
-        let (workspace_path, event_path) = (
+        let (workspace_path, event_path, output_path) = (
             workspace.path().to_string_lossy(),
             event_file.path().to_string_lossy(),
+            output_dir.to_string_lossy(),
         );
         let variables = [
             ("BOOTY_JOB_ID", job_id.as_str()),
@@ -136,6 +297,7 @@ impl Runner {
             ("BOOTY_BASE_BRANCH", workspace.base_branch()),
             ("BOOTY_WORKSPACE", &workspace_path),
             ("BOOTY_EVENT_PATH", &event_path),
+            ("BOOTY_OUTPUT_DIR", &output_path),
         ];
         let launch = command::Launch {
             argv: &command.argv,
@@ -144,20 +306,21 @@ impl Runner {
             supervisor: command
                 .supervisor
                 .as_deref()
-                .map(|booty| (booty, vec![workspace.path(), event_file.path()])),
+                .map(|booty| (booty, vec![workspace.path(), event_file.path(), output_dir])),
         };
         command::run(launch, command.timeout, cancel)
             .await
-            .map_err(|err| match err {
-                CommandError::Cancelled | CommandError::Wait(_) => HandlerError::retryable(err),
-                err if err.asks_for_retry() => HandlerError::retryable(format!(
-                    "{}; exit code {} asks for a retry",
-                    error_chain(&err),
-                    command::RETRY_EXIT_CODE
-                )),
-                CommandError::Spawn { .. }
-                | CommandError::Exited { .. }
-                | CommandError::TimedOut(_) => HandlerError::permanent(error_chain(&err)),
+            .map_err(|err| {
+                let tail = match &err {
+                    CommandError::Exited { stderr_tail, .. } => stderr_tail.clone(),
+                    _ => Vec::new(),
+                };
+                let error = command_error(err);
+                Failure {
+                    error,
+                    tail,
+                    hint: None,
+                }
             })
     }
 
@@ -180,6 +343,51 @@ impl Runner {
     }
 }
 
+/// How a failed run of the command is retried: cancellation and 75 are, the rest is not.
+fn command_error(err: CommandError) -> HandlerError {
+    match err {
+        CommandError::Cancelled | CommandError::Wait(_) => HandlerError::retryable(err),
+        err if err.asks_for_retry() => HandlerError::retryable(format!(
+            "{}; exit code {} asks for a retry",
+            error_chain(&err),
+            command::RETRY_EXIT_CODE
+        )),
+        CommandError::Spawn { .. } | CommandError::Exited { .. } | CommandError::TimedOut(_) => {
+            HandlerError::permanent(error_chain(&err))
+        }
+    }
+}
+
+/// A refused installation token says which permissions booty asked for: GitHub's 422 does not.
+fn token_error(
+    github: &GitHub,
+    repository: &Repository,
+    err: &booty_github::Error,
+) -> HandlerError {
+    if err.status() != Some(422) {
+        return github_error(err);
+    }
+    let asked: Vec<String> = github
+        .permissions()
+        .iter()
+        .map(|(name, access)| {
+            let access = match access {
+                Level::Read => "read",
+                Level::Write => "write",
+                Level::Admin => "admin",
+            };
+            format!("{name}: {access}")
+        })
+        .collect();
+    HandlerError::permanent(format!(
+        "{}; booty asks for an installation token for {repository} with {}, which the App's \
+         installation must grant (contents: write to push, pull_requests: write to open pull requests, \
+         issues: write to comment)",
+        error_chain(err),
+        asked.join(", ")
+    ))
+}
+
 fn github_error(err: &booty_github::Error) -> HandlerError {
     if err.is_retryable() {
         HandlerError::retryable(error_chain(err))
@@ -196,18 +404,22 @@ fn prepare_error(err: &PrepareError) -> HandlerError {
     }
 }
 
-/// Event files a crashed run left in `root`: those nobody holds are removed, those in use (a live
-/// process's job) are left; returns (removed, in use).
+/// Event files, output directories and pushing repositories a crashed run left in `root`: those nobody
+/// holds are removed, those in use (a live process's job) are left; returns (removed, in use).
 pub(crate) fn sweep_event_files(root: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let (mut removed, mut in_use) = (Vec::new(), Vec::new());
     for entry in std::fs::read_dir(root)? {
         let entry = entry?;
         let name = entry.file_name();
+        let kind = entry.file_type()?;
         let is_event_file = name.to_str().is_some_and(|name| {
             name.starts_with(EVENT_FILE_PREFIX)
                 && Path::new(name).extension().is_some_and(|ext| ext == "json")
-        });
-        if !is_event_file || !entry.file_type()?.is_file() {
+        }) && kind.is_file();
+        let is_scratch = name.to_str().is_some_and(|name| {
+            name.starts_with(OUTPUT_DIR_PREFIX) || name.starts_with(publish::PUSH_DIR_PREFIX)
+        }) && kind.is_dir();
+        if !is_event_file && !is_scratch {
             continue;
         }
         match booty_workspace::remove_unless_in_use(&entry.path())? {

@@ -47,6 +47,8 @@ mod command;
 mod handler;
 mod inspect;
 mod payload;
+mod publish;
+mod scratch;
 mod recover;
 mod service;
 mod sink;
@@ -61,6 +63,7 @@ pub use recover::{
     DEFAULT_RECOVERY_INTERVAL, DEFAULT_RECOVERY_MAX_AGE, Missed, MissedOutcome, PassReport,
     RecoveryConfig, RecoveryError, RecoveryHook, Since,
 };
+pub use publish::{GitError, PR_BODY_FILE, PR_TITLE_FILE, PublishConfig, PublishMode, push_commit};
 pub use service::{
     CloneFrom, DEFAULT_ADMIN_LISTEN, DEFAULT_BASE_BRANCH, DEFAULT_GITHUB_URL, DEFAULT_JOB_TIMEOUT,
     DEFAULT_LISTEN, JobCommand, RunError, Service, ServiceConfig, StartError, StoreConfig,

@@ -23,6 +23,7 @@ use crate::admin::Admin;
 use crate::handler::{self, Runner};
 use crate::inspect::QueueInspector;
 use crate::payload::JobPayload;
+use crate::publish::PublishConfig;
 use crate::recover::{self, PassReport, Recovery, RecoveryConfig, RecoveryError, Since};
 use crate::sink::QueueSink;
 
@@ -73,6 +74,9 @@ pub struct ServiceConfig {
     /// Recovering the deliveries GitHub could not deliver, from the hook's delivery log with `github`'s
     /// credentials: a pass at start-up, then one every `interval`. `None` (the default): off.
     pub recovery: Option<RecoveryConfig>,
+    /// What is done with a job's work once its command exits 0 (push, pull request) and whether its issue
+    /// hears of it; needs [`ServiceConfig::github`] (without it nothing is published or reported).
+    pub publish: PublishConfig,
 }
 
 impl ServiceConfig {
@@ -97,6 +101,7 @@ impl ServiceConfig {
             command: None,
             github: None,
             recovery: None,
+            publish: PublishConfig::default(),
         }
     }
 }
@@ -371,6 +376,8 @@ impl Service {
             base_branch: config.base_branch,
             command: config.command.map(Arc::new),
             github: config.github,
+            publish: config.publish,
+            max_attempts: config.queue.max_attempts,
         };
         let queue = store.start(runner, config.queue).await?;
         let admin = Admin::new(

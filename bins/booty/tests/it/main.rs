@@ -14,6 +14,7 @@ mod faults;
 mod github;
 mod lifecycle;
 mod postgres;
+mod publish;
 mod recovery;
 mod sqlite;
 mod support;

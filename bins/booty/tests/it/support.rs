@@ -476,6 +476,7 @@ pub(crate) mod toml_value {
         S(String),
         I(i64),
         L(Vec<String>),
+        B(bool),
     }
 
     impl V {
@@ -483,6 +484,7 @@ pub(crate) mod toml_value {
             match self {
                 V::S(text) => serde_json::to_string(text).unwrap(),
                 V::I(number) => number.to_string(),
+                V::B(flag) => flag.to_string(),
                 V::L(items) => serde_json::to_string(items).unwrap(),
             }
         }

@@ -3,6 +3,7 @@
 //! [`OrganizationClient`].
 
 pub(crate) mod deliveries;
+pub(crate) mod git;
 pub(crate) mod issues;
 pub(crate) mod manifest;
 pub(crate) mod pulls;

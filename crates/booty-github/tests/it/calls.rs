@@ -425,3 +425,57 @@ async fn every_request_names_booty_the_api_version_and_the_media_type() {
     // The fake answers 400 and records a violation for a wrong Accept or API version.
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_git_database_api_makes_a_commit_on_a_branch_that_git_sees() {
+    use booty_github::TreeEntry;
+    let fake = fake().await;
+    let repo = github(&fake).repository(hello(), Some(INSTALLATION));
+    let main = repo.get_ref("heads/main").await.unwrap();
+    assert_eq!(main.name, "refs/heads/main");
+    assert_eq!(
+        Some(main.object.sha.clone()),
+        fake.branch_head("octo/hello", "main")
+    );
+
+    let entries: Vec<TreeEntry> = (0..3)
+        .map(|n| TreeEntry::file(format!("src/file{n}.txt"), format!("text {n}\n")))
+        .chain([TreeEntry::removed("README.md")])
+        .collect();
+    let tree = repo.create_tree(None, &entries).await.unwrap();
+    let commit = repo
+        .create_commit("Three files", &tree.sha, &[&main.object.sha])
+        .await
+        .unwrap();
+    let created = repo
+        .create_ref("refs/heads/agent/issue-7", &commit.sha)
+        .await
+        .unwrap();
+    assert_eq!(created.object.sha, commit.sha);
+    // A reference with slashes in its name is found again.
+    let found = repo.get_ref("heads/agent/issue-7").await.unwrap();
+    assert_eq!(found.object.sha, commit.sha);
+    assert_eq!(
+        fake.branch_head("octo/hello", "agent/issue-7").as_deref(),
+        Some(commit.sha.as_str())
+    );
+    // Moving it back to main is not a fast forward: refused unless forced.
+    let refused = repo
+        .update_ref("refs/heads/agent/issue-7", &main.object.sha, false)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(422), "{refused:?}");
+    let again = repo
+        .create_ref("refs/heads/agent/issue-7", &main.object.sha)
+        .await
+        .unwrap_err();
+    assert_eq!(again.status(), Some(422), "{again:?}");
+    repo.update_ref("heads/agent/issue-7", &main.object.sha, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.branch_head("octo/hello", "agent/issue-7"),
+        fake.branch_head("octo/hello", "main")
+    );
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+}

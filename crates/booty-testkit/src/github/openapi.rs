@@ -74,6 +74,13 @@ enum Segment {
     Parameter(String),
 }
 
+impl Operation {
+    /// Whether the operation's last path parameter is a git reference, which may hold slashes.
+    fn greedy_ref(&self) -> bool {
+        matches!(self.segments.last(), Some(Segment::Parameter(name)) if name == "ref")
+    }
+}
+
 impl Description {
     /// The description `flavor` names, parsed once per process.
     pub(crate) fn get(flavor: Flavor) -> &'static Self {
@@ -179,18 +186,27 @@ impl Description {
         method: &str,
         path: &str,
     ) -> Option<(&Operation, HashMap<String, String>)> {
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let all: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         self.operations
             .iter()
             .filter(|operation| {
-                operation.method == method && operation.segments.len() == parts.len()
+                operation.method == method
+                    && (operation.segments.len() == all.len()
+                        || (operation.greedy_ref() && all.len() > operation.segments.len()))
             })
             .filter_map(|operation| {
                 let mut parameters = HashMap::new();
                 let mut literals = 0;
+                // A git reference (`heads/feature/x`) is one parameter with slashes in it, as GitHub
+                // routes it: the trailing segments join into the last one.
+                let mut parts: Vec<String> = all.iter().map(|part| (*part).to_owned()).collect();
+                if parts.len() > operation.segments.len() {
+                    let tail = parts.split_off(operation.segments.len() - 1).join("/");
+                    parts.push(tail);
+                }
                 for (segment, part) in operation.segments.iter().zip(&parts) {
                     match segment {
-                        Segment::Literal(literal) if literal == part => literals += 1,
+                        Segment::Literal(literal) if literal == part.as_str() => literals += 1,
                         Segment::Literal(_) => return None,
                         Segment::Parameter(name) => {
                             let decoded =

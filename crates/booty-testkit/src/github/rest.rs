@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
+mod gitdata;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::rand::SecureRandom as _;
@@ -69,6 +71,12 @@ pub(crate) const PERMISSIONS: &[(&str, Need)] = &[
         Need::Token("organization_hooks", "write"),
     ),
     ("apps/create-from-manifest", Need::Nothing),
+    ("git/get-ref", Need::Token("contents", "read")),
+    ("git/create-ref", Need::Token("contents", "write")),
+    ("git/update-ref", Need::Token("contents", "write")),
+    ("git/create-blob", Need::Token("contents", "write")),
+    ("git/create-tree", Need::Token("contents", "write")),
+    ("git/create-commit", Need::Token("contents", "write")),
 ];
 
 const DOCS: &str = "https://docs.github.com/rest";
@@ -365,6 +373,12 @@ fn dispatch(context: &Context<'_>, state: &mut State, id: &str) -> Answer {
                 None => Answer::error(404, "Not Found"),
             }
         }
+        "git/create-blob" => gitdata::create_blob(context, state),
+        "git/create-tree" => gitdata::create_tree(context, state),
+        "git/create-commit" => gitdata::create_commit(context, state),
+        "git/get-ref" => gitdata::get_ref(context, state),
+        "git/create-ref" => gitdata::create_ref(context, state),
+        "git/update-ref" => gitdata::update_ref(context, state),
         _ => deliveries(context, state, id),
     }
 }
