@@ -120,6 +120,13 @@ impl JobState {
     pub fn is_waiting(self) -> bool {
         matches!(self, Self::Queued | Self::Retrying)
     }
+
+    /// Whether an operator may run the job again ([`Queue::retry`](crate::Queue::retry)): `failed` or
+    /// `cancelled`. Stores keep the payload of jobs in these states (and drop it once a job succeeds or
+    /// is abandoned).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Failed | Self::Cancelled)
+    }
 }
 
 impl fmt::Display for JobState {
