@@ -20,7 +20,7 @@
 //! while others run in parallel; retryable errors back off exponentially with jitter up to
 //! `max_attempts`; a cancelled job never runs again; memory stays bounded whatever the traffic. Every state
 //! change is a tracing event (`job_accepted`, `duplicate_delivery`, `job_started`, `job_succeeded`,
-//! `job_retrying`, `job_failed`, `job_cancelled`, `job_requeued`, `job_abandoned`) with `job_id`, each metadata entry as a
+//! `job_retrying`, `job_failed`, `job_cancelled`, `job_reopened`, `job_abandoned`) with `job_id`, each metadata entry as a
 //! field of its own and, from workers, `worker_id` and `attempt`; the handler runs inside a `job` span
 //! carrying the same fields.
 //!

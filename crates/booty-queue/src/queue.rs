@@ -280,7 +280,7 @@ impl<P: Send + Sync + 'static> Queue<P> {
 
     /// Runs a `failed` or `cancelled` job again, as an operator asks: it goes back to `queued`, after the
     /// jobs already waiting (in its lane too), and its attempts continue (the next is `attempts + 1`; a job that had used all its
-    /// attempts gets this one, and retries of its own only if attempts are left). Logged `job_requeued`
+    /// attempts gets this one, and retries of its own only if attempts are left). Logged `job_reopened`
     /// and told to the observer ([`Observer::requeued`]) when it did. Answers what happened:
     /// [`Retried::Queued`], or why not (not found, not failed or cancelled, its payload no longer kept,
     /// the queue full), in which case nothing changed.
@@ -295,7 +295,7 @@ impl<P: Send + Sync + 'static> Queue<P> {
             QueueError::NotRetried(err)
         })?;
         if let Retried::Queued(job) = &retried {
-            job_event!(INFO, job, "job_requeued", attempt = job.attempts);
+            job_event!(INFO, job, "job_reopened", attempt = job.attempts);
             engine.observer.requeued(job);
             engine.work.notify_waiters();
         }
