@@ -84,6 +84,8 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
         "admin_allowed_hosts" => {
             serde_json::to_string(&config.admin_allowed_hosts).expect("strings serialise")
         }
+        "admin_token" => quoted(config.admin_token.as_ref()?.expose()),
+        "admin_metrics_public" => config.admin_metrics_public.to_string(),
         "workers" => config.workers.to_string(),
         "queue_capacity" => config.queue_capacity.to_string(),
         "dedupe_capacity" => config.dedupe_capacity.to_string(),
@@ -132,7 +134,14 @@ mod tests {
         let config = crate::config::test_config(dir.path());
         for key in KEYS.iter().map(|key| key.name) {
             let optional = key.ends_with("_file")
-                || ["github_token", "github_app_id", "job_command", "github_url"].contains(&key);
+                || [
+                    "github_token",
+                    "github_app_id",
+                    "job_command",
+                    "github_url",
+                    "admin_token",
+                ]
+                .contains(&key);
             assert_eq!(value_of(&config, key).is_some(), !optional, "{key}");
         }
     }

@@ -15,7 +15,7 @@ use booty_edge::{EdgeConfig, Limits};
 use booty_event::{Repositories, TriggerRule};
 use booty_github::{AppCredentials, AppId, Credentials, GitHub};
 use booty_queue::{Backoff, PostgresOptions, QueueConfig, Retention, SqliteOptions, Synchronous};
-use booty_service::{CloneFrom, JobCommand, ServiceConfig, StoreConfig};
+use booty_service::{AdminToken, CloneFrom, JobCommand, ServiceConfig, StoreConfig};
 use booty_signature::Verifier;
 use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -139,6 +139,12 @@ keys! {
     admin_listen: String = booty_service::DEFAULT_ADMIN_LISTEN.to_string(), Kind::Text;
     /// Names the admin listener answers to besides its own address.
     admin_allowed_hosts: Vec<String> = Vec::new(), Kind::List;
+    /// The token every admin request must carry.
+    admin_token: Option<String> = None, Kind::Text, secret;
+    /// Read the admin token from this file instead.
+    admin_token_file: Option<PathBuf> = None, Kind::Text;
+    /// Whether `GET /metrics` is open without the admin token.
+    admin_metrics_public: bool = false, Kind::Bool;
     /// Jobs run at the same time.
     workers: usize = QueueConfig::default().workers, Kind::Number(1);
     /// Jobs waiting before webhooks are answered 503.
@@ -250,6 +256,9 @@ pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
     pub(crate) admin_listen: SocketAddr,
     pub(crate) admin_allowed_hosts: Vec<String>,
+    /// Checked to be usable as a token (visible ASCII).
+    pub(crate) admin_token: Option<Secret>,
+    pub(crate) admin_metrics_public: bool,
     pub(crate) workers: NonZeroUsize,
     pub(crate) queue_capacity: usize,
     pub(crate) dedupe_capacity: usize,
@@ -292,6 +301,12 @@ impl Config {
         config
             .admin_allowed_hosts
             .clone_from(&self.admin_allowed_hosts);
+        config.admin_token = self
+            .admin_token
+            .as_ref()
+            .map(|token| AdminToken::new(token.expose()))
+            .transpose()?;
+        config.admin_metrics_public = self.admin_metrics_public;
         config.base_branch.clone_from(&self.base_branch);
         config.workspace.depth = self.clone_depth;
         config.workspace.clone_timeout = self.clone_timeout;
@@ -652,21 +667,13 @@ impl RawConfig {
         check_api_url(sources, &self.github_api_url)?;
         let workers =
             NonZeroUsize::new(self.workers).expect("`workers` was checked to be at least 1");
-        for host in &self.admin_allowed_hosts {
-            booty_edge::check_allowed_host(host)
-                .map_err(|err| sources.invalid("admin_allowed_hosts", err.to_string()))?;
-        }
         let listen = socket_address(sources, "listen", &self.listen)?;
-        let admin_listen = socket_address(sources, "admin_listen", &self.admin_listen)?;
-        if listen == admin_listen && listen.port() != 0 {
-            return Err(sources.invalid(
-                "admin_listen",
-                format!(
-                    "{admin_listen} is also `listen`: booty cannot listen twice on one address; give the \
-                     admin listener a port of its own"
-                ),
-            ));
-        }
+        let (admin_listen, admin_token) = admin_listener(
+            sources,
+            listen,
+            (&self.admin_listen, &self.admin_allowed_hosts),
+            (self.admin_token, self.admin_token_file),
+        )?;
         let store = parse_store(sources, &self.store)?;
         Ok(Config {
             webhook_secret,
@@ -684,6 +691,8 @@ impl RawConfig {
             listen,
             admin_listen,
             admin_allowed_hosts: self.admin_allowed_hosts,
+            admin_token,
+            admin_metrics_public: self.admin_metrics_public,
             workers,
             queue_capacity: self.queue_capacity,
             dedupe_capacity: self.dedupe_capacity,
@@ -997,6 +1006,47 @@ fn check_repo_url(
         ));
     }
     Ok(())
+}
+
+/// The admin listener's address (not `listen`'s), the names it answers to, and its token (inline or in a
+/// file), checked to be usable as one; without a token, `admin_listen` must be a loopback address, since
+/// nobody would be asked who they are.
+fn admin_listener(
+    sources: &Sources<'_>,
+    listen: SocketAddr,
+    (admin_listen, allowed_hosts): (&str, &[String]),
+    (inline, file): (Option<String>, Option<PathBuf>),
+) -> Result<(SocketAddr, Option<Secret>), ConfigError> {
+    for host in allowed_hosts {
+        booty_edge::check_allowed_host(host)
+            .map_err(|err| sources.invalid("admin_allowed_hosts", err.to_string()))?;
+    }
+    let admin_listen = socket_address(sources, "admin_listen", admin_listen)?;
+    if listen == admin_listen && listen.port() != 0 {
+        return Err(sources.invalid(
+            "admin_listen",
+            format!(
+                "{admin_listen} is also `listen`: booty cannot listen twice on one address; give the \
+                 admin listener a port of its own"
+            ),
+        ));
+    }
+    let admin_token = secret(sources, ("admin_token", inline), ("admin_token_file", file))?;
+    if let Some(token) = &admin_token {
+        AdminToken::new(token.expose())
+            .map_err(|err| sources.invalid("admin_token", err.to_string()))?;
+    }
+    if admin_token.is_none() && !admin_listen.ip().is_loopback() {
+        return Err(sources.invalid(
+            "admin_listen",
+            format!(
+                "{admin_listen} is not a loopback address, and no `admin_token` is set: anyone who can \
+                 reach it could retry and cancel jobs; set `admin_token` (or `admin_token_file`), or \
+                 listen on 127.0.0.1"
+            ),
+        ));
+    }
+    Ok((admin_listen, admin_token))
 }
 
 /// A secret given inline or in a file (one trailing newline trimmed), never both.

@@ -3,6 +3,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use booty_github::{Credentials, GitHub, InstallationId, Repository};
 use booty_queue::{CancellationToken, Handler, HandlerError, Job};
@@ -13,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::chain::error_chain;
 use crate::command::{self, CommandError};
+use crate::metrics::Metrics;
 use crate::payload::JobPayload;
 use crate::service::{CloneFrom, JobCommand};
 
@@ -28,6 +30,8 @@ pub(crate) struct Runner {
     /// A GitHub App's client: each clone then uses an installation token minted for the trigger's
     /// repository (cached and shared by booty-github), not a configured token.
     pub(crate) github: Option<GitHub>,
+    /// Where the clone and command durations are recorded.
+    pub(crate) metrics: Option<Metrics>,
 }
 
 impl Handler<JobPayload> for Runner {
@@ -48,14 +52,19 @@ impl Handler<JobPayload> for Runner {
             ))
         })?;
         let mut request = WorkspaceRequest::new(url, &self.base_branch, trigger.issue.number);
+        // The credentials held for this job, never recorded in its output.
+        let mut secrets = Vec::new();
         if let Some(token) = self.installation_token(&job.payload).await? {
-            request = request.with_token(token);
+            request = request.with_token(Token::new(token.as_str()));
+            secrets.push(token);
         }
+        let cloning = Instant::now();
         let workspace = self
             .workspaces
             .prepare(&request, cancel.cancelled())
             .await
             .map_err(|err| prepare_error(&err))?;
+        self.record("clone", cloning);
         info!(
             path = %workspace.path().display(),
             branch = workspace.branch(),
@@ -64,7 +73,14 @@ impl Handler<JobPayload> for Runner {
             "workspace_ready"
         );
         let result = match &self.command {
-            Some(command) => self.run_command(command, &job, &workspace, &cancel).await,
+            Some(command) => {
+                let running = Instant::now();
+                let result = self
+                    .run_command(command, &job, &workspace, &cancel, &secrets)
+                    .await;
+                self.record("command", running);
+                result
+            }
             None => Ok(()),
         };
         if let Err(err) = workspace.close().await {
@@ -78,12 +94,20 @@ impl Handler<JobPayload> for Runner {
 }
 
 impl Runner {
+    /// Records that `phase` took from `started` until now.
+    fn record(&self, phase: &'static str, started: Instant) {
+        if let Some(metrics) = &self.metrics {
+            metrics.phase(phase, started.elapsed());
+        }
+    }
+
     /// With App credentials, an installation token for the trigger's repository: from the payload's
-    /// installation, or the repository's when a repository webhook names none.
+    /// installation, or the repository's when a repository webhook names none. Its text, which the caller
+    /// hands to the workspace and keeps out of the job's recorded output.
     async fn installation_token(
         &self,
         payload: &JobPayload,
-    ) -> Result<Option<Token>, HandlerError> {
+    ) -> Result<Option<String>, HandlerError> {
         let Some(github) = &self.github else {
             return Ok(None);
         };
@@ -107,7 +131,7 @@ impl Runner {
             .token_for(installation, &repository)
             .await
             .map_err(|err| github_error(&err))?;
-        Ok(Some(Token::new(token.expose())))
+        Ok(Some(token.expose().to_owned()))
     }
 
     async fn run_command(
@@ -116,6 +140,7 @@ impl Runner {
         job: &Job<JobPayload>,
         workspace: &Workspace,
         cancel: &CancellationToken,
+        secrets: &[String],
     ) -> Result<(), HandlerError> {
         let event_file = self.write_event_file(job).map_err(|err| {
             HandlerError::retryable(format!("cannot write the event file: {err}"))
@@ -145,6 +170,8 @@ impl Runner {
                 .supervisor
                 .as_deref()
                 .map(|booty| (booty, vec![workspace.path(), event_file.path()])),
+            output: &job.output,
+            redact: secrets,
         };
         command::run(launch, command.timeout, cancel)
             .await

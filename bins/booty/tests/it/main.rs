@@ -6,11 +6,13 @@
     reason = "tests unwrap: a failure is the test failing"
 )]
 
+mod admin;
 mod cancel;
 mod check;
 mod faults;
 mod github;
 mod lifecycle;
+mod page;
 mod postgres;
 mod sqlite;
 mod support;
