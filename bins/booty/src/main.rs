@@ -12,6 +12,7 @@
 mod check;
 mod cli;
 mod config;
+mod jobs;
 mod logging;
 mod send;
 mod serve;
@@ -64,6 +65,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let loaded = config::load(cli.config.as_deref())?;
             print!("{}", check::render(&loaded));
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Jobs(args) => {
+            let loaded = config::load(cli.config.as_deref())?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let (ok, text) = runtime.block_on(jobs::run(&args, &loaded.config))?;
+            print!("{text}");
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Send(args) => {
             // The configuration is only needed for what the command line leaves out.

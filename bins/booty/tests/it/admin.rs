@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::support::toml_value::V;
-use crate::support::{Booty, check, git_repository, labeled_payload};
+use crate::support::{Booty, booty_in, check, git_repository, labeled_payload, payload_for_issue};
 
 const ADMIN_TOKEN: &str = "e2e-admin-token-never-logged";
 
@@ -274,5 +274,100 @@ fn an_admin_listener_beyond_loopback_needs_a_token() {
             "invalid `admin_token` in TOML file check.toml: the admin token must be visible ASCII"
         ),
         "{stderr}"
+    );
+}
+
+#[test]
+fn booty_jobs_lists_shows_retries_and_cancels_with_the_configured_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = config(dir.path());
+    // Issue 2's job runs until stopped; every other fails.
+    let command = "if [ \"$BOOTY_ISSUE_NUMBER\" = 2 ]; then sleep 60; fi; echo nope >&2; exit 3";
+    settings.insert(
+        "job_command",
+        V::L(vec!["sh".into(), "-c".into(), command.into()]),
+    );
+    settings.insert("lease_secs", V::I(3));
+    let booty = Booty::start(dir.path(), &settings, &[]);
+    let url = format!("http://{}", booty.admin);
+    let jobs = |args: &[&str]| {
+        let mut all = vec!["jobs", "--url", url.as_str()];
+        all.extend_from_slice(args);
+        // booty.toml in `dir` holds the token; nothing of it is on the command line.
+        booty_in(dir.path(), &all, &[])
+    };
+    let failed = booty.send(&payload_for_issue(dir.path(), 1), "issues", None, false);
+    let failed = failed.body["job_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        booty.wait_for_final_with(&failed, ADMIN_TOKEN)["state"],
+        "failed"
+    );
+
+    let (code, stdout, stderr) = jobs(&["list", "--state", "failed"]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("JOB"), "{stdout}");
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[1].starts_with(&format!("{failed}  failed  1")),
+        "{stdout}"
+    );
+    assert!(lines[1].contains("Codertocat/Hello-World#1"), "{stdout}");
+    assert!(
+        lines[1].ends_with("job command exit status: 3; stderr ends with: nope"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = jobs(&["list", "--repository", "other/repo"]);
+    assert_eq!((code, stdout.lines().count()), (0, 1), "{stdout}");
+
+    let (code, stdout, _) = jobs(&["show", &failed]);
+    assert_eq!(code, 0);
+    let shown: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(shown["output"], "nope\n");
+
+    let (code, stdout, _) = jobs(&["retry", &failed]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(stdout, format!("{failed} queued\n"));
+    let (code, stdout, _) = jobs(&["cancel", "9-nope"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (1, "HTTP 404: no job with id 9-nope\n")
+    );
+
+    let running = booty.send(&payload_for_issue(dir.path(), 2), "issues", None, false);
+    let running = running.body["job_id"].as_str().unwrap().to_owned();
+    let (code, stdout, _) = jobs(&["cancel", &running]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout == format!("{running} cancelled\n") || stdout == format!("{running} running\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        booty.wait_for_final_with(&running, ADMIN_TOKEN)["state"],
+        "cancelled"
+    );
+
+    // Without the token in the configuration, the listener refuses.
+    std::fs::write(
+        dir.path().join("other.toml"),
+        "webhook_secret = \"s\"\nrepo_url = \".\"\nrepositories = [\"octo/repo\"]\n",
+    )
+    .unwrap();
+    let (code, stdout, _) = booty_in(
+        dir.path(),
+        &["jobs", "--config", "other.toml", "--url", &url, "list"],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stdout.starts_with("HTTP 401: this admin listener needs its token"),
+        "{stdout}"
+    );
+    let (status, log) = booty.terminate();
+    assert!(status.success());
+    assert!(
+        !log.lines()
+            .iter()
+            .any(|line| line.to_string().contains(ADMIN_TOKEN))
     );
 }
