@@ -111,6 +111,7 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
             serde_json::to_string(&config.job_env_passthrough).expect("strings serialise")
         }
         "job_timeout_secs" => config.job_timeout.as_secs().to_string(),
+        "job_output_bytes" => config.job_output_bytes.to_string(),
         "max_body_bytes" => config.max_body_bytes.to_string(),
         "shutdown_grace_secs" => config.shutdown_grace.as_secs().to_string(),
         "log_format" => quoted(match config.log_format {

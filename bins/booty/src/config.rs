@@ -178,6 +178,8 @@ keys! {
     job_env_passthrough: Vec<String> = Vec::new(), Kind::List;
     /// Time limit of one run of the command.
     job_timeout_secs: u64 = booty_service::DEFAULT_JOB_TIMEOUT.as_secs(), Kind::Number(1);
+    /// How much of what each attempt printed is kept with the job.
+    job_output_bytes: usize = booty_queue::MAX_OUTPUT_BYTES, Kind::Number(0);
     /// Largest webhook body accepted.
     max_body_bytes: u64 = booty_edge::DEFAULT_MAX_BODY_BYTES, Kind::Number(1);
     /// How long running jobs may finish at shutdown.
@@ -274,6 +276,7 @@ pub(crate) struct Config {
     pub(crate) job_command: Option<Vec<String>>,
     pub(crate) job_env_passthrough: Vec<String>,
     pub(crate) job_timeout: Duration,
+    pub(crate) job_output_bytes: usize,
     pub(crate) max_body_bytes: u64,
     pub(crate) shutdown_grace: Duration,
     pub(crate) log_format: LogFormat,
@@ -324,6 +327,7 @@ impl Config {
         config.queue.capacity = self.queue_capacity;
         config.queue.max_attempts = self.max_attempts;
         config.queue.lease = self.lease;
+        config.queue.output_bytes = self.job_output_bytes;
         config.queue.backoff = self.retry_backoff;
         let mut retention = Retention::default();
         retention.dedupe_capacity = self.dedupe_capacity;
@@ -711,6 +715,7 @@ impl RawConfig {
             job_command: self.job_command,
             job_env_passthrough: self.job_env_passthrough,
             job_timeout: Duration::from_secs(self.job_timeout_secs),
+            job_output_bytes: self.job_output_bytes,
             max_body_bytes: self.max_body_bytes,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             log_format: self.log_format,

@@ -288,6 +288,8 @@ fn booty_jobs_lists_shows_retries_and_cancels_with_the_configured_token() {
         V::L(vec!["sh".into(), "-c".into(), command.into()]),
     );
     settings.insert("lease_secs", V::I(3));
+    // Only the last 3 bytes of what a job prints are kept.
+    settings.insert("job_output_bytes", V::I(3));
     let booty = Booty::start(dir.path(), &settings, &[]);
     let url = format!("http://{}", booty.admin);
     let jobs = |args: &[&str]| {
@@ -323,7 +325,10 @@ fn booty_jobs_lists_shows_retries_and_cancels_with_the_configured_token() {
     let (code, stdout, _) = jobs(&["show", &failed]);
     assert_eq!(code, 0);
     let shown: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(shown["output"], "nope\n");
+    assert_eq!(
+        shown["output"], "pe\n",
+        "job_output_bytes = 3 keeps the last 3 bytes"
+    );
 
     let (code, stdout, _) = jobs(&["retry", &failed]);
     assert_eq!(code, 0, "{stdout}");
