@@ -9,13 +9,14 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use booty_edge::{EdgeConfig, Limits};
 use booty_event::{Repositories, TriggerRule};
 use booty_github::{AppCredentials, AppId, Credentials, GitHub};
 use booty_queue::{Backoff, PostgresOptions, QueueConfig, Retention, SqliteOptions, Synchronous};
-use booty_service::{AdminToken, CloneFrom, JobCommand, ServiceConfig, StoreConfig};
+use booty_service::{AdminToken, CloneFrom, JobCommand, Metrics, ServiceConfig, StoreConfig};
 use booty_signature::Verifier;
 use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -321,6 +322,10 @@ impl Config {
             let mut github = booty_github::Config::default();
             github.api_url.clone_from(&self.github_api_url);
             concat!("booty/", env!("CARGO_PKG_VERSION")).clone_into(&mut github.user_agent);
+            // The service's metrics count GitHub's answers too.
+            let metrics = Metrics::new();
+            github.observer = Some(Arc::new(metrics.clone()));
+            config.metrics = Some(metrics);
             config.github = Some(GitHub::new(Credentials::App(app.clone()), github)?);
         }
         config.queue.workers = self.workers.get();

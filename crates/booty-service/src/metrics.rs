@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use booty_edge::{Answered, EdgeObserver, SinkAnswer};
+use booty_github::{ApiCall, ApiObserver};
 use booty_queue::{
     AttemptFinished, AttemptStarted, JobCounts, JobSnapshot, JobState, Observer, Outcome,
     RetryScheduled, StoreError,
@@ -73,6 +74,8 @@ struct Inner {
     jobs_requeued: Counter,
     store_errors: Family<Labels, Counter>,
     jobs: Family<Labels, Gauge>,
+    github_requests: Family<Labels, Counter>,
+    github_rate_limit: Gauge,
     events: Mutex<HashSet<String>>,
 }
 
@@ -146,6 +149,18 @@ impl Metrics {
             "Jobs the store holds, by state (read from the store at each scrape)",
             jobs.clone(),
         );
+        let github_requests = Family::<Labels, Counter>::default();
+        booty.register(
+            "github_requests",
+            "Answers from GitHub's REST API, by operation (a path template) and HTTP status code",
+            github_requests.clone(),
+        );
+        let github_rate_limit = Gauge::default();
+        booty.register(
+            "github_rate_limit_remaining",
+            "X-RateLimit-Remaining of GitHub's latest answer that carried it",
+            github_rate_limit.clone(),
+        );
         process::register(&mut registry);
         Self {
             inner: Arc::new(Inner {
@@ -159,6 +174,8 @@ impl Metrics {
                 jobs_requeued,
                 store_errors,
                 jobs,
+                github_requests,
+                github_rate_limit,
                 events: Mutex::new(HashSet::new()),
             }),
         }
@@ -255,6 +272,23 @@ impl EdgeObserver for Metrics {
         self.inner
             .webhook_duration
             .observe(answered.latency.as_secs_f64());
+    }
+}
+
+impl ApiObserver for Metrics {
+    fn answered(&self, call: &ApiCall<'_>) {
+        self.inner
+            .github_requests
+            .get_or_create(&vec![
+                ("operation", call.operation.to_owned()),
+                ("code", call.status.to_string()),
+            ])
+            .inc();
+        if let Some(remaining) = call.rate_limit_remaining {
+            self.inner
+                .github_rate_limit
+                .set(i64::try_from(remaining).unwrap_or(i64::MAX));
+        }
     }
 }
 
@@ -357,13 +391,19 @@ mod tests {
     #[test]
     fn every_metric_has_help_and_counts_what_it_is_told() {
         let metrics = Metrics::new();
-        metrics.answered(&answered(Some("issues"), StatusCode::ACCEPTED, 0.002));
-        metrics.answered(&answered(None, StatusCode::UNAUTHORIZED, 0.0001));
+        EdgeObserver::answered(
+            &metrics,
+            &answered(Some("issues"), StatusCode::ACCEPTED, 0.002),
+        );
+        EdgeObserver::answered(&metrics, &answered(None, StatusCode::UNAUTHORIZED, 0.0001));
         metrics.trigger(
             &SinkAnswer::Ignored("label `bug` is not the trigger label `agent:builder`".to_owned()),
             "label_not_trigger",
         );
         metrics.phase("clone", Duration::from_secs(3));
+        let mut call = ApiCall::new("POST /app/installations/{id}/access_tokens", 201);
+        call.rate_limit_remaining = Some(4999);
+        ApiObserver::answered(&metrics, &call);
         metrics.phase("command", Duration::from_mins(90));
         let text = metrics.render(Some(&JobCounts::default()));
         for line in [
@@ -374,6 +414,8 @@ mod tests {
             "booty_job_phase_duration_seconds_bucket{le=\"7200.0\",phase=\"command\"} 1",
             "booty_job_phase_duration_seconds_bucket{le=\"3600.0\",phase=\"command\"} 0",
             "booty_jobs{state=\"queued\"} 0",
+            "booty_github_requests_total{operation=\"POST /app/installations/{id}/access_tokens\",code=\"201\"} 1",
+            "booty_github_rate_limit_remaining 4999",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
@@ -396,7 +438,10 @@ mod tests {
         let metrics = Metrics::new();
         for n in 0..100 {
             let event = format!("e{n}");
-            metrics.answered(&answered(Some(&event), StatusCode::FORBIDDEN, 0.0));
+            EdgeObserver::answered(
+                &metrics,
+                &answered(Some(&event), StatusCode::FORBIDDEN, 0.0),
+            );
         }
         let text = metrics.render(None);
         assert!(text.contains("booty_webhook_requests_total{event=\"other\",code=\"403\"} 36"));
