@@ -58,7 +58,8 @@ pre { background: var(--panel); border: 1px solid var(--line); border-radius: 8p
   overflow-x: auto; font-size: 0.85rem; max-height: 32rem; }
 .actions { display: flex; gap: 0.5rem; margin: 1rem 0; }
 .muted { color: var(--muted); }
-@media (max-width: 40rem) { .wide { display: none; } td.error { max-width: 12rem; } dl { grid-template-columns: 1fr; }
+@media (max-width: 40rem) { .wide { display: none; } td.error { max-width: 12rem; }
+  td.id { white-space: normal; word-break: break-all; min-width: 8rem; } dl { grid-template-columns: 1fr; }
   dt { margin-top: 0.4rem; } }
 "#;
 
