@@ -88,6 +88,8 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
         "admin_allowed_hosts" => {
             serde_json::to_string(&config.admin_allowed_hosts).expect("strings serialise")
         }
+        "admin_token" => quoted(config.admin_token.as_ref()?.expose()),
+        "admin_metrics_public" => config.admin_metrics_public.to_string(),
         "workers" => config.workers.to_string(),
         "queue_capacity" => config.queue_capacity.to_string(),
         "dedupe_capacity" => config.dedupe_capacity.to_string(),
@@ -113,13 +115,14 @@ fn value_of(config: &Config, key: &str) -> Option<String> {
             serde_json::to_string(&config.job_env_passthrough).expect("strings serialise")
         }
         "job_timeout_secs" => config.job_timeout.as_secs().to_string(),
-        "publish" => quoted(match config.publish {
+        "job_output_bytes" => config.job_output_bytes.to_string(),
+        "publish" => quoted(match config.publish.mode {
             PublishMode::PullRequest => "pull_request",
             PublishMode::Branch => "branch",
             _ => "none",
         }),
-        "comment_on_issue" => config.comment_on_issue.to_string(),
-        "commit_uncommitted" => config.commit_uncommitted.to_string(),
+        "comment_on_issue" => config.publish.comment_on_issue.to_string(),
+        "commit_uncommitted" => config.publish.commit_uncommitted.to_string(),
         "max_body_bytes" => config.max_body_bytes.to_string(),
         "shutdown_grace_secs" => config.shutdown_grace.as_secs().to_string(),
         "log_format" => quoted(match config.log_format {
@@ -149,6 +152,7 @@ mod tests {
                     "job_command",
                     "github_url",
                     "recovery_hook",
+                    "admin_token",
                 ]
                 .contains(&key);
             assert_eq!(value_of(&config, key).is_some(), !optional, "{key}");

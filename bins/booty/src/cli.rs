@@ -1,4 +1,4 @@
-//! The command line: `booty [serve] | check | send | recover | app create`.
+//! The command line: `booty [serve] | check | send | recover | jobs | app create`.
 
 use std::path::PathBuf;
 
@@ -27,6 +27,9 @@ pub(crate) enum Command {
     /// One pass recovering the webhook deliveries GitHub could not deliver: print what it found and
     /// what it submitted.
     Recover(RecoverArgs),
+    /// List, show, retry or cancel jobs through the admin listener (with `admin_token` from the
+    /// configuration).
+    Jobs(JobsArgs),
     /// booty's GitHub App.
     #[command(subcommand)]
     App(AppCommand),
@@ -85,4 +88,46 @@ pub(crate) struct SendArgs {
     /// The `X-GitHub-Delivery` id (default: a fresh random GUID); reuse one to try a redelivery.
     #[arg(long)]
     pub(crate) delivery: Option<String>,
+}
+
+/// `booty jobs list|show|retry|cancel`.
+#[derive(Debug, Args)]
+pub(crate) struct JobsArgs {
+    /// The admin listener (default: `http://<admin_listen>` from the configuration).
+    #[arg(long, global = true)]
+    pub(crate) url: Option<String>,
+
+    #[command(subcommand)]
+    pub(crate) action: JobsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobsAction {
+    /// The jobs, newest first: id, state, attempts, repository#issue, created, error.
+    List {
+        /// Only jobs in this state (queued, running, retrying, succeeded, failed, cancelled, abandoned).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only jobs of this repository (`owner/name`).
+        #[arg(long)]
+        repository: Option<String>,
+        /// At most this many (1 to 500; default 50).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// One job, as JSON: its attempts, timings, error and output.
+    Show {
+        /// The job id (`{issue}-{delivery}`).
+        job_id: String,
+    },
+    /// Run a failed or cancelled job again (its attempts continue).
+    Retry {
+        /// The job id.
+        job_id: String,
+    },
+    /// Cancel a queued, retrying or running job.
+    Cancel {
+        /// The job id.
+        job_id: String,
+    },
 }

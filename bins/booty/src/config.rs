@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use booty_edge::{EdgeConfig, Limits};
@@ -16,7 +17,8 @@ use booty_event::{Repositories, TriggerRule};
 use booty_github::{AppCredentials, AppId, Credentials, GitHub, HookId};
 use booty_queue::{Backoff, PostgresOptions, QueueConfig, Retention, SqliteOptions, Synchronous};
 use booty_service::{
-    CloneFrom, JobCommand, PublishMode, RecoveryConfig, RecoveryHook, ServiceConfig, StoreConfig,
+    AdminToken, CloneFrom, JobCommand, Metrics, PublishConfig, PublishMode, RecoveryConfig,
+    RecoveryHook, ServiceConfig, StoreConfig,
 };
 use booty_signature::Verifier;
 use booty_workspace::{Token, WorkspaceConfig, WorkspaceManager};
@@ -149,6 +151,12 @@ keys! {
     admin_listen: String = booty_service::DEFAULT_ADMIN_LISTEN.to_string(), Kind::Text;
     /// Names the admin listener answers to besides its own address.
     admin_allowed_hosts: Vec<String> = Vec::new(), Kind::List;
+    /// The token every admin request must carry.
+    admin_token: Option<String> = None, Kind::Text, secret;
+    /// Read the admin token from this file instead.
+    admin_token_file: Option<PathBuf> = None, Kind::Text;
+    /// Whether `GET /metrics` is open without the admin token.
+    admin_metrics_public: bool = false, Kind::Bool;
     /// Jobs run at the same time.
     workers: usize = QueueConfig::default().workers, Kind::Number(1);
     /// Jobs waiting before webhooks are answered 503.
@@ -182,6 +190,8 @@ keys! {
     job_env_passthrough: Vec<String> = Vec::new(), Kind::List;
     /// Time limit of one run of the command.
     job_timeout_secs: u64 = booty_service::DEFAULT_JOB_TIMEOUT.as_secs(), Kind::Number(1);
+    /// How much of what each attempt printed is kept with the job.
+    job_output_bytes: usize = booty_queue::MAX_OUTPUT_BYTES, Kind::Number(0);
     /// What is done with the work once the command exits 0 (default: a pull request with credentials).
     publish: Option<String> = None, Kind::Word(PUBLISH_WORDS);
     /// Whether each job keeps one comment on its issue up to date.
@@ -271,6 +281,9 @@ pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
     pub(crate) admin_listen: SocketAddr,
     pub(crate) admin_allowed_hosts: Vec<String>,
+    /// Checked to be usable as a token (visible ASCII).
+    pub(crate) admin_token: Option<Secret>,
+    pub(crate) admin_metrics_public: bool,
     pub(crate) workers: NonZeroUsize,
     pub(crate) queue_capacity: usize,
     pub(crate) dedupe_capacity: usize,
@@ -286,10 +299,9 @@ pub(crate) struct Config {
     pub(crate) job_command: Option<Vec<String>>,
     pub(crate) job_env_passthrough: Vec<String>,
     pub(crate) job_timeout: Duration,
-    /// `publish`, decided: the default made explicit.
-    pub(crate) publish: PublishMode,
-    pub(crate) comment_on_issue: bool,
-    pub(crate) commit_uncommitted: bool,
+    pub(crate) job_output_bytes: usize,
+    /// `publish` (its default made explicit), `comment_on_issue` and `commit_uncommitted`.
+    pub(crate) publish: PublishConfig,
     pub(crate) max_body_bytes: u64,
     pub(crate) shutdown_grace: Duration,
     pub(crate) log_format: LogFormat,
@@ -317,6 +329,12 @@ impl Config {
         config
             .admin_allowed_hosts
             .clone_from(&self.admin_allowed_hosts);
+        config.admin_token = self
+            .admin_token
+            .as_ref()
+            .map(|token| AdminToken::new(token.expose()))
+            .transpose()?;
+        config.admin_metrics_public = self.admin_metrics_public;
         config.base_branch.clone_from(&self.base_branch);
         config.workspace.depth = self.clone_depth;
         config.workspace.clone_timeout = self.clone_timeout;
@@ -330,7 +348,7 @@ impl Config {
             // names; clones use it either way (as `workspace.token`; the handler mints installation tokens
             // only for an App).
             (None, Some(token))
-                if self.publish != PublishMode::Off || self.recovery.hook.is_some() =>
+                if self.publish.mode != PublishMode::Off || self.recovery.hook.is_some() =>
             {
                 Some(Credentials::Token(booty_github::Token::new(token.expose())))
             }
@@ -340,6 +358,10 @@ impl Config {
             let mut github = booty_github::Config::default();
             github.api_url.clone_from(&self.github_api_url);
             concat!("booty/", env!("CARGO_PKG_VERSION")).clone_into(&mut github.user_agent);
+            // The service's metrics count GitHub's answers too.
+            let metrics = Metrics::new();
+            github.observer = Some(Arc::new(metrics.clone()));
+            config.metrics = Some(metrics);
             config.github = Some(GitHub::new(credentials, github)?);
         }
         config.recovery = self.recovery.hook.clone().map(|hook| {
@@ -348,13 +370,12 @@ impl Config {
             recovery.max_age = self.recovery.max_age;
             recovery
         });
-        config.publish.mode = self.publish;
-        config.publish.comment_on_issue = self.comment_on_issue;
-        config.publish.commit_uncommitted = self.commit_uncommitted;
+        config.publish.clone_from(&self.publish);
         config.queue.workers = self.workers.get();
         config.queue.capacity = self.queue_capacity;
         config.queue.max_attempts = self.max_attempts;
         config.queue.lease = self.lease;
+        config.queue.output_bytes = self.job_output_bytes;
         config.queue.backoff = self.retry_backoff;
         let mut retention = Retention::default();
         retention.dedupe_capacity = self.dedupe_capacity;
@@ -724,21 +745,18 @@ impl RawConfig {
             self.github_app_private_key_file.as_deref(),
             github_token.is_some(),
         )?;
-        check_api_url(sources, &self.github_api_url)?;
-        let workers =
-            NonZeroUsize::new(self.workers).expect("`workers` was checked to be at least 1");
-        for host in &self.admin_allowed_hosts {
-            booty_edge::check_allowed_host(host)
-                .map_err(|err| sources.invalid("admin_allowed_hosts", err.to_string()))?;
-        }
-        let (listen, admin_listen) = listeners(sources, &self.listen, &self.admin_listen)?;
         let store = parse_store(sources, &self.store)?;
-        let publish = parse_publish(
+        let publish = publishing(
             sources,
             self.publish.as_deref(),
-            github_app.is_some(),
-            github_token.is_some(),
-            matches!(clone_from, CloneFrom::GitHub { .. }),
+            (self.comment_on_issue, self.commit_uncommitted),
+            (github_app.is_some(), github_token.is_some()),
+            &clone_from,
+        )?;
+        let (listen, admin_listen, admin_token) = listeners(
+            sources,
+            (&self.listen, &self.admin_listen, &self.admin_allowed_hosts),
+            (self.admin_token, self.admin_token_file),
         )?;
         Ok(Config {
             webhook_secret,
@@ -757,7 +775,10 @@ impl RawConfig {
             listen,
             admin_listen,
             admin_allowed_hosts: self.admin_allowed_hosts,
-            workers,
+            admin_token,
+            admin_metrics_public: self.admin_metrics_public,
+            workers: NonZeroUsize::new(self.workers)
+                .expect("`workers` was checked to be at least 1"),
             queue_capacity: self.queue_capacity,
             dedupe_capacity: self.dedupe_capacity,
             dedupe_retention: Duration::from_secs(self.dedupe_retention_secs),
@@ -775,9 +796,8 @@ impl RawConfig {
             job_command: self.job_command,
             job_env_passthrough: self.job_env_passthrough,
             job_timeout: Duration::from_secs(self.job_timeout_secs),
+            job_output_bytes: self.job_output_bytes,
             publish,
-            comment_on_issue: self.comment_on_issue,
-            commit_uncommitted: self.commit_uncommitted,
             max_body_bytes: self.max_body_bytes,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             log_format: self.log_format,
@@ -821,7 +841,7 @@ impl RawConfig {
         Ok(())
     }
 
-    /// Secrets, names and filters that can be used as written.
+    /// Secrets, names, filters and the API URL that can be used as written.
     fn check_text(&self, sources: &Sources<'_>) -> Result<(), ConfigError> {
         if let Some(index) = self
             .previous_webhook_secrets
@@ -842,7 +862,7 @@ impl RawConfig {
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
             return Err(sources.invalid("log_level", err.to_string()));
         }
-        Ok(())
+        check_api_url(sources, &self.github_api_url)
     }
 
     /// A command that can be started, and variable names that can be passed on.
@@ -1178,6 +1198,47 @@ fn check_repo_url(
     Ok(())
 }
 
+/// `listen`, and the admin listener's address (not `listen`'s), the names it answers to, and its token
+/// (inline or in a file), checked to be usable as one; without a token, `admin_listen` must be a loopback
+/// address, since nobody would be asked who they are.
+fn listeners(
+    sources: &Sources<'_>,
+    (listen, admin_listen, allowed_hosts): (&str, &str, &[String]),
+    (inline, file): (Option<String>, Option<PathBuf>),
+) -> Result<(SocketAddr, SocketAddr, Option<Secret>), ConfigError> {
+    let listen = socket_address(sources, "listen", listen)?;
+    for host in allowed_hosts {
+        booty_edge::check_allowed_host(host)
+            .map_err(|err| sources.invalid("admin_allowed_hosts", err.to_string()))?;
+    }
+    let admin_listen = socket_address(sources, "admin_listen", admin_listen)?;
+    if listen == admin_listen && listen.port() != 0 {
+        return Err(sources.invalid(
+            "admin_listen",
+            format!(
+                "{admin_listen} is also `listen`: booty cannot listen twice on one address; give the \
+                 admin listener a port of its own"
+            ),
+        ));
+    }
+    let admin_token = secret(sources, ("admin_token", inline), ("admin_token_file", file))?;
+    if let Some(token) = &admin_token {
+        AdminToken::new(token.expose())
+            .map_err(|err| sources.invalid("admin_token", err.to_string()))?;
+    }
+    if admin_token.is_none() && !admin_listen.ip().is_loopback() {
+        return Err(sources.invalid(
+            "admin_listen",
+            format!(
+                "{admin_listen} is not a loopback address, and no `admin_token` is set: anyone who can \
+                 reach it could retry and cancel jobs; set `admin_token` (or `admin_token_file`), or \
+                 listen on 127.0.0.1"
+            ),
+        ));
+    }
+    Ok((listen, admin_listen, admin_token))
+}
+
 /// A secret given inline or in a file (one trailing newline trimmed), never both.
 fn secret(
     sources: &Sources<'_>,
@@ -1235,37 +1296,18 @@ fn parse_synchronous(sources: &Sources<'_>, value: &str) -> Result<Synchronous, 
     })
 }
 
-/// `listen` and `admin_listen`: addresses, and not the same one.
-fn listeners(
-    sources: &Sources<'_>,
-    listen: &str,
-    admin_listen: &str,
-) -> Result<(SocketAddr, SocketAddr), ConfigError> {
-    let listen = socket_address(sources, "listen", listen)?;
-    let admin_listen = socket_address(sources, "admin_listen", admin_listen)?;
-    if listen == admin_listen && listen.port() != 0 {
-        return Err(sources.invalid(
-            "admin_listen",
-            format!(
-                "{admin_listen} is also `listen`: booty cannot listen twice on one address; give the \
-                 admin listener a port of its own"
-            ),
-        ));
-    }
-    Ok((listen, admin_listen))
-}
-
 /// `publish`: by default a pull request with an App's credentials, or with a token when repositories come
 /// from a GitHub host (a `repo_url` is often a local mirror: it publishes only when asked), nothing
-/// otherwise; a pull request or a branch without credentials is an error.
-fn parse_publish(
+/// otherwise; a pull request or a branch without credentials is an error. With `comment_on_issue` and
+/// `commit_uncommitted`.
+fn publishing(
     sources: &Sources<'_>,
     value: Option<&str>,
-    app: bool,
-    token: bool,
-    from_github: bool,
-) -> Result<PublishMode, ConfigError> {
-    let credentials = app || token;
+    (comment_on_issue, commit_uncommitted): (bool, bool),
+    (app, token): (bool, bool),
+    clone_from: &CloneFrom,
+) -> Result<PublishConfig, ConfigError> {
+    let from_github = matches!(clone_from, CloneFrom::GitHub { .. });
     let mode = match value {
         None if app || (token && from_github) => PublishMode::PullRequest,
         None | Some("none") => PublishMode::Off,
@@ -1276,14 +1318,18 @@ fn parse_publish(
             return Err(sources.invalid("publish", format!("expected {expected}, found {other:?}")));
         }
     };
-    if mode != PublishMode::Off && !credentials {
+    if mode != PublishMode::Off && !(app || token) {
         return Err(sources.invalid(
             "publish",
             "pushing and opening pull requests need credentials: set `github_app_id` and \
              `github_app_private_key_file`, or `github_token`; or set `publish = \"none\"`",
         ));
     }
-    Ok(mode)
+    let mut publish = PublishConfig::default();
+    publish.mode = mode;
+    publish.comment_on_issue = comment_on_issue;
+    publish.commit_uncommitted = commit_uncommitted;
+    Ok(publish)
 }
 
 fn parse_store(sources: &Sources<'_>, value: &str) -> Result<StoreSpec, ConfigError> {

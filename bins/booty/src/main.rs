@@ -13,6 +13,7 @@ mod app;
 mod check;
 mod cli;
 mod config;
+mod jobs;
 mod logging;
 mod recover;
 mod send;
@@ -91,6 +92,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
+            })
+        }
+        Command::Jobs(args) => {
+            let loaded = config::load(cli.config.as_deref())?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let (ok, text) = runtime.block_on(jobs::run(&args, &loaded.config))?;
+            print!("{text}");
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             })
         }
         Command::Send(args) => {

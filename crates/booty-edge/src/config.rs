@@ -1,8 +1,11 @@
 //! What the edge is configured with: the verifier, the body limit, and the limits of its listeners.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use booty_signature::Verifier;
+
+use crate::observer::EdgeObserver;
 
 /// GitHub's own cap on a webhook payload (25 MiB); a larger body is answered `413`.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 25 * 1024 * 1024;
@@ -23,6 +26,8 @@ pub struct EdgeConfig {
     pub retry_after: Duration,
     /// Connection and time limits of the listener.
     pub limits: Limits,
+    /// Told about every webhook request answered (for metrics); none by default.
+    pub observer: Option<Arc<dyn EdgeObserver>>,
 }
 
 impl EdgeConfig {
@@ -33,6 +38,7 @@ impl EdgeConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             retry_after: Duration::from_secs(10),
             limits: Limits::default(),
+            observer: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use booty_event::PingEvent;
+use booty_event::{EVENT_HEADER, PingEvent};
 use booty_signature::{HEADER_NAME as SIGNATURE_HEADER, VerifyError};
 use hyper::body::{Body, Bytes, Incoming};
 use hyper::header::HeaderValue;
@@ -15,6 +15,7 @@ use crate::body::{self, BodyError};
 use crate::chain::Chain;
 use crate::config::EdgeConfig;
 use crate::decode;
+use crate::observer::{Answered, event_name};
 use crate::reply::{Reply, ResponseBody};
 use crate::server::{Routes, ServeError, serve_routes};
 use crate::sink::{Sink, SinkAnswer, Webhook};
@@ -51,7 +52,25 @@ impl<S: Sink> Edge<S> {
         B: Body,
         B::Error: fmt::Display,
     {
-        traced::answer(request, |request| self.route(request)).await
+        let Some(observer) = self
+            .config
+            .observer
+            .as_ref()
+            .filter(|_| request.uri().path() == WEBHOOK_PATH)
+        else {
+            return traced::answer(request, |request| self.route(request)).await;
+        };
+        let started = std::time::Instant::now();
+        let event = request
+            .headers()
+            .get(EVENT_HEADER)
+            .and_then(event_name)
+            .map(str::to_owned);
+        let response = traced::answer(request, |request| self.route(request)).await;
+        let mut answered = Answered::new(response.status(), started.elapsed());
+        answered.event = event.as_deref();
+        observer.answered(&answered);
+        response
     }
 
     async fn route<B>(&self, request: Request<B>) -> Reply

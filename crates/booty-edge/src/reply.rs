@@ -1,15 +1,18 @@
-//! Answers: every one is JSON, carries `x-request-id`, and some add `Retry-After` or `Allow`.
+//! Answers: JSON unless a router says otherwise ([`Reply::body`]), every one carries `x-request-id`, and
+//! some add `Retry-After`, `Allow` or headers of the router's own.
 
 use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
 /// The body type of every answer the edge gives.
 pub type ResponseBody = Full<Bytes>;
+
+const JSON: &str = "application/json";
 
 /// The header that carries the correlation id on every answer.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -23,8 +26,10 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct Reply {
     status: StatusCode,
     body: Vec<u8>,
+    content_type: &'static str,
     retry_after: Option<Duration>,
     allow: Option<&'static str>,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 #[derive(Serialize)]
@@ -65,9 +70,32 @@ impl Reply {
         Ok(Self {
             status,
             body: serde_json::to_vec(value)?,
+            content_type: JSON,
             retry_after: None,
             allow: None,
+            headers: Vec::new(),
         })
+    }
+
+    /// `status` with `body` as it is, of `content_type` (`text/html; charset=utf-8`, the Prometheus text
+    /// format, ...): for a router that serves more than JSON.
+    pub fn body(status: StatusCode, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            body: body.into(),
+            content_type,
+            retry_after: None,
+            allow: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a header to the answer (`WWW-Authenticate`, `Cache-Control`, `Location`, ...); headers the
+    /// edge sets itself (`content-type`, `x-request-id`, `Retry-After`, `Allow`) win over these.
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     /// One of the edge's own bodies: plain structs of strings, which always serialise.
@@ -146,14 +174,23 @@ impl Reply {
         self.status
     }
 
-    /// The HTTP response, with `content-type: application/json` and `x-request-id: request_id`.
+    /// The body it will be answered with.
+    pub fn body_bytes(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The HTTP response, with its content type (`application/json` unless made by [`Reply::body`]) and
+    /// `x-request-id: request_id`.
     pub(crate) fn into_response(self, request_id: HeaderValue) -> Response<ResponseBody> {
         let mut response = Response::new(Full::new(Bytes::from(self.body)));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
+        for (name, value) in self.headers {
+            headers.append(name, value);
+        }
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
+            HeaderValue::from_static(self.content_type),
         );
         headers.insert(REQUEST_ID_HEADER, request_id);
         if let Some(retry_after) = self.retry_after {
@@ -191,6 +228,33 @@ mod tests {
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
         assert_eq!(response.headers()[REQUEST_ID_HEADER], "id-1");
         assert_eq!(body, r#"{"status":"accepted","job_id":"7-a\"b"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_router_may_answer_other_content_and_add_headers() {
+        let reply = Reply::body(
+            StatusCode::UNAUTHORIZED,
+            "text/html; charset=utf-8",
+            "<p>no</p>",
+        )
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"booty\""),
+        )
+        .with_header(header::CONTENT_TYPE, HeaderValue::from_static("text/evil"));
+        let (response, body) = parts(reply).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8",
+            "the edge's content type wins"
+        );
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            "Basic realm=\"booty\""
+        );
+        assert_eq!(response.headers()[REQUEST_ID_HEADER], "id-1");
+        assert_eq!(body, "<p>no</p>");
     }
 
     #[tokio::test]

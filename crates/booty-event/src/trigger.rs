@@ -347,6 +347,21 @@ pub enum Ignored {
     },
 }
 
+impl Ignored {
+    /// A short, fixed name for the reason (`event_not_trigger`, `action_not_labeled`,
+    /// `label_not_trigger`, `repository_not_allowed`, `sender_is_bot`): one of a handful, whatever the
+    /// payload held, so it can be a metric label.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Event { .. } => "event_not_trigger",
+            Self::Action { .. } => "action_not_labeled",
+            Self::Label { .. } => "label_not_trigger",
+            Self::RepositoryNotAllowed { .. } => "repository_not_allowed",
+            Self::SenderIsBot { .. } => "sender_is_bot",
+        }
+    }
+}
+
 impl fmt::Display for Ignored {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -414,6 +429,12 @@ mod tests {
             panic!("push triggered");
         };
         assert_eq!(ignored.to_string(), "event `push` is not a trigger");
+        assert_eq!(ignored.code(), "event_not_trigger");
+        let label = Ignored::Label {
+            label: "whatever the payload says".into(),
+            trigger: "agent:builder".into(),
+        };
+        assert_eq!(label.code(), "label_not_trigger");
         assert_eq!(
             Ignored::Action {
                 action: IssuesAction::Opened

@@ -17,6 +17,7 @@ use crate::config::{API_VERSION, Config, Permissions, TOKEN_REFRESH_MARGIN};
 use crate::credentials::{AppCredentials, Credentials};
 use crate::error::{BuildError, Error, ErrorKind, FieldError, RateLimit};
 use crate::names::{InstallationId, Repository};
+use crate::observer::{self, ApiCall};
 use crate::pagination::{Cursor, next_link, on_api};
 use crate::retry::{self, Limited, MAX_RATE_LIMIT_WAITS};
 use crate::secret::Token;
@@ -548,6 +549,14 @@ impl GitHub {
                 }
             };
             debug!(%operation, status, "github_answered");
+            if let Some(observer) = &self.shared.config.observer {
+                let template = observer::template(call.method.as_str(), call.url.path());
+                let mut answered = ApiCall::new(&template, status);
+                answered.rate_limit_remaining = headers
+                    .get("x-ratelimit-remaining")
+                    .and_then(|value| value.to_str().ok()?.parse().ok());
+                observer.answered(&answered);
+            }
             let now = self.shared.config.clock.now();
             self.shared
                 .note_exhausted(call.auth.limit_key(), &headers, now);

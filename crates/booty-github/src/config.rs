@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::observer::ApiObserver;
 use crate::time::{Clock, SystemClock};
 
 /// github.com's REST API.
@@ -62,6 +63,8 @@ pub struct Config {
     pub permissions: Permissions,
     /// Where time is read and waits happen. Default: [`SystemClock`].
     pub clock: Arc<dyn Clock>,
+    /// Told about every answer GitHub gives (for metrics); none by default.
+    pub observer: Option<Arc<dyn ApiObserver>>,
 }
 
 impl Default for Config {
@@ -75,6 +78,7 @@ impl Default for Config {
             max_rate_limit_wait: DEFAULT_MAX_RATE_LIMIT_WAIT,
             permissions: Permissions::booty(),
             clock: Arc::new(SystemClock),
+            observer: None,
         }
     }
 }
@@ -89,6 +93,7 @@ impl fmt::Debug for Config {
             .field("max_retries", &self.max_retries)
             .field("max_rate_limit_wait", &self.max_rate_limit_wait)
             .field("permissions", &self.permissions)
+            .field("observer", &self.observer)
             .finish_non_exhaustive()
     }
 }

@@ -57,6 +57,7 @@ mod config;
 mod credentials;
 mod error;
 mod names;
+mod observer;
 mod pagination;
 mod retry;
 mod secret;
@@ -80,6 +81,7 @@ pub use credentials::{
 };
 pub use error::{BuildError, Error, ErrorKind, FieldError, RateLimit};
 pub use names::{DeliveryId, HookId, InstallationId, NameError, Repository};
+pub use observer::{ApiCall, ApiObserver};
 pub use pagination::{Cursor, Page};
 pub use secret::{Jwt, Secret, Token};
 pub use time::{Clock, Sleep, SystemClock};

@@ -26,6 +26,9 @@ pub struct QueueConfig {
     /// stored without its wake-up reaching them (another process's, a lost signal) waits at most this
     /// long. A store's own [`Wakeups::poll_interval`](crate::Wakeups::poll_interval), if shorter, wins.
     pub poll_interval: Duration,
+    /// How much of what an attempt prints is kept with it: the last `output_bytes` bytes (default
+    /// [`MAX_OUTPUT_BYTES`](crate::MAX_OUTPUT_BYTES), 64 KiB; `0` keeps nothing).
+    pub output_bytes: usize,
 }
 
 impl Default for QueueConfig {
@@ -38,6 +41,7 @@ impl Default for QueueConfig {
             lease: Duration::from_secs(30),
             cancel_grace: Duration::from_secs(5),
             poll_interval: Duration::from_secs(5),
+            output_bytes: crate::job::MAX_OUTPUT_BYTES,
         }
     }
 }

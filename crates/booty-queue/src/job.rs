@@ -120,6 +120,13 @@ impl JobState {
     pub fn is_waiting(self) -> bool {
         matches!(self, Self::Queued | Self::Retrying)
     }
+
+    /// Whether an operator may run the job again ([`Queue::retry`](crate::Queue::retry)): `failed` or
+    /// `cancelled`. Stores keep the payload of jobs in these states (and drop it once a job succeeds or
+    /// is abandoned).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Failed | Self::Cancelled)
+    }
 }
 
 impl fmt::Display for JobState {
@@ -350,34 +357,54 @@ impl JobSnapshot {
     }
 }
 
-/// What a job's output keeps at most: the last 64 KiB.
+/// What a job's output keeps unless configured otherwise ([`QueueConfig::output_bytes`](crate::QueueConfig)):
+/// the last 64 KiB.
 pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 
-/// What an attempt printed, as the handler hands it over: the last [`MAX_OUTPUT_BYTES`] of it are
-/// recorded with the attempt's outcome and shown in the job's snapshot (`output`). A fresh one comes
-/// with every attempt. Cheap to clone; clones share the text.
-#[derive(Clone, Default)]
-pub struct JobOutput(Arc<Mutex<String>>);
+/// What an attempt printed, as the handler hands it over: the last bytes of it, up to its limit
+/// ([`MAX_OUTPUT_BYTES`] by default; the queue gives each attempt one with its configured
+/// `output_bytes`), are recorded with the attempt's outcome and shown in the job's snapshot (`output`).
+/// A fresh one comes with every attempt. Cheap to clone; clones share the text.
+#[derive(Clone)]
+pub struct JobOutput {
+    kept: Arc<Mutex<String>>,
+    limit: usize,
+}
+
+impl Default for JobOutput {
+    fn default() -> Self {
+        Self::with_limit(MAX_OUTPUT_BYTES)
+    }
+}
 
 impl JobOutput {
-    /// Adds `text` at the end, dropping the oldest text beyond [`MAX_OUTPUT_BYTES`] (whole characters).
+    /// An empty output keeping at most the last `limit` bytes (`0`: keeps nothing).
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            kept: Arc::default(),
+            limit,
+        }
+    }
+
+    /// Adds `text` at the end, dropping the oldest text beyond the limit (whole characters).
     pub fn append(&self, text: &str) {
-        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if text.len() >= MAX_OUTPUT_BYTES {
+        let limit = self.limit;
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if text.len() >= limit {
             kept.clear();
-            kept.push_str(tail(text, MAX_OUTPUT_BYTES));
+            kept.push_str(tail(text, limit));
             return;
         }
         kept.push_str(text);
-        if kept.len() > MAX_OUTPUT_BYTES {
-            let cut = kept.len() - tail(&kept, MAX_OUTPUT_BYTES).len();
+        if kept.len() > limit {
+            let cut = kept.len() - tail(&kept, limit).len();
             kept.drain(..cut);
         }
     }
 
     /// The text kept so far.
     pub fn text(&self) -> String {
-        self.0
+        self.kept
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -391,8 +418,11 @@ impl JobOutput {
 
 impl fmt::Debug for JobOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bytes = self.0.lock().map_or(0, |text| text.len());
-        f.debug_struct("JobOutput").field("bytes", &bytes).finish()
+        let bytes = self.kept.lock().map_or(0, |text| text.len());
+        f.debug_struct("JobOutput")
+            .field("bytes", &bytes)
+            .field("limit", &self.limit)
+            .finish()
     }
 }
 
@@ -722,6 +752,18 @@ mod tests {
                 "output": "cloning\n",
             })
         );
+    }
+
+    #[test]
+    fn output_keeps_what_its_limit_says() {
+        let output = JobOutput::with_limit(8);
+        output.append("0123456789\n");
+        assert_eq!(output.text(), "3456789\n");
+        output.append("ab");
+        assert_eq!(output.text(), "56789\nab");
+        let nothing = JobOutput::with_limit(0);
+        nothing.append("printed");
+        assert_eq!(nothing.recorded(), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! - [`Queue`] is the handle: [`Queue::start`] spawns the workers ([`Queue::start_with`] adds an
 //!   [`Observer`] for metrics), [`Queue::submit`] answers [`Submitted::Accepted`], [`Submitted::Duplicate`]
 //!   or [`Submitted::Busy`], [`Queue::get`], [`Queue::list`], [`Queue::query`] (a [`JobQuery`]) and
-//!   [`Queue::counts`] feed an admin view with [`JobSnapshot`]s, [`Queue::cancel`] cancels a job or a lane,
+//!   [`Queue::counts`] feed an admin view with [`JobSnapshot`]s, [`Queue::cancel`] cancels a job or a lane, [`Queue::retry`] runs a failed or cancelled job again,
 //!   and [`Queue::shutdown`] drains and returns a [`ShutdownReport`].
 //! - A [`NewJob`] is what its submitter says it is, as in River: an id, a dedupe key, a lane, a kind and
 //!   [`JobMetadata`]. The queue gives them no meaning beyond its rules (one job per dedupe key, one job of a
@@ -20,7 +20,7 @@
 //! while others run in parallel; retryable errors back off exponentially with jitter up to
 //! `max_attempts`; a cancelled job never runs again; memory stays bounded whatever the traffic. Every state
 //! change is a tracing event (`job_accepted`, `duplicate_delivery`, `job_started`, `job_succeeded`,
-//! `job_retrying`, `job_failed`, `job_cancelled`, `job_abandoned`) with `job_id`, each metadata entry as a
+//! `job_retrying`, `job_failed`, `job_cancelled`, `job_reopened`, `job_abandoned`) with `job_id`, each metadata entry as a
 //! field of its own and, from workers, `worker_id` and `attempt`; the handler runs inside a `job` span
 //! carrying the same fields.
 //!
@@ -79,7 +79,7 @@ pub use job::{
     MetadataValue, NewJob, Submitted, UnknownState,
 };
 pub use observer::{AttemptFinished, AttemptStarted, Observer, RetryScheduled, SubmissionAnswered};
-pub use query::{CancelTarget, JobCounts, JobQuery};
+pub use query::{CancelTarget, JobCounts, JobQuery, Retried};
 pub use queue::{Queue, QueueError, ShutdownReport, StartError};
 pub use store::memory::{MemoryStats, MemoryStore};
 #[cfg(feature = "postgres")]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::job::{JobId, Submitted};
+use crate::job::{JobId, JobSnapshot, Submitted};
 use crate::store::{Outcome, StoreError};
 use crate::time::Timestamp;
 
@@ -27,8 +27,12 @@ pub trait Observer: Send + Sync + 'static {
     /// An attempt failed with attempts left: the next one starts at `at`. (Its `finished` comes too.)
     fn retry_scheduled(&self, _retry: &RetryScheduled<'_>) {}
 
+    /// An operator ran a failed or cancelled job again ([`Queue::retry`](crate::Queue::retry)); `job` is
+    /// in its new state (`queued`).
+    fn requeued(&self, _job: &JobSnapshot) {}
+
     /// A store operation (`insert`, `claim`, `renew`, `finish`, `reclaim_expired`, `get`, `list`,
-    /// `count`, `cancel`, `close`) failed. The queue retries what it must; this reports each failure.
+    /// `count`, `cancel`, `reopen`, `close`) failed. The queue retries what it must; this reports each failure.
     fn store_failed(&self, _operation: &'static str, _error: &StoreError) {}
 }
 

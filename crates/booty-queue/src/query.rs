@@ -165,3 +165,51 @@ pub enum CancelTarget {
     /// Every unfinished job in this lane (booty-service's `{repository}#{issue}`).
     Lane(String),
 }
+
+/// What asking to run a finished job again ([`Queue::retry`](crate::Queue::retry)) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Retried {
+    /// The job is `queued` again, numbered after every job stored (so it runs after the jobs already
+    /// waiting in its lane), its attempts still counted (the next one is `attempts + 1`), `finished_at`
+    /// cleared; it keeps the last attempt's error and output until its next attempt ends. The job in its
+    /// new state.
+    Queued(JobSnapshot),
+    /// No job with this id is stored (never was, or it was dropped by the retention bound).
+    NotFound,
+    /// The job is not `failed` or `cancelled` ([`JobState::is_retryable`]); nothing changed. The job as
+    /// it is.
+    NotRetryable(JobSnapshot),
+    /// The store no longer holds the job's payload (a job that finished before stores kept the payloads
+    /// of failed and cancelled jobs), so it cannot run again. Nothing changed.
+    PayloadGone(JobSnapshot),
+    /// The queue is full (as many jobs waiting as its capacity); nothing changed. Try again later.
+    Busy,
+}
+
+impl Retried {
+    /// Decides a retry from what the store found: the job (`None`: not stored), whether its payload is
+    /// still held, and how many jobs wait (`queued` or `retrying`) against `capacity`. Every store calls
+    /// this, so the rule is written once; `Queued` carries the job as found, which the store then
+    /// updates.
+    pub fn decide(
+        job: Option<JobSnapshot>,
+        has_payload: bool,
+        waiting: usize,
+        capacity: usize,
+    ) -> Self {
+        let Some(job) = job else {
+            return Self::NotFound;
+        };
+        if !job.state.is_retryable() {
+            return Self::NotRetryable(job);
+        }
+        if !has_payload {
+            return Self::PayloadGone(job);
+        }
+        if waiting >= capacity {
+            return Self::Busy;
+        }
+        Self::Queued(job)
+    }
+}

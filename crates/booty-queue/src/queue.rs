@@ -18,7 +18,7 @@ use crate::handler::Handler;
 use crate::job::{JobId, JobSnapshot, JobState, NewJob, Submitted};
 use crate::log::{JobFields, job_event};
 use crate::observer::{Observer, SubmissionAnswered, Unobserved};
-use crate::query::{CancelTarget, JobCounts, JobQuery};
+use crate::query::{CancelTarget, JobCounts, JobQuery, Retried};
 use crate::store::{Admission, Exclusive, Store, StoreError};
 use crate::time::{Clock, Timestamp};
 use crate::worker::{Engine, log_taken_back, sleep_until};
@@ -368,6 +368,30 @@ impl<P: Send + Sync + 'static> Queue<P> {
             .map_err(|err| self.unreadable("try_exclusive", err))
     }
 
+    /// Runs a `failed` or `cancelled` job again, as an operator asks: it goes back to `queued`, after the
+    /// jobs already waiting (in its lane too), and its attempts continue (the next is `attempts + 1`; a job that had used all its
+    /// attempts gets this one, and retries of its own only if attempts are left). Logged `job_reopened`
+    /// and told to the observer ([`Observer::requeued`]) when it did. Answers what happened:
+    /// [`Retried::Queued`], or why not (not found, not failed or cancelled, its payload no longer kept,
+    /// the queue full), in which case nothing changed.
+    ///
+    /// # Errors
+    /// [`QueueError::NotRetried`] if the store failed; nothing was changed.
+    pub async fn retry(&self, job_id: &str) -> Result<Retried, QueueError> {
+        let engine = &self.inner.engine;
+        let capacity = engine.config.capacity;
+        let retried = engine.store.reopen(job_id, capacity).await.map_err(|err| {
+            engine.observer.store_failed("reopen", &err);
+            QueueError::NotRetried(err)
+        })?;
+        if let Retried::Queued(job) = &retried {
+            job_event!(INFO, job, "job_reopened", attempt = job.attempts);
+            engine.observer.requeued(job);
+            engine.work.notify_waiters();
+        }
+        Ok(retried)
+    }
+
     /// A failed read, told to the observer.
     fn unreadable(&self, operation: &'static str, err: StoreError) -> QueueError {
         self.inner.engine.observer.store_failed(operation, &err);
@@ -553,4 +577,7 @@ pub enum QueueError {
         #[source]
         source: StoreError,
     },
+    /// The store failed to record a retry; nothing was changed.
+    #[error("the retry could not be recorded")]
+    NotRetried(#[source] StoreError),
 }

@@ -16,7 +16,7 @@ use tracing::{Instrument, Span, error};
 use crate::chain::Chain;
 use crate::config::QueueConfig;
 use crate::handler::{DynHandler, Handler, HandlerError};
-use crate::job::{Job, JobId, JobMetadata, JobSnapshot, JobState, NewJob, Submitted};
+use crate::job::{Job, JobId, JobMetadata, JobOutput, JobSnapshot, JobState, NewJob, Submitted};
 use crate::log::{self, JobFields, job_event};
 use crate::observer::{
     AttemptFinished, AttemptStarted, Observer, RetryScheduled, SubmissionAnswered,
@@ -234,7 +234,8 @@ impl<P: Send + Sync + 'static> Engine<P> {
     }
 
     /// Runs one attempt of a claimed job and records how it ended.
-    async fn run_attempt(&self, job: Job<P>, worker_id: usize, owner: &str) {
+    async fn run_attempt(&self, mut job: Job<P>, worker_id: usize, owner: &str) {
+        job.output = JobOutput::with_limit(self.config.output_bytes);
         let attempt = Attempt {
             lease: Lease {
                 job_id: job.id.clone(),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use booty_queue::CancellationToken;
+use booty_queue::{CancellationToken, JobOutput};
 use rustix::process::{Pid, Signal, kill_process_group};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
@@ -92,6 +92,11 @@ pub(crate) struct Launch<'a> {
     /// Run it under `booty supervise` with this executable (booty's own), so it dies with booty, holding
     /// these paths in use while it runs; `None` runs it directly.
     pub(crate) supervisor: Option<(&'a Path, Vec<&'a Path>)>,
+    /// Where every line it prints goes too (the job's recorded output, its last 64 KiB kept), with each
+    /// of `redact` (the credentials booty holds for the job) replaced by `<redacted>`.
+    pub(crate) output: &'a JobOutput,
+    /// Secrets never to be recorded, should the command print one.
+    pub(crate) redact: &'a [String],
 }
 
 /// What a job command inherits: [`BASE_ENV`] and the `passthrough` variables, looked up with `lookup`
@@ -196,10 +201,20 @@ pub(crate) async fn run(
     let out_pipe = child.stdout.take().expect("stdout is piped");
     let err_pipe = child.stderr.take().expect("stderr is piped");
     let mut stderr_tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
+    let (recorded, redact) = (launch.output, launch.redact);
+    let record = move |line: &str| {
+        let mut line = line.to_owned();
+        for secret in redact.iter().filter(|secret| !secret.is_empty()) {
+            line = line.replace(secret.as_str(), "<redacted>");
+        }
+        line.push('\n');
+        recorded.append(&line);
+    };
     let output = async {
         tokio::join!(
-            stream_lines(out_pipe, "stdout", |_| {}),
+            stream_lines(out_pipe, "stdout", record),
             stream_lines(err_pipe, "stderr", |line| {
+                record(line);
                 if stderr_tail.len() == STDERR_TAIL_LINES {
                     stderr_tail.pop_front();
                 }
@@ -320,13 +335,43 @@ mod tests {
         timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<(), CommandError> {
+        let output = JobOutput::default();
         let launch = Launch {
             argv,
             dir,
             env: environment(&inherited_env(&[], |name| std::env::var_os(name)), job),
             supervisor: None,
+            output: &output,
+            redact: &[],
         };
         run(launch, timeout, cancel).await
+    }
+
+    #[tokio::test]
+    async fn what_the_command_prints_is_recorded_with_secrets_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = JobOutput::default();
+        let secrets = ["ghs_s3cretInstallationToken".to_owned()];
+        let launch = Launch {
+            argv: &argv(&[
+                "sh",
+                "-c",
+                "echo one; echo 'token ghs_s3cretInstallationToken here' >&2; echo three",
+            ]),
+            dir: dir.path(),
+            env: environment(&inherited_env(&[], |name| std::env::var_os(name)), &[]),
+            supervisor: None,
+            output: &output,
+            redact: &secrets,
+        };
+        run(launch, Duration::from_secs(30), &CancellationToken::new())
+            .await
+            .unwrap();
+        let recorded = output.text();
+        assert!(!recorded.contains("ghs_s3cret"), "{recorded}");
+        let mut lines: Vec<&str> = recorded.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(lines, ["one", "three", "token <redacted> here"]);
     }
 
     async fn run_sh(script: &str, timeout: Duration) -> Result<(), CommandError> {

@@ -3,6 +3,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use booty_github::{
     Access as Level, Credentials, GitHub, InstallationId, Repository, RepositoryClient,
@@ -16,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::chain::error_chain;
 use crate::command::{self, CommandError};
+use crate::metrics::Metrics;
 use crate::payload::JobPayload;
 use crate::publish::{self, PublishConfig, PublishMode, Reporter, Status, Work};
 use crate::scratch::HeldDir;
@@ -39,6 +41,8 @@ pub(crate) struct Runner {
     pub(crate) publish: PublishConfig,
     /// Attempts per job: the last one's failure is reported as final.
     pub(crate) max_attempts: u32,
+    /// Where the clone and command durations are recorded.
+    pub(crate) metrics: Option<Metrics>,
 }
 
 impl Handler<JobPayload> for Runner {
@@ -59,6 +63,7 @@ impl Handler<JobPayload> for Runner {
             ))
         })?;
         let access = self.access(&job.payload).await?;
+        // The credentials held for this job: never in its comment, nor in its recorded output.
         let secrets: Vec<String> = access
             .token
             .iter()
@@ -68,14 +73,21 @@ impl Handler<JobPayload> for Runner {
             .client
             .clone()
             .filter(|_| self.publish.comment_on_issue);
-        let mut reporter =
-            Reporter::start(client, trigger.issue.number, job.id.as_str(), secrets).await;
+        let mut reporter = Reporter::start(
+            client,
+            trigger.issue.number,
+            job.id.as_str(),
+            secrets.clone(),
+        )
+        .await;
         reporter
             .set(&Status::Started {
                 attempt: job.attempt.max(1),
             })
             .await;
-        let result = self.work(&job, &url, &access, &mut reporter, &cancel).await;
+        let result = self
+            .work(&job, &url, &access, &secrets, &mut reporter, &cancel)
+            .await;
         if cancel.is_cancelled() {
             // Cancelled (label removed, shutdown): the comment stays as it was; a retry updates it.
             return result.map(|_| ()).map_err(|failure| failure.error);
@@ -138,6 +150,7 @@ impl Runner {
         job: &Job<JobPayload>,
         url: &str,
         access: &Access,
+        secrets: &[String],
         reporter: &mut Reporter,
         cancel: &CancellationToken,
     ) -> Result<Status, Failure> {
@@ -146,11 +159,13 @@ impl Runner {
         if let Some(token) = &access.token {
             request = request.with_token(Token::new(token.expose()));
         }
+        let cloning = Instant::now();
         let workspace = self
             .workspaces
             .prepare(&request, cancel.cancelled())
             .await
             .map_err(|err| prepare_error(&err))?;
+        self.record("clone", cloning);
         info!(
             path = %workspace.path().display(),
             branch = workspace.branch(),
@@ -170,21 +185,25 @@ impl Runner {
             Ok(output_dir) => {
                 let ran = match &self.command {
                     Some(command) => {
-                        self.run_command(command, job, &workspace, output_dir.path(), cancel)
-                            .await
+                        let running = Instant::now();
+                        let ran = self
+                            .run_command(
+                                command,
+                                job,
+                                &workspace,
+                                output_dir.path(),
+                                cancel,
+                                secrets,
+                            )
+                            .await;
+                        self.record("command", running);
+                        ran
                     }
                     None => Ok(()),
                 };
                 match (ran, &access.client) {
                     (Err(failure), _) => Err(failure),
                     (Ok(()), Some(client)) if self.publish.mode != PublishMode::Off => {
-                        let path_var = self.command.as_ref().and_then(|command| {
-                            command
-                                .env
-                                .iter()
-                                .find(|(name, _)| name == "PATH")
-                                .map(|(_, value)| value)
-                        });
                         let work = Work {
                             config: &self.publish,
                             client,
@@ -199,21 +218,10 @@ impl Runner {
                             issue_title: &trigger.issue.title,
                             job_id: job.id.as_str(),
                             output_dir: Some(output_dir.path()),
-                            path_var,
+                            path_var: self.path_var(),
                         };
-                        publish::publish(&work, reporter).await.map_err(|err| {
-                            let hint = err.hint(&trigger.repository.full_name);
-                            let message = format!("publishing failed: {err}");
-                            Failure {
-                                error: if err.is_retryable() {
-                                    HandlerError::retryable(message)
-                                } else {
-                                    HandlerError::permanent(message)
-                                },
-                                tail: Vec::new(),
-                                hint,
-                            }
-                        })
+                        self.publish(&work, &trigger.repository.full_name, reporter)
+                            .await
                     }
                     (Ok(()), _) => Ok(Status::Done),
                 }
@@ -226,6 +234,46 @@ impl Runner {
             );
         }
         result
+    }
+
+    /// The `PATH` the command runs with, which publishing's `git` uses too.
+    fn path_var(&self) -> Option<&std::ffi::OsString> {
+        self.command.as_ref().and_then(|command| {
+            command
+                .env
+                .iter()
+                .find(|(name, _)| name == "PATH")
+                .map(|(_, value)| value)
+        })
+    }
+
+    /// Publishes the work of a command that exited 0.
+    async fn publish(
+        &self,
+        work: &Work<'_>,
+        full_name: &str,
+        reporter: &mut Reporter,
+    ) -> Result<Status, Failure> {
+        publish::publish(work, reporter).await.map_err(|err| {
+            let hint = err.hint(full_name);
+            let message = format!("publishing failed: {err}");
+            Failure {
+                error: if err.is_retryable() {
+                    HandlerError::retryable(message)
+                } else {
+                    HandlerError::permanent(message)
+                },
+                tail: Vec::new(),
+                hint,
+            }
+        })
+    }
+
+    /// Records that `phase` took from `started` until now.
+    fn record(&self, phase: &'static str, started: Instant) {
+        if let Some(metrics) = &self.metrics {
+            metrics.phase(phase, started.elapsed());
+        }
     }
 
     /// With a GitHub client, the REST client for the trigger's repository; with App credentials, an
@@ -274,6 +322,7 @@ impl Runner {
         workspace: &Workspace,
         output_dir: &Path,
         cancel: &CancellationToken,
+        secrets: &[String],
     ) -> Result<(), Failure> {
         let event_file = self.write_event_file(job).map_err(|err| {
             Failure::from(HandlerError::retryable(format!(
@@ -307,6 +356,8 @@ impl Runner {
                 .supervisor
                 .as_deref()
                 .map(|booty| (booty, vec![workspace.path(), event_file.path(), output_dir])),
+            output: &job.output,
+            redact: secrets,
         };
         command::run(launch, command.timeout, cancel)
             .await

@@ -1,9 +1,12 @@
-//! The admin listener's read-only view of the queue, and how a job is shown there.
+//! The admin listener's view of the queue (listing, retrying, cancelling), and how a job is shown there.
 
-use booty_queue::{JobId, JobSnapshot, JobState, MetadataValue, Queue, QueueError, Timestamp};
+use booty_queue::{
+    CancelTarget, JobId, JobQuery, JobSnapshot, JobState, MetadataValue, Queue, QueueError,
+    Retried, Timestamp,
+};
 use serde::Serialize;
 
-use crate::admin::JobInspector;
+use crate::admin::{Action, JobFilter, JobInspector};
 
 /// Jobs as the admin listener shows them: [`JobView`]s of the queue's snapshots.
 pub struct QueueInspector<P> {
@@ -17,17 +20,70 @@ impl<P> QueueInspector<P> {
     }
 }
 
+/// Why an operator's cancellation is recorded on the job (its `error`).
+pub const OPERATOR_CANCEL_REASON: &str = "cancelled by an operator";
+
 impl<P: Send + Sync + 'static> JobInspector for QueueInspector<P> {
     type View = JobView;
     type Error = QueueError;
 
-    async fn recent(&self, limit: usize) -> Result<Vec<JobView>, QueueError> {
-        let jobs = self.queue.list(limit).await?;
+    async fn recent(&self, filter: &JobFilter) -> Result<Vec<JobView>, QueueError> {
+        let mut query = JobQuery::newest(filter.limit);
+        if let Some(state) = filter.state {
+            query = query.in_state(state);
+        }
+        if let Some(repository) = &filter.repository {
+            query = query.with_metadata("repository", repository.as_str());
+        }
+        let jobs = self.queue.query(&query).await?;
         Ok(jobs.into_iter().map(JobView::from).collect())
     }
 
     async fn job(&self, job_id: &str) -> Result<Option<JobView>, QueueError> {
         Ok(self.queue.get(job_id).await?.map(JobView::from))
+    }
+
+    async fn retry(&self, job_id: &str) -> Result<Action<JobView>, QueueError> {
+        Ok(match self.queue.retry(job_id).await? {
+            Retried::Queued(job) => Action::Done(JobView::from(job)),
+            Retried::NotRetryable(job) => Action::Refused(format!(
+                "job {job_id} is {}; only failed or cancelled jobs can be retried",
+                job.state
+            )),
+            Retried::Busy => Action::Busy(format!(
+                "job {job_id} was not queued again: the queue is full; retry it later"
+            )),
+            Retried::PayloadGone(_) => Action::Refused(format!(
+                "job {job_id} finished before booty kept what failed jobs need to run again; it cannot \
+                 be retried (label the issue again instead)"
+            )),
+            // `NotFound`, and any answer a later booty-queue adds.
+            _ => Action::NotFound,
+        })
+    }
+
+    async fn cancel(&self, job_id: &str) -> Result<Action<JobView>, QueueError> {
+        let Some(job) = self.queue.get(job_id).await? else {
+            return Ok(Action::NotFound);
+        };
+        let refused = |state: JobState| {
+            Action::Refused(format!(
+                "job {job_id} is already {state}; only queued, retrying or running jobs can be cancelled"
+            ))
+        };
+        if job.state.is_final() {
+            return Ok(refused(job.state));
+        }
+        let target = CancelTarget::Job(job.job_id.clone());
+        let changed = self.queue.cancel(&target, OPERATOR_CANCEL_REASON).await?;
+        if let Some(job) = changed.into_iter().next() {
+            return Ok(Action::Done(JobView::from(job)));
+        }
+        // It finished between the look and the cancellation.
+        Ok(match self.queue.get(job_id).await? {
+            Some(job) => refused(job.state),
+            None => Action::NotFound,
+        })
     }
 }
 

@@ -42,28 +42,37 @@
 //! ```
 
 mod admin;
+mod auth;
 mod chain;
 mod command;
 mod handler;
 mod inspect;
+mod metrics;
+mod page;
 mod payload;
+mod process;
 mod publish;
-mod scratch;
 mod recover;
+mod scratch;
 mod service;
 mod sink;
 pub mod supervise;
 
-pub use admin::{Admin, DEFAULT_JOB_LIMIT, JobInspector, MAX_JOB_LIMIT, serve_admin};
+pub use admin::{
+    Action, Admin, DEFAULT_JOB_LIMIT, JobFilter, JobInspector, MAX_JOB_LIMIT, MetricsSource,
+    serve_admin,
+};
+pub use auth::{AdminToken, TokenError};
 pub use chain::error_chain;
 pub use command::{BASE_ENV, MAX_ENV_VALUE_BYTES, RETRY_EXIT_CODE, inherited_env};
-pub use inspect::{JobView, QueueInspector};
+pub use inspect::{JobView, OPERATOR_CANCEL_REASON, QueueInspector};
+pub use metrics::{Metrics, PHASE_BUCKETS};
 pub use payload::JobPayload;
+pub use publish::{GitError, PR_BODY_FILE, PR_TITLE_FILE, PublishConfig, PublishMode, push_commit};
 pub use recover::{
     DEFAULT_RECOVERY_INTERVAL, DEFAULT_RECOVERY_MAX_AGE, Missed, MissedOutcome, PassReport,
     RecoveryConfig, RecoveryError, RecoveryHook, Since,
 };
-pub use publish::{GitError, PR_BODY_FILE, PR_TITLE_FILE, PublishConfig, PublishMode, push_commit};
 pub use service::{
     CloneFrom, DEFAULT_ADMIN_LISTEN, DEFAULT_BASE_BRANCH, DEFAULT_GITHUB_URL, DEFAULT_JOB_TIMEOUT,
     DEFAULT_LISTEN, JobCommand, RunError, Service, ServiceConfig, StartError, StoreConfig,

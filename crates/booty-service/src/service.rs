@@ -20,8 +20,10 @@ use tokio::task::JoinHandle;
 use tracing::{error, info};
 
 use crate::admin::Admin;
+use crate::auth::AdminToken;
 use crate::handler::{self, Runner};
 use crate::inspect::QueueInspector;
+use crate::metrics::{Exporter, Metrics};
 use crate::payload::JobPayload;
 use crate::publish::PublishConfig;
 use crate::recover::{self, PassReport, Recovery, RecoveryConfig, RecoveryError, Since};
@@ -54,6 +56,14 @@ pub struct ServiceConfig {
     pub admin_listen: SocketAddr,
     /// Names the admin listener answers to besides its own address.
     pub admin_allowed_hosts: Vec<String>,
+    /// The token every admin request must carry. Without one, the admin listener may only listen on a
+    /// loopback address ([`StartError::AdminUnprotected`]).
+    pub admin_token: Option<AdminToken>,
+    /// Whether `GET /metrics` on the admin listener is open without the token.
+    pub admin_metrics_public: bool,
+    /// Where the service counts what it does (served at `GET /metrics`); `None` makes a fresh one.
+    /// Give your own to read the same numbers in-process.
+    pub metrics: Option<Metrics>,
     /// Where jobs are kept (default: in memory).
     pub store: StoreConfig,
     /// Workers, capacity, attempts, backoff, lease.
@@ -93,6 +103,9 @@ impl ServiceConfig {
             listen: DEFAULT_LISTEN,
             admin_listen: DEFAULT_ADMIN_LISTEN,
             admin_allowed_hosts: Vec::new(),
+            admin_token: None,
+            admin_metrics_public: false,
+            metrics: None,
             store: StoreConfig::Memory(Retention::default()),
             queue: QueueConfig::default(),
             workspace: WorkspaceConfig::new(workspace_root),
@@ -257,6 +270,16 @@ pub enum StartError {
     /// The one repository of [`CloneFrom::Single`] is not `owner/name`.
     #[error("invalid repository for `clone_from`")]
     Repository(#[source] booty_event::RuleError),
+    /// The admin listener would listen beyond loopback with no token: anyone who can reach it could
+    /// cancel and retry jobs.
+    #[error(
+        "`admin_listen` is {addr}, which is not a loopback address, and no `admin_token` is set: set \
+         `admin_token` (or `admin_token_file`), or listen on 127.0.0.1"
+    )]
+    AdminUnprotected {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
     /// An allowed admin host is not a host.
     #[error("invalid `admin_allowed_hosts`")]
     AdminHosts(#[source] HostError),
@@ -332,18 +355,13 @@ impl Service {
     /// A [`StartError`] naming what could not be had.
     pub async fn start(config: ServiceConfig) -> Result<Self, StartError> {
         let store_name = config.store.name();
-        let recovery = match (config.recovery, &config.github) {
-            (None, _) => None,
-            (Some(recovery), Some(github)) => Some((
-                Recovery {
-                    github: github.clone(),
-                    hook: recovery.hook,
-                    max_age: recovery.max_age,
-                },
-                recovery.interval,
-            )),
-            (Some(_), None) => return Err(StartError::RecoveryWithoutGitHub),
-        };
+        let metrics = config.metrics.unwrap_or_default();
+        if config.admin_token.is_none() && !config.admin_listen.ip().is_loopback() {
+            return Err(StartError::AdminUnprotected {
+                addr: config.admin_listen,
+            });
+        }
+        let recovery = periodic_recovery(config.recovery, config.github.as_ref())?;
         let store = open_store(config.store).await?;
         let listen = |field, addr| async move {
             TcpListener::bind(addr)
@@ -370,6 +388,10 @@ impl Service {
 
         let workers = config.queue.workers;
         let trigger = serving_rule(config.trigger, &config.clone_from)?;
+        let issues_at = match &config.clone_from {
+            CloneFrom::GitHub { url } => Some(url.clone()),
+            CloneFrom::Single { .. } => None,
+        };
         let runner = Runner {
             workspaces: WorkspaceManager::new(config.workspace),
             clone_from: config.clone_from,
@@ -378,14 +400,20 @@ impl Service {
             github: config.github,
             publish: config.publish,
             max_attempts: config.queue.max_attempts,
+            metrics: Some(metrics.clone()),
         };
-        let queue = store.start(runner, config.queue).await?;
-        let admin = Admin::new(
-            Arc::new(QueueInspector::new(queue.clone())),
-            config.edge.limits,
-        )
-        .allow_hosts(&admin_hosts)
-        .map_err(StartError::AdminHosts)?;
+        let queue = store.start(runner, config.queue, metrics.clone()).await?;
+        let admin = admin_router(
+            &queue,
+            &metrics,
+            AdminSettings {
+                limits: config.edge.limits,
+                hosts: &admin_hosts,
+                token: config.admin_token,
+                metrics_public: config.admin_metrics_public,
+                issues_at,
+            },
+        )?;
         info!(
             webhook_addr = %webhook_addr,
             admin_addr = %admin_addr,
@@ -395,25 +423,18 @@ impl Service {
         );
 
         let (stop_edge, stop_admin) = (CancellationToken::new(), CancellationToken::new());
-        let sink = Arc::new(QueueSink::new(
-            queue.clone(),
-            trigger,
-            JobPayload::from_submission,
-        ));
+        let sink = Arc::new(
+            QueueSink::new(queue.clone(), trigger, JobPayload::from_submission)
+                .with_metrics(metrics.clone()),
+        );
         let recovery = recovery.map(|(recovery, interval)| {
-            let stop = CancellationToken::new();
-            let task = tokio::spawn(recover::run_periodically(
-                recovery,
-                queue.clone(),
-                Arc::clone(&sink),
-                interval,
-                stop.clone(),
-            ));
-            (task, stop)
+            spawn_recovery(recovery, interval, &queue, Arc::clone(&sink))
         });
+        let mut edge_config = config.edge;
+        edge_config.observer = Some(Arc::new(metrics.clone()));
         let edge = tokio::spawn(booty_edge::serve(
             listener,
-            config.edge,
+            edge_config,
             sink,
             stop_edge.clone().cancelled_owned(),
         ));
@@ -491,6 +512,43 @@ impl Service {
         let admin = joined("admin", self.admin.await);
         edge.and(admin).map(|()| report)
     }
+}
+
+/// The service's recovery and the time between its passes; it needs GitHub.
+fn periodic_recovery(
+    config: Option<RecoveryConfig>,
+    github: Option<&GitHub>,
+) -> Result<Option<(Recovery, Duration)>, StartError> {
+    match (config, github) {
+        (None, _) => Ok(None),
+        (Some(recovery), Some(github)) => Ok(Some((
+            Recovery {
+                github: github.clone(),
+                hook: recovery.hook,
+                max_age: recovery.max_age,
+            },
+            recovery.interval,
+        ))),
+        (Some(_), None) => Err(StartError::RecoveryWithoutGitHub),
+    }
+}
+
+/// Runs `recovery` every `interval` through `sink` until the returned token is cancelled.
+fn spawn_recovery(
+    recovery: Recovery,
+    interval: Duration,
+    queue: &Queue<JobPayload>,
+    sink: Arc<QueueSink<JobPayload>>,
+) -> (JoinHandle<()>, CancellationToken) {
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(recover::run_periodically(
+        recovery,
+        queue.clone(),
+        sink,
+        interval,
+        stop.clone(),
+    ));
+    (task, stop)
 }
 
 /// The rule the sink routes with: `trigger`, serving the one repository there is for
@@ -589,11 +647,12 @@ impl OpenStore {
         self,
         runner: Runner,
         config: QueueConfig,
+        metrics: Metrics,
     ) -> Result<Queue<JobPayload>, booty_queue::StartError> {
         match self {
-            Self::Memory(store) => Queue::start(store, runner, config).await,
-            Self::Sqlite(store) => Queue::start(store, runner, config).await,
-            Self::Postgres(store) => Queue::start(store, runner, config).await,
+            Self::Memory(store) => Queue::start_with(store, runner, config, metrics).await,
+            Self::Sqlite(store) => Queue::start_with(store, runner, config, metrics).await,
+            Self::Postgres(store) => Queue::start_with(store, runner, config, metrics).await,
         }
     }
 }
@@ -609,6 +668,49 @@ impl OpenStore {
             Self::Postgres(store) => Queue::submit_only(store, config),
         }
     }
+}
+
+/// What the admin listener is configured with.
+struct AdminSettings<'a> {
+    limits: booty_edge::Limits,
+    hosts: &'a [String],
+    token: Option<AdminToken>,
+    metrics_public: bool,
+    issues_at: Option<String>,
+}
+
+/// The admin listener over `queue`: its jobs, its token, and `metrics` with the queue's depth read at
+/// each scrape.
+fn admin_router(
+    queue: &Queue<JobPayload>,
+    metrics: &Metrics,
+    settings: AdminSettings<'_>,
+) -> Result<Admin<QueueInspector<JobPayload>>, StartError> {
+    let admin = Admin::new(
+        Arc::new(QueueInspector::new(queue.clone())),
+        settings.limits,
+    )
+    .allow_hosts(settings.hosts)
+    .map_err(StartError::AdminHosts)?;
+    let admin = match settings.token {
+        Some(token) => admin.with_token(token),
+        None => admin,
+    };
+    let counted = queue.clone();
+    let exporter = Exporter {
+        metrics: metrics.clone(),
+        counts: move || {
+            let queue = counted.clone();
+            // A store that cannot count leaves the depth out of this scrape (and is counted in
+            // `booty_store_errors_total`); the rest is still served.
+            async move { queue.counts().await.ok() }
+        },
+    };
+    let admin = admin.with_metrics(Arc::new(exporter), settings.metrics_public);
+    Ok(match settings.issues_at {
+        Some(url) => admin.link_issues_to(url),
+        None => admin,
+    })
 }
 
 /// Removes the workspaces and event files a crashed run left under `root`, leaving those a live process

@@ -9,6 +9,8 @@ use booty_queue::{CancelTarget, NewJob, Queue, QueueError, Submitted};
 use hyper::body::Bytes;
 use tokio::time::Instant;
 
+use crate::metrics::Metrics;
+
 /// A trigger on its way to the queue: what a [`QueueSink`] makes a job's payload from.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -42,6 +44,7 @@ pub struct QueueSink<P> {
     queue: Queue<P>,
     rule: TriggerRule,
     make: Arc<MakePayload<P>>,
+    metrics: Option<Metrics>,
 }
 
 impl<P: Send + Sync + 'static> QueueSink<P> {
@@ -55,7 +58,15 @@ impl<P: Send + Sync + 'static> QueueSink<P> {
             queue,
             rule,
             make: Arc::new(move |submission| make(submission).map_err(Into::into)),
+            metrics: None,
         }
+    }
+
+    /// Counts every answer in `metrics` (`booty_triggers_total`).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Cancels the unfinished jobs of the issue a cancellation is about (its lane): a queued one never
@@ -111,21 +122,42 @@ impl<P: Send + Sync + 'static> QueueSink<P> {
 
 impl<P: Send + Sync + 'static> Sink for QueueSink<P> {
     async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
+        let (answer, reason) = self.route(webhook).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.trigger(&answer, reason);
+        }
+        answer
+    }
+}
+
+impl<P: Send + Sync + 'static> QueueSink<P> {
+    /// The answer to one verified delivery (a trigger submitted, a cancellation carried out, or why not),
+    /// and for an ignored one the short name of why (`Ignored::code`, or `no_job_to_cancel`).
+    async fn route(&self, webhook: Webhook) -> (SinkAnswer, &'static str) {
         let trigger = match self.rule.decide(webhook.delivery.event(), &webhook.payload) {
             Ok(Decision::Trigger(trigger)) => *trigger,
             Ok(Decision::Cancel(cancellation)) => {
-                return self.cancel(&cancellation, &webhook.delivery).await;
+                let answer = self.cancel(&cancellation, &webhook.delivery).await;
+                let reason = match answer {
+                    SinkAnswer::Ignored(_) => NOTHING_TO_CANCEL,
+                    _ => "",
+                };
+                return (answer, reason);
             }
-            Ok(Decision::Ignored(reason)) => return SinkAnswer::Ignored(reason.to_string()),
-            Err(err) => return SinkAnswer::BadRequest(err.to_string()),
+            Ok(Decision::Ignored(reason)) => {
+                return (SinkAnswer::Ignored(reason.to_string()), reason.code());
+            }
+            Err(err) => return (SinkAnswer::BadRequest(err.to_string()), ""),
         };
-        self.submit(Submission {
-            delivery: webhook.delivery,
-            trigger,
-            payload: webhook.payload,
-            deadline: webhook.deadline,
-        })
-        .await
+        let answer = self
+            .submit(Submission {
+                delivery: webhook.delivery,
+                trigger,
+                payload: webhook.payload,
+                deadline: webhook.deadline,
+            })
+            .await;
+        (answer, "")
     }
 }
 

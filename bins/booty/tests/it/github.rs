@@ -173,6 +173,18 @@ fn with_app_credentials_each_clone_uses_an_installation_token_narrowed_to_its_re
     assert!(github.violations().is_empty(), "{:?}", github.violations());
     let lookups = github.requests_for("apps/get-repo-installation");
     assert_eq!(lookups.len(), 1, "{lookups:?}");
+    // The metrics counted GitHub's answers, by operation template (no names, no ids).
+    let metrics = scrape(booty.admin);
+    for line in [
+        "booty_github_requests_total{operation=\"POST /app/installations/{id}/access_tokens\",code=\"201\"} 1",
+        "booty_github_requests_total{operation=\"GET /repos/{owner}/{repo}/installation\",code=\"200\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
+    assert!(!metrics.contains("octo-org"), "{metrics}");
     let (status, log) = booty.terminate();
     assert!(status.success());
     let text: String = log.lines().iter().map(Value::to_string).collect();
@@ -331,4 +343,18 @@ fn each_trigger_works_on_its_own_repository_and_only_the_allowed_ones_are_served
         "{fetches:?}"
     );
     assert!(github.violations().is_empty(), "{:?}", github.violations());
+}
+
+/// `GET /metrics` on the admin listener (no token configured): the exposition.
+fn scrape(admin: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(admin).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split_once("\r\n\r\n").unwrap().1.to_owned()
 }

@@ -6,6 +6,7 @@
     reason = "tests unwrap: a failure is the test failing"
 )]
 
+mod admin;
 mod app;
 mod cancel;
 mod check;
@@ -13,6 +14,7 @@ mod chromium;
 mod faults;
 mod github;
 mod lifecycle;
+mod page;
 mod postgres;
 mod publish;
 mod recovery;

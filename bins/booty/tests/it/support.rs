@@ -339,6 +339,32 @@ impl Booty {
         }
     }
 
+    /// [`Booty::wait_for_final`] on a listener that needs the admin token `token`.
+    pub(crate) fn wait_for_final_with(&self, job_id: &str, token: &str) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let mut stream = TcpStream::connect(self.admin).unwrap();
+            write!(
+                stream,
+                "GET /jobs/{job_id} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+                 Connection: close\r\n\r\n",
+                self.admin
+            )
+            .unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            let body = response.split_once("\r\n\r\n").unwrap().1;
+            let job: Value = serde_json::from_str(body).unwrap();
+            if ["succeeded", "failed", "abandoned", "cancelled"]
+                .contains(&job["state"].as_str().unwrap_or_default())
+            {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {job_id} not final: {job}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub(crate) fn terminate(mut self) -> (ExitStatus, Log) {
         signal(&self.child, "TERM");

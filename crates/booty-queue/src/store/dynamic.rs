@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::job::{Job, JobId, JobSnapshot, Submitted};
-use crate::query::{CancelTarget, JobCounts, JobQuery};
+use crate::query::{CancelTarget, JobCounts, JobQuery, Retried};
 use crate::store::{Admission, Claim, Exclusive, Lease, Outcome, Renewal, Store, StoreError};
 use crate::time::Timestamp;
 
@@ -46,6 +46,11 @@ pub(crate) trait DynStore<P>: Send + Sync {
         reason: &'a str,
         now: Timestamp,
     ) -> BoxFuture<'a, Result<Vec<JobSnapshot>, StoreError>>;
+    fn reopen<'a>(
+        &'a self,
+        job_id: &'a str,
+        capacity: usize,
+    ) -> BoxFuture<'a, Result<Retried, StoreError>>;
     fn reclaim_expired(
         &self,
         now: Timestamp,
@@ -126,6 +131,14 @@ where
         now: Timestamp,
     ) -> BoxFuture<'a, Result<Vec<JobSnapshot>, StoreError>> {
         Box::pin(Store::cancel(self, target, reason, now))
+    }
+
+    fn reopen<'a>(
+        &'a self,
+        job_id: &'a str,
+        capacity: usize,
+    ) -> BoxFuture<'a, Result<Retried, StoreError>> {
+        Box::pin(Store::reopen(self, job_id, capacity))
     }
 
     fn reclaim_expired(

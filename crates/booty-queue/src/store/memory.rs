@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::job::{Job, JobId, JobOutput, JobSnapshot, JobState, Submitted};
-use crate::query::{CancelTarget, JobCounts, JobQuery};
+use crate::query::{CancelTarget, JobCounts, JobQuery, Retried};
 use crate::store::{
     Claim, LEASE_EXPIRED, Lease, Outcome, RESTARTED, Renewal, Retention, Store, StoreError,
 };
@@ -230,6 +230,19 @@ impl<P: Send + Sync + 'static> Store<P> for MemoryStore<P> {
         }
         state.evict_finished(self.retention.retained_finished);
         Ok(changed)
+    }
+
+    async fn reopen(&self, job_id: &str, capacity: usize) -> Result<Retried, StoreError> {
+        let mut state = self.lock("reopen")?;
+        let Some(&seq) = state.ids.get(job_id) else {
+            return Ok(Retried::NotFound);
+        };
+        let entry = &state.jobs[&seq];
+        let found = Some(entry.snapshot.clone());
+        match Retried::decide(found, entry.payload.is_some(), state.waiting, capacity) {
+            Retried::Queued(_) => Ok(Retried::Queued(state.reopen(seq))),
+            other => Ok(other),
+        }
     }
 
     async fn close(&self, now: Timestamp) -> Result<Vec<JobSnapshot>, StoreError> {
@@ -513,6 +526,34 @@ impl<P> State<P> {
         }
     }
 
+    /// A final job goes back to `queued` under a new sequence number, last in its lane, no longer
+    /// counted as finished.
+    fn reopen(&mut self, seq: u64) -> JobSnapshot {
+        self.finished.retain(|&other| other != seq);
+        let mut entry = self.jobs.remove(&seq).expect("reopened job is stored");
+        let new = self.next_seq;
+        self.next_seq += 1;
+        entry.snapshot.seq = new;
+        entry.snapshot.finished_at = None;
+        entry.snapshot.retry_at = None;
+        entry.cancel_reason = None;
+        self.ids.insert(entry.snapshot.job_id.clone(), new);
+        let first_in_lane = match &entry.snapshot.lane {
+            Some(lane) => {
+                let queue = self.lanes.entry(lane.clone()).or_default();
+                queue.push_back(new);
+                queue.len() == 1
+            }
+            None => true,
+        };
+        self.jobs.insert(new, entry);
+        self.set_state(new, JobState::Queued);
+        if first_in_lane {
+            self.ready.insert(new);
+        }
+        self.jobs[&new].snapshot.clone()
+    }
+
     /// A job that was first in its lane goes back to `queued`, still first.
     fn requeue(&mut self, seq: u64) {
         self.set_state(seq, JobState::Queued);
@@ -541,7 +582,9 @@ impl<P> State<P> {
         }
         entry.snapshot.finished_at = Some(now);
         entry.snapshot.error = error;
-        entry.payload = None;
+        if !state.is_retryable() {
+            entry.payload = None;
+        }
         if let Some(key) = &entry.snapshot.lane {
             let lane = self
                 .lanes

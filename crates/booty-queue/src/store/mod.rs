@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::job::{Job, JobId, JobSnapshot, JobState, Submitted};
-use crate::query::{CancelTarget, JobCounts, JobQuery};
+use crate::query::{CancelTarget, JobCounts, JobQuery, Retried};
 use crate::time::Timestamp;
 
 pub use admission::Admission;
@@ -109,7 +109,8 @@ pub trait Store<P>: Send + Sync + 'static {
     ///
     /// The job goes to [`Outcome::state`], except that for a job whose cancellation was asked for while
     /// the attempt ran, an outcome that would run it again becomes `Cancelled`
-    /// ([`Outcome::unless_cancelled`]). A final state sets `finished_at = now`, may drop the payload,
+    /// ([`Outcome::unless_cancelled`]). A final state sets `finished_at = now`, drops the payload unless
+    /// the job may be retried ([`JobState::is_retryable`]),
     /// makes the lane's next job runnable, and counts against the finished-job retention bound (oldest
     /// finished dropped first). `Retry` keeps the job first in its lane, `retrying` until `at`. `Released`
     /// puts it back to `queued`, first in its lane, its attempt still counted.
@@ -132,6 +133,18 @@ pub trait Store<P>: Send + Sync + 'static {
         reason: &str,
         now: Timestamp,
     ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send;
+
+    /// Runs job `job_id` again if an operator asks, in one step, as [`Retried::decide`] rules from what
+    /// the store finds: the job, whether its payload is still held, and how many jobs wait against
+    /// `capacity`. When it answers [`Retried::Queued`], the job is `queued` again with a new `seq`
+    /// (after every job stored, so it runs after the jobs already waiting in its lane), its attempts
+    /// kept, `finished_at`, `retry_at`, its lease and any cancellation mark cleared, its error and output
+    /// kept, and it no longer counts as finished for retention. Any other answer changed nothing.
+    fn reopen(
+        &self,
+        job_id: &str,
+        capacity: usize,
+    ) -> impl Future<Output = Result<Retried, StoreError>> + Send;
 
     /// Takes back jobs whose lease expired (`lease_until <= now`): their worker died or lost contact.
     ///
@@ -471,6 +484,14 @@ impl<P, S: Store<P>> Store<P> for Arc<S> {
         now: Timestamp,
     ) -> impl Future<Output = Result<Vec<JobSnapshot>, StoreError>> + Send {
         S::cancel(self, target, reason, now)
+    }
+
+    fn reopen(
+        &self,
+        job_id: &str,
+        capacity: usize,
+    ) -> impl Future<Output = Result<Retried, StoreError>> + Send {
+        S::reopen(self, job_id, capacity)
     }
 
     fn reclaim_expired(

@@ -60,7 +60,7 @@ use sqlx::{ConnectOptions, Connection, PgPool, SqlStr};
 use tokio::sync::Notify;
 
 use crate::job::{Job, JobId, JobSnapshot, JobState, MetadataValue, Submitted};
-use crate::query::{CancelTarget, JobCounts, JobQuery};
+use crate::query::{CancelTarget, JobCounts, JobQuery, Retried};
 use crate::store::{
     Admission, Claim, Exclusive, Lease, Outcome, Renewal, Store, StoreError, Wakeups,
 };
@@ -308,6 +308,13 @@ where
         with_retry!(
             self.retry("cancel", Patience::Once),
             self.try_cancel(target, reason, now)
+        )
+    }
+
+    async fn reopen(&self, job_id: &str, capacity: usize) -> Result<Retried, StoreError> {
+        with_retry!(
+            self.retry("reopen", Patience::Once),
+            self.try_reopen(job_id, capacity)
         )
     }
 

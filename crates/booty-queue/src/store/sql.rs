@@ -118,7 +118,8 @@ macro_rules! apply_statement {
                     finished_seq = CASE WHEN $7 THEN ",
             $finished_seq,
             " END,
-                    payload = CASE WHEN $7 THEN NULL ELSE payload END,
+                    payload = CASE WHEN $7 AND $2 NOT IN ('failed', 'cancelled') THEN NULL
+                                   ELSE payload END,
                     output = CASE WHEN $9 THEN $10 ELSE output END
               WHERE seq = $1
              RETURNING ",
@@ -131,7 +132,8 @@ pub(super) use apply_statement;
 /// Puts job `seq` in the state `outcome` leads to, and drops its lease (and the owner too when
 /// `disown`: a job taken back from a lost attempt, or cancelled while waiting; a recorded outcome keeps
 /// it, so a retried PostgreSQL `finish` can tell its own write); `output` says what becomes of its
-/// output. A final job is finished now, numbered in finishing order, its payload dropped. `statement`
+/// output. A final job is finished now, numbered in finishing order, its payload dropped unless it may be
+/// retried ([`JobState::is_retryable`]: the same states the statement names). `statement`
 /// is the store's [`apply_statement!`].
 #[allow(
     clippy::too_many_arguments,
@@ -177,6 +179,43 @@ where
         .await?;
     snapshot(&row)
 }
+
+/// `Store::reopen`'s first look: the job, and whether its payload is still held (`$1`: the job id), with
+/// `$lock` after it (PostgreSQL's `FOR UPDATE`).
+macro_rules! retry_find {
+    ($lock:literal) => {
+        concat!(
+            "SELECT ",
+            $crate::store::sql::snapshot_columns!(),
+            ", payload IS NOT NULL AS has_payload FROM booty_jobs WHERE job_id = $1",
+            $lock
+        )
+    };
+}
+pub(super) use retry_find;
+
+/// `Store::reopen`'s update once [`Retried::decide`](crate::Retried::decide) said `Queued` (`$1`: the
+/// job's `seq`): back to `queued` under the new `seq` `$new_seq` (after every job stored), no longer
+/// finished, leased or marked for cancellation.
+macro_rules! reopen_statement {
+    ($new_seq:literal) => {
+        concat!(
+            "UPDATE booty_jobs
+                SET seq = ",
+            $new_seq,
+            ", state = 'queued', finished_at_ms = NULL, finished_seq = NULL, retry_at_ms = NULL,
+                    lease_owner = NULL, lease_until_ms = NULL, cancel_reason = NULL
+              WHERE seq = $1
+             RETURNING ",
+            $crate::store::sql::snapshot_columns!()
+        )
+    };
+}
+pub(super) use reopen_statement;
+
+/// How many jobs wait (`queued` or `retrying`): what a queue's capacity counts.
+pub(super) const COUNT_WAITING: &str =
+    "SELECT count(*) FROM booty_jobs WHERE state IN ('queued', 'retrying')";
 
 /// `Store::cancel` for one unfinished job, `seq` in `state`, in the caller's transaction: a running job
 /// is marked (its renewals answer `CancelRequested`), any other becomes `cancelled` now through

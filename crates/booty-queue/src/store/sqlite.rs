@@ -55,7 +55,7 @@ use tracing::warn;
 
 use crate::chain::Chain;
 use crate::job::{Job, JobId, JobSnapshot, Submitted};
-use crate::query::{CancelTarget, JobCounts, JobQuery};
+use crate::query::{CancelTarget, JobCounts, JobQuery, Retried};
 use crate::store::sql::{self, SqlStore, bigint, millis, snapshot, snapshot_columns};
 use crate::store::{Admission, Claim, Lease, Outcome, Renewal, Store, StoreError};
 use crate::time::Timestamp;
@@ -372,6 +372,10 @@ where
         now: Timestamp,
     ) -> Result<Vec<JobSnapshot>, StoreError> {
         self.cancel_jobs(target, reason, now).await
+    }
+
+    async fn reopen(&self, job_id: &str, capacity: usize) -> Result<Retried, StoreError> {
+        self.reopen_job(job_id, capacity).await
     }
 
     async fn reclaim_expired(

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use booty_queue::{
     CancelTarget, Claim, Job, JobCounts, JobId, JobQuery, JobSnapshot, JobState, Lease,
-    MetadataValue, Outcome, Renewal, Store, StoreError, Submitted, Timestamp,
+    MetadataValue, Outcome, Renewal, Retried, Store, StoreError, Submitted, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
@@ -156,6 +156,14 @@ impl<S: Store<Payload>, G: Send + Sync + 'static> Store<Payload> for Guarded<S, 
         self.store.close(now)
     }
 
+    fn reopen(
+        &self,
+        job_id: &str,
+        capacity: usize,
+    ) -> impl Future<Output = Result<Retried, StoreError>> + Send {
+        self.store.reopen(job_id, capacity)
+    }
+
     fn wakeups(&self) -> booty_queue::Wakeups {
         self.store.wakeups()
     }
@@ -242,7 +250,10 @@ macro_rules! store_contract_tests {
             cancelling_a_lane_cancels_its_waiting_jobs_and_marks_its_running_one,
             a_running_job_asked_to_cancel_whose_lease_expires_is_cancelled_not_requeued,
             the_output_of_an_attempt_is_recorded_with_its_outcome,
-            dedupe_keys_are_looked_up_without_inserting_and_bookmarks_are_kept
+            dedupe_keys_are_looked_up_without_inserting_and_bookmarks_are_kept,
+            a_failed_or_cancelled_job_reopens_with_its_payload_and_attempts_continue,
+            reopen_refuses_unknown_and_unfinished_jobs_and_a_full_queue_and_queues_behind_the_lane,
+            a_reopened_job_leaves_the_retention_bound_until_it_finishes_again
         );
     };
     // The attributes travel as one token tree: a repetition cannot be nested inside the one over checks.
@@ -1279,4 +1290,151 @@ pub(crate) async fn dedupe_keys_are_looked_up_without_inserting_and_bookmarks_ar
     assert!(held.is_some());
     held.unwrap().release().await;
     assert!(store.try_exclusive("recovery").await.unwrap().is_some());
+}
+
+async fn reopen(store: &impl Store<Payload>, id: &str) -> Retried {
+    store.reopen(id, ROOMY).await.unwrap()
+}
+
+pub(crate) async fn a_failed_or_cancelled_job_reopens_with_its_payload_and_attempts_continue(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    let failed = accept(&store, job("f", Some(1), 1)).await;
+    let cancelled = accept(&store, job("c", Some(2), 2)).await;
+    let (first, lease) = claim(&store, at(1)).await;
+    assert_eq!(first.id, failed);
+    let outcome = Outcome::Failed {
+        error: "exit status 1".to_owned(),
+    };
+    store
+        .finish(&lease, outcome, Some("it broke"), at(2))
+        .await
+        .unwrap();
+    cancel(&store, CancelTarget::Job(cancelled.clone()), at(3)).await;
+
+    // The failed job: queued again, first in line, its attempt still counted, error and output kept.
+    let Retried::Queued(reopened) = reopen(&store, failed.as_str()).await else {
+        panic!("a failed job is reopened");
+    };
+    assert_eq!(reopened, state(&store, &failed).await);
+    assert_eq!(reopened.state, JobState::Queued);
+    assert_eq!(reopened.attempts, 1);
+    assert_eq!(reopened.finished_at, None);
+    assert_eq!(reopened.retry_at, None);
+    assert_eq!(reopened.error.as_deref(), Some("exit status 1"));
+    assert_eq!(reopened.output.as_deref(), Some("it broke"));
+    assert_eq!(store.count().await.unwrap().queued, 1);
+    let (again, lease) = claim(&store, at(4)).await;
+    assert_eq!(again.id, failed);
+    assert_eq!(again.attempt, 2, "attempts continue");
+    assert_eq!(*again.payload, *job("f", Some(1), 1).payload);
+    succeed(&store, &lease, at(5)).await;
+    let done = state(&store, &failed).await;
+    assert_eq!((done.state, done.error), (JobState::Succeeded, None));
+    // A succeeded job is not run again.
+    assert!(matches!(
+        reopen(&store, failed.as_str()).await,
+        Retried::NotRetryable(job) if job.state == JobState::Succeeded
+    ));
+
+    // The cancelled job never ran: it reopens with no attempt counted and runs its first.
+    let Retried::Queued(reopened) = reopen(&store, cancelled.as_str()).await else {
+        panic!("a cancelled job is reopened");
+    };
+    assert_eq!((reopened.state, reopened.attempts), (JobState::Queued, 0));
+    let (again, lease) = claim(&store, at(6)).await;
+    assert_eq!((again.id.clone(), again.attempt), (cancelled.clone(), 1));
+    assert_eq!(*again.payload, *job("c", Some(2), 2).payload);
+    // Its old cancellation does not stop the new attempt.
+    assert_eq!(
+        store
+            .renew(&lease, at(7).saturating_add(LEASE))
+            .await
+            .unwrap(),
+        Renewal::Extended
+    );
+}
+
+pub(crate) async fn reopen_refuses_unknown_and_unfinished_jobs_and_a_full_queue_and_queues_behind_the_lane(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let store = factory.make(WIDE).await;
+    assert_eq!(reopen(&store, "9-none").await, Retried::NotFound);
+    let a1 = accept(&store, job("a1", Some(1), 1)).await;
+    let a2 = accept(&store, job("a2", Some(1), 2)).await;
+    let (_, lease) = claim(&store, at(1)).await;
+    // Running and queued jobs are not reopened.
+    match reopen(&store, a1.as_str()).await {
+        Retried::NotRetryable(job) => assert_eq!(job.state, JobState::Running),
+        other => panic!("a running job: {other:?}"),
+    }
+    match reopen(&store, a2.as_str()).await {
+        Retried::NotRetryable(job) => assert_eq!(job.state, JobState::Queued),
+        other => panic!("a queued job: {other:?}"),
+    }
+    let failure = Outcome::Failed {
+        error: "no".to_owned(),
+    };
+    store.finish(&lease, failure, None, at(2)).await.unwrap();
+    // a2 now runs in a1's lane.
+    let (running, lease) = claim(&store, at(3)).await;
+    assert_eq!(running.id, a2);
+    let before = state(&store, &a1).await;
+    // A full queue refuses, and nothing changes: one job waits (b), and the capacity is one.
+    let b = accept(&store, job("b", Some(2), 3)).await;
+    assert_eq!(store.reopen(a1.as_str(), 1).await.unwrap(), Retried::Busy);
+    assert_eq!(state(&store, &a1).await, before, "nothing changed");
+    // With room, a1 is queued behind every job stored, so behind a2 in its lane: it waits for a2.
+    let Retried::Queued(reopened) = store.reopen(a1.as_str(), 2).await.unwrap() else {
+        panic!("a failed job with room in the queue is reopened");
+    };
+    let newest = store.list(&JobQuery::newest(1)).await.unwrap();
+    assert_eq!(ids(&newest), [a1.as_str()], "it is the newest job now");
+    assert!(reopened.seq > state(&store, &b).await.seq);
+    assert_eq!(claim(&store, at(4)).await.0.id, b);
+    assert_eq!(idle(&store, at(5)).await, None, "a1 waits for a2");
+    succeed(&store, &lease, at(6)).await;
+    assert_eq!(claim(&store, at(7)).await.0.id, a1);
+}
+
+pub(crate) async fn a_reopened_job_leaves_the_retention_bound_until_it_finishes_again(
+    factory: impl StoreFactory,
+    _: Kind,
+) {
+    let limits = Limits {
+        dedupe_capacity: 100,
+        retained_finished: 1,
+    };
+    let store = factory.make(limits).await;
+    let old = accept(&store, job("old", Some(1), 1)).await;
+    let (_, lease) = claim(&store, at(1)).await;
+    let failure = Outcome::Failed {
+        error: "no".to_owned(),
+    };
+    store.finish(&lease, failure, None, at(2)).await.unwrap();
+    assert!(matches!(
+        reopen(&store, old.as_str()).await,
+        Retried::Queued(_)
+    ));
+    let (again, running) = claim(&store, at(3)).await;
+    assert_eq!(again.id, old);
+    // Two other jobs finish: the bound of one finished job must not drop the reopened one.
+    for (n, delivery) in ["x", "y"].into_iter().enumerate() {
+        let id = accept(&store, job(delivery, Some(10 + n as u64), 10)).await;
+        let (claimed, lease) = claim(&store, at(4 + n as u64)).await;
+        assert_eq!(claimed.id, id);
+        succeed(&store, &lease, at(4 + n as u64)).await;
+    }
+    assert_eq!(state(&store, &old).await.state, JobState::Running);
+    assert!(
+        store.get("10-x").await.unwrap().is_none(),
+        "the bound still holds"
+    );
+    // Finished again, it counts again: the last one finished is the one kept.
+    succeed(&store, &running, at(9)).await;
+    let listed = store.list(&JobQuery::newest(10)).await.unwrap();
+    assert_eq!(ids(&listed), [old.as_str()]);
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use booty_queue::{
     Admission, Backoff, CancelTarget, Claim, Job, JobCounts, JobId, JobMetadata, JobOutput,
     JobQuery, JobSnapshot, JobState, Lease, MemoryStore, MetadataValue, NewJob, Outcome,
-    QueueConfig, Renewal, Store, StoreError, Submitted, Timestamp, Wakeups,
+    QueueConfig, Renewal, Retried, Store, StoreError, Submitted, Timestamp, Wakeups,
 };
 use tokio::sync::mpsc;
 
@@ -106,6 +106,10 @@ impl<P: Send + Sync + 'static> Store<P> for Observed<P> {
         now: Timestamp,
     ) -> Result<Vec<JobSnapshot>, StoreError> {
         self.inner.cancel(target, reason, now).await
+    }
+
+    async fn reopen(&self, job_id: &str, capacity: usize) -> Result<Retried, StoreError> {
+        self.inner.reopen(job_id, capacity).await
     }
 
     async fn finish(

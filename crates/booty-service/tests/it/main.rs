@@ -7,4 +7,5 @@
 )]
 
 mod admin;
+mod jobs;
 mod sink;

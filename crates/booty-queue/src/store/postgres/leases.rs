@@ -6,8 +6,8 @@ use sqlx::{Postgres, Row, Transaction};
 use super::PostgresStore;
 use super::retry::Failure;
 use crate::job::JobSnapshot;
-use crate::query::CancelTarget;
-use crate::store::sql::{self, OutputUpdate, apply_statement, bigint, millis};
+use crate::query::{CancelTarget, Retried};
+use crate::store::sql::{self, OutputUpdate, apply_statement, bigint, millis, retry_find};
 use crate::store::{LEASE_EXPIRED, Lease, Outcome, Renewal, StoreError};
 use crate::time::Timestamp;
 
@@ -40,6 +40,44 @@ impl PostgresStore {
                 None => Err(Failure::Store(StoreError::lease_lost(lease))),
             }
         })
+    }
+
+    /// One try of `reopen`: runs a failed or cancelled job again, in one transaction, as
+    /// [`Retried::decide`] rules. The job's row is locked; the new `seq` is the identity's next value,
+    /// so the job runs after every job already stored.
+    pub(super) async fn try_reopen(
+        &self,
+        job_id: &str,
+        capacity: usize,
+    ) -> Result<Retried, Failure> {
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query(retry_find!(" FOR UPDATE"))
+            .bind(job_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (job, has_payload) = match found {
+            Some(row) => (
+                Some(sql::snapshot(&row)?),
+                row.try_get::<bool, _>("has_payload")?,
+            ),
+            None => (None, false),
+        };
+        let waiting: i64 = sqlx::query_scalar(sql::COUNT_WAITING)
+            .fetch_one(&mut *tx)
+            .await?;
+        let waiting = usize::try_from(waiting).unwrap_or(usize::MAX);
+        let answer = match Retried::decide(job, has_payload, waiting, capacity) {
+            Retried::Queued(job) => {
+                let row = sqlx::query(sql::reopen_statement!("DEFAULT"))
+                    .bind(i64::try_from(job.seq).unwrap_or(i64::MAX))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                Retried::Queued(sql::snapshot(&row)?)
+            }
+            other => other,
+        };
+        tx.commit().await.map_err(Failure::Commit)?;
+        Ok(answer)
     }
 
     /// One try of `cancel`: cancels the waiting jobs of `target` and marks its running one, in one

@@ -1,14 +1,14 @@
 //! Claims and leases: taking the next runnable job, renewing its lease, recording how an attempt ended,
 //! taking back expired or orphaned jobs, and the finished-job retention bound.
 
-use sqlx::SqliteConnection;
+use sqlx::{Row, SqliteConnection};
 
 use super::connection::Tx;
 use super::{SqliteStore, backend};
 use crate::job::{Job, JobSnapshot, JobState, MetadataValue};
-use crate::query::{CancelTarget, JobCounts, JobQuery};
+use crate::query::{CancelTarget, JobCounts, JobQuery, Retried};
 use crate::store::sql::{
-    self, Claimed, OutputUpdate, SqlStore, apply_statement, bigint, millis, snapshot,
+    self, Claimed, OutputUpdate, SqlStore, apply_statement, bigint, millis, retry_find, snapshot,
     snapshot_columns, timestamp,
 };
 use crate::store::{LEASE_EXPIRED, Lease, Outcome, RESTARTED, Renewal, StoreError};
@@ -196,6 +196,48 @@ impl SqliteStore {
             Ok::<_, sqlx::Error>(changed)
         };
         cancelled.await.map_err(|err| backend("cancel", err))
+    }
+
+    /// `reopen`: runs a failed or cancelled job again, in one transaction, as [`Retried::decide`] rules.
+    pub(super) async fn reopen_job(
+        &self,
+        job_id: &str,
+        capacity: usize,
+    ) -> Result<Retried, StoreError> {
+        self.files.check("reopen")?;
+        let reopened = async {
+            let mut tx = Tx::begin(&self.pool).await?;
+            let found = sqlx::query(retry_find!(""))
+                .bind(job_id)
+                .fetch_optional(tx.connection())
+                .await?;
+            let (job, has_payload) = match found {
+                Some(row) => (
+                    Some(snapshot(&row)?),
+                    row.try_get::<bool, _>("has_payload")?,
+                ),
+                None => (None, false),
+            };
+            let waiting: i64 = sqlx::query_scalar(sql::COUNT_WAITING)
+                .fetch_one(tx.connection())
+                .await?;
+            let waiting = usize::try_from(waiting).unwrap_or(usize::MAX);
+            let answer = match Retried::decide(job, has_payload, waiting, capacity) {
+                Retried::Queued(job) => {
+                    let row = sqlx::query(sql::reopen_statement!(
+                        "(SELECT max(seq) + 1 FROM booty_jobs)"
+                    ))
+                    .bind(i64::try_from(job.seq).unwrap_or(i64::MAX))
+                    .fetch_one(tx.connection())
+                    .await?;
+                    Retried::Queued(snapshot(&row)?)
+                }
+                other => other,
+            };
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(answer)
+        };
+        reopened.await.map_err(|err| backend("reopen", err))
     }
 
     /// `list`: the jobs `query` matches, newest first.
