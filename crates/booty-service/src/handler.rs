@@ -247,14 +247,17 @@ impl Runner {
         })
     }
 
-    /// Publishes the work of a command that exited 0.
+    /// Publishes the work of a command that exited 0 (timed as the `publish` phase).
     async fn publish(
         &self,
         work: &Work<'_>,
         full_name: &str,
         reporter: &mut Reporter,
     ) -> Result<Status, Failure> {
-        publish::publish(work, reporter).await.map_err(|err| {
+        let publishing = Instant::now();
+        let published = publish::publish(work, reporter).await;
+        self.record("publish", publishing);
+        published.map_err(|err| {
             let hint = err.hint(full_name);
             let message = format!("publishing failed: {err}");
             Failure {

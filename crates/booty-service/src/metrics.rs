@@ -121,7 +121,7 @@ impl Metrics {
         booty.register_with_unit(
             "job_phase_duration",
             "How long each phase of a job attempt took: queue_wait (accepted to started), clone, \
-             command, attempt (the whole attempt)",
+             command, publish, attempt (the whole attempt)",
             Unit::Seconds,
             job_phase.clone(),
         );
@@ -225,7 +225,7 @@ impl Metrics {
             .inc();
     }
 
-    /// Records how long a phase of an attempt (`clone`, `command`) took.
+    /// Records how long a phase of an attempt (`clone`, `command`, `publish`) took.
     pub fn phase(&self, phase: &'static str, took: Duration) {
         self.inner
             .job_phase
