@@ -72,6 +72,7 @@ struct Inner {
     job_phase: HistogramFamily,
     job_retries: Counter,
     jobs_requeued: Counter,
+    deliveries_recovered: Counter,
     store_errors: Family<Labels, Counter>,
     jobs: Family<Labels, Gauge>,
     github_requests: Family<Labels, Counter>,
@@ -137,6 +138,13 @@ impl Metrics {
             "Failed or cancelled jobs an operator ran again (POST /jobs/{id}/retry)",
             jobs_requeued.clone(),
         );
+        let deliveries_recovered = Counter::default();
+        booty.register(
+            "deliveries_recovered",
+            "Webhook deliveries GitHub could not deliver that recovery read from the hook's log and \
+             submitted (each also counted in booty_triggers_total)",
+            deliveries_recovered.clone(),
+        );
         let store_errors = Family::<Labels, Counter>::default();
         booty.register(
             "store_errors",
@@ -172,6 +180,7 @@ impl Metrics {
                 job_phase,
                 job_retries,
                 jobs_requeued,
+                deliveries_recovered,
                 store_errors,
                 jobs,
                 github_requests,
@@ -231,6 +240,11 @@ impl Metrics {
             .job_phase
             .get_or_create(&vec![("phase", phase.to_owned())])
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts a missed delivery recovery submitted (`booty_deliveries_recovered_total`).
+    pub(crate) fn delivery_recovered(&self) {
+        self.inner.deliveries_recovered.inc();
     }
 
     /// The `event` label for `event`: itself while fewer than [`MAX_EVENT_LABELS`] are known, else
@@ -405,6 +419,7 @@ mod tests {
         call.rate_limit_remaining = Some(4999);
         ApiObserver::answered(&metrics, &call);
         metrics.phase("command", Duration::from_mins(90));
+        metrics.delivery_recovered();
         let text = metrics.render(Some(&JobCounts::default()));
         for line in [
             "booty_webhook_requests_total{event=\"issues\",code=\"202\"} 1",
@@ -416,6 +431,7 @@ mod tests {
             "booty_jobs{state=\"queued\"} 0",
             "booty_github_requests_total{operation=\"POST /app/installations/{id}/access_tokens\",code=\"201\"} 1",
             "booty_github_rate_limit_remaining 4999",
+            "booty_deliveries_recovered_total 1",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }

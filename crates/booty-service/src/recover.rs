@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::chain::error_chain;
+use crate::metrics::Metrics;
 use crate::payload::JobPayload;
 use crate::sink::QueueSink;
 
@@ -210,6 +211,8 @@ pub(crate) struct Recovery {
     pub(crate) github: GitHub,
     pub(crate) hook: RecoveryHook,
     pub(crate) max_age: Duration,
+    /// Where the deliveries it submits are counted, if anywhere.
+    pub(crate) metrics: Option<Metrics>,
 }
 
 /// One guid's attempts, as the list shows them.
@@ -350,6 +353,9 @@ impl Recovery {
                 _ => None,
             };
             self.log(&attempts, &outcome);
+            if let (MissedOutcome::Submitted { .. }, Some(metrics)) = (&outcome, &self.metrics) {
+                metrics.delivery_recovered();
+            }
             report.missed.push(Missed {
                 delivery_id: attempts.newest.guid.clone(),
                 attempt: attempts.newest.id.0,

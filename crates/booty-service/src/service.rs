@@ -361,7 +361,7 @@ impl Service {
                 addr: config.admin_listen,
             });
         }
-        let recovery = periodic_recovery(config.recovery, config.github.as_ref())?;
+        let recovery = periodic_recovery(config.recovery, config.github.as_ref(), &metrics)?;
         let store = open_store(config.store).await?;
         let listen = |field, addr| async move {
             TcpListener::bind(addr)
@@ -514,10 +514,11 @@ impl Service {
     }
 }
 
-/// The service's recovery and the time between its passes; it needs GitHub.
+/// The service's recovery, counted in `metrics`, and the time between its passes; it needs GitHub.
 fn periodic_recovery(
     config: Option<RecoveryConfig>,
     github: Option<&GitHub>,
+    metrics: &Metrics,
 ) -> Result<Option<(Recovery, Duration)>, StartError> {
     match (config, github) {
         (None, _) => Ok(None),
@@ -526,6 +527,7 @@ fn periodic_recovery(
                 github: github.clone(),
                 hook: recovery.hook,
                 max_age: recovery.max_age,
+                metrics: Some(metrics.clone()),
             },
             recovery.interval,
         ))),
@@ -596,6 +598,7 @@ pub async fn recover_once(
         github,
         hook: recovery.hook,
         max_age: recovery.max_age,
+        metrics: None,
     };
     let sink = QueueSink::new(queue.clone(), rule.clone(), JobPayload::from_submission);
     let target = if dry_run {

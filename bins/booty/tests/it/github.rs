@@ -346,7 +346,7 @@ fn each_trigger_works_on_its_own_repository_and_only_the_allowed_ones_are_served
 }
 
 /// `GET /metrics` on the admin listener (no token configured): the exposition.
-fn scrape(admin: std::net::SocketAddr) -> String {
+pub(crate) fn scrape(admin: std::net::SocketAddr) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(admin).unwrap();
     write!(

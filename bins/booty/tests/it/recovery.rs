@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use booty_testkit::github::{Caller, DeliverySeed, FakeGitHub, Fault, Hook};
 use serde_json::{Value, json};
 
-use crate::github::{Fake, app_settings, trigger_for};
+use crate::github::{Fake, app_settings, scrape, trigger_for};
 use crate::support::toml_value::V;
 use crate::support::{Booty, booty_in, check, lines, store_config};
 
@@ -234,6 +234,14 @@ fn missed_triggers_run_once_after_start_up_and_a_restart_resumes_from_the_stored
     assert_eq!(recovered[0]["event"], "issues");
     assert_eq!(recovered[0]["action"], "labeled");
     assert_eq!(recovered[1]["delivery_id"], "guid-12");
+    // The operator's numbers count them too.
+    let metrics = scrape(booty.admin);
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == "booty_deliveries_recovered_total 2"),
+        "{metrics}"
+    );
     for job in ["11-guid-11", "12-guid-12"] {
         assert_eq!(booty.wait_for_final(job)["state"], "succeeded");
     }
