@@ -50,7 +50,7 @@ pub enum GitError {
         /// ever in it, the token travels in a header git does not print).
         stderr: String,
     },
-    /// git ran past [`GIT_TIMEOUT`] and was killed.
+    /// git ran past its time limit (5 minutes) and was killed.
     #[error("`git {step}` timed out and was killed")]
     TimedOut {
         /// What it was asked to do.
