@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use booty_edge::{Sink, SinkAnswer, Webhook};
-use booty_event::{Cancellation, Decision, Delivery, IssueTrigger, TriggerRule};
+use booty_event::{Cancellation, Decision, Delivery, IssueTrigger, Subject, TriggerRule};
 use booty_queue::{CancelTarget, NewJob, Queue, QueueError, Submitted};
 use hyper::body::Bytes;
 use tokio::time::Instant;
@@ -111,7 +111,15 @@ impl<P: Send + Sync + 'static> QueueSink<P> {
 
 impl<P: Send + Sync + 'static> Sink for QueueSink<P> {
     async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
-        let trigger = match self.rule.decide(webhook.delivery.event(), &webhook.payload) {
+        self.deliver_described(webhook, &mut Subject::default())
+            .await
+    }
+
+    async fn deliver_described(&self, webhook: Webhook, subject: &mut Subject) -> SinkAnswer {
+        let decision =
+            self.rule
+                .decide_described(webhook.delivery.event(), &webhook.payload, subject);
+        let trigger = match decision {
             Ok(Decision::Trigger(trigger)) => *trigger,
             Ok(Decision::Cancel(cancellation)) => {
                 return self.cancel(&cancellation, &webhook.delivery).await;
