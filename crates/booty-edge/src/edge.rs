@@ -55,17 +55,7 @@ impl<S: Sink> Edge<S> {
         if request.uri().path() == WEBHOOK_PATH && request.method() == Method::POST {
             return self.webhook(request).await;
         }
-        traced::answer(request, |request| async move { self.route(&request) }).await
-    }
-
-    /// Every request but a delivery, answered and logged `request_answered` by [`traced::answer`].
-    fn route<B>(&self, request: &Request<B>) -> Reply {
-        match (request.uri().path(), request.method()) {
-            (WEBHOOK_PATH, _) => Reply::method_not_allowed("POST"),
-            (HEALTH_PATH, &Method::GET) => Reply::status(StatusCode::OK, "ok"),
-            (HEALTH_PATH, _) => Reply::method_not_allowed("GET"),
-            (path, _) => Reply::not_found(path),
-        }
+        traced::answer(request, |request| async move { route(&request) }).await
     }
 
     /// One delivery, answered with its `x-request-id` and logged on one line, `webhook_answered` (see
@@ -308,6 +298,16 @@ impl<S: Sink> Edge<S> {
                 Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "storing the job failed")
             }
         }
+    }
+}
+
+/// Every request but a delivery, answered and logged `request_answered` by [`traced::answer`].
+fn route<B>(request: &Request<B>) -> Reply {
+    match (request.uri().path(), request.method()) {
+        (WEBHOOK_PATH, _) => Reply::method_not_allowed("POST"),
+        (HEALTH_PATH, &Method::GET) => Reply::status(StatusCode::OK, "ok"),
+        (HEALTH_PATH, _) => Reply::method_not_allowed("GET"),
+        (path, _) => Reply::not_found(path),
     }
 }
 
