@@ -17,6 +17,11 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
+mod writer;
+
+use writer::Background;
+pub(crate) use writer::flush;
+
 use crate::config::{ConfigError, LogFormat};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
@@ -37,14 +42,18 @@ pub(crate) fn init(format: LogFormat, level: &str) -> anyhow::Result<()> {
             .map_err(|err| anyhow::anyhow!("invalid `log_level` {level:?}: {err}"))?,
     };
     let registry = tracing_subscriber::registry();
+    // Lines are written by a thread of their own, off the request path (see `writer`).
+    let out = Background::start(std::io::stdout())
+        .map_err(|err| anyhow::anyhow!("could not start the log writer thread: {err}"))?;
     match format {
         LogFormat::Json => registry
-            .with(JsonLines::new(std::io::stdout).with_filter(filter))
+            .with(JsonLines::new(out).with_filter(filter))
             .try_init(),
         // Colours only for a terminal: a file or a pipe gets plain text.
         LogFormat::Pretty => registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    .with_writer(out)
                     .with_ansi(std::io::stdout().is_terminal())
                     .with_filter(filter),
             )

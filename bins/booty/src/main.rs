@@ -31,6 +31,9 @@ use crate::config::ConfigError;
 /// How long exit waits for blocking threads (clones, directory removal) still running after shutdown.
 const BLOCKING_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long exit waits for the log lines still queued to be written.
+const LOG_FLUSH_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -71,6 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // A clone stuck on a silent server only notices cancellation at its HTTP deadline; dropping
             // the runtime would wait for that blocking thread. Its directory is swept at the next start.
             runtime.shutdown_timeout(BLOCKING_GRACE);
+            logging::flush(LOG_FLUSH_GRACE);
             served?;
             Ok(ExitCode::SUCCESS)
         }

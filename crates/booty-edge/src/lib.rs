@@ -25,9 +25,12 @@
 //!    past the deadline is answered `503` for (see [`Sink`]).
 //!
 //! Every answer is JSON (`{"error": "..."}` for 4xx and 5xx, saying what was wrong) and carries
-//! `x-request-id`: the delivery id when the request has a valid one, a generated id otherwise. Each request
-//! runs in one `request` span with `method`, `path`, `delivery_id`, `event`, `status` and `latency_ms`;
-//! events use the messages of the design (`webhook_received`, `signature_rejected`, `event_ignored`, ...).
+//! `x-request-id`: the delivery id when the request has a valid one, a generated id otherwise. Each delivery
+//! is logged once at `info`, when its answer is known: `webhook_answered` with `delivery_id`, `event`,
+//! `action`, `status`, `outcome`, `reason`, `job_id`, `repository`, `issue_number` and `latency_ms` (the
+//! last four as the sink reports them through [`Sink::deliver_described`]); the steps that lead there are
+//! `debug` events (`webhook_received`, `signature_rejected`, `event_ignored`, ...). Other requests run in a
+//! `request` span and end with `request_answered`.
 //! Secrets and signature values are never logged; the error behind a `5xx` is, with all its causes. The one
 //! answer that is not the edge's is hyper's bodiless `431` for a request head over
 //! [`Limits::max_header_bytes`], given before the request reaches the edge.
@@ -93,6 +96,7 @@
 //! ```
 
 mod body;
+mod canonical;
 mod chain;
 mod config;
 mod decode;
@@ -107,6 +111,7 @@ mod slots;
 mod sniff;
 mod traced;
 
+pub use booty_event::Subject;
 pub use config::{DEFAULT_MAX_BODY_BYTES, EdgeConfig, Limits};
 pub use edge::{Edge, HEALTH_PATH, WEBHOOK_PATH, serve};
 pub use hosts::{AllowedHosts, HostError, check_allowed_host};

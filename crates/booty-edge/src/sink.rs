@@ -3,7 +3,7 @@
 use std::error::Error;
 use std::future::Future;
 
-use booty_event::Delivery;
+use booty_event::{Delivery, Subject};
 use hyper::body::Bytes;
 use tokio::time::Instant;
 
@@ -68,6 +68,18 @@ impl Webhook {
 pub trait Sink: Send + Sync + 'static {
     /// Decides what `webhook` is and records what it starts, or says why not.
     fn deliver(&self, webhook: Webhook) -> impl Future<Output = SinkAnswer> + Send;
+
+    /// [`Sink::deliver`], also filling in `subject` with what the delivery turned out to be about (its
+    /// action, repository and issue), for the edge's one log line per webhook (`webhook_answered`). The
+    /// edge calls this one; the default leaves `subject` empty.
+    fn deliver_described<'a>(
+        &'a self,
+        webhook: Webhook,
+        subject: &'a mut Subject,
+    ) -> impl Future<Output = SinkAnswer> + Send + 'a {
+        let _ = subject;
+        self.deliver(webhook)
+    }
 }
 
 /// A sink's answer, and the status the edge turns it into.

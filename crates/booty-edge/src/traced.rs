@@ -4,11 +4,11 @@ use std::future::Future;
 use std::time::Instant;
 
 use booty_event::{DELIVERY_HEADER, EVENT_HEADER};
-use hyper::header::HeaderValue;
 use hyper::{Request, Response};
 use tracing::field::Empty;
 use tracing::{Instrument, info, info_span};
 
+use crate::canonical::loggable;
 use crate::reply::{Reply, ResponseBody};
 use crate::request_id;
 
@@ -66,12 +66,4 @@ where
     span.record("latency_ms", latency_ms);
     span.in_scope(|| info!(status, latency_ms, "request_answered"));
     reply.into_response(request_id)
-}
-
-/// A header value as a log field, when it looks like an event name (GitHub's are short snake case), so a
-/// client cannot put line breaks or kilobytes into the log.
-fn loggable(value: &HeaderValue) -> Option<&str> {
-    let name = value.to_str().ok()?;
-    (!name.is_empty() && name.len() <= 64 && name.bytes().all(|byte| byte.is_ascii_graphic()))
-        .then_some(name)
 }

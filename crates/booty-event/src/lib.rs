@@ -93,5 +93,5 @@ pub use model::{
 pub use payload::{Payload, PayloadError, PayloadFormat};
 pub use trigger::{
     CancelReason, Cancellation, DEFAULT_TRIGGER_LABEL, Decision, Ignored, IssueTrigger,
-    MAX_ISSUE_NUMBER, Repositories, RuleError, TriggerError, TriggerRule,
+    MAX_ISSUE_NUMBER, Repositories, RuleError, Subject, TriggerError, TriggerRule,
 };

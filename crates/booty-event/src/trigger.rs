@@ -152,6 +152,22 @@ impl TriggerRule {
     /// lacks `issue`, `repository` or `sender`; [`TriggerError::MissingLabel`] when a `labeled` one lacks
     /// `label`.
     pub fn decide(&self, event: &str, json: &[u8]) -> Result<Decision, TriggerError> {
+        self.decide_described(event, json, &mut Subject::default())
+    }
+
+    /// [`TriggerRule::decide`], also filling in `subject` with what the payload says the event is about
+    /// (the action, repository and issue of an `issues` event), as far as it was read before the decision
+    /// or the error: what a log line about the delivery names. Nothing is decoded for it that the decision
+    /// does not decode anyway.
+    ///
+    /// # Errors
+    /// As [`TriggerRule::decide`].
+    pub fn decide_described(
+        &self,
+        event: &str,
+        json: &[u8],
+        subject: &mut Subject,
+    ) -> Result<Decision, TriggerError> {
         if event != IssuesEvent::NAME {
             event::decode::<IgnoredAny>(event, json)?;
             return Ok(Decision::Ignored(Ignored::Event {
@@ -159,6 +175,7 @@ impl TriggerRule {
             }));
         }
         let issues: IssuesEvent = event::decode(event, json)?;
+        subject.describe(&issues);
         self.decide_issues(Cow::Owned(issues))
     }
 
@@ -292,6 +309,27 @@ pub enum Decision {
     Cancel(Box<Cancellation>),
     /// Not a trigger; [`Ignored`]'s `Display` is the reason to answer with.
     Ignored(Ignored),
+}
+
+/// What an event is about, as far as routing read it: the fields a log line about the delivery names.
+/// Empty for events the rule decides on their name alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Subject {
+    /// The payload's `action`.
+    pub action: Option<String>,
+    /// The repository's `owner/name`.
+    pub repository: Option<String>,
+    /// The issue's number.
+    pub issue_number: Option<u64>,
+}
+
+impl Subject {
+    fn describe(&mut self, event: &IssuesEvent) {
+        self.action = Some(event.action.as_str().to_owned());
+        self.repository = Some(event.repository.full_name.clone());
+        self.issue_number = Some(event.issue.number);
+    }
 }
 
 /// Everything a job learns about the issue that triggered it.

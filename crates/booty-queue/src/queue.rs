@@ -193,7 +193,7 @@ impl<P: Send + Sync + 'static> Queue<P> {
             });
         }
         let Ok(in_flight) = Arc::clone(&self.inner.admission).try_acquire_owned() else {
-            job_event!(WARN, &job, "queue_busy", reason = "shutting_down");
+            job_event!(DEBUG, &job, "queue_busy", reason = "shutting_down");
             self.inner.engine.observer.submitted(&SubmissionAnswered {
                 job_id: &job.id,
                 kind: &job.kind,

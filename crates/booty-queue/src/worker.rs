@@ -192,7 +192,7 @@ impl<P: Send + Sync + 'static> Engine<P> {
                     id,
                     metadata: &metadata,
                 };
-                job_event!(INFO, job, "job_accepted");
+                job_event!(DEBUG, job, "job_accepted");
                 self.work.notify_one();
             }
             // Logged under the id of the job it duplicates.
@@ -201,14 +201,14 @@ impl<P: Send + Sync + 'static> Engine<P> {
                     id,
                     metadata: &metadata,
                 };
-                job_event!(INFO, job, "duplicate_delivery");
+                job_event!(DEBUG, job, "duplicate_delivery");
             }
             Submitted::Busy => {
                 let job = JobFields {
                     id: &submitted,
                     metadata: &metadata,
                 };
-                job_event!(WARN, job, "queue_busy", reason = "full");
+                job_event!(DEBUG, job, "queue_busy", reason = "full");
             }
         }
         Ok(answer)

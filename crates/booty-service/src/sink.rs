@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use booty_edge::{Sink, SinkAnswer, Webhook};
-use booty_event::{Cancellation, Decision, Delivery, IssueTrigger, TriggerRule};
+use booty_event::{Cancellation, Decision, Delivery, IssueTrigger, Subject, TriggerRule};
 use booty_queue::{CancelTarget, NewJob, Queue, QueueError, Submitted};
 use hyper::body::Bytes;
 use tokio::time::Instant;
@@ -122,7 +122,12 @@ impl<P: Send + Sync + 'static> QueueSink<P> {
 
 impl<P: Send + Sync + 'static> Sink for QueueSink<P> {
     async fn deliver(&self, webhook: Webhook) -> SinkAnswer {
-        let (answer, reason) = self.route(webhook).await;
+        self.deliver_described(webhook, &mut Subject::default())
+            .await
+    }
+
+    async fn deliver_described(&self, webhook: Webhook, subject: &mut Subject) -> SinkAnswer {
+        let (answer, reason) = self.route(webhook, subject).await;
         if let Some(metrics) = &self.metrics {
             metrics.trigger(&answer, reason);
         }
@@ -132,9 +137,13 @@ impl<P: Send + Sync + 'static> Sink for QueueSink<P> {
 
 impl<P: Send + Sync + 'static> QueueSink<P> {
     /// The answer to one verified delivery (a trigger submitted, a cancellation carried out, or why not),
-    /// and for an ignored one the short name of why (`Ignored::code`, or `no_job_to_cancel`).
-    async fn route(&self, webhook: Webhook) -> (SinkAnswer, &'static str) {
-        let trigger = match self.rule.decide(webhook.delivery.event(), &webhook.payload) {
+    /// and for an ignored one the short name of why (`Ignored::code`, or `no_job_to_cancel`); `subject`
+    /// gets what the delivery is about, for the edge's log line.
+    async fn route(&self, webhook: Webhook, subject: &mut Subject) -> (SinkAnswer, &'static str) {
+        let decision =
+            self.rule
+                .decide_described(webhook.delivery.event(), &webhook.payload, subject);
+        let trigger = match decision {
             Ok(Decision::Trigger(trigger)) => *trigger,
             Ok(Decision::Cancel(cancellation)) => {
                 let answer = self.cancel(&cancellation, &webhook.delivery).await;

@@ -22,8 +22,9 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use super::criterion::{self, Target};
-use super::fleet::Setup;
+use super::fleet::{Server, Setup};
 use super::ingest::{self, Load, SECRET};
+use super::octokit;
 use super::report::{CloneResult, Failure, IngestRow, Machine, Report, load_average};
 use crate::shell::{self, cargo, project_root};
 
@@ -43,6 +44,10 @@ pub(crate) struct AllArgs {
     /// Parts to leave out.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<Part>,
+    /// Another `booty` binary (say, a release build of `main`) measured in the same runs, taking turns
+    /// with this tree's, so the report sets the two side by side on the same machine at the same time.
+    #[arg(long, value_name = "PATH")]
+    baseline: Option<std::path::PathBuf>,
 }
 
 /// The parts of the whole run.
@@ -50,6 +55,8 @@ pub(crate) struct AllArgs {
 enum Part {
     Criterion,
     Ingest,
+    /// The `@octokit/webhooks` rows of the ingest part.
+    Octokit,
     Clone,
 }
 
@@ -130,7 +137,24 @@ pub(crate) fn run(args: &AllArgs) -> anyhow::Result<()> {
     if !args.skip.contains(&Part::Ingest) {
         ingest::ensure_taskset()?;
         let payload = root.join("crates/booty-event/tests/fixtures/issues.labeled.json");
+        let octokit = if args.skip.contains(&Part::Octokit) {
+            None
+        } else {
+            match octokit::install()? {
+                Ok(dir) => Some(dir),
+                Err(reason) => {
+                    println!("bench: the @octokit/webhooks rows are skipped: {reason}");
+                    None
+                }
+            }
+        };
+        let servers = Servers {
+            booty: &ingest::release_dir().join("booty"),
+            baseline: args.baseline.as_deref(),
+            octokit: octokit.as_deref(),
+        };
         ingest_stores(
+            &servers,
             &args.stores,
             &payload,
             &plan,
@@ -161,7 +185,7 @@ pub(crate) fn run(args: &AllArgs) -> anyhow::Result<()> {
             .map(|failure| failure.store.as_str())
             .collect();
         bail!(
-            "the ingest runs of {} failed (see the report; `--stores` chooses the stores)",
+            "the ingest runs of {} failed (see the report; `--stores` chooses the stores, `--skip octokit` leaves Node out)",
             stores.join(", ")
         );
     }
@@ -177,8 +201,19 @@ fn shown_store(store: &str) -> &str {
     }
 }
 
-/// One ingest configuration: a store, the deliveries sent and a connection count.
+/// What the ingest part measures: this tree's `booty`, and beside it a baseline `booty` and
+/// `@octokit/webhooks` when there are.
+struct Servers<'a> {
+    booty: &'a std::path::Path,
+    baseline: Option<&'a std::path::Path>,
+    octokit: Option<&'a std::path::Path>,
+}
+
+/// One ingest configuration: what serves, with which store, the deliveries sent and a connection count.
 struct Config<'a> {
+    server: Server<'a>,
+    /// The server as the report names it.
+    name: String,
     store: &'a str,
     event: &'static str,
     label: &'static str,
@@ -187,16 +222,35 @@ struct Config<'a> {
 }
 
 impl<'a> Config<'a> {
-    /// Every store's configurations, in the report's order.
-    fn all(stores: &'a [String], connections: &[usize]) -> Vec<Self> {
-        let mut configs = Vec::new();
+    /// Every configuration, in the report's order: each store with this tree's `booty` (and the
+    /// baseline's right after it), then `@octokit/webhooks`, which has no store.
+    fn all(servers: &Servers<'a>, stores: &'a [String], connections: &[usize]) -> Vec<Self> {
+        let mut booties = vec![(Server::Booty(servers.booty), "booty".to_owned())];
+        if let Some(baseline) = servers.baseline {
+            booties.push((
+                Server::Booty(baseline),
+                format!("booty baseline ({})", baseline.display()),
+            ));
+        }
+        let mut served: Vec<(Server<'a>, String, &'a str)> = Vec::new();
         for store in stores {
+            for (server, name) in &booties {
+                served.push((*server, name.clone(), store));
+            }
+        }
+        if let Some(dir) = servers.octokit {
+            served.push((Server::Octokit(dir), octokit::describe(dir), "none"));
+        }
+        let mut configs = Vec::new();
+        for (server, name, store) in served {
             for (event, label, status) in [
                 ("trigger", PAYLOAD_LABEL, 202),
                 ("ignored", OTHER_LABEL, 200),
             ] {
                 for &connections in connections {
                     configs.push(Config {
+                        server,
+                        name: name.clone(),
                         store,
                         event,
                         label,
@@ -208,11 +262,17 @@ impl<'a> Config<'a> {
         }
         configs
     }
+
+    /// The key a failed run is remembered under: the server and its store.
+    fn failure_key(&self) -> String {
+        format!("{} / {}", self.name, shown_store(self.store))
+    }
 }
 
 /// Every ingest configuration of every store, their runs taking turns (see the module documentation),
-/// appended to the report; a store whose run fails is reported as failed and not run again.
+/// appended to the report; a server and store whose run fails is reported as failed and not run again.
 fn ingest_stores(
+    servers: &Servers<'_>,
     stores: &[String],
     payload: &std::path::Path,
     plan: &Plan,
@@ -223,23 +283,23 @@ fn ingest_stores(
     let body = std::fs::read(payload)
         .with_context(|| format!("the payload {} is not readable", payload.display()))?;
     let signature = booty_signature::sign(SECRET.as_bytes(), &body);
-    let booty = release.join("booty");
     let xtask = release.join("xtask");
     let dir = std::env::temp_dir().join(format!("booty-bench-{}", std::process::id()));
-    let configs = Config::all(stores, connections);
+    let configs = Config::all(servers, stores, connections);
     let mut runs: Vec<Vec<ingest::Run>> = configs.iter().map(|_| Vec::new()).collect();
     let mut run_number = 0;
     for run in 1..=plan.ingest_runs {
         for (config, runs) in configs.iter().zip(&mut runs) {
             let store = shown_store(config.store);
-            if report.failed(store) {
+            let key = config.failure_key();
+            if report.failed(&key) {
                 continue;
             }
             // A directory per store, so the runs of one store never see another's files.
             let dir = dir.join(store);
             std::fs::create_dir_all(&dir)?;
             let setup = Setup {
-                booty: &booty,
+                server: config.server,
                 store: config.store,
                 processes: 1,
                 secret: SECRET,
@@ -257,16 +317,16 @@ fn ingest_stores(
                 expect: config.status,
             };
             println!(
-                "bench ingest: {store} store, {} deliveries (answered {}), booty on core {SERVER_CORE}, load on core {LOAD_CORE}",
-                config.event, config.status
+                "bench ingest: {}, {store} store, {} deliveries (answered {}), server on core {SERVER_CORE}, load on core {LOAD_CORE}",
+                config.name, config.event, config.status
             );
             match ingest::measure_fleet_run(&setup, &load, config.connections, run, &mut run_number)
             {
                 Ok(measured) => runs.push(measured),
                 Err(err) => {
-                    eprintln!("bench: the {store} store was not measured: {err:#}");
+                    eprintln!("bench: {key} was not measured: {err:#}");
                     report.ingest_failures.push(Failure {
-                        store: store.to_owned(),
+                        store: key,
                         error: format!("{err:#}"),
                     });
                 }
@@ -274,13 +334,13 @@ fn ingest_stores(
         }
     }
     for (config, runs) in configs.iter().zip(&runs) {
-        let store = shown_store(config.store);
-        if runs.is_empty() || report.failed(store) {
+        if runs.is_empty() || report.failed(&config.failure_key()) {
             continue;
         }
         let measured = ingest::Measured::of_runs(runs);
         report.ingest.push(IngestRow {
-            store: store.to_owned(),
+            server: config.name.clone(),
+            store: shown_store(config.store).to_owned(),
             event: config.event,
             status: config.status,
             connections: config.connections,

@@ -27,9 +27,19 @@ pub(super) struct Fleet {
     schema: Option<Schema>,
 }
 
+/// What serves the deliveries.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Server<'a> {
+    /// This `booty` binary, as `booty serve` with the setup's store.
+    Booty(&'a Path),
+    /// `@octokit/webhooks` on Node: the directory holding `server.mjs` and its `node_modules` (see
+    /// [`super::octokit`]). No store: the setup's store is ignored and one process is started.
+    Octokit(&'a Path),
+}
+
 /// What every process of a fleet is started with.
 pub(super) struct Setup<'a> {
-    pub(super) booty: &'a Path,
+    pub(super) server: Server<'a>,
     pub(super) store: &'a str,
     pub(super) processes: usize,
     pub(super) secret: &'a str,
@@ -43,6 +53,18 @@ pub(super) struct Setup<'a> {
 impl Fleet {
     /// Starts the processes (and the schema); `run` names the schema apart from other runs'.
     pub(super) fn start(setup: &Setup<'_>, run: usize) -> anyhow::Result<Self> {
+        let booty = match setup.server {
+            Server::Booty(booty) => booty,
+            Server::Octokit(dir) => {
+                let (child, addr) =
+                    super::octokit::start(dir, setup.secret, setup.label, setup.pin)?;
+                return Ok(Self {
+                    processes: vec![child],
+                    addrs: vec![addr],
+                    schema: None,
+                });
+            }
+        };
         let schema = Schema::for_store(setup.store, run)?;
         let store = schema
             .as_ref()
@@ -56,7 +78,7 @@ impl Fleet {
         for index in 0..setup.processes {
             let dir = setup.dir.join(format!("run{run}-process{index}"));
             std::fs::create_dir_all(&dir)?;
-            let (child, addr) = start_process(setup, &store, &repo, &dir)?;
+            let (child, addr) = start_process(setup, booty, &store, &repo, &dir)?;
             fleet.processes.push(child);
             fleet.addrs.push(addr);
         }
@@ -82,13 +104,13 @@ impl Fleet {
                 .args(["-TERM", &child.id().to_string()])
                 .status()?;
             if !status.success() {
-                bail!("could not signal booty process {}", child.id());
+                bail!("could not signal server process {}", child.id());
             }
         }
         for mut child in std::mem::take(&mut self.processes) {
             let status = child.wait()?;
             if !status.success() {
-                bail!("booty process {} exited with {status}", child.id());
+                bail!("server process {} exited with {status}", child.id());
             }
         }
         if let Some(schema) = self.schema.take() {
@@ -200,6 +222,7 @@ pub(crate) fn repository(dir: &Path) -> anyhow::Result<PathBuf> {
 /// Starts one `booty serve` and waits for its `listening` line.
 fn start_process(
     setup: &Setup<'_>,
+    booty: &Path,
     store: &str,
     repo: &Path,
     dir: &Path,
@@ -246,10 +269,10 @@ fn start_process(
     let mut command = match setup.pin {
         Some(core) => {
             let mut taskset = Command::new("taskset");
-            taskset.arg("-c").arg(core.to_string()).arg(setup.booty);
+            taskset.arg("-c").arg(core.to_string()).arg(booty);
             taskset
         }
-        None => Command::new(setup.booty),
+        None => Command::new(booty),
     };
     let mut child = command
         .args(["serve", "--config"])
@@ -258,7 +281,7 @@ fn start_process(
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .spawn()
-        .with_context(|| format!("starting {}", setup.booty.display()))?;
+        .with_context(|| format!("starting {}", booty.display()))?;
     let stdout = child.stdout.take().context("booty's stdout is piped")?;
     let (found, listening) = mpsc::channel();
     // Reads the log to its end: the address from the `listening` line, the rest discarded.

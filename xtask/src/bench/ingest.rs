@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::fleet::{Fleet, Setup};
+use super::fleet::{self, Fleet, Setup};
 use super::load::Outcome;
 use crate::shell::{self, cargo, project_root};
 
@@ -163,7 +163,7 @@ fn run_fleet(args: &IngestArgs, store: &str) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("booty-bench-ingest-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let setup = Setup {
-        booty: &release.join("booty"),
+        server: fleet::Server::Booty(&release.join("booty")),
         store,
         processes: args.processes,
         secret: SECRET,

@@ -11,6 +11,7 @@ mod criterion;
 pub(crate) mod fleet;
 mod ingest;
 mod load;
+mod octokit;
 mod report;
 
 use clap::{Args, Subcommand};

@@ -42,6 +42,9 @@ pub(super) struct Machine {
 /// One whole-system ingest configuration: medians over its runs.
 #[derive(Debug, Serialize)]
 pub(super) struct IngestRow {
+    /// What served: `booty`, `booty baseline (PATH)` or `@octokit/webhooks VERSION on Node VERSION`.
+    pub(super) server: String,
+    /// The store, or `none`.
     pub(super) store: String,
     /// `trigger` (answered 202) or `ignored` (a label that is not the trigger, answered 200).
     pub(super) event: &'static str,
@@ -52,7 +55,7 @@ pub(super) struct IngestRow {
     pub(super) p50_us: f64,
     pub(super) p99_us: f64,
     pub(super) max_us: f64,
-    /// booty's CPU time per request.
+    /// The server's CPU time per request.
     pub(super) cpu_us_per_request: f64,
     /// The largest `VmHWM` over the runs.
     pub(super) peak_rss_kib: u64,
@@ -176,6 +179,34 @@ impl Report {
             .any(|failure| failure.store == store)
     }
 
+    /// booty's rows against the others measured in the same run: for each store, event and connection
+    /// count, requests per second and CPU per request as ratios to the baseline's and to octokit's.
+    fn ratios(&self) -> Vec<(String, String)> {
+        let mut ratios = Vec::new();
+        for ours in self.ingest.iter().filter(|row| row.server == "booty") {
+            let others = self.ingest.iter().filter(|other| {
+                other.server != "booty"
+                    && other.event == ours.event
+                    && other.connections == ours.connections
+                    && (other.store == ours.store || other.store == "none")
+            });
+            for other in others {
+                ratios.push((
+                    format!(
+                        "booty ({} store) / {}, {} → {}, {} connections",
+                        ours.store, other.server, ours.event, ours.status, ours.connections
+                    ),
+                    format!(
+                        "{:.2}× the requests per second, {:.2}× the CPU per request",
+                        ours.requests_per_second / other.requests_per_second,
+                        ours.cpu_us_per_request / other.cpu_us_per_request
+                    ),
+                ));
+            }
+        }
+        ratios
+    }
+
     /// The machine line and the table, in Markdown (which reads as well on a terminal).
     pub(super) fn markdown(&self) -> String {
         let machine = &self.machine;
@@ -207,7 +238,7 @@ impl Report {
         }
         for ingest in &self.ingest {
             row(
-                "ingest (booty binary)",
+                &format!("ingest: {}", ingest.server),
                 &format!(
                     "{} store, {} → {}, {} connections",
                     ingest.store, ingest.event, ingest.status, ingest.connections
@@ -223,10 +254,13 @@ impl Report {
                 ),
             );
         }
+        for (case, result) in self.ratios() {
+            row("ingest: side by side", &case, &result);
+        }
         for failure in &self.ingest_failures {
             row(
-                "ingest (booty binary)",
-                &format!("{} store", failure.store),
+                "ingest",
+                &failure.store,
                 &format!("not measured: {}", failure.error),
             );
         }

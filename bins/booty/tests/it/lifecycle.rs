@@ -70,7 +70,6 @@ fn assert_lifecycle_logged(booty: &Booty, job_id: &str, delivery: &str) {
         .map(String::as_str)
         .filter(|message| {
             [
-                "job_accepted",
                 "job_started",
                 "workspace_ready",
                 "workspace_cleaned",
@@ -82,13 +81,32 @@ fn assert_lifecycle_logged(booty: &Booty, job_id: &str, delivery: &str) {
     assert_eq!(
         lifecycle,
         [
-            "job_accepted",
             "job_started",
             "workspace_ready",
             "workspace_cleaned",
             "job_succeeded"
         ],
         "{messages:?}"
+    );
+    // The delivery's one line: what it was about and what became of it.
+    let answered = booty.log.wait_for("the delivery's line", |line| {
+        line["message"] == "webhook_answered" && line["delivery_id"] == delivery
+    });
+    assert_eq!(answered["level"], "INFO", "{answered}");
+    assert_eq!(answered["status"], 202, "{answered}");
+    assert_eq!(answered["outcome"], "accepted", "{answered}");
+    assert_eq!(answered["job_id"], job_id, "{answered}");
+    assert_eq!(answered["event"], "issues", "{answered}");
+    assert_eq!(answered["action"], "labeled", "{answered}");
+    assert_eq!(
+        answered["repository"], "Codertocat/Hello-World",
+        "{answered}"
+    );
+    assert_eq!(answered["issue_number"], 1, "{answered}");
+    assert!(answered["latency_ms"].is_number(), "{answered}");
+    assert!(
+        !messages.iter().any(|message| message == "job_accepted"),
+        "job_accepted is a debug line now: {messages:?}"
     );
     let output = booty
         .log

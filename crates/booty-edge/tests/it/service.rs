@@ -23,7 +23,7 @@ fn webhook(delivery: &str, body: &[u8], signature: &str) -> Request<Full<Bytes>>
 }
 
 #[tokio::test]
-async fn handle_answers_without_a_socket_and_logs_one_span_per_request_without_secrets() {
+async fn handle_answers_without_a_socket_and_logs_one_line_per_delivery_without_secrets() {
     let (captured, _guard) = capture_logs();
 
     let sink = TestSink::accepting();
@@ -42,32 +42,50 @@ async fn handle_answers_without_a_socket_and_logs_one_span_per_request_without_s
     assert_eq!(rejected.status(), StatusCode::FORBIDDEN);
     assert_eq!(sink.submissions().len(), 1);
 
+    // At `info`, one line per delivery, written when its answer is known; the steps are `debug`.
     let log = captured.text();
     let lines: Vec<&str> = log.lines().collect();
-    let closed: Vec<&&str> = lines.iter().filter(|line| line.contains("close")).collect();
-    assert_eq!(closed.len(), 2, "one span per request:\n{log}");
-    for (line, delivery, status) in [(closed[0], "d-good", 202), (closed[1], "d-forged", 403)] {
-        for field in [
-            "method=POST".to_owned(),
-            "path=\"/webhooks/github\"".to_owned(),
-            format!("delivery_id=\"{delivery}\""),
-            "event=\"issues\"".to_owned(),
-            format!("status={status}"),
-            "latency_ms=".to_owned(),
-        ] {
-            assert!(line.contains(&field), "{field} missing from {line}");
+    assert_eq!(lines.len(), 2, "one line per delivery:\n{log}");
+    let cases = [
+        (
+            lines[0],
+            "d-good",
+            "status=202",
+            "outcome=\"accepted\"",
+            "job_id=\"88-d-good\"",
+        ),
+        (
+            lines[1],
+            "d-forged",
+            "status=403",
+            "outcome=\"refused\"",
+            "reason=\"signature_mismatch\"",
+        ),
+    ];
+    for (line, delivery, status, outcome, detail) in cases {
+        let delivery_id = format!("delivery_id=\"{delivery}\"");
+        let fields = [
+            " INFO ",
+            "webhook_answered",
+            &delivery_id,
+            "event=\"issues\"",
+            status,
+            outcome,
+            detail,
+            "latency_ms=",
+        ];
+        for field in fields {
+            assert!(line.contains(field), "{field} missing from {line}");
         }
     }
-    assert!(
-        lines.iter().any(|line| line.contains("webhook_received")),
-        "{log}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|line| line.contains("signature_rejected") && line.contains("reason=\"mismatch\"")),
-        "{log}"
-    );
+    for step in [
+        "webhook_received",
+        "signature_rejected",
+        "trigger_accepted",
+        "request_answered",
+    ] {
+        assert!(!log.contains(step), "{step} is a debug step:\n{log}");
+    }
     for secret in [SECRET, &good[7..], &forged[7..]] {
         assert!(!log.contains(secret), "the log leaks {secret:?}:\n{log}");
     }
@@ -104,9 +122,12 @@ async fn a_5xx_from_the_sink_logs_its_error_with_every_cause() {
         );
     }
     let log = captured.text();
-    for message in ["sink_unavailable", "sink_failed"] {
-        let line = line_with(&log, message);
-        assert!(line.contains(" ERROR "), "{line}");
+    for outcome in ["outcome=\"unavailable\"", "outcome=\"failed\""] {
+        let line = line_with(&log, outcome);
+        assert!(
+            line.contains(" ERROR ") && line.contains("webhook_answered"),
+            "{line}"
+        );
         assert!(
             line.contains("inserting the job failed: database is locked: the disk is on fire"),
             "{line}"
@@ -153,12 +174,12 @@ async fn a_late_sink_is_logged_and_one_past_the_backstop_is_an_error() {
     let answer = late.handle(webhook("d-late", &body, &signature)).await;
     assert_eq!(answer.status(), StatusCode::ACCEPTED);
     let log = captured.text();
-    let line = line_with(&log, "sink_late");
+    let line = line_with(&log, "webhook_answered");
     assert!(
-        line.contains(" WARN ") && line.contains("late_ms="),
+        line.contains(" WARN ") && line.contains("late_ms=") && line.contains("status=202"),
         "{line}"
     );
-    assert!(!log.contains("sink_overran"), "{log}");
+    assert!(!log.contains("unknown"), "{log}");
 
     let (_never_open, gate) = watch::channel(false);
     let silent = Edge::new(config, TestSink::new(Mode::Gated(gate)));
@@ -166,9 +187,11 @@ async fn a_late_sink_is_logged_and_one_past_the_backstop_is_an_error() {
     assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.headers()["retry-after"], "10");
     let log = captured.text();
-    let line = line_with(&log, "sink_overran");
-    assert!(line.contains(" ERROR "), "{line}");
-    assert!(line.contains("outcome=\"unknown\""), "{line}");
+    let line = line_with(&log, "outcome=\"unknown\"");
+    assert!(
+        line.contains(" ERROR ") && line.contains("status=503"),
+        "{line}"
+    );
     assert!(line.contains("delivery_id=\"d-silent\""), "{line}");
 }
 
@@ -268,12 +291,19 @@ async fn the_sink_gets_every_verified_delivery_but_ping_unparsed_and_its_answer_
     );
     let log = captured.text();
     assert!(
-        line_with(&log, "event_ignored").contains("reason=\"event `push` is not a trigger\""),
+        line_with(&log, "outcome=\"ignored\"").contains("reason=\"event `push` is not a trigger\""),
         "{log}"
     );
-    let refused = line_with(&log, "webhook_refused");
+    let refused = line_with(&log, "outcome=\"refused\"");
     assert!(
-        refused.contains(" WARN ") && refused.contains("status=400"),
+        refused.contains("status=400")
+            && refused.contains("reason=\"bad_payload\"")
+            && refused.contains("error=\"malformed `issues` payload\""),
         "{refused}"
     );
+    assert!(
+        line_with(&log, "outcome=\"pong\"").contains("status=200"),
+        "{log}"
+    );
+    assert_eq!(log.lines().count(), 5, "one line per delivery:\n{log}");
 }
