@@ -59,7 +59,16 @@ pub(super) fn install() -> anyhow::Result<Result<PathBuf, String>> {
     let package = dir.join("package.json");
     let stale = std::fs::read_to_string(&package).map_or(true, |text| text != PACKAGE);
     std::fs::write(dir.join("server.mjs"), SERVER)?;
-    if stale || !dir.join("node_modules/@octokit/webhooks").exists() {
+    if stale || !loads(&dir) {
+        // A half-written `node_modules` (an interrupted install) is started over, not trusted.
+        for leftover in ["node_modules", "package-lock.json"] {
+            let path = dir.join(leftover);
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else if path.exists() {
+                std::fs::remove_file(&path)?;
+            }
+        }
         std::fs::write(&package, PACKAGE)?;
         let status = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--silent"])
@@ -69,8 +78,29 @@ pub(super) fn install() -> anyhow::Result<Result<PathBuf, String>> {
         if !status.success() {
             bail!("npm install in {} failed ({status})", dir.display());
         }
+        if !loads(&dir) {
+            bail!(
+                "@octokit/webhooks was installed in {} but node cannot import it",
+                dir.display()
+            );
+        }
     }
     Ok(Ok(dir))
+}
+
+/// Whether `node` can import `@octokit/webhooks` from `dir`.
+fn loads(dir: &Path) -> bool {
+    Command::new("node")
+        .args([
+            "--input-type=module",
+            "--eval",
+            "import '@octokit/webhooks';",
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// Starts the server installed in `dir` (pinned to `pin` with `taskset`) and waits for its address.
