@@ -35,8 +35,10 @@ pub(super) fn describe(dir: &Path) -> String {
         .arg("--version")
         .output()
         .ok()
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-        .unwrap_or_else(|| "?".to_owned());
+        .map_or_else(
+            || "?".to_owned(),
+            |output| String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        );
     format!("@octokit/webhooks {version} on Node {node}")
 }
 
@@ -134,13 +136,10 @@ pub(super) fn start(
             }
         }
     });
-    let addr = match listening.recv_timeout(START_TIMEOUT) {
-        Ok(addr) => addr,
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("the @octokit/webhooks server did not start listening");
-        }
+    let Ok(addr) = listening.recv_timeout(START_TIMEOUT) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("the @octokit/webhooks server did not start listening");
     };
     Ok((child, addr.parse().context("the server's address")?))
 }
