@@ -90,7 +90,7 @@ pub struct Limits {
     /// Request Header Fields Too Large` (by hyper, without a JSON body) and its connection closed.
     pub max_header_bytes: usize,
     /// How long past the request deadline the webhook listener still waits for the sink's answer before it
-    /// gives up, answers `503` and logs `sink_overran` (default 10 s). A late answer is the truth about
+    /// gives up, answers `503` and logs the delivery with `outcome` `unknown` (default 10 s). A late answer is the truth about
     /// what was stored, so it is passed on, not replaced by a `503` (see [`Sink`](crate::Sink)).
     pub sink_overrun_grace: Duration,
 }

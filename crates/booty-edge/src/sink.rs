@@ -56,10 +56,10 @@ impl Webhook {
 /// **Deadline.** [`Webhook::deadline`] is when the request's time is up. A sink should answer by
 /// then; one that cannot decide in time (a store that is locked, a queue waiting for room) withdraws
 /// what it started and answers `Busy` or `Unavailable`. The edge does not cut a late sink off at the
-/// deadline, because a late answer is still the truth: it waits for it and passes it on (logging
-/// `sink_late`). Only at a backstop, [`Limits::sink_overrun_grace`](crate::Limits::sink_overrun_grace)
-/// past the deadline, does it give up: it drops the future, answers `503` and logs `sink_overran` at
-/// `error`, because whether the delivery was recorded is then unknown (a redelivery is deduplicated if
+/// deadline, because a late answer is still the truth: it waits for it and passes it on (its
+/// `webhook_answered` line gets `late_ms`, at `warn`). Only at a backstop,
+/// [`Limits::sink_overrun_grace`](crate::Limits::sink_overrun_grace) past the deadline, does it give up:
+/// it drops the future, answers `503` and logs the line with `outcome` `unknown` at `error`, because whether the delivery was recorded is then unknown (a redelivery is deduplicated if
 /// it was). A sink that honours its deadline never gets there.
 ///
 /// **Growing.** Like ripgrep's `Sink`, the trait has one required method, and what it gains later comes
@@ -97,16 +97,17 @@ pub enum SinkAnswer {
         job_id: String,
     },
     /// The delivery stopped these jobs (the trigger label was removed, the issue closed): `200
-    /// {"status":"cancelled","job_ids":[...]}` (logged `jobs_cancelled`).
+    /// {"status":"cancelled","job_ids":[...]}` (`outcome` `cancelled` on the delivery's line).
     Cancelled {
         /// The jobs cancelled, or asked to stop where they run.
         job_ids: Vec<String>,
     },
     /// The delivery starts nothing (another event, action or label): `200
-    /// {"status":"ignored","reason":...}`, with this reason (logged `event_ignored`).
+    /// {"status":"ignored","reason":...}`, with this reason (`outcome` `ignored` on the delivery's line).
     Ignored(String),
     /// The payload cannot be acted on (malformed JSON, a trigger without the fields a job needs): `400`
-    /// with this message, which says what is wrong (logged `webhook_refused`).
+    /// with this message, which says what is wrong (`outcome` `refused`, `reason` `bad_payload` on the
+    /// delivery's line).
     BadRequest(String),
     /// The queue is full or shutting down: `503` with `Retry-After`; the delivery is not recorded.
     Busy,
