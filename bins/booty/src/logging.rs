@@ -20,7 +20,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 mod writer;
 
 use writer::Background;
-pub(crate) use writer::flush;
+pub(crate) use writer::{flush, report_drops_to};
 
 use crate::config::{ConfigError, LogFormat};
 use tracing_subscriber::fmt::format::Writer;

@@ -1,11 +1,12 @@
 //! `booty serve`: start the service (`booty_service::Service`) and run it until SIGTERM or Ctrl-C.
 
 use anyhow::Context;
-use booty_service::Service;
+use booty_service::{Metrics, Service};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::info;
 
 use crate::config::Config;
+use crate::logging;
 
 /// Runs the service until a shutdown signal (or until its webhook listener fails), then shuts down in
 /// order: the webhook listener stops accepting, the queue drains within `shutdown_grace_secs`, the admin
@@ -14,7 +15,14 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let grace = config.shutdown_grace;
     // Handlers first: a SIGTERM right after `listening` is logged must shut down in order, not kill.
     let signals = ShutdownSignals::install()?;
-    let mut service = Service::start(config.service()?).await?;
+    let mut service_config = config.service()?;
+    // The log writer's drops are counted with the service's metrics.
+    let metrics = service_config
+        .metrics
+        .get_or_insert_with(Metrics::new)
+        .clone();
+    logging::report_drops_to(move |lines| metrics.log_lines_dropped(lines));
+    let mut service = Service::start(service_config).await?;
     let failed = tokio::select! {
         signal = signals.received() => {
             info!(signal = signal?, "shutdown_started");

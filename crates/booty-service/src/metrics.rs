@@ -77,6 +77,7 @@ struct Inner {
     jobs: Family<Labels, Gauge>,
     github_requests: Family<Labels, Counter>,
     github_rate_limit: Gauge,
+    log_lines_dropped: Counter,
     events: Mutex<HashSet<String>>,
 }
 
@@ -91,12 +92,11 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let booty = registry.sub_registry_with_prefix("booty");
-        let webhook_requests = Family::<Labels, Counter>::default();
-        booty.register(
+        let webhook_requests = counters(
+            booty,
             "webhook_requests",
             "Webhook requests answered, by X-GitHub-Event (`other` past 64 names, empty without one) and \
              HTTP status code",
-            webhook_requests.clone(),
         );
         let webhook_duration = Histogram::new(REQUEST_BUCKETS);
         booty.register_with_unit(
@@ -105,18 +105,16 @@ impl Metrics {
             Unit::Seconds,
             webhook_duration.clone(),
         );
-        let triggers = Family::<Labels, Counter>::default();
-        booty.register(
+        let triggers = counters(
+            booty,
             "triggers",
             "Verified deliveries by what the sink made of them: outcome accepted, duplicate, busy, \
              ignored (with its reason), cancelled, bad_request, unavailable or failed",
-            triggers.clone(),
         );
-        let jobs_finished = Family::<Labels, Counter>::default();
-        booty.register(
+        let jobs_finished = counters(
+            booty,
             "jobs_finished",
             "Jobs that reached a final state, by outcome (succeeded, failed, cancelled)",
-            jobs_finished.clone(),
         );
         let job_phase = HistogramFamily::new_with_constructor(phase_histogram as fn() -> Histogram);
         booty.register_with_unit(
@@ -126,30 +124,26 @@ impl Metrics {
             Unit::Seconds,
             job_phase.clone(),
         );
-        let job_retries = Counter::default();
-        booty.register(
+        let job_retries = counter(
+            booty,
             "job_retries",
             "Attempts that failed with a retryable error and were scheduled to run again",
-            job_retries.clone(),
         );
-        let jobs_requeued = Counter::default();
-        booty.register(
+        let jobs_requeued = counter(
+            booty,
             "jobs_requeued",
             "Failed or cancelled jobs an operator ran again (POST /jobs/{id}/retry)",
-            jobs_requeued.clone(),
         );
-        let deliveries_recovered = Counter::default();
-        booty.register(
+        let deliveries_recovered = counter(
+            booty,
             "deliveries_recovered",
             "Webhook deliveries GitHub could not deliver that recovery read from the hook's log and \
              submitted (each also counted in booty_triggers_total)",
-            deliveries_recovered.clone(),
         );
-        let store_errors = Family::<Labels, Counter>::default();
-        booty.register(
+        let store_errors = counters(
+            booty,
             "store_errors",
             "Job store operations that failed, by operation",
-            store_errors.clone(),
         );
         let jobs = Family::<Labels, Gauge>::default();
         booty.register(
@@ -157,17 +151,22 @@ impl Metrics {
             "Jobs the store holds, by state (read from the store at each scrape)",
             jobs.clone(),
         );
-        let github_requests = Family::<Labels, Counter>::default();
-        booty.register(
+        let github_requests = counters(
+            booty,
             "github_requests",
             "Answers from GitHub's REST API, by operation (a path template) and HTTP status code",
-            github_requests.clone(),
         );
         let github_rate_limit = Gauge::default();
         booty.register(
             "github_rate_limit_remaining",
             "X-RateLimit-Remaining of GitHub's latest answer that carried it",
             github_rate_limit.clone(),
+        );
+        let log_lines_dropped = counter(
+            booty,
+            "log_lines_dropped",
+            "Log lines dropped because standard output was blocked and the log writer's queue was full \
+             (each drop is also reported on a log_lines_dropped line)",
         );
         process::register(&mut registry);
         Self {
@@ -185,6 +184,7 @@ impl Metrics {
                 jobs,
                 github_requests,
                 github_rate_limit,
+                log_lines_dropped,
                 events: Mutex::new(HashSet::new()),
             }),
         }
@@ -242,6 +242,12 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Counts log lines the process's log writer dropped (`booty_log_lines_dropped_total`): the logging
+    /// belongs to whoever installs the subscriber (the binary), which reports its drops here.
+    pub fn log_lines_dropped(&self, lines: u64) {
+        self.inner.log_lines_dropped.inc_by(lines);
+    }
+
     /// Counts a missed delivery recovery submitted (`booty_deliveries_recovered_total`).
     pub(crate) fn delivery_recovered(&self) {
         self.inner.deliveries_recovered.inc();
@@ -265,6 +271,20 @@ impl Metrics {
             "other".to_owned()
         }
     }
+}
+
+/// A family of labelled counters registered in `registry` as `name` (`_total` is added) with `help`.
+fn counters(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, Counter> {
+    let family = Family::<Labels, Counter>::default();
+    registry.register(name, help, family.clone());
+    family
+}
+
+/// A counter registered in `registry` as `name` (`_total` is added) with `help`.
+fn counter(registry: &mut Registry, name: &str, help: &str) -> Counter {
+    let counter = Counter::default();
+    registry.register(name, help, counter.clone());
+    counter
 }
 
 impl fmt::Debug for Metrics {
@@ -420,6 +440,8 @@ mod tests {
         ApiObserver::answered(&metrics, &call);
         metrics.phase("command", Duration::from_mins(90));
         metrics.delivery_recovered();
+        metrics.log_lines_dropped(3);
+        metrics.log_lines_dropped(4);
         let text = metrics.render(Some(&JobCounts::default()));
         for line in [
             "booty_webhook_requests_total{event=\"issues\",code=\"202\"} 1",
@@ -432,6 +454,7 @@ mod tests {
             "booty_github_requests_total{operation=\"POST /app/installations/{id}/access_tokens\",code=\"201\"} 1",
             "booty_github_rate_limit_remaining 4999",
             "booty_deliveries_recovered_total 1",
+            "booty_log_lines_dropped_total 7",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }

@@ -45,7 +45,11 @@ enum Message {
 pub(crate) struct Background {
     sender: SyncSender<Message>,
     dropped: Arc<AtomicU64>,
+    on_dropped: Arc<OnceLock<DropReport>>,
 }
+
+/// Where the writer reports how many lines it dropped, besides its `log_lines_dropped` line: a metric.
+type DropReport = Box<dyn Fn(u64) + Send + Sync>;
 
 /// The process's writer, for [`flush`].
 static WRITER: OnceLock<Background> = OnceLock::new();
@@ -60,11 +64,16 @@ impl Background {
     fn start_with_capacity<W: Write + Send + 'static>(out: W, lines: usize) -> io::Result<Self> {
         let (sender, receiver) = mpsc::sync_channel(lines);
         let dropped = Arc::new(AtomicU64::new(0));
-        let counted = Arc::clone(&dropped);
+        let on_dropped = Arc::new(OnceLock::new());
+        let (counted, report) = (Arc::clone(&dropped), Arc::clone(&on_dropped));
         std::thread::Builder::new()
             .name("booty-log".to_owned())
-            .spawn(move || write_lines(&receiver, out, &counted))?;
-        let writer = Self { sender, dropped };
+            .spawn(move || write_lines(&receiver, out, &counted, &report))?;
+        let writer = Self {
+            sender,
+            dropped,
+            on_dropped,
+        };
         let _ = WRITER.set(writer.clone());
         Ok(writer)
     }
@@ -78,6 +87,11 @@ impl Background {
         }
     }
 
+    /// Also reports each batch of dropped lines to `report` (the first one set is kept).
+    pub(crate) fn report_drops_to(&self, report: impl Fn(u64) + Send + Sync + 'static) {
+        let _ = self.on_dropped.set(Box::new(report));
+    }
+
     /// Waits up to `timeout` for every line queued so far to be written.
     pub(crate) fn flush(&self, timeout: Duration) {
         let (done, written) = mpsc::sync_channel(1);
@@ -85,6 +99,13 @@ impl Background {
         if self.sender.send(Message::Flush(done)).is_ok() {
             let _ = written.recv_timeout(timeout);
         }
+    }
+}
+
+/// Reports the process's dropped log lines to `report` too (the metric `booty_log_lines_dropped_total`).
+pub(crate) fn report_drops_to(report: impl Fn(u64) + Send + Sync + 'static) {
+    if let Some(writer) = WRITER.get() {
+        writer.report_drops_to(report);
     }
 }
 
@@ -98,7 +119,12 @@ pub(crate) fn flush(timeout: Duration) {
 /// The writer thread: waits for a line, lets others gather for [`GATHER`], takes every one queued (up to
 /// [`BATCH_BYTES`]), writes them with one call, reports drops, and answers flushes once what came before
 /// them is written.
-fn write_lines<W: Write>(receiver: &Receiver<Message>, mut out: W, dropped: &AtomicU64) {
+fn write_lines<W: Write>(
+    receiver: &Receiver<Message>,
+    mut out: W,
+    dropped: &AtomicU64,
+    on_dropped: &OnceLock<DropReport>,
+) {
     let mut batch = Vec::with_capacity(BATCH_BYTES);
     let mut flushes = Vec::new();
     loop {
@@ -124,6 +150,9 @@ fn write_lines<W: Write>(receiver: &Receiver<Message>, mut out: W, dropped: &Ato
         let lost = dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
             batch.extend_from_slice(&dropped_line(lost));
+            if let Some(report) = on_dropped.get() {
+                report(lost);
+            }
         }
         if !batch.is_empty() {
             // A log line that cannot be written has nowhere to be reported; dropping it beats panicking.
@@ -242,6 +271,11 @@ mod tests {
         let out = Recorder::default();
         let shut = out.gate.lock().unwrap();
         let writer = Background::start_with_capacity(out.clone(), 4).unwrap();
+        let reported = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&reported);
+        writer.report_drops_to(move |lines| {
+            counter.fetch_add(lines, Ordering::Relaxed);
+        });
         // The writer takes the first line and blocks writing it; four more fill the queue; the rest drop.
         for n in 0..20 {
             writer.send(format!("{{\"n\":{n}}}\n").into_bytes());
@@ -275,5 +309,10 @@ mod tests {
             "at most the first line and four queued ones fit: {text}"
         );
         assert_eq!(kept.last().unwrap()["n"], "after");
+        assert_eq!(
+            reported.load(Ordering::Relaxed),
+            dropped,
+            "the metric counts what the line says"
+        );
     }
 }
