@@ -69,6 +69,8 @@ pub fn openssl(args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
 
 fn try_openssl(args: &[&str], stdin: Option<&[u8]>) -> Option<Vec<u8>> {
     let mut child = Command::new("openssl")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

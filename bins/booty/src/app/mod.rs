@@ -361,6 +361,18 @@ fn anonymous_client(api: &str) -> Result<GitHub, AppError> {
     })
 }
 
+/// Besides [`booty_service::BASE_ENV`], what `xdg-open` needs to find the desktop session and its browser.
+const DESKTOP_ENV: &[&str] = &[
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "XDG_RUNTIME_DIR",
+    "XDG_CURRENT_DESKTOP",
+    "XDG_DATA_DIRS",
+    "XDG_CONFIG_DIRS",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "BROWSER",
+];
+
 /// Opens `url` in the desktop's browser when `xdg-open` (or macOS's `open`) is there; says so otherwise.
 fn open_browser(url: &str) {
     let opener = if cfg!(target_os = "macos") {
@@ -368,7 +380,14 @@ fn open_browser(url: &str) {
     } else {
         "xdg-open"
     };
+    // Only what a desktop opener needs to reach the session's browser: booty's own environment may hold
+    // secrets (`BOOTY_*`), and the opener starts whatever the desktop names.
+    let desktop: Vec<String> = DESKTOP_ENV.iter().map(|&name| name.to_owned()).collect();
     let spawned = std::process::Command::new(opener)
+        .env_clear()
+        .envs(booty_service::inherited_env(&desktop, |name| {
+            std::env::var_os(name)
+        }))
         .arg(url)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

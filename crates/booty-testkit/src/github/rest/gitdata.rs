@@ -15,6 +15,8 @@ fn run(repo: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Result
     let mut child = Command::new("git")
         .args(args)
         .current_dir(repo)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .envs(env.iter().copied())
