@@ -2,21 +2,16 @@
 //! admin token from the configuration (never from argv, where other users of the machine could read it).
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 use crate::cli::{JobsAction, JobsArgs};
 use crate::config::Config;
-
-/// How long to wait for the admin listener.
-const TIMEOUT: Duration = Duration::from_secs(30);
+use crate::send;
 
 /// Runs the action: whether the listener said yes, and what to print (the listing, the job, or the
 /// listener's error with its status).
@@ -70,18 +65,7 @@ pub(crate) async fn run(args: &JobsArgs, config: &Config) -> anyhow::Result<(boo
     let request = request
         .body(Full::new(Bytes::new()))
         .with_context(|| format!("cannot build a request to {url:?}"))?;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let response = tokio::time::timeout(TIMEOUT, client.request(request))
-        .await
-        .with_context(|| format!("no answer from {url} within {}s", TIMEOUT.as_secs()))?
-        .with_context(|| format!("cannot reach {url}: is `booty serve` running there?"))?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .with_context(|| format!("cannot read the answer from {url}"))?
-        .to_bytes();
+    let (status, body) = send::exchange(request, &url, "reach").await?;
     let json: Value = serde_json::from_slice(&body)
         .with_context(|| format!("the answer from {url} (HTTP {status}) is not JSON"))?;
     if !status.is_success() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::{Method, Request};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -95,18 +95,7 @@ pub(crate) async fn send(args: &SendArgs, defaults: Defaults<'_>) -> anyhow::Res
         .body(Full::new(Bytes::from(body)))
         .with_context(|| format!("cannot build a request to {url:?}"))?;
 
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let response = tokio::time::timeout(TIMEOUT, client.request(request))
-        .await
-        .with_context(|| format!("no answer from {url} within {}s", TIMEOUT.as_secs()))?
-        .with_context(|| format!("cannot deliver to {url}: is `booty serve` running there?"))?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .with_context(|| format!("cannot read the answer from {url}"))?
-        .to_bytes();
+    let (status, body) = exchange(request, &url, "deliver to").await?;
     Ok(Answer {
         delivery,
         status,
@@ -180,6 +169,29 @@ fn form_encode(json: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Sends `request` to a running booty at `url` (plain HTTP/1) and reads the whole answer, within
+/// [`TIMEOUT`]; `attempt` says what could not be done in the error when booty cannot be reached
+/// (`cannot {attempt} {url}: is `booty serve` running there?`). Shared by `send` and `jobs`.
+pub(crate) async fn exchange(
+    request: Request<Full<Bytes>>,
+    url: &str,
+    attempt: &str,
+) -> anyhow::Result<(StatusCode, Bytes)> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let response = tokio::time::timeout(TIMEOUT, client.request(request))
+        .await
+        .with_context(|| format!("no answer from {url} within {}s", TIMEOUT.as_secs()))?
+        .with_context(|| format!("cannot {attempt} {url}: is `booty serve` running there?"))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .with_context(|| format!("cannot read the answer from {url}"))?
+        .to_bytes();
+    Ok((status, body))
 }
 
 #[cfg(test)]
