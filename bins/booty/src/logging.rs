@@ -7,7 +7,6 @@
 
 use std::io::{IsTerminal as _, Write};
 
-use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -62,8 +61,12 @@ pub(crate) fn init(format: LogFormat, level: &str) -> anyhow::Result<()> {
     .map_err(|err| anyhow::anyhow!("could not install the logger: {err}"))
 }
 
-/// A layer writing one JSON object per event: `timestamp`, `level`, `message`, then the fields of every
-/// enclosing span and of the event itself, then `target`.
+/// A layer writing one JSON object per event: `timestamp`, `level`, `message`, then the event's own
+/// fields, then those of its enclosing spans (innermost first) that the event does not set, then
+/// `target`.
+///
+/// Lines are written straight into a buffer, not built as a JSON map first: at `info`, every webhook
+/// writes one, so this is on the request path. A span's fields are kept already written as JSON.
 pub(crate) struct JsonLines<W> {
     make_writer: W,
 }
@@ -74,39 +77,105 @@ impl<W> JsonLines<W> {
     }
 }
 
-/// A span's fields, kept in its extensions.
+/// A span's fields, each value already written as JSON, kept in its extensions.
 #[derive(Default)]
-struct SpanFields(Map<String, Value>);
+struct SpanFields(Vec<(&'static str, String)>);
 
-/// Records tracing fields as JSON values.
-struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+impl SpanFields {
+    /// Sets `name` to the JSON `value`, replacing what it held.
+    fn set(&mut self, name: &'static str, value: String) {
+        match self.0.iter_mut().find(|(key, _)| *key == name) {
+            Some((_, held)) => *held = value,
+            None => self.0.push((name, value)),
+        }
+    }
+}
 
-impl Visit for JsonVisitor<'_> {
+/// Records a span's fields into its [`SpanFields`].
+struct SpanVisitor<'a>(&'a mut SpanFields);
+
+impl Visit for SpanVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.0.set(field.name(), json::to_string(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.0.set(field.name(), value.to_string());
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.0.set(field.name(), value.to_string());
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.0.set(field.name(), value.to_string());
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.0.set(field.name(), json::to_string(&value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        // The whole chain, as `booty` prints errors: "outer: inner: root".
-        self.0.insert(
-            field.name().to_owned(),
-            Value::from(booty_service::error_chain(value)),
+        self.0.set(
+            field.name(),
+            json::to_string(&booty_service::error_chain(value)),
         );
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+        let mut out = vec![b'"'];
+        json::debug_unquoted(&mut out, value);
+        out.push(b'"');
+        self.0.set(
+            field.name(),
+            String::from_utf8(out).expect("JSON text is UTF-8"),
+        );
+    }
+}
+
+/// Writes an event's fields as `"key":value,` into `fields`, its message (unquoted, escaped) into
+/// `message`, and remembers which names it wrote.
+struct EventVisitor<'a> {
+    fields: &'a mut Vec<u8>,
+    message: &'a mut Vec<u8>,
+    has_message: bool,
+    names: Vec<&'static str>,
+}
+
+impl EventVisitor<'_> {
+    fn key(&mut self, field: &Field) -> &mut Vec<u8> {
+        self.names.push(field.name());
+        json::key(self.fields, field.name());
+        self.fields
+    }
+}
+
+impl Visit for EventVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.has_message = true;
+            json::escaped(self.message, value);
+            return;
+        }
+        json::value(self.key(field), value);
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        json::value(self.key(field), &value);
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        json::value(self.key(field), &value);
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        json::value(self.key(field), &value);
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        json::value(self.key(field), &value);
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        // The whole chain, as `booty` prints errors: "outer: inner: root".
+        json::value(self.key(field), &booty_service::error_chain(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.has_message = true;
+            json::debug_unquoted(self.message, value);
+            return;
+        }
+        json::debug(self.key(field), value);
     }
 }
 
@@ -118,61 +187,192 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut fields = SpanFields::default();
-        attrs.record(&mut JsonVisitor(&mut fields.0));
+        attrs.record(&mut SpanVisitor(&mut fields));
         span.extensions_mut().insert(fields);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
-            values.record(&mut JsonVisitor(&mut fields.0));
+            values.record(&mut SpanVisitor(fields));
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = Map::new();
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
-                if let Some(span_fields) = span.extensions().get::<SpanFields>() {
-                    fields.extend(span_fields.0.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-            }
+        // The thread's buffers, or new ones if they are in use: an event recorded while a line is
+        // being written (a `Debug` impl that logs) or while the thread's locals are being torn down.
+        let written = LINE.try_with(|line| {
+            let mut line = line.try_borrow_mut().ok()?;
+            self.write_line(&mut line, event, &ctx);
+            Some(())
+        });
+        if !matches!(written, Ok(Some(()))) {
+            self.write_line(&mut Line::default(), event, &ctx);
         }
-        event.record(&mut JsonVisitor(&mut fields));
-        let message = fields.remove("message").unwrap_or(Value::Null);
-        let metadata = event.metadata();
-
-        let mut out = Vec::with_capacity(256);
-        out.push(b'{');
-        let mut timestamp = String::with_capacity(32);
-        // RFC 3339 in UTC with microseconds; writing to a String cannot fail.
-        let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
-        push_field(&mut out, "timestamp", &timestamp);
-        push_field(&mut out, "level", metadata.level().as_str());
-        push_field(&mut out, "message", &message);
-        for (key, value) in &fields {
-            push_field(&mut out, key, value);
-        }
-        push_field(&mut out, "target", metadata.target());
-        out.pop(); // the last comma
-        out.extend_from_slice(b"}\n");
-        // A log line that cannot be written has nowhere to be reported; dropping it beats panicking.
-        let _ = self.make_writer.make_writer().write_all(&out);
     }
 }
 
-/// Appends `"key":value,` to a line under construction.
-fn push_field(out: &mut Vec<u8>, key: &str, value: &(impl serde::Serialize + ?Sized)) {
-    serde_json::to_writer(&mut *out, key).expect("a string serialises to a Vec");
-    out.push(b':');
-    serde_json::to_writer(&mut *out, value).expect("a JSON value serialises to a Vec");
-    out.push(b',');
+impl<W> JsonLines<W>
+where
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    fn write_line<S>(&self, line: &mut Line, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Line {
+            out,
+            fields,
+            message,
+        } = line;
+        out.clear();
+        fields.clear();
+        message.clear();
+        let mut visitor = EventVisitor {
+            fields,
+            message,
+            has_message: false,
+            names: Vec::new(),
+        };
+        event.record(&mut visitor);
+        let EventVisitor {
+            mut names,
+            has_message,
+            ..
+        } = visitor;
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                let extensions = span.extensions();
+                let Some(span_fields) = extensions.get::<SpanFields>() else {
+                    continue;
+                };
+                for (name, value) in &span_fields.0 {
+                    if !names.contains(name) {
+                        names.push(name);
+                        json::key(fields, name);
+                        fields.extend_from_slice(value.as_bytes());
+                        fields.push(b',');
+                    }
+                }
+            }
+        }
+        let metadata = event.metadata();
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        let mut timestamp = String::with_capacity(32);
+        // RFC 3339 in UTC with microseconds; writing to a String cannot fail.
+        let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+        out.extend_from_slice(timestamp.as_bytes());
+        out.extend_from_slice(b"\",\"level\":\"");
+        out.extend_from_slice(metadata.level().as_str().as_bytes());
+        out.extend_from_slice(b"\",\"message\":");
+        if has_message {
+            out.push(b'"');
+            out.extend_from_slice(message);
+            out.extend_from_slice(b"\",");
+        } else {
+            out.extend_from_slice(b"null,");
+        }
+        out.extend_from_slice(fields);
+        json::key(out, "target");
+        json::value(out, metadata.target());
+        out.pop(); // the last comma
+        out.extend_from_slice(b"}\n");
+        // A log line that cannot be written has nowhere to be reported; dropping it beats panicking.
+        let _ = self.make_writer.make_writer().write_all(out);
+    }
+}
+
+/// The buffers one thread writes its lines in, kept between lines.
+#[derive(Default)]
+struct Line {
+    out: Vec<u8>,
+    fields: Vec<u8>,
+    message: Vec<u8>,
+}
+
+thread_local! {
+    static LINE: std::cell::RefCell<Line> = std::cell::RefCell::default();
+}
+
+/// Writing JSON text into byte buffers.
+mod json {
+    use std::fmt::{self, Write as _};
+
+    /// `"key":`.
+    pub(super) fn key(out: &mut Vec<u8>, key: &str) {
+        serde_json::to_writer(&mut *out, key).expect("a string serialises to a Vec");
+        out.push(b':');
+    }
+
+    /// `value,` as JSON.
+    pub(super) fn value(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+        serde_json::to_writer(&mut *out, value).expect("a JSON value serialises to a Vec");
+        out.push(b',');
+    }
+
+    /// `value` as JSON text.
+    pub(super) fn to_string(value: &(impl serde::Serialize + ?Sized)) -> String {
+        serde_json::to_string(value).expect("a JSON value serialises to a String")
+    }
+
+    /// `"{value:?}",`.
+    pub(super) fn debug(out: &mut Vec<u8>, value: &dyn fmt::Debug) {
+        out.push(b'"');
+        debug_unquoted(out, value);
+        out.extend_from_slice(b"\",");
+    }
+
+    /// `{value:?}` escaped as the inside of a JSON string.
+    pub(super) fn debug_unquoted(out: &mut Vec<u8>, value: &dyn fmt::Debug) {
+        // Writing to a Vec cannot fail; a Debug impl that fails leaves what it wrote.
+        let _ = write!(Escaping(out), "{value:?}");
+    }
+
+    /// `text` escaped as the inside of a JSON string.
+    pub(super) fn escaped(out: &mut Vec<u8>, text: &str) {
+        let _ = Escaping(out).write_str(text);
+    }
+
+    /// Escapes what is written to it as the inside of a JSON string (RFC 8259: `"`, `\\` and the
+    /// control characters).
+    struct Escaping<'a>(&'a mut Vec<u8>);
+
+    impl fmt::Write for Escaping<'_> {
+        fn write_str(&mut self, text: &str) -> fmt::Result {
+            let bytes = text.as_bytes();
+            let mut start = 0;
+            for (at, &byte) in bytes.iter().enumerate() {
+                let escape: &[u8] = match byte {
+                    b'"' => b"\\\"",
+                    b'\\' => b"\\\\",
+                    b'\n' => b"\\n",
+                    b'\r' => b"\\r",
+                    b'\t' => b"\\t",
+                    0..=0x1f => b"",
+                    _ => continue,
+                };
+                self.0.extend_from_slice(&bytes[start..at]);
+                if escape.is_empty() {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    self.0.extend_from_slice(b"\\u00");
+                    self.0.push(HEX[usize::from(byte >> 4)]);
+                    self.0.push(HEX[usize::from(byte & 0xf)]);
+                } else {
+                    self.0.extend_from_slice(escape);
+                }
+                start = at + 1;
+            }
+            self.0.extend_from_slice(&bytes[start..]);
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
 
+    use serde_json::Value;
     use tracing::{info, info_span};
 
     use super::*;
@@ -199,7 +399,7 @@ mod tests {
         String::from_utf8(bytes)
             .unwrap()
             .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
             .collect()
     }
 
@@ -247,6 +447,47 @@ mod tests {
         });
         assert_eq!(lines[0]["status"], 202);
         assert_eq!(lines[0]["error"], "outer: root cause");
+    }
+
+    #[test]
+    fn text_is_escaped_as_json_whatever_it_holds() {
+        let awkward = "quote \" backslash \\ newline \n tab \t bell \u{7} nul \0 é ✓";
+        let lines = capture(|| {
+            let span = info_span!("outer", held = awkward, debugged = ?awkward);
+            let _span = span.enter();
+            info!(text = awkward, debug = ?awkward, error = &std::io::Error::other(awkward) as &(dyn std::error::Error + 'static), "{awkward}");
+        });
+        let line = &lines[0];
+        assert_eq!(line["message"], awkward);
+        assert_eq!(line["text"], awkward);
+        assert_eq!(line["held"], awkward);
+        assert_eq!(line["debug"], format!("{awkward:?}"));
+        assert_eq!(line["debugged"], format!("{awkward:?}"));
+        assert_eq!(line["error"], awkward);
+    }
+
+    #[test]
+    fn numbers_and_booleans_keep_their_types_and_every_name_appears_once() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber =
+            tracing_subscriber::registry().with(JsonLines::new(move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = info_span!("outer", shared = "outer", only_outer = 1_u64);
+            let _outer = outer.enter();
+            let inner = info_span!("inner", shared = "inner", ratio = 0.5_f64);
+            let _inner = inner.enter();
+            info!(negative = -3_i64, flag = true, nan = f64::NAN, "numbers");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let line: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(line["negative"], -3);
+        assert_eq!(line["flag"], true);
+        assert_eq!(line["nan"], Value::Null);
+        assert_eq!(line["ratio"], 0.5);
+        assert_eq!(line["only_outer"], 1);
+        assert_eq!(line["shared"], "inner", "the innermost span wins: {text}");
+        assert_eq!(text.matches("\"shared\"").count(), 1, "{text}");
     }
 
     #[test]
