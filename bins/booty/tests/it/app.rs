@@ -603,3 +603,75 @@ fn the_time_limit_does_not_cut_off_a_code_being_exchanged() {
     // A redirect after the outcome is not taken: the listener is gone.
     assert!(TcpStream::connect(create_page_of(&location)).is_err());
 }
+
+#[test]
+fn the_browser_opener_gets_the_page_and_the_desktop_session_but_none_of_bootys_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let seen = dir.path().join("opener.txt");
+    let opener = bin.join(if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    });
+    // Writes its argument and its whole environment, then a marker the test waits for.
+    std::fs::write(
+        &opener,
+        format!(
+            "#!/bin/sh\n{{ echo \"url=$1\"; /usr/bin/env; }} > {0}.tmp && /bin/mv {0}.tmp {0}\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+
+    let output = dir.path().join("app");
+    let mut command = Command::new(booty_bin());
+    command
+        .args([
+            "app",
+            "create",
+            "--webhook-url",
+            WEBHOOK_URL,
+            "--name",
+            "opener",
+        ])
+        .arg("--output")
+        .arg(&output)
+        .env_remove("RUST_LOG")
+        .env("PATH", &path)
+        .env("DISPLAY", ":42")
+        .env("BROWSER", "firefox")
+        .env("BOOTY_WEBHOOK_SECRET", "sentinel-webhook-secret")
+        .env("GITHUB_TOKEN", "sentinel-github-token")
+        .env("AWS_SECRET_ACCESS_KEY", "sentinel-aws");
+    let create = Create::spawn(&mut command);
+
+    let deadline = Instant::now() + DEADLINE;
+    while !seen.exists() {
+        assert!(Instant::now() < deadline, "the opener was never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&seen).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.contains(&format!("url=http://{}/", create.page).as_str()),
+        "the opener was not given the page: {text}"
+    );
+    for expected in ["DISPLAY=:42", "BROWSER=firefox", &format!("PATH={path}")] {
+        assert!(
+            lines.contains(&expected),
+            "no {expected} in the opener's environment: {text}"
+        );
+    }
+    for secret in [
+        "sentinel-webhook-secret",
+        "sentinel-github-token",
+        "sentinel-aws",
+    ] {
+        assert!(!text.contains(secret), "the opener saw {secret}: {text}");
+    }
+    drop(create);
+}
