@@ -10,6 +10,10 @@
 //!    report gives the medians of the runs and the largest peak RSS (`VmHWM`). The runs take turns: the
 //!    first run of every configuration, then the second of each, and so on, so a shared machine whose
 //!    speed drifts over minutes slows every store alike and the stores' ratios hold.
+//!    Beside booty, in the same turns: `@octokit/webhooks` on Node (see [`super::octokit`]) and the edge
+//!    alone, booty-edge's `ingest_server` example (no logging, a sink that decides like booty's and
+//!    accepts at once), which says what booty's own layers add to the HTTP exchange, the HMAC and the
+//!    decode.
 //! 3. Clone: `booty-workspace`'s `clone` benchmark (gix against the git CLI over loopback smart HTTP), run
 //!    through `cargo bench` and read back from its `result` line.
 //!
@@ -57,6 +61,8 @@ enum Part {
     Ingest,
     /// The `@octokit/webhooks` rows of the ingest part.
     Octokit,
+    /// The rows of the edge alone (booty-edge's `ingest_server` example) in the ingest part.
+    Edge,
     Clone,
 }
 
@@ -85,6 +91,9 @@ const QUICK: Plan = Plan {
 /// The core `booty` runs on, and the load generator's.
 const SERVER_CORE: usize = 0;
 const LOAD_CORE: usize = 1;
+
+/// How the report names the edge alone.
+const EDGE_ALONE: &str = "booty-edge alone (ingest_server: no logging, no store)";
 
 /// The label of the payload (`issues.labeled.json`), and one that is not it.
 const PAYLOAD_LABEL: &str = "bug";
@@ -117,18 +126,7 @@ pub(crate) fn run(args: &AllArgs) -> anyhow::Result<()> {
             "bench: BOOTY_TEST_POSTGRES_URL is not set, so booty-queue's store_insert measures the memory store only"
         );
     }
-    shell::run(
-        "build booty and the load generator (release)",
-        cargo().args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "booty",
-            "-p",
-            "xtask",
-        ]),
-    )?;
+    build(args)?;
     let targets = criterion::targets()?;
 
     if !args.skip.contains(&Part::Criterion) {
@@ -148,10 +146,12 @@ pub(crate) fn run(args: &AllArgs) -> anyhow::Result<()> {
                 }
             }
         };
+        let edge = ingest::release_dir().join("examples/ingest_server");
         let servers = Servers {
             booty: &ingest::release_dir().join("booty"),
             baseline: args.baseline.as_deref(),
             octokit: octokit.as_deref(),
+            edge: (!args.skip.contains(&Part::Edge)).then_some((edge.as_path(), payload.as_path())),
         };
         ingest_stores(
             &servers,
@@ -192,6 +192,38 @@ pub(crate) fn run(args: &AllArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Builds in release what the ingest part runs: `booty`, the load generator and, unless its rows are
+/// skipped, the edge's `ingest_server` example.
+fn build(args: &AllArgs) -> anyhow::Result<()> {
+    shell::run(
+        "build booty and the load generator (release)",
+        cargo().args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "booty",
+            "-p",
+            "xtask",
+        ]),
+    )?;
+    if !args.skip.contains(&Part::Ingest) && !args.skip.contains(&Part::Edge) {
+        shell::run(
+            "build the edge alone (release)",
+            cargo().args([
+                "build",
+                "--release",
+                "--locked",
+                "-p",
+                "booty-edge",
+                "--example",
+                "ingest_server",
+            ]),
+        )?;
+    }
+    Ok(())
+}
+
 /// A store as the report names it: a PostgreSQL URL is just `postgres`.
 fn shown_store(store: &str) -> &str {
     if store.starts_with("postgres") {
@@ -201,12 +233,14 @@ fn shown_store(store: &str) -> &str {
     }
 }
 
-/// What the ingest part measures: this tree's `booty`, and beside it a baseline `booty` and
+/// What the ingest part measures: this tree's `booty`, and beside it a baseline `booty`, the edge alone and
 /// `@octokit/webhooks` when there are.
 struct Servers<'a> {
     booty: &'a std::path::Path,
     baseline: Option<&'a std::path::Path>,
     octokit: Option<&'a std::path::Path>,
+    /// The edge's example and the payload it signs.
+    edge: Option<(&'a std::path::Path, &'a std::path::Path)>,
 }
 
 /// One ingest configuration: what serves, with which store, the deliveries sent and a connection count.
@@ -240,6 +274,13 @@ impl<'a> Config<'a> {
         }
         if let Some(dir) = servers.octokit {
             served.push((Server::Octokit(dir), octokit::describe(dir), "none"));
+        }
+        if let Some((binary, payload)) = servers.edge {
+            served.push((
+                Server::Edge { binary, payload },
+                EDGE_ALONE.to_owned(),
+                "none",
+            ));
         }
         let mut configs = Vec::new();
         for (server, name, store) in served {

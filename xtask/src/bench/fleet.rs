@@ -35,6 +35,10 @@ pub(super) enum Server<'a> {
     /// `@octokit/webhooks` on Node: the directory holding `server.mjs` and its `node_modules` (see
     /// [`super::octokit`]). No store: the setup's store is ignored and one process is started.
     Octokit(&'a Path),
+    /// booty-edge's `ingest_server` example at this path, serving `payload`'s deliveries: the edge alone
+    /// (no logging, a sink that decides like booty's and accepts at once), what booty's own layers are
+    /// measured against. No store, one process.
+    Edge { binary: &'a Path, payload: &'a Path },
 }
 
 /// What every process of a fleet is started with.
@@ -61,6 +65,20 @@ impl Fleet {
                 return Ok(Self {
                     processes: vec![child],
                     addrs: vec![addr],
+                    schema: None,
+                });
+            }
+            Server::Edge { binary, payload } => {
+                let (child, addr, _) = super::ingest::start_edge(
+                    binary,
+                    setup.secret,
+                    setup.label,
+                    payload,
+                    setup.pin,
+                )?;
+                return Ok(Self {
+                    processes: vec![child],
+                    addrs: vec![addr.parse().context("the edge's address")?],
                     schema: None,
                 });
             }
@@ -97,9 +115,14 @@ impl Fleet {
             .try_fold(0, |peak, rss| Ok(peak.max(rss?)))
     }
 
-    /// Stops every process with SIGTERM, waits for them, and drops the schema.
+    /// Stops every process, waits for them, and drops the schema. A process started with its stdin
+    /// piped (the edge's example) stops when it closes; the others get SIGTERM.
     pub(super) fn stop(mut self) -> anyhow::Result<()> {
-        for child in &self.processes {
+        for child in &mut self.processes {
+            if let Some(stdin) = child.stdin.take() {
+                drop(stdin);
+                continue;
+            }
             let status = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status()?;

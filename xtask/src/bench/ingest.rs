@@ -319,33 +319,52 @@ struct Server {
     ticks_per_second: f64,
 }
 
+/// Starts the `ingest_server` example at `binary` (pinned to `core` when given) and reads what it prints:
+/// the child (which stops when its stdin, kept piped, closes), its address and the payload's signature.
+pub(super) fn start_edge(
+    binary: &Path,
+    secret: &str,
+    label: &str,
+    payload: &Path,
+    core: Option<usize>,
+) -> anyhow::Result<(Child, String, String)> {
+    let mut command = match core {
+        Some(core) => {
+            let mut taskset = Command::new("taskset");
+            taskset.arg("-c").arg(core.to_string()).arg(binary);
+            taskset
+        }
+        None => Command::new(binary),
+    };
+    let mut child = command
+        .args(["--secret", secret, "--label", label, "--payload"])
+        .arg(payload)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("the server's stdout is piped")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut line = |prefix: &str| -> anyhow::Result<String> {
+        let line = lines
+            .next()
+            .with_context(|| format!("the server exited before printing {prefix:?}"))??;
+        line.strip_prefix(prefix)
+            .map(str::to_owned)
+            .with_context(|| format!("expected {prefix:?} from the server, got {line:?}"))
+    };
+    let addr = line("listening on ")?;
+    let signature = line("signature ")?;
+    Ok((child, addr, signature))
+}
+
 impl Server {
     fn start(binary: &Path, args: &IngestArgs, payload: &Path) -> anyhow::Result<Self> {
-        let mut child = Command::new("taskset")
-            .arg("-c")
-            .arg(args.server_core.to_string())
-            .arg(binary)
-            .args(["--secret", SECRET, "--label", &args.label, "--payload"])
-            .arg(payload)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let stdout = child
-            .stdout
-            .take()
-            .context("the server's stdout is piped")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let mut line = |prefix: &str| -> anyhow::Result<String> {
-            let line = lines
-                .next()
-                .with_context(|| format!("the server exited before printing {prefix:?}"))??;
-            line.strip_prefix(prefix)
-                .map(str::to_owned)
-                .with_context(|| format!("expected {prefix:?} from the server, got {line:?}"))
-        };
-        let addr = line("listening on ")?;
-        let signature = line("signature ")?;
+        let (child, addr, signature) =
+            start_edge(binary, SECRET, &args.label, payload, Some(args.server_core))?;
         let ticks_per_second = ticks_per_second()?;
         Ok(Self {
             child,
