@@ -67,6 +67,7 @@ pub use chain::error_chain;
 pub use command::{BASE_ENV, MAX_ENV_VALUE_BYTES, RETRY_EXIT_CODE, inherited_env};
 pub use inspect::{JobView, OPERATOR_CANCEL_REASON, QueueInspector};
 pub use metrics::{Metrics, PHASE_BUCKETS};
+pub use page::escape_html;
 pub use payload::JobPayload;
 pub use publish::{GitError, PR_BODY_FILE, PR_TITLE_FILE, PublishConfig, PublishMode, push_commit};
 pub use recover::{

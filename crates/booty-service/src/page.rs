@@ -63,8 +63,9 @@ pre { background: var(--panel); border: 1px solid var(--line); border-radius: 8p
   dt { margin-top: 0.4rem; } }
 "#;
 
-/// `s` with `&`, `<`, `>`, `"` and `'` escaped, for text and attribute values.
-pub(crate) fn escape(s: &str) -> String {
+/// `s` with `&`, `<`, `>`, `"` and `'` escaped: safe as HTML text and as a quoted attribute value. The
+/// jobs page uses it, and so does `booty app create`'s page.
+pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -113,12 +114,12 @@ fn page(title: &str, refresh: bool, body: &str) -> String {
          <title>{title} · booty</title><style>{STYLE}</style></head><body>\
          <header><div><a href=\"/\">booty</a> <span class=\"muted\">jobs</span></div></header>\
          <main>{body}</main></body></html>",
-        title = escape(title)
+        title = escape_html(title)
     )
 }
 
 fn state_badge(state: &str) -> String {
-    let state = escape(state);
+    let state = escape_html(state);
     format!("<span class=\"state {state}\" data-state=\"{state}\">{state}</span>")
 }
 
@@ -130,12 +131,12 @@ fn issue_link(job: &Value, issues_at: Option<&str>) -> String {
     match issues_at {
         Some(base) if !repository.is_empty() => format!(
             "<a href=\"{}/{}/issues/{}\">#{}</a>",
-            escape(base),
-            escape(&repository),
-            escape(&number),
-            escape(&number)
+            escape_html(base),
+            escape_html(&repository),
+            escape_html(&number),
+            escape_html(&number)
         ),
-        _ => format!("#{}", escape(&number)),
+        _ => format!("#{}", escape_html(&number)),
     }
 }
 
@@ -157,7 +158,7 @@ pub(crate) fn list(jobs: &[Value], filter: &JobFilter, issues_at: Option<&str>) 
         body,
         "</select></label><label>Repository<input name=\"repository\" placeholder=\"owner/name\" \
          value=\"{}\" size=\"24\"></label>",
-        escape(repository)
+        escape_html(repository)
     );
     if filter.limit != DEFAULT_JOB_LIMIT {
         let _ = write!(
@@ -184,14 +185,14 @@ pub(crate) fn list(jobs: &[Value], filter: &JobFilter, issues_at: Option<&str>) 
             "<tr data-job-id=\"{id_attr}\"><td class=\"id\"><a href=\"/jobs/{href}\">{id_attr}</a></td>\
              <td>{state}</td><td>{repository}</td><td>{issue}</td><td class=\"wide\">{attempts}</td>\
              <td class=\"wide\">{created}</td><td class=\"error\" title=\"{error}\">{error}</td></tr>",
-            id_attr = escape(&id),
+            id_attr = escape_html(&id),
             href = url_part(&id),
             state = state_badge(&text(&job["state"])),
-            repository = escape(&text(&job["repository"])),
+            repository = escape_html(&text(&job["repository"])),
             issue = issue_link(job, issues_at),
-            attempts = escape(&text(&job["attempts"])),
-            created = escape(&text(&job["created_at"])),
-            error = escape(&error),
+            attempts = escape_html(&text(&job["attempts"])),
+            created = escape_html(&text(&job["created_at"])),
+            error = escape_html(&error),
         );
     }
     body.push_str("</tbody></table></div>");
@@ -202,19 +203,19 @@ pub(crate) fn list(jobs: &[Value], filter: &JobFilter, issues_at: Option<&str>) 
 pub(crate) fn job(job: &Value, issues_at: Option<&str>) -> String {
     let id = text(&job["job_id"]);
     let state = text(&job["state"]);
-    let mut body = format!("<h1>Job {}</h1>", escape(&id));
+    let mut body = format!("<h1>Job {}</h1>", escape_html(&id));
     body.push_str("<dl id=\"job\">");
     let _ = write!(body, "<dt>State</dt><dd>{}</dd>", state_badge(&state));
     let rows = [
-        ("Repository", escape(&text(&job["repository"]))),
+        ("Repository", escape_html(&text(&job["repository"]))),
         ("Issue", issue_link(job, issues_at)),
-        ("Attempts", escape(&text(&job["attempts"]))),
-        ("Delivery", escape(&text(&job["delivery_id"]))),
-        ("Installation", escape(&text(&job["installation_id"]))),
-        ("Created", escape(&text(&job["created_at"]))),
-        ("Started", escape(&text(&job["started_at"]))),
-        ("Finished", escape(&text(&job["finished_at"]))),
-        ("Next attempt", escape(&text(&job["retry_at"]))),
+        ("Attempts", escape_html(&text(&job["attempts"]))),
+        ("Delivery", escape_html(&text(&job["delivery_id"]))),
+        ("Installation", escape_html(&text(&job["installation_id"]))),
+        ("Created", escape_html(&text(&job["created_at"]))),
+        ("Started", escape_html(&text(&job["started_at"]))),
+        ("Finished", escape_html(&text(&job["finished_at"]))),
+        ("Next attempt", escape_html(&text(&job["retry_at"]))),
     ];
     for (name, value) in rows {
         if !value.is_empty() {
@@ -245,7 +246,7 @@ pub(crate) fn job(job: &Value, issues_at: Option<&str>) -> String {
         let _ = write!(
             body,
             "<h2>Error</h2><pre id=\"error\">{}</pre>",
-            escape(&error)
+            escape_html(&error)
         );
     }
     let output = text(&job["output"]);
@@ -256,7 +257,7 @@ pub(crate) fn job(job: &Value, issues_at: Option<&str>) -> String {
             body,
             "<h2>Output <span class=\"muted\">(the end of the last attempt's)</span></h2>\
              <pre id=\"output\">{}</pre>",
-            escape(&output)
+            escape_html(&output)
         );
     }
     body.push_str("<p><a href=\"/\">All jobs</a></p>");
@@ -272,9 +273,9 @@ pub(crate) fn job(job: &Value, issues_at: Option<&str>) -> String {
 pub(crate) fn message(title: &str, message: &str, back: &str) -> String {
     let body = format!(
         "<h1>{}</h1><p id=\"message\">{}</p><p><a href=\"{}\">Back</a></p>",
-        escape(title),
-        escape(message),
-        escape(back)
+        escape_html(title),
+        escape_html(message),
+        escape_html(back)
     );
     page(title, false, &body)
 }
@@ -282,6 +283,15 @@ pub(crate) fn message(title: &str, message: &str, back: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_html_leaves_no_markup_and_keeps_the_rest() {
+        assert_eq!(
+            escape_html(r#"<a href="x" title='y'>Tom & Jerry ✓</a>"#),
+            "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;Tom &amp; Jerry ✓&lt;/a&gt;"
+        );
+        assert_eq!(escape_html("&amp;"), "&amp;amp;");
+    }
 
     #[test]
     fn everything_shown_is_escaped() {

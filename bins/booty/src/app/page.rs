@@ -1,6 +1,7 @@
 //! The App's manifest and the loopback pages: the one whose form carries the manifest to GitHub, and the
 //! ones the redirect back is answered with.
 
+use booty_service::escape_html;
 use serde_json::{Value, json};
 
 /// What the App says about itself on GitHub.
@@ -70,9 +71,9 @@ there), makes the App, and sends you back here; booty then writes its key and co
 </body>
 </html>
 "#,
-        action = escape(action),
-        manifest = escape(&compact),
-        pretty = escape(&pretty),
+        action = escape_html(action),
+        manifest = escape_html(&compact),
+        pretty = escape_html(&pretty),
     )
 }
 
@@ -80,29 +81,13 @@ there), makes the App, and sends you back here; booty then writes its key and co
 pub(crate) fn message(title: &str, text: &str, link: Option<&str>) -> String {
     let link = link
         .filter(|href| href.starts_with("https://") || href.starts_with("http://"))
-        .map(|href| format!("<p><a href=\"{0}\">{0}</a></p>\n", escape(href)))
+        .map(|href| format!("<p><a href=\"{0}\">{0}</a></p>\n", escape_html(href)))
         .unwrap_or_default();
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>booty: {title}</title>\n</head>\n<body>\n<h1>{title}</h1>\n<p>{text}</p>\n{link}</body>\n</html>\n",
-        title = escape(title),
-        text = escape(text),
+        title = escape_html(title),
+        text = escape_html(text),
     )
-}
-
-/// `text` safe in HTML text and in a quoted attribute.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
