@@ -4,15 +4,12 @@
 //! Chromium fails this test (`.ci/run` installs it); it is never skipped.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use serde_json::json;
 
 use crate::app::Create;
 use crate::github::Fake;
-
-/// The browser, as Debian's `chromium` package installs it.
-const CHROMIUM: &str = "chromium";
+use crate::support::chromium;
 
 #[test]
 fn headless_chromium_sends_github_the_documented_manifest_and_comes_back() {
@@ -22,36 +19,19 @@ fn headless_chromium_sends_github_the_documented_manifest_and_comes_back() {
     let output = dir.path().join("app");
     let create = Create::start(github, &output, "booty chromium", &[]);
     let profile = tempfile::tempdir().unwrap();
-    let browser = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--virtual-time-budget=30000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(format!("http://{}/", create.page))
-        .output()
-        .unwrap_or_else(|err| {
-            panic!(
-                "cannot run `{CHROMIUM}` ({err}): this test needs headless Chromium (Debian: apt-get install -y chromium; .ci/run installs it)"
-            )
-        });
-    let dom = String::from_utf8_lossy(&browser.stdout).into_owned();
-    let browser_log = String::from_utf8_lossy(&browser.stderr).into_owned();
+    // The virtual time budget lets the page's script post the form and the redirects come back before
+    // the DOM is dumped.
+    let dom = chromium(
+        profile.path(),
+        &["--virtual-time-budget=30000", "--dump-dom"],
+        &format!("http://{}/", create.page),
+    );
     let (code, stdout, stderr) = create.finish();
     assert_eq!(
         code, 0,
-        "booty: {stdout}\n{stderr}\nchromium's page:\n{dom}\nchromium:\n{browser_log}"
+        "booty: {stdout}\n{stderr}\nchromium's page:\n{dom}"
     );
-    assert!(
-        dom.contains("the GitHub App is ready"),
-        "{dom}\n{browser_log}"
-    );
+    assert!(dom.contains("the GitHub App is ready"), "{dom}");
 
     // The form went to GitHub's settings/apps/new with the page's state, as a browser posts a form.
     let forms = github.requests_for("settings/apps/new");

@@ -7,59 +7,16 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::toml_value::V;
-use crate::support::{Booty, DEADLINE, git_repository, payload_for_issue};
+use crate::support::{Booty, DEADLINE, chromium, git_repository, payload_for_issue};
 
 /// Where the screenshots go.
 fn screenshots() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("admin-page");
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Headless Chromium with `args` then `url`: its stdout. Without Chromium the test fails (it is installed
-/// on the machines and by `.ci/run`).
-fn chromium(profile: &Path, args: &[&str], url: &str) -> String {
-    let mut child = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|err| {
-            panic!("headless Chromium is needed (Debian package `chromium`): {err}")
-        });
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        stdout.read_to_string(&mut out).unwrap();
-        out
-    });
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "chromium {args:?} {url}: {status}");
-            break;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("chromium {args:?} {url} did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    reader.join().unwrap()
 }
 
 fn dom(profile: &Path, url: &str) -> String {

@@ -385,6 +385,55 @@ impl Drop for Booty {
     }
 }
 
+/// Headless Chromium with `args` then `url`: its stdout. Without Chromium the test fails (it is installed
+/// on the machines and by `.ci/run`).
+pub(crate) fn chromium(profile: &Path, args: &[&str], url: &str) -> String {
+    let mut child = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot run `chromium` ({err}): this test needs headless Chromium (Debian: apt-get install -y chromium; .ci/run installs it)"
+            )
+        });
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            pipe.read_to_string(&mut out).unwrap();
+            out
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = stderr.join().unwrap();
+            assert!(status.success(), "chromium {args:?} {url}: {status}\n{log}");
+            break;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let log = stderr.join().unwrap();
+            panic!("chromium {args:?} {url} did not finish:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stdout.join().unwrap()
+}
+
 /// Sends a signal by name with `kill(1)`.
 pub(crate) fn signal(child: &Child, name: &str) {
     signal_pid(child.id(), name);
