@@ -48,7 +48,7 @@ use std::sync::{Mutex, OnceLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, SqlitePool};
+use sqlx::{ConnectOptions, Connection, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::warn;
@@ -88,6 +88,9 @@ pub struct SqliteStore {
     inserts: Mutex<Option<mpsc::Sender<Pending>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     checkpointer: checkpoint::Checkpointer,
+    /// An idle connection held until the store closes, so that no other connection closing is the last
+    /// one, which would make SQLite delete the log (see [`SqliteStore::open`]).
+    anchor: Mutex<Option<SqliteConnection>>,
     /// The database and log files as opened; every write is refused once either changed.
     files: Arc<files::Files>,
     stats: Arc<Counters>,
@@ -179,6 +182,15 @@ impl SqliteStore {
             },
         })?;
 
+        // SQLite deletes the log (and its index) when the last connection to the database closes. The
+        // writer's and the checkpointer's connections are both closed after a failed write (a full disk
+        // fails both), so either could be the last, and the log opened next would be a new file, which
+        // `files` takes for a log replaced under the store: every write refused until a restart. This
+        // connection stays open, idle, for the store's life, so neither ever is the last.
+        let anchor = connect
+            .connect()
+            .await
+            .map_err(|err| open_error(&path, err))?;
         let files = Arc::new(files::Files::note(&path).map_err(|err| SqliteError::Open {
             path: path.clone(),
             source: format!("cannot look at the database or its log: {err}").into(),
@@ -212,6 +224,7 @@ impl SqliteStore {
             inserts: Mutex::new(Some(inserts)),
             writer: Mutex::new(Some(writer)),
             checkpointer,
+            anchor: Mutex::new(Some(anchor)),
             files,
             stats,
             _lock: lock,
@@ -320,6 +333,12 @@ impl SqliteStore {
             .await
         {
             warn!(store = "sqlite", error = %Chain(&err), "store_checkpoint_failed");
+        }
+        let anchor = self.anchor.lock().ok().and_then(|mut anchor| anchor.take());
+        if let Some(anchor) = anchor
+            && let Err(err) = anchor.close().await
+        {
+            warn!(store = "sqlite", error = %Chain(&err), "store_close_failed");
         }
     }
 }
@@ -570,5 +589,47 @@ mod tests {
             .await
             .expect("the pragma answers");
         assert_eq!(temp_store, 2);
+    }
+
+    /// After a full disk, the writer's connection and the checkpointer's are both closed. When the
+    /// last connection to a database closes, SQLite deletes its log, and the next one opened is a new
+    /// file the store takes for a log replaced under it: it refused every write until a restart (CI saw
+    /// this as the full-disk test's `PoolTimedOut`, about one run in twenty under load).
+    #[tokio::test]
+    async fn closing_the_writer_and_checkpointer_connections_leaves_the_log_in_place() {
+        use std::os::unix::fs::MetadataExt as _;
+
+        use crate::job::NewJob;
+
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(dir.path().join("booty.db"), SqliteOptions::default())
+            .await
+            .expect("the store opens");
+        let insert = |id: &str| {
+            let job = NewJob::new(id, "payload".to_owned()).into_job(Timestamp::EPOCH);
+            Store::<String>::insert(&store, job, 10)
+        };
+        assert!(matches!(insert("1").await, Ok(Submitted::Accepted(_))));
+        let log = File::open(dir.path().join("booty.db-wal")).expect("the log exists");
+
+        store.checkpointer.stop().await;
+        store
+            .pool
+            .acquire()
+            .await
+            .expect("the writer's connection")
+            .close()
+            .await
+            .expect("it closes");
+        assert_eq!(
+            log.metadata().expect("the log's metadata").nlink(),
+            1,
+            "SQLite deleted the log the store has open"
+        );
+        assert!(matches!(insert("2").await, Ok(Submitted::Accepted(_))));
+        store
+            .files
+            .check("insert")
+            .expect("the log is still the store's");
     }
 }
