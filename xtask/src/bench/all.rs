@@ -13,7 +13,9 @@
 //!    Beside booty, in the same turns: `@octokit/webhooks` on Node (see [`super::octokit`]) and the edge
 //!    alone, booty-edge's `ingest_server` example (no logging, a sink that decides like booty's and
 //!    accepts at once), which says what booty's own layers add to the HTTP exchange, the HMAC and the
-//!    decode.
+//!    decode; and the floor, booty-edge's `floor_server` example (a bare hyper server doing the work a
+//!    trigger needs and nothing else), which says what this machine allows, so reports from different
+//!    machines compare as ratios to it.
 //! 3. Clone: `booty-workspace`'s `clone` benchmark (gix against the git CLI over loopback smart HTTP), run
 //!    through `cargo bench` and read back from its `result` line.
 //!
@@ -63,6 +65,9 @@ enum Part {
     Octokit,
     /// The rows of the edge alone (booty-edge's `ingest_server` example) in the ingest part.
     Edge,
+    /// The rows of the floor (booty-edge's `floor_server` example, a bare hyper server doing the same
+    /// work) in the ingest part.
+    Floor,
     Clone,
 }
 
@@ -94,6 +99,9 @@ const LOAD_CORE: usize = 1;
 
 /// How the report names the edge alone.
 const EDGE_ALONE: &str = "booty-edge alone (ingest_server: no logging, no store)";
+
+/// How the report names the floor: the least any server does for these deliveries on this machine.
+const FLOOR: &str = "floor (floor_server: bare hyper, HMAC, 4-field decode, in-memory dedupe)";
 
 /// The label of the payload (`issues.labeled.json`), and one that is not it.
 const PAYLOAD_LABEL: &str = "bug";
@@ -147,11 +155,14 @@ pub(crate) fn run(args: &AllArgs) -> anyhow::Result<()> {
             }
         };
         let edge = ingest::release_dir().join("examples/ingest_server");
+        let floor = ingest::release_dir().join("examples/floor_server");
         let servers = Servers {
             booty: &ingest::release_dir().join("booty"),
             baseline: args.baseline.as_deref(),
             octokit: octokit.as_deref(),
-            edge: (!args.skip.contains(&Part::Edge)).then_some((edge.as_path(), payload.as_path())),
+            edge: (!args.skip.contains(&Part::Edge)).then_some(edge.as_path()),
+            floor: (!args.skip.contains(&Part::Floor)).then_some(floor.as_path()),
+            payload: &payload,
         };
         ingest_stores(
             &servers,
@@ -192,8 +203,8 @@ pub(crate) fn run(args: &AllArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds in release what the ingest part runs: `booty`, the load generator and, unless its rows are
-/// skipped, the edge's `ingest_server` example.
+/// Builds in release what the ingest part runs: `booty`, the load generator and, unless their rows are
+/// skipped, the edge's `ingest_server` and `floor_server` examples.
 fn build(args: &AllArgs) -> anyhow::Result<()> {
     shell::run(
         "build booty and the load generator (release)",
@@ -207,19 +218,18 @@ fn build(args: &AllArgs) -> anyhow::Result<()> {
             "xtask",
         ]),
     )?;
-    if !args.skip.contains(&Part::Ingest) && !args.skip.contains(&Part::Edge) {
-        shell::run(
-            "build the edge alone (release)",
-            cargo().args([
-                "build",
-                "--release",
-                "--locked",
-                "-p",
-                "booty-edge",
-                "--example",
-                "ingest_server",
-            ]),
-        )?;
+    let examples: Vec<&str> = [(Part::Edge, "ingest_server"), (Part::Floor, "floor_server")]
+        .into_iter()
+        .filter(|(part, _)| !args.skip.contains(part))
+        .map(|(_, example)| example)
+        .collect();
+    if !args.skip.contains(&Part::Ingest) && !examples.is_empty() {
+        let mut build = cargo();
+        build.args(["build", "--release", "--locked", "-p", "booty-edge"]);
+        for example in examples {
+            build.args(["--example", example]);
+        }
+        shell::run("build the edge alone and the floor (release)", &mut build)?;
     }
     Ok(())
 }
@@ -233,14 +243,18 @@ fn shown_store(store: &str) -> &str {
     }
 }
 
-/// What the ingest part measures: this tree's `booty`, and beside it a baseline `booty`, the edge alone and
-/// `@octokit/webhooks` when there are.
+/// What the ingest part measures: this tree's `booty`, and beside it a baseline `booty`,
+/// `@octokit/webhooks`, the edge alone and the floor when there are.
 struct Servers<'a> {
     booty: &'a std::path::Path,
     baseline: Option<&'a std::path::Path>,
     octokit: Option<&'a std::path::Path>,
-    /// The edge's example and the payload it signs.
-    edge: Option<(&'a std::path::Path, &'a std::path::Path)>,
+    /// The edge's `ingest_server` example.
+    edge: Option<&'a std::path::Path>,
+    /// The edge's `floor_server` example.
+    floor: Option<&'a std::path::Path>,
+    /// The payload the examples sign.
+    payload: &'a std::path::Path,
 }
 
 /// One ingest configuration: what serves, with which store, the deliveries sent and a connection count.
@@ -257,7 +271,8 @@ struct Config<'a> {
 
 impl<'a> Config<'a> {
     /// Every configuration, in the report's order: each store with this tree's `booty` (and the
-    /// baseline's right after it), then `@octokit/webhooks`, which has no store.
+    /// baseline's right after it), then the servers with no store: `@octokit/webhooks`, the edge alone,
+    /// the floor.
     fn all(servers: &Servers<'a>, stores: &'a [String], connections: &[usize]) -> Vec<Self> {
         let mut booties = vec![(Server::Booty(servers.booty), "booty".to_owned())];
         if let Some(baseline) = servers.baseline {
@@ -275,12 +290,12 @@ impl<'a> Config<'a> {
         if let Some(dir) = servers.octokit {
             served.push((Server::Octokit(dir), octokit::describe(dir), "none"));
         }
-        if let Some((binary, payload)) = servers.edge {
-            served.push((
-                Server::Edge { binary, payload },
-                EDGE_ALONE.to_owned(),
-                "none",
-            ));
+        // Both examples take the same command line: the fleet starts either as `Server::Edge`.
+        for (binary, name) in [(servers.edge, EDGE_ALONE), (servers.floor, FLOOR)] {
+            if let Some(binary) = binary {
+                let payload = servers.payload;
+                served.push((Server::Edge { binary, payload }, name.to_owned(), "none"));
+            }
         }
         let mut configs = Vec::new();
         for (server, name, store) in served {

@@ -37,7 +37,7 @@ pub(super) enum Server<'a> {
     Octokit(&'a Path),
     /// booty-edge's `ingest_server` example at this path, serving `payload`'s deliveries: the edge alone
     /// (no logging, a sink that decides like booty's and accepts at once), what booty's own layers are
-    /// measured against. No store, one process.
+    /// measured against. Or its `floor_server`, which takes the same command line. No store, one process.
     Edge { binary: &'a Path, payload: &'a Path },
 }
 
