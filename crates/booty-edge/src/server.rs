@@ -257,6 +257,11 @@ async fn serve_connection<R: Routes>(
     let connection = builder.serve_connection(TokioIo::new(io), service);
     let mut connection = std::pin::pin!(connection);
     let mut closing_since: Option<Instant> = None;
+    // One timer for the connection's life, moved rather than made anew. Requests starting and ending do
+    // not wake this task (only closing does, see `InFlight`), so a busy connection costs no wakeup and no
+    // timer per request: the timer fires at the deadline worked out when it was last set, and whether the
+    // connection has really been idle that long is looked at then.
+    let mut timer = std::pin::pin!(tokio::time::sleep(limits.idle_timeout));
     loop {
         if closing_since.is_none() {
             let reason = if *stop_signal.borrow() {
@@ -272,14 +277,20 @@ async fn serve_connection<R: Routes>(
                 closing_since = Some(Instant::now());
             }
         }
-        // The one deadline that matters now: none while a request is in flight; the idle timeout while
-        // open; the end of the linger once closing.
-        let idle_since = activity.idle_since();
-        let deadline = idle_since.and_then(|idle_since| match closing_since {
-            // An idle timeout too large to add is none.
-            None => idle_since.checked_add(limits.idle_timeout),
-            Some(closing_since) => Some(idle_since.max(closing_since) + linger(&activity)),
+        // When to look again: when the idle time runs out (the idle timeout while open, the linger once
+        // closing). With a request in flight nothing runs out: an open connection looks again an idle
+        // timeout from now, a closing one when the request ends (which wakes it).
+        let wake_at = expiry(&activity, closing_since, &limits).or_else(|| {
+            closing_since
+                .is_none()
+                .then(|| Instant::now().checked_add(limits.idle_timeout))
+                .flatten()
         });
+        if let Some(wake_at) = wake_at
+            && timer.deadline() != wake_at
+        {
+            timer.as_mut().reset(wake_at);
+        }
         tokio::select! {
             biased;
             result = connection.as_mut() => {
@@ -290,9 +301,9 @@ async fn serve_connection<R: Routes>(
             }
             () = activity.changed() => {}
             _ = stop_signal.wait_for(|stopping| *stopping), if closing_since.is_none() => {}
-            () = sleep_until_some(deadline) => {
-                // A request may have started since the deadline was worked out; look again.
-                if activity.idle_since() != idle_since {
+            () = timer.as_mut(), if wake_at.is_some() => {
+                // Requests may have come and gone since the deadline was worked out; look again.
+                if expiry(&activity, closing_since, &limits).is_none_or(|at| at > Instant::now()) {
                     continue;
                 }
                 if closing_since.is_some() {
@@ -304,6 +315,17 @@ async fn serve_connection<R: Routes>(
                 closing_since = Some(Instant::now());
             }
         }
+    }
+}
+
+/// When the connection's idle time runs out: `idle_timeout` after its last request ended (or it opened)
+/// while open, its [`linger`] after it was both closing and idle once closing. `None` while a request is
+/// in flight, or for an idle timeout too large to add.
+fn expiry(activity: &Activity, closing_since: Option<Instant>, limits: &Limits) -> Option<Instant> {
+    let idle_since = activity.idle_since()?;
+    match closing_since {
+        None => idle_since.checked_add(limits.idle_timeout),
+        Some(closing_since) => Some(idle_since.max(closing_since) + linger(activity)),
     }
 }
 
@@ -334,14 +356,6 @@ fn begin_closing(activity: &Activity, reason: Closing) {
 async fn closing_requested(activity: &Activity) {
     while !activity.is_closing() {
         activity.changed().await;
-    }
-}
-
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until_some(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 

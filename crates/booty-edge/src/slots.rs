@@ -170,7 +170,7 @@ pub(crate) struct Activity {
     idle_since_nanos: AtomicU64,
     /// Set when the connection is asked to close (for a waiting client) or starts closing by itself.
     closing: AtomicBool,
-    /// Wakes the connection's task: it went idle, or it is asked to close.
+    /// Wakes the connection's task: it is asked to close, or it went idle while closing.
     changed: Notify,
     went_idle: Arc<Notify>,
     epoch: Instant,
@@ -191,7 +191,7 @@ impl Activity {
 
     /// Since when the connection has had no request in flight; `None` while it has one.
     pub(crate) fn idle_since(&self) -> Option<Instant> {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
             return None;
         }
         Some(self.epoch + Duration::from_nanos(self.idle_since_nanos.load(Ordering::Acquire)))
@@ -204,7 +204,9 @@ impl Activity {
     /// Asks the connection to close, or records that it is closing; either way it is no longer a
     /// candidate for eviction.
     pub(crate) fn close(&self) {
-        if !self.closing.swap(true, Ordering::AcqRel) {
+        // SeqCst, as the count in `InFlight::drop`: of a request ending and the connection starting to
+        // close, at least one side sees the other, so a closing connection is always told it went idle.
+        if !self.closing.swap(true, Ordering::SeqCst) {
             self.changed.notify_one();
         }
     }
@@ -213,8 +215,9 @@ impl Activity {
         self.closing.load(Ordering::Acquire)
     }
 
-    /// Completes when the connection went idle or was asked to close since the last call (or at once, if
-    /// that happened while nobody was waiting).
+    /// Completes when the connection was asked to close, or went idle while closing, since the last call
+    /// (or at once, if that happened while nobody was waiting). Going idle while open wakes nobody: the
+    /// connection's task looks at [`Activity::idle_since`] when its idle timer fires.
     pub(crate) async fn changed(&self) {
         self.changed.notified().await;
     }
@@ -231,9 +234,13 @@ impl Drop for InFlight {
             nanos_since(activity.epoch, Instant::now()),
             Ordering::Release,
         );
-        if activity.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            activity.changed.notify_one();
+        if activity.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
             activity.went_idle.notify_one();
+            // Only a closing connection waits for its requests to end (its linger starts then); an open
+            // one is not woken for every request it answers.
+            if activity.closing.load(Ordering::SeqCst) {
+                activity.changed.notify_one();
+            }
         }
     }
 }
