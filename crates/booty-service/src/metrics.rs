@@ -19,6 +19,7 @@ use booty_queue::{
     RetryScheduled, StoreError,
 };
 use prometheus_client::encoding::text::encode_registry;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -46,6 +47,32 @@ pub const PHASE_BUCKETS: [f64; 16] = [
 const MAX_EVENT_LABELS: usize = 64;
 
 type Labels = Vec<(&'static str, String)>;
+
+/// The labels of `booty_webhook_requests_total`, counted on every request: typed, so counting one
+/// allocates nothing.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    event: EventLabel,
+    code: u16,
+}
+
+/// The labels of `booty_triggers_total`, counted on every verified delivery.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TriggerLabels {
+    outcome: &'static str,
+    reason: &'static str,
+}
+
+/// An `X-GitHub-Event` name as a label value, shared with the set of names seen (see
+/// [`MAX_EVENT_LABELS`]) rather than copied per request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct EventLabel(Arc<str>);
+
+impl EncodeLabelValue for EventLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> fmt::Result {
+        fmt::Write::write_str(encoder, &self.0)
+    }
+}
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 fn phase_histogram() -> Histogram {
@@ -65,9 +92,9 @@ pub struct Metrics {
 
 struct Inner {
     registry: Registry,
-    webhook_requests: Family<Labels, Counter>,
+    webhook_requests: Family<WebhookLabels, Counter>,
     webhook_duration: Histogram,
-    triggers: Family<Labels, Counter>,
+    triggers: Family<TriggerLabels, Counter>,
     jobs_finished: Family<Labels, Counter>,
     job_phase: HistogramFamily,
     job_retries: Counter,
@@ -78,7 +105,11 @@ struct Inner {
     github_requests: Family<Labels, Counter>,
     github_rate_limit: Gauge,
     log_lines_dropped: Counter,
-    events: Mutex<HashSet<String>>,
+    /// The event names with a label of their own, at most [`MAX_EVENT_LABELS`].
+    events: Mutex<HashSet<Arc<str>>>,
+    /// The label of a request without `X-GitHub-Event`, and of names past the limit.
+    no_event: EventLabel,
+    other_event: EventLabel,
 }
 
 impl Default for Metrics {
@@ -186,6 +217,8 @@ impl Metrics {
                 github_rate_limit,
                 log_lines_dropped,
                 events: Mutex::new(HashSet::new()),
+                no_event: EventLabel(Arc::from("")),
+                other_event: EventLabel(Arc::from("other")),
             }),
         }
     }
@@ -227,10 +260,7 @@ impl Metrics {
         };
         self.inner
             .triggers
-            .get_or_create(&vec![
-                ("outcome", outcome.to_owned()),
-                ("reason", reason.to_owned()),
-            ])
+            .get_or_create(&TriggerLabels { outcome, reason })
             .inc();
     }
 
@@ -255,27 +285,34 @@ impl Metrics {
 
     /// The `event` label for `event`: itself while fewer than [`MAX_EVENT_LABELS`] are known, else
     /// `other`.
-    fn event_label(&self, event: Option<&str>) -> String {
+    fn event_label(&self, event: Option<&str>) -> EventLabel {
         let Some(event) = event else {
-            return String::new();
+            return self.inner.no_event.clone();
         };
         let mut known = self
             .inner
             .events
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if known.contains(event) || known.len() < MAX_EVENT_LABELS {
-            known.insert(event.to_owned());
-            event.to_owned()
+        if let Some(name) = known.get(event) {
+            return EventLabel(Arc::clone(name));
+        }
+        if known.len() < MAX_EVENT_LABELS {
+            let name: Arc<str> = Arc::from(event);
+            known.insert(Arc::clone(&name));
+            EventLabel(name)
         } else {
-            "other".to_owned()
+            self.inner.other_event.clone()
         }
     }
 }
 
 /// A family of labelled counters registered in `registry` as `name` (`_total` is added) with `help`.
-fn counters(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, Counter> {
-    let family = Family::<Labels, Counter>::default();
+fn counters<S>(registry: &mut Registry, name: &str, help: &str) -> Family<S, Counter>
+where
+    S: EncodeLabelSet + Clone + fmt::Debug + std::hash::Hash + Eq + Send + Sync + 'static,
+{
+    let family = Family::<S, Counter>::default();
     registry.register(name, help, family.clone());
     family
 }
@@ -298,10 +335,10 @@ impl EdgeObserver for Metrics {
         let event = self.event_label(answered.event);
         self.inner
             .webhook_requests
-            .get_or_create(&vec![
-                ("event", event),
-                ("code", answered.status.as_u16().to_string()),
-            ])
+            .get_or_create(&WebhookLabels {
+                event,
+                code: answered.status.as_u16(),
+            })
             .inc();
         self.inner
             .webhook_duration
