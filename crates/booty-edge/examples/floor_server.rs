@@ -19,10 +19,10 @@
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
-use std::io::{BufRead, Write};
 use std::rc::Rc;
 
-use booty_signature::{Verifier, sign};
+use booty_event::DEFAULT_TRIGGER_LABEL;
+use booty_signature::Verifier;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -30,6 +30,9 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
+
+#[path = "../benches/support/bench_server.rs"]
+mod bench_server;
 
 /// How many delivery ids the dedupe remembers.
 const REMEMBERED: usize = 100_000;
@@ -158,24 +161,12 @@ fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut secret = None;
-    let mut label = None;
-    let mut payload = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--secret" => secret = Some(value),
-            "--label" => label = Some(value),
-            "--payload" => payload = Some(value),
-            _ => return Err(format!("unknown argument {flag}").into()),
-        }
-    }
-    let secret = secret.ok_or("--secret is required")?;
-    let payload = std::fs::read(payload.ok_or("--payload is required")?)?;
+    let args = bench_server::Args::parse()?;
     let floor = Rc::new(Floor {
-        verifier: Verifier::new(&secret)?,
-        label: label.unwrap_or_else(|| "agent:builder".to_owned()),
+        verifier: Verifier::new(&args.secret)?,
+        label: (args.label.as_deref())
+            .unwrap_or(DEFAULT_TRIGGER_LABEL)
+            .to_owned(),
         seen: RefCell::default(),
     });
 
@@ -185,15 +176,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on {}", listener.local_addr()?)?;
-        writeln!(stdout, "signature {}", sign(secret.as_bytes(), &payload))?;
-        stdout.flush()?;
-        drop(stdout);
-        let mut stdin_closed = tokio::task::spawn_blocking(|| {
-            // Read (and ignore) lines until the parent closes the pipe.
-            for _ in std::io::stdin().lock().lines() {}
-        });
+        args.announce(listener.local_addr()?)?;
+        let mut stdin_closed = bench_server::stdin_closed();
         loop {
             let stream = tokio::select! {
                 _ = &mut stdin_closed => return Ok(()),

@@ -15,37 +15,24 @@
     reason = "an example program that reports its address to the process that started it"
 )]
 
-use std::io::{BufRead, Write};
 use std::sync::Arc;
 
 use booty_edge::EdgeConfig;
 use booty_event::TriggerRule;
-use booty_signature::{Verifier, sign};
+use booty_signature::Verifier;
 
 #[path = "../benches/support/accept.rs"]
 mod accept;
+#[path = "../benches/support/bench_server.rs"]
+mod bench_server;
 
 use accept::Accept;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut secret = None;
-    let mut label = None;
-    let mut payload = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--secret" => secret = Some(value),
-            "--label" => label = Some(value),
-            "--payload" => payload = Some(value),
-            _ => return Err(format!("unknown argument {flag}").into()),
-        }
-    }
-    let secret = secret.ok_or("--secret is required")?;
-    let payload = std::fs::read(payload.ok_or("--payload is required")?)?;
-    let config = EdgeConfig::new(Verifier::new(&secret)?);
-    let rule = match label {
-        Some(label) => TriggerRule::new(label)?,
+    let args = bench_server::Args::parse()?;
+    let config = EdgeConfig::new(Verifier::new(&args.secret)?);
+    let rule = match &args.label {
+        Some(label) => TriggerRule::new(label.clone())?,
         None => TriggerRule::default(),
     };
 
@@ -54,15 +41,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on {}", listener.local_addr()?)?;
-        writeln!(stdout, "signature {}", sign(secret.as_bytes(), &payload))?;
-        stdout.flush()?;
-        drop(stdout);
-        let stdin_closed = tokio::task::spawn_blocking(|| {
-            // Read (and ignore) lines until the parent closes the pipe.
-            for _ in std::io::stdin().lock().lines() {}
-        });
+        args.announce(listener.local_addr()?)?;
+        let stdin_closed = bench_server::stdin_closed();
         booty_edge::serve(listener, config, Arc::new(Accept(rule)), async {
             let _ = stdin_closed.await;
         })
