@@ -289,15 +289,7 @@ fn start_process(
     .concat();
     let config_path = dir.join("booty.toml");
     std::fs::write(&config_path, config)?;
-    let mut command = match setup.pin {
-        Some(core) => {
-            let mut taskset = Command::new("taskset");
-            taskset.arg("-c").arg(core.to_string()).arg(booty);
-            taskset
-        }
-        None => Command::new(booty),
-    };
-    let mut child = command
+    let mut child = super::ingest::pinned(booty, setup.pin)
         .args(["serve", "--config"])
         .arg(&config_path)
         .current_dir(dir)

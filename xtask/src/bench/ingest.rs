@@ -310,6 +310,18 @@ pub(super) fn ensure_taskset() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `program`, run with `taskset` on `core` when one is given.
+pub(super) fn pinned(program: impl AsRef<std::ffi::OsStr>, core: Option<usize>) -> Command {
+    match core {
+        Some(core) => {
+            let mut taskset = Command::new("taskset");
+            taskset.arg("-c").arg(core.to_string()).arg(program);
+            taskset
+        }
+        None => Command::new(program),
+    }
+}
+
 /// The `ingest_server` example, pinned to its core; it stops when its stdin closes.
 struct Server {
     child: Child,
@@ -328,15 +340,7 @@ pub(super) fn start_edge(
     payload: &Path,
     core: Option<usize>,
 ) -> anyhow::Result<(Child, String, String)> {
-    let mut command = match core {
-        Some(core) => {
-            let mut taskset = Command::new("taskset");
-            taskset.arg("-c").arg(core.to_string()).arg(binary);
-            taskset
-        }
-        None => Command::new(binary),
-    };
-    let mut child = command
+    let mut child = pinned(binary, core)
         .args(["--secret", secret, "--label", label, "--payload"])
         .arg(payload)
         .stdin(Stdio::piped())
@@ -437,14 +441,7 @@ pub(super) struct Load<'a> {
 
 impl Load<'_> {
     pub(super) fn run(&self, addrs: &[String], connections: usize) -> anyhow::Result<Outcome> {
-        let mut command = match self.pin {
-            Some(core) => {
-                let mut command = Command::new("taskset");
-                command.arg("-c").arg(core.to_string()).arg(self.xtask);
-                command
-            }
-            None => Command::new(self.xtask),
-        };
+        let mut command = pinned(self.xtask, self.pin);
         command.args(["bench", "load", "--signature", self.signature]);
         for addr in addrs {
             command.args(["--addr", addr]);

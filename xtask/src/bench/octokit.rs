@@ -112,15 +112,7 @@ pub(super) fn start(
     label: &str,
     pin: Option<usize>,
 ) -> anyhow::Result<(Child, SocketAddr)> {
-    let mut command = match pin {
-        Some(core) => {
-            let mut taskset = Command::new("taskset");
-            taskset.arg("-c").arg(core.to_string()).arg("node");
-            taskset
-        }
-        None => Command::new("node"),
-    };
-    let mut child = command
+    let mut child = super::ingest::pinned("node", pin)
         .args(["server.mjs", secret, label])
         .current_dir(dir)
         .stdout(Stdio::piped())
