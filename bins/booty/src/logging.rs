@@ -133,7 +133,7 @@ struct EventVisitor<'a> {
     fields: &'a mut Vec<u8>,
     message: &'a mut Vec<u8>,
     has_message: bool,
-    names: Vec<&'static str>,
+    names: &'a mut Vec<&'static str>,
 }
 
 impl EventVisitor<'_> {
@@ -224,22 +224,22 @@ where
             out,
             fields,
             message,
+            names,
+            timestamp,
         } = line;
         out.clear();
         fields.clear();
         message.clear();
+        names.clear();
+        timestamp.clear();
         let mut visitor = EventVisitor {
             fields,
             message,
             has_message: false,
-            names: Vec::new(),
+            names,
         };
         event.record(&mut visitor);
-        let EventVisitor {
-            mut names,
-            has_message,
-            ..
-        } = visitor;
+        let has_message = visitor.has_message;
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
                 let extensions = span.extensions();
@@ -258,9 +258,8 @@ where
         }
         let metadata = event.metadata();
         out.extend_from_slice(b"{\"timestamp\":\"");
-        let mut timestamp = String::with_capacity(32);
         // RFC 3339 in UTC with microseconds; writing to a String cannot fail.
-        let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+        let _ = SystemTime.format_time(&mut Writer::new(timestamp));
         out.extend_from_slice(timestamp.as_bytes());
         out.extend_from_slice(b"\",\"level\":\"");
         out.extend_from_slice(metadata.level().as_str().as_bytes());
@@ -288,6 +287,9 @@ struct Line {
     out: Vec<u8>,
     fields: Vec<u8>,
     message: Vec<u8>,
+    /// The field names written so far, so a span's field the event also sets is left out.
+    names: Vec<&'static str>,
+    timestamp: String,
 }
 
 thread_local! {

@@ -150,13 +150,12 @@ mod tests {
     #[test]
     fn free_frees_the_space_while_other_threads_start_processes() {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let spawners: Vec<_> = ["/bin/true", "/bin/true"]
-            .into_iter()
-            .map(|program| {
+        let spawners: Vec<_> = (0..2)
+            .map(|_| {
                 let stop = std::sync::Arc::clone(&stop);
                 std::thread::spawn(move || {
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        Command::new(program).status().expect("true runs");
+                        Command::new("/bin/true").status().expect("true runs");
                     }
                 })
             })
@@ -171,7 +170,9 @@ mod tests {
             .count();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for spawner in spawners {
-            spawner.join().unwrap();
+            spawner
+                .join()
+                .expect("a thread starting processes panicked");
         }
         assert_eq!(
             still_full, 0,
