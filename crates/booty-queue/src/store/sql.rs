@@ -21,10 +21,11 @@ use crate::query::JobCounts;
 use crate::store::{BoxError, Claim, Lease, Outcome, StoreError};
 use crate::time::Timestamp;
 
-/// What one claim found: a job, its payload still the stored JSON, or nothing runnable and when the
-/// earliest retry falls due.
+/// What one claim found: a job, its payload still the stored JSON; a job whose stored payload cannot be
+/// read back, and why (its payload empty); or nothing runnable and when the earliest retry falls due.
 pub(super) enum Claimed {
     Job(Job<String>),
+    Unreadable(Job<String>, String),
     Idle(Option<Timestamp>),
 }
 
@@ -59,13 +60,13 @@ pub(super) async fn claim<P: DeserializeOwned, S: SqlStore>(
     lease_until: Timestamp,
 ) -> Result<Claim<P>, StoreError> {
     loop {
-        let job = match store.claim_row(owner, now, lease_until).await? {
-            Claimed::Job(job) => job,
+        let (job, error) = match store.claim_row(owner, now, lease_until).await? {
+            Claimed::Job(job) => match decode_payload(job) {
+                Ok(job) => return Ok(Claim::Job(job)),
+                Err(undecodable) => *undecodable,
+            },
+            Claimed::Unreadable(job, error) => (job, error),
             Claimed::Idle(next_retry_at) => return Ok(Claim::Idle { next_retry_at }),
-        };
-        let (job, error) = match decode_payload(job) {
-            Ok(job) => return Ok(Claim::Job(job)),
-            Err(undecodable) => *undecodable,
         };
         let lease = Lease {
             job_id: job.id.clone(),
@@ -105,9 +106,10 @@ macro_rules! snapshot_columns {
 pub(super) use snapshot_columns;
 
 /// The statement [`apply`] runs, with `$finished_seq` the store's way of numbering a job that becomes
-/// final. (`$N` parameters: sqlx numbers them so for SQLite too.)
+/// final, and `$payload`s the names of the store's payload columns besides `payload` (cleared with
+/// it). (`$N` parameters: sqlx numbers them so for SQLite too.)
 macro_rules! apply_statement {
-    ($finished_seq:literal) => {
+    ($finished_seq:literal, [$($payload:literal),*]) => {
         concat!(
             "UPDATE booty_jobs
                 SET state = $2, lease_until_ms = NULL,
@@ -119,7 +121,10 @@ macro_rules! apply_statement {
             $finished_seq,
             " END,
                     payload = CASE WHEN $7 AND $2 NOT IN ('failed', 'cancelled') THEN NULL
-                                   ELSE payload END,
+                                   ELSE payload END,",
+            $(" ", $payload, " = CASE WHEN $7 AND $2 NOT IN ('failed', 'cancelled') THEN NULL ELSE ",
+              $payload, " END,",)*
+            "
                     output = CASE WHEN $9 THEN $10 ELSE output END
               WHERE seq = $1
              RETURNING ",
@@ -180,14 +185,17 @@ where
     snapshot(&row)
 }
 
-/// `Store::reopen`'s first look: the job, and whether its payload is still held (`$1`: the job id), with
-/// `$lock` after it (PostgreSQL's `FOR UPDATE`).
+/// `Store::reopen`'s first look: the job, and whether its payload is still held in `payload` or any of
+/// the store's other payload columns, the `$payload`s (`$1`: the job id), with `$lock` after it
+/// (PostgreSQL's `FOR UPDATE`).
 macro_rules! retry_find {
-    ($lock:literal) => {
+    ($lock:literal, [$($payload:literal),*]) => {
         concat!(
             "SELECT ",
             $crate::store::sql::snapshot_columns!(),
-            ", payload IS NOT NULL AS has_payload FROM booty_jobs WHERE job_id = $1",
+            ", (payload IS NOT NULL",
+            $(" OR ", $payload, " IS NOT NULL",)*
+            ") AS has_payload FROM booty_jobs WHERE job_id = $1",
             $lock
         )
     };

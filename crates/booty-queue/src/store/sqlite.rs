@@ -37,6 +37,7 @@ mod files;
 mod jobs;
 mod migrate;
 mod options;
+mod packed;
 mod writer;
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -75,7 +76,8 @@ const QUEUED_INSERTS: usize = 4_096;
 /// a restart (or `kill -9`), and jobs that were running when the process died run again.
 ///
 /// [`SqliteStore::open`] locks the file for this process, creates it if missing, checks it and brings
-/// its tables up to date. Payloads are stored as JSON: the store needs `P: Serialize + DeserializeOwned`.
+/// its tables up to date. Payloads are stored as JSON, LZ4-compressed: the store needs
+/// `P: Serialize + DeserializeOwned`.
 /// A stored payload that no longer deserializes fails its job when claimed, with an error saying so.
 ///
 /// Jobs are durable: [`Store::close`] keeps unfinished ones for the next start.
@@ -280,7 +282,7 @@ impl SqliteStore {
             lane: job.lane,
             kind: job.kind,
             metadata,
-            payload,
+            payload: packed::pack(&payload),
             created_at_ms: millis(job.created_at),
         };
         let sender = self

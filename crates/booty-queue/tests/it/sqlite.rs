@@ -820,3 +820,155 @@ async fn a_submission_whose_deadline_passes_before_the_store_takes_it_stores_not
     assert_eq!(runs.recv().await, Some(job_id(Some(2), "late")));
     queue.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A job whose payload is a real 12 KB webhook, in a lane of its own.
+fn webhook_job(delivery: &str, issue: u64, created_at: Timestamp) -> Job<Payload> {
+    let payload = Payload {
+        n: issue,
+        text: include_str!("../../../booty-event/tests/fixtures/issues.labeled.json").to_owned(),
+    };
+    stored_job(delivery, Some(issue), created_at, payload)
+}
+
+/// How `job_id`'s payload is stored: whether `payload` holds it, and the length of `payload_lz4`.
+async fn stored_payload(path: &Path, job_id: &str) -> (bool, Option<i64>) {
+    let mut side = side_connection(path).await;
+    let row = sqlx::query_as(
+        "SELECT payload IS NOT NULL, length(payload_lz4) FROM booty_jobs WHERE job_id = ?1",
+    )
+    .bind(job_id)
+    .fetch_one(&mut side)
+    .await
+    .unwrap();
+    side.close().await.unwrap();
+    row
+}
+
+#[tokio::test]
+async fn payloads_are_stored_compressed_and_dropped_with_their_final_job() {
+    let (_dir, path) = database();
+    let store = open(&path, options(ROOMY, Duration::ZERO, 10)).await;
+    let done = webhook_job("done", 1, at(0));
+    let failed = webhook_job("failed", 2, at(0));
+    let json_length = serde_json::to_string(&*done.payload).unwrap().len();
+    accept(&store, done.clone()).await;
+    accept(&store, failed.clone()).await;
+
+    let (in_text, packed) = stored_payload(&path, "1-done").await;
+    assert!(!in_text, "a new job leaves `payload` empty");
+    let packed = packed.expect("a new job's payload is in payload_lz4");
+    assert!(
+        usize::try_from(packed).unwrap() * 3 < json_length,
+        "{json_length} bytes of JSON stored in {packed}"
+    );
+
+    let claimed = claim(&store, at(1)).await;
+    assert_eq!(claimed.id.as_str(), "1-done");
+    assert_eq!(*claimed.payload, *done.payload, "read back byte for byte");
+    finish(&store, &claimed, at(2)).await;
+    assert_eq!(stored_payload(&path, "1-done").await, (false, None));
+
+    // A failed job keeps its payload, so it can run again.
+    let claimed = claim(&store, at(3)).await;
+    assert_eq!(claimed.id.as_str(), "2-failed");
+    let lease = booty_queue::Lease {
+        job_id: claimed.id.clone(),
+        owner: "w1".to_owned(),
+        attempt: claimed.attempt,
+    };
+    let outcome = Outcome::Failed {
+        error: "boom".to_owned(),
+    };
+    Store::<Payload>::finish(&store, &lease, outcome, None, at(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored_payload(&path, "2-failed").await,
+        (false, Some(packed))
+    );
+    assert!(matches!(
+        Store::<Payload>::reopen(&store, "2-failed", ROOMY)
+            .await
+            .unwrap(),
+        booty_queue::Retried::Queued(_)
+    ));
+    let again = claim(&store, at(5)).await;
+    assert_eq!(again.id.as_str(), "2-failed");
+    assert_eq!(*again.payload, *failed.payload);
+    close(store, at(6)).await;
+}
+
+#[tokio::test]
+async fn a_payload_stored_as_text_by_an_earlier_version_is_still_read_and_retried() {
+    let (_dir, path) = database();
+    let store = open(&path, options(ROOMY, Duration::ZERO, 10)).await;
+    let earlier = webhook_job("earlier", 1, at(0));
+    accept(&store, earlier.clone()).await;
+    close(store, at(1)).await;
+    // As version 4 stored every job: the JSON in `payload`, no `payload_lz4`.
+    let mut side = side_connection(&path).await;
+    sqlx::query("UPDATE booty_jobs SET payload = ?1, payload_lz4 = NULL")
+        .bind(serde_json::to_string(&*earlier.payload).unwrap())
+        .execute(&mut side)
+        .await
+        .unwrap();
+    side.close().await.unwrap();
+
+    let store = open(&path, options(ROOMY, Duration::ZERO, 10)).await;
+    let claimed = claim(&store, at(2)).await;
+    assert_eq!(*claimed.payload, *earlier.payload);
+    let lease = booty_queue::Lease {
+        job_id: claimed.id.clone(),
+        owner: "w1".to_owned(),
+        attempt: claimed.attempt,
+    };
+    let outcome = Outcome::Failed {
+        error: "boom".to_owned(),
+    };
+    Store::<Payload>::finish(&store, &lease, outcome, None, at(3))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            Store::<Payload>::reopen(&store, "1-earlier", ROOMY)
+                .await
+                .unwrap(),
+            booty_queue::Retried::Queued(_)
+        ),
+        "a payload in `payload` counts as held"
+    );
+    assert_eq!(*claim(&store, at(4)).await.payload, *earlier.payload);
+    close(store, at(5)).await;
+}
+
+#[tokio::test]
+async fn a_stored_payload_that_does_not_decompress_fails_its_job_and_the_next_one_runs() {
+    let (_dir, path) = database();
+    let store = open(&path, options(ROOMY, Duration::ZERO, 10)).await;
+    accept(&store, webhook_job("damaged", 1, at(0))).await;
+    accept(&store, webhook_job("sound", 2, at(0))).await;
+    let mut side = side_connection(&path).await;
+    // Cut in half: the length before it promises more than the rest holds.
+    sqlx::query(
+        "UPDATE booty_jobs SET payload_lz4 = substr(payload_lz4, 1, length(payload_lz4) / 2)
+          WHERE job_id = '1-damaged'",
+    )
+    .execute(&mut side)
+    .await
+    .unwrap();
+    side.close().await.unwrap();
+
+    let claimed = claim(&store, at(1)).await;
+    assert_eq!(claimed.id.as_str(), "2-sound");
+    let damaged = Store::<Payload>::get(&store, "1-damaged")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(damaged.state, JobState::Failed);
+    let error = damaged.error.unwrap_or_default();
+    assert!(
+        error.starts_with("the stored payload does not decompress"),
+        "{error}"
+    );
+    close(store, at(2)).await;
+}

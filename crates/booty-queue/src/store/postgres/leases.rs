@@ -12,7 +12,7 @@ use crate::store::{LEASE_EXPIRED, Lease, Outcome, Renewal, StoreError};
 use crate::time::Timestamp;
 
 /// [`sql::apply`]'s statement: final jobs numbered by a sequence.
-const APPLY: &str = apply_statement!("nextval('booty_jobs_finished_seq')");
+const APPLY: &str = apply_statement!("nextval('booty_jobs_finished_seq')", []);
 
 impl PostgresStore {
     /// `renew`: extends the lease if the job still runs under it, and says whether its cancellation
@@ -51,7 +51,7 @@ impl PostgresStore {
         capacity: usize,
     ) -> Result<Retried, Failure> {
         let mut tx = self.pool.begin().await?;
-        let found = sqlx::query(retry_find!(" FOR UPDATE"))
+        let found = sqlx::query(retry_find!(" FOR UPDATE", []))
             .bind(job_id)
             .fetch_optional(&mut *tx)
             .await?;

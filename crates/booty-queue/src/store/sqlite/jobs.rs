@@ -1,10 +1,12 @@
 //! Claims and leases: taking the next runnable job, renewing its lease, recording how an attempt ended,
 //! taking back expired or orphaned jobs, and the finished-job retention bound.
 
+use std::sync::Arc;
+
 use sqlx::{Row, SqliteConnection};
 
 use super::connection::Tx;
-use super::{SqliteStore, backend};
+use super::{SqliteStore, backend, packed};
 use crate::job::{Job, JobSnapshot, JobState, MetadataValue};
 use crate::query::{CancelTarget, JobCounts, JobQuery, Retried};
 use crate::store::sql::{
@@ -15,7 +17,10 @@ use crate::store::{LEASE_EXPIRED, Lease, Outcome, RESTARTED, Renewal, StoreError
 use crate::time::Timestamp;
 
 /// [`sql::apply`]'s statement: final jobs numbered after the highest so far (one writer at a time).
-const APPLY: &str = apply_statement!("(SELECT coalesce(max(finished_seq), 0) + 1 FROM booty_jobs)");
+const APPLY: &str = apply_statement!(
+    "(SELECT coalesce(max(finished_seq), 0) + 1 FROM booty_jobs)",
+    ["payload_lz4"]
+);
 
 impl SqlStore for SqliteStore {
     async fn claim_row(
@@ -29,8 +34,8 @@ impl SqlStore for SqliteStore {
             .try_claim(owner, now, lease_until)
             .await
             .map_err(|err| backend("claim", err))?;
-        if let Some(job) = claimed {
-            return Ok(Claimed::Job(job));
+        if let Some(claimed) = claimed {
+            return Ok(claimed);
         }
         let next: Option<i64> =
             sqlx::query_scalar("SELECT min(retry_at_ms) FROM booty_jobs WHERE state = 'retrying'")
@@ -91,7 +96,8 @@ impl SqlStore for SqliteStore {
 }
 
 impl SqliteStore {
-    /// The earliest runnable head of a lane, taken in one statement; its payload still the stored JSON.
+    /// The earliest runnable head of a lane, taken in one statement; its payload the stored JSON, unpacked
+    /// from `payload_lz4` (or as a job stored before version 5 kept it, in `payload`).
     ///
     /// In a transaction of its own, so the claim counts only once `COMMIT` said so: on its own, the
     /// statement would commit when sqlx resets it after the first row, and a commit that fails there
@@ -102,7 +108,7 @@ impl SqliteStore {
         owner: &str,
         now: Timestamp,
         lease_until: Timestamp,
-    ) -> Result<Option<Job<String>>, sqlx::Error> {
+    ) -> Result<Option<Claimed>, sqlx::Error> {
         let mut tx = Tx::begin(&self.pool).await?;
         let row = sqlx::query(
             "UPDATE booty_jobs
@@ -118,16 +124,20 @@ impl SqliteStore {
                                AND earlier.lane = j.lane AND earlier.seq < j.seq))
                      ORDER BY j.seq
                      LIMIT 1)
-             RETURNING job_id, dedupe_key, lane, kind, metadata, created_at_ms, attempts, payload",
+             RETURNING job_id, dedupe_key, lane, kind, metadata, created_at_ms, attempts,
+                       coalesce(payload, '') AS payload, payload_lz4",
         )
         .bind(millis(now))
         .bind(owner)
         .bind(millis(lease_until))
         .fetch_optional(tx.connection())
         .await?;
-        let job = row.as_ref().map(sql::claimed).transpose()?;
+        let claimed = match &row {
+            Some(row) => Some(unpacked(sql::claimed(row)?, row.try_get("payload_lz4")?)),
+            None => None,
+        };
         tx.commit().await?;
-        Ok(job)
+        Ok(claimed)
     }
 
     /// `renew`: extends the lease if the job still runs under it, and says whether its cancellation
@@ -207,7 +217,7 @@ impl SqliteStore {
         self.files.check("reopen")?;
         let reopened = async {
             let mut tx = Tx::begin(&self.pool).await?;
-            let found = sqlx::query(retry_find!(""))
+            let found = sqlx::query(retry_find!("", ["payload_lz4"]))
                 .bind(job_id)
                 .fetch_optional(tx.connection())
                 .await?;
@@ -350,5 +360,19 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(taken)
+    }
+}
+
+/// A claimed `job` with the JSON `packed` holds as its payload, if it was stored packed.
+fn unpacked(mut job: Job<String>, packed: Option<Vec<u8>>) -> Claimed {
+    let Some(packed) = packed else {
+        return Claimed::Job(job);
+    };
+    match packed::unpack(&packed) {
+        Ok(json) => {
+            job.payload = Arc::new(json);
+            Claimed::Job(job)
+        }
+        Err(error) => Claimed::Unreadable(job, error),
     }
 }

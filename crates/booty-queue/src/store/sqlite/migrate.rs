@@ -32,6 +32,11 @@ pub(super) async fn run(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateE
             "bookmarks",
             include_str!("../../../migrations/sqlite/0004_bookmarks.sql"),
         ),
+        sql::migration(
+            5,
+            "packed payloads",
+            include_str!("../../../migrations/sqlite/0005_packed_payloads.sql"),
+        ),
     ]);
     migrator.dangerous_set_table_name(TABLE);
     migrator.run(pool).await

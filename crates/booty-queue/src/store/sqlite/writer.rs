@@ -44,7 +44,8 @@ pub(super) struct NewJob {
     pub(super) lane: Option<String>,
     pub(super) kind: String,
     pub(super) metadata: String,
-    pub(super) payload: String,
+    /// The payload's JSON, packed (`packed.rs`).
+    pub(super) payload: Vec<u8>,
     pub(super) created_at_ms: i64,
 }
 
@@ -371,7 +372,7 @@ impl Scripts {
         );
         let store = format!(
             "INSERT OR ROLLBACK INTO booty_jobs
-                 (job_id, dedupe_key, lane, kind, metadata, state, payload, created_at_ms)
+                 (job_id, dedupe_key, lane, kind, metadata, state, payload_lz4, created_at_ms)
              SELECT column1, column2, column3, column4, column5, 'queued', column6, column7
                FROM (VALUES {}) WHERE column1 IS NOT NULL;
              INSERT OR REPLACE INTO booty_dedupe_keys (job_id, dedupe_key, accepted_at_ms)
@@ -484,7 +485,7 @@ mod tests {
                 lane: None,
                 kind: "test".to_owned(),
                 metadata: "{}".to_owned(),
-                payload: "{}".to_owned(),
+                payload: crate::store::sqlite::packed::pack("{}"),
                 created_at_ms: 0,
             },
             capacity,
