@@ -830,6 +830,31 @@ fn webhook_job(delivery: &str, issue: u64, created_at: Timestamp) -> Job<Payload
     stored_job(delivery, Some(issue), created_at, payload)
 }
 
+/// Records that `job`'s attempt failed for good (a failed job keeps its payload).
+async fn fail(store: &SqliteStore, job: &Job<Payload>, now: Timestamp) {
+    let lease = booty_queue::Lease {
+        job_id: job.id.clone(),
+        owner: "w1".to_owned(),
+        attempt: job.attempt,
+    };
+    let outcome = Outcome::Failed {
+        error: "boom".to_owned(),
+    };
+    Store::<Payload>::finish(store, &lease, outcome, None, now)
+        .await
+        .unwrap();
+}
+
+/// Whether retrying `job_id` queued it again.
+async fn requeued(store: &SqliteStore, job_id: &str) -> bool {
+    matches!(
+        Store::<Payload>::reopen(store, job_id, ROOMY)
+            .await
+            .unwrap(),
+        booty_queue::Retried::Queued(_)
+    )
+}
+
 /// How `job_id`'s payload is stored: whether `payload` holds it, and the length of `payload_lz4`.
 async fn stored_payload(path: &Path, job_id: &str) -> (bool, Option<i64>) {
     let mut side = side_connection(path).await;
@@ -871,27 +896,12 @@ async fn payloads_are_stored_compressed_and_dropped_with_their_final_job() {
     // A failed job keeps its payload, so it can run again.
     let claimed = claim(&store, at(3)).await;
     assert_eq!(claimed.id.as_str(), "2-failed");
-    let lease = booty_queue::Lease {
-        job_id: claimed.id.clone(),
-        owner: "w1".to_owned(),
-        attempt: claimed.attempt,
-    };
-    let outcome = Outcome::Failed {
-        error: "boom".to_owned(),
-    };
-    Store::<Payload>::finish(&store, &lease, outcome, None, at(4))
-        .await
-        .unwrap();
+    fail(&store, &claimed, at(4)).await;
     assert_eq!(
         stored_payload(&path, "2-failed").await,
         (false, Some(packed))
     );
-    assert!(matches!(
-        Store::<Payload>::reopen(&store, "2-failed", ROOMY)
-            .await
-            .unwrap(),
-        booty_queue::Retried::Queued(_)
-    ));
+    assert!(requeued(&store, "2-failed").await);
     let again = claim(&store, at(5)).await;
     assert_eq!(again.id.as_str(), "2-failed");
     assert_eq!(*again.payload, *failed.payload);
@@ -917,24 +927,9 @@ async fn a_payload_stored_as_text_by_an_earlier_version_is_still_read_and_retrie
     let store = open(&path, options(ROOMY, Duration::ZERO, 10)).await;
     let claimed = claim(&store, at(2)).await;
     assert_eq!(*claimed.payload, *earlier.payload);
-    let lease = booty_queue::Lease {
-        job_id: claimed.id.clone(),
-        owner: "w1".to_owned(),
-        attempt: claimed.attempt,
-    };
-    let outcome = Outcome::Failed {
-        error: "boom".to_owned(),
-    };
-    Store::<Payload>::finish(&store, &lease, outcome, None, at(3))
-        .await
-        .unwrap();
+    fail(&store, &claimed, at(3)).await;
     assert!(
-        matches!(
-            Store::<Payload>::reopen(&store, "1-earlier", ROOMY)
-                .await
-                .unwrap(),
-            booty_queue::Retried::Queued(_)
-        ),
+        requeued(&store, "1-earlier").await,
         "a payload in `payload` counts as held"
     );
     assert_eq!(*claim(&store, at(4)).await.payload, *earlier.payload);
