@@ -132,12 +132,14 @@ impl SqliteStore {
         .bind(millis(lease_until))
         .fetch_optional(tx.connection())
         .await?;
+        // Read before the commit, so a row that cannot be read leaves the job queued; unpacked after it,
+        // so the connection is not held for that (a payload that does not unpack fails its job anyway).
         let claimed = match &row {
-            Some(row) => Some(unpacked(sql::claimed(row)?, row.try_get("payload_lz4")?)),
+            Some(row) => Some((sql::claimed(row)?, row.try_get("payload_lz4")?)),
             None => None,
         };
         tx.commit().await?;
-        Ok(claimed)
+        Ok(claimed.map(|(job, packed)| unpacked(job, packed)))
     }
 
     /// `renew`: extends the lease if the job still runs under it, and says whether its cancellation
