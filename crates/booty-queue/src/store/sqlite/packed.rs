@@ -58,37 +58,35 @@ mod tests {
     #[test]
     fn damage_is_an_error_that_says_what_is_wrong() {
         let packed = pack(WEBHOOK);
+        let with_length = |length: usize| {
+            let mut damaged = packed.clone();
+            damaged[..4].copy_from_slice(&u32::try_from(length).unwrap().to_le_bytes());
+            damaged
+        };
+        for damaged in [
+            packed[..2].to_vec(),
+            packed[..packed.len() / 2].to_vec(),
+            with_length(10),
+        ] {
+            let err = unpack(&damaged).unwrap_err();
+            assert!(
+                err.starts_with("the stored payload does not decompress"),
+                "{err}"
+            );
+        }
 
-        let err = unpack(&packed[..2]).unwrap_err();
+        // LZ4 itself stops where the data ends; the length said more.
+        let err = unpack(&with_length(WEBHOOK.len() + 100)).unwrap_err();
         assert!(
-            err.starts_with("the stored payload does not decompress"),
+            err.ends_with(&format!("and holds {}", WEBHOOK.len())),
             "{err}"
         );
 
-        let err = unpack(&packed[..packed.len() / 2]).unwrap_err();
-        assert!(
-            err.starts_with("the stored payload does not decompress"),
-            "{err}"
-        );
-
-        let mut huge = packed.clone();
-        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        let err = unpack(&huge).unwrap_err();
+        let err = unpack(&with_length(u32::MAX as usize)).unwrap_err();
         assert!(err.contains("more than 268435456"), "{err}");
 
-        let mut short = packed;
-        short[..4].copy_from_slice(&10u32.to_le_bytes());
-        let err = unpack(&short).unwrap_err();
-        assert!(
-            err.starts_with("the stored payload does not decompress"),
-            "{err}"
-        );
-
-        let err = unpack(&pack_bytes(&[0xff, 0xfe])).unwrap_err();
+        let not_text = lz4_flex::block::compress_prepend_size(&[0xff, 0xfe]);
+        let err = unpack(&not_text).unwrap_err();
         assert!(err.contains("not UTF-8"), "{err}");
-    }
-
-    fn pack_bytes(bytes: &[u8]) -> Vec<u8> {
-        lz4_flex::block::compress_prepend_size(bytes)
     }
 }
