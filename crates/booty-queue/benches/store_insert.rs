@@ -1,6 +1,7 @@
-//! Accepted inserts per second at the store level, the memory store next to SQLite (feature `sqlite`) at
-//! both synchronous levels, and PostgreSQL (feature `postgres`) with one and two store instances (two
-//! processes' worth of connection pools) on one schema, in one criterion run.
+//! Accepted inserts per second at the store level, the memory store next to SQLite at both synchronous
+//! levels and PostgreSQL with one and two store instances (two processes' worth of connection pools) on
+//! one schema, in one criterion run. It needs both features (`required-features`):
+//! `cargo bench -p booty-queue --features sqlite,postgres --bench store_insert`.
 //!
 //! Every insert is a new delivery accepted into a queue with room, as a webhook burst would be: jobs are
 //! inserted in rounds of [`ROUND`] with the default capacity of 100, and between rounds (outside the
@@ -16,6 +17,10 @@
 //! - `postgres/stores=1/tasks=4`: one store, four concurrent inserters (a busy edge);
 //! - `postgres/stores=2/tasks=4`: two stores, four concurrent inserters each.
 //!
+//! Each runs twice: with a payload of a few bytes, which shows the store's own bookkeeping, and with
+//! GitHub's 12 KB `issues.labeled` example (the name ends in `/webhook`), which booty stores for every
+//! trigger: packing it (the SQLite store compresses it) and writing it are part of each insert.
+//!
 //! The PostgreSQL benchmarks use the server named by `BOOTY_TEST_POSTGRES_URL`, in a schema of their own
 //! that is dropped at the end; without it they are skipped, and the run says so.
 
@@ -24,18 +29,16 @@
     reason = "a benchmark tells whoever runs it that part of it was skipped"
 )]
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use booty_queue::{Job, JobId, JobOutput, MemoryStore, MetadataValue, Store, Submitted};
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use criterion::BenchmarkGroup;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use criterion::measurement::WallTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::value::RawValue;
 use tokio::runtime::Runtime;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use tokio::sync::Barrier;
 
 /// Jobs inserted between two clean-ups; below the capacity, so none is refused.
@@ -43,15 +46,55 @@ const ROUND: u64 = 48;
 /// The queue's default capacity.
 const CAPACITY: usize = 100;
 
-/// A small owned payload, as a webhook job carries (the issue title, say).
-type Payload = String;
+/// A job's payload as booty-service stores one: JSON, kept as written (its `JobPayload` embeds the webhook
+/// the same way, through a `RawValue`).
+type Payload = Box<RawValue>;
+
+/// What each job carries.
+#[derive(Clone, Copy)]
+enum Carries {
+    /// A few bytes (`{"title":"Issue 7"}`): what the store's own bookkeeping costs.
+    Title,
+    /// GitHub's 12 KB `issues.labeled` example, as booty stores for every trigger: what moving, packing
+    /// and writing a real webhook adds (the benchmark's name ends in `/webhook`).
+    Webhook,
+}
+
+impl Carries {
+    const ALL: [Self; 2] = [Self::Title, Self::Webhook];
+
+    /// The suffix of the benchmark's name.
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::Title => "",
+            Self::Webhook => "/webhook",
+        }
+    }
+
+    /// Job `n`'s payload. Every webhook job shares one, made once, so the timing holds the store's work
+    /// alone, not checking 12 KB of JSON per job.
+    fn payload(self, n: u64) -> Arc<Payload> {
+        static SHARED: OnceLock<Arc<Payload>> = OnceLock::new();
+        let json = |text: String| RawValue::from_string(text).expect("the payloads are JSON");
+        match self {
+            Self::Title => Arc::new(json(format!(r#"{{"title":"Issue {n}"}}"#))),
+            Self::Webhook => Arc::clone(SHARED.get_or_init(|| Arc::new(json(WEBHOOK.to_owned())))),
+        }
+    }
+}
+
+/// GitHub's `issues.labeled` example, the payload booty-event's tests and the ingest benchmark use.
+const WEBHOOK: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../booty-event/tests/fixtures/issues.labeled.json"
+));
 
 /// Unique delivery numbers across every benchmark and sample.
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// A job as booty-service makes one for a delivery: id `{issue}-{delivery}`, deduplicated by the
 /// delivery, in its issue's lane, with the issue, repository and delivery as metadata.
-fn new_job() -> Job<Payload> {
+fn new_job(carries: Carries) -> Job<Payload> {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let delivery = format!("delivery-{n}");
     let issue = n % 100;
@@ -72,7 +115,7 @@ fn new_job() -> Job<Payload> {
         dedupe_key: delivery,
         created_at: booty_queue::Timestamp::EPOCH,
         attempt: 0,
-        payload: Arc::new(format!("Issue {n}")),
+        payload: carries.payload(n),
         output: JobOutput::default(),
     }
 }
@@ -85,8 +128,11 @@ fn runtime() -> Runtime {
         .expect("a tokio runtime")
 }
 
-async fn accept(store: &impl Store<Payload>) {
-    let answer = store.insert(new_job(), CAPACITY).await.expect("insert");
+async fn accept(store: &impl Store<Payload>, carries: Carries) {
+    let answer = store
+        .insert(new_job(carries), CAPACITY)
+        .await
+        .expect("insert");
     assert!(
         matches!(answer, Submitted::Accepted(_)),
         "expected Accepted, got {answer:?}"
@@ -101,8 +147,12 @@ fn rounds(iters: u64) -> impl Iterator<Item = u64> {
 }
 
 /// Inserts `jobs` jobs with `tasks` concurrent inserters spread over `stores`, and times them.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-async fn timed_round<S: Store<Payload>>(stores: &[Arc<S>], tasks: usize, jobs: u64) -> Duration {
+async fn timed_round<S: Store<Payload>>(
+    stores: &[Arc<S>],
+    tasks: usize,
+    jobs: u64,
+    carries: Carries,
+) -> Duration {
     let inserters = stores.len() * tasks;
     let start = Arc::new(Barrier::new(inserters + 1));
     let mut running = tokio::task::JoinSet::new();
@@ -114,7 +164,7 @@ async fn timed_round<S: Store<Payload>>(stores: &[Arc<S>], tasks: usize, jobs: u
         running.spawn(async move {
             start.wait().await;
             for _ in 0..share {
-                accept(&*store).await;
+                accept(&*store, carries).await;
             }
         });
     }
@@ -129,31 +179,30 @@ fn store_insert(c: &mut Criterion) {
     let mut group = c.benchmark_group("store_insert");
     group.throughput(Throughput::Elements(1));
 
-    group.bench_function("memory/tasks=1", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut took = Duration::ZERO;
-                for jobs in rounds(iters) {
-                    let store = MemoryStore::default();
-                    let began = Instant::now();
-                    for _ in 0..jobs {
-                        accept(&store).await;
+    for carries in Carries::ALL {
+        group.bench_function(format!("memory/tasks=1{}", carries.suffix()), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut took = Duration::ZERO;
+                    for jobs in rounds(iters) {
+                        let store = MemoryStore::default();
+                        let began = Instant::now();
+                        for _ in 0..jobs {
+                            accept(&store, carries).await;
+                        }
+                        took += began.elapsed();
                     }
-                    took += began.elapsed();
-                }
-                took
-            })
+                    took
+                })
+            });
         });
-    });
+    }
 
-    #[cfg(feature = "sqlite")]
     sqlite::bench(&rt, &mut group);
-    #[cfg(feature = "postgres")]
     postgres::bench(&rt, &mut group);
     group.finish();
 }
 
-#[cfg(feature = "postgres")]
 mod postgres {
     //! The PostgreSQL benchmarks, in a schema of their own on the server named by
     //! `BOOTY_TEST_POSTGRES_URL`.
@@ -161,7 +210,7 @@ mod postgres {
     use booty_queue::{PostgresOptions, PostgresStore};
     use sqlx::{Connection, PgConnection};
 
-    use super::{Arc, BenchmarkGroup, Duration, Runtime, WallTime, rounds, timed_round};
+    use super::{Arc, BenchmarkGroup, Carries, Duration, Runtime, WallTime, rounds, timed_round};
 
     /// A schema of the benchmark's own on the server, with a connection to clean it between rounds.
     struct Bench {
@@ -221,23 +270,25 @@ mod postgres {
         let two = [Arc::clone(&one), Arc::new(rt.block_on(bench.store()))];
         group.sample_size(50);
         group.measurement_time(Duration::from_secs(10));
-        for (name, stores, tasks) in [
-            ("postgres/stores=1/tasks=1", &two[..1], 1),
-            ("postgres/stores=1/tasks=4", &two[..1], 4),
-            ("postgres/stores=2/tasks=4", &two[..], 4),
-        ] {
-            group.bench_function(name, |b| {
-                b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let mut took = Duration::ZERO;
-                        for jobs in rounds(iters) {
-                            took += timed_round(stores, tasks, jobs).await;
-                            bench.clear_jobs().await;
-                        }
-                        took
-                    })
+        for carries in Carries::ALL {
+            for (name, stores, tasks) in [
+                ("postgres/stores=1/tasks=1", &two[..1], 1),
+                ("postgres/stores=1/tasks=4", &two[..1], 4),
+                ("postgres/stores=2/tasks=4", &two[..], 4),
+            ] {
+                group.bench_function(format!("{name}{}", carries.suffix()), |b| {
+                    b.iter_custom(|iters| {
+                        rt.block_on(async {
+                            let mut took = Duration::ZERO;
+                            for jobs in rounds(iters) {
+                                took += timed_round(stores, tasks, jobs, carries).await;
+                                bench.clear_jobs().await;
+                            }
+                            took
+                        })
+                    });
                 });
-            });
+            }
         }
         drop((one, two));
         let schema = bench.schema.clone();
@@ -245,7 +296,6 @@ mod postgres {
     }
 }
 
-#[cfg(feature = "sqlite")]
 mod sqlite {
     //! The SQLite benchmarks, each on a fresh file in a temporary directory.
 
@@ -253,7 +303,7 @@ mod sqlite {
     use sqlx::ConnectOptions;
     use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
-    use super::{Arc, BenchmarkGroup, Duration, Runtime, WallTime, rounds, timed_round};
+    use super::{Arc, BenchmarkGroup, Carries, Duration, Runtime, WallTime, rounds, timed_round};
 
     pub(super) fn bench(rt: &Runtime, group: &mut BenchmarkGroup<'_, WallTime>) {
         group.sample_size(50);
@@ -271,23 +321,26 @@ mod sqlite {
             let mut side: SqliteConnection = rt
                 .block_on(SqliteConnectOptions::new().filename(&path).connect())
                 .expect("a side connection");
-            for tasks in [1, 16] {
-                group.bench_function(format!("sqlite/{level}/tasks={tasks}"), |b| {
-                    b.iter_custom(|iters| {
-                        rt.block_on(async {
-                            let mut took = Duration::ZERO;
-                            for jobs in rounds(iters) {
-                                took +=
-                                    timed_round(std::slice::from_ref(&store), tasks, jobs).await;
-                                sqlx::query("DELETE FROM booty_jobs")
-                                    .execute(&mut side)
-                                    .await
-                                    .expect("clear the round's jobs");
-                            }
-                            took
-                        })
+            for carries in Carries::ALL {
+                for tasks in [1, 16] {
+                    let name = format!("sqlite/{level}/tasks={tasks}{}", carries.suffix());
+                    group.bench_function(name, |b| {
+                        b.iter_custom(|iters| {
+                            rt.block_on(async {
+                                let mut took = Duration::ZERO;
+                                for jobs in rounds(iters) {
+                                    let stores = std::slice::from_ref(&store);
+                                    took += timed_round(stores, tasks, jobs, carries).await;
+                                    sqlx::query("DELETE FROM booty_jobs")
+                                        .execute(&mut side)
+                                        .await
+                                        .expect("clear the round's jobs");
+                                }
+                                took
+                            })
+                        });
                     });
-                });
+                }
             }
         }
     }
