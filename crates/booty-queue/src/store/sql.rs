@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::database::Database;
 use sqlx::encode::Encode;
@@ -387,23 +386,24 @@ pub(super) fn counts(rows: Vec<(String, i64)>) -> Result<JobCounts, sqlx::Error>
     Ok(counts)
 }
 
-/// A job's payload and metadata as the JSON a SQL store keeps, or the store's error naming the job.
-pub(super) fn encode<P: Serialize>(
-    store: &'static str,
-    job: &Job<P>,
-) -> Result<(String, String), StoreError> {
-    let failed = |what: &str, err: serde_json::Error| StoreError::Backend {
+/// A job's metadata as the JSON a SQL store keeps, or the store's error naming the job.
+pub(super) fn encode_metadata<P>(store: &'static str, job: &Job<P>) -> Result<String, StoreError> {
+    serde_json::to_string(&job.metadata).map_err(|err| {
+        unstorable(
+            store,
+            &job.id,
+            &format!("the metadata does not serialize to JSON: {err}"),
+        )
+    })
+}
+
+/// The store's error for a job it cannot keep, and why.
+pub(super) fn unstorable(store: &'static str, job_id: &JobId, why: &str) -> StoreError {
+    StoreError::Backend {
         store,
         operation: "insert",
-        source: format!(
-            "job {}: the {what} does not serialize to JSON: {err}",
-            job.id
-        )
-        .into(),
-    };
-    let payload = serde_json::to_string(&*job.payload).map_err(|err| failed("payload", err))?;
-    let metadata = serde_json::to_string(&job.metadata).map_err(|err| failed("metadata", err))?;
-    Ok((payload, metadata))
+        source: format!("job {job_id}: {why}").into(),
+    }
 }
 
 /// A claimed job with its payload decoded, or the job back with the error to fail it with (a payload

@@ -275,14 +275,16 @@ impl SqliteStore {
         capacity: usize,
         admission: Admission,
     ) -> Result<Submitted, StoreError> {
-        let (payload, metadata) = sql::encode("sqlite", &job)?;
+        let payload =
+            packed::pack(&*job.payload).map_err(|why| sql::unstorable("sqlite", &job.id, &why))?;
+        let metadata = sql::encode_metadata("sqlite", &job)?;
         let pending_job = writer::NewJob {
             job_id: job.id,
             dedupe_key: job.dedupe_key,
             lane: job.lane,
             kind: job.kind,
             metadata,
-            payload: packed::pack(&payload),
+            payload,
             created_at_ms: millis(job.created_at),
         };
         let sender = self

@@ -352,6 +352,40 @@ async fn a_failing_insert_leaves_no_trace_and_takes_no_one_down() {
 }
 
 #[tokio::test]
+async fn a_payload_that_is_not_json_is_refused_with_the_job_and_why() {
+    // serde_json writes only maps whose keys are strings.
+    type Keyed = std::collections::BTreeMap<Vec<u8>, u8>;
+    let (_dir, path) = database();
+    let store = open(&path, SqliteOptions::default()).await;
+    let unwritable = Keyed::from([(vec![1], 1)]);
+    match Store::<Keyed>::insert(&store, stored_job("bad", Some(1), at(0), unwritable), ROOMY).await
+    {
+        Err(StoreError::Backend {
+            store,
+            operation,
+            source,
+        }) => {
+            assert_eq!((store, operation), ("sqlite", "insert"));
+            assert_eq!(
+                source.to_string(),
+                "job 1-bad: the payload does not serialize to JSON: key must be a string"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(state(&store, "1-bad").await, None);
+
+    // Nothing of it was remembered: the same delivery with a payload that serializes is accepted.
+    let writable = Keyed::new();
+    assert_eq!(
+        Store::<Keyed>::insert(&store, stored_job("bad", Some(1), at(1), writable), ROOMY)
+            .await
+            .unwrap(),
+        Submitted::Accepted(job_id(Some(1), "bad"))
+    );
+}
+
+#[tokio::test]
 async fn a_second_opener_of_the_same_file_is_refused_with_the_path() {
     let (_dir, path) = database();
     let first = open(&path, SqliteOptions::default()).await;

@@ -26,7 +26,7 @@ impl PostgresStore {
         capacity: usize,
         admission: &Admission,
     ) -> Result<Submitted, StoreError> {
-        let (payload, metadata) = sql::encode("postgres", &job)?;
+        let (payload, metadata) = encode(&job)?;
         let answer = with_retry!(
             self.retry("insert", Patience::Once),
             self.try_insert(&job, (&payload, &metadata), capacity, admission)
@@ -149,4 +149,16 @@ pub(super) fn insert_lock(wait: Duration) -> SqlStr {
          SELECT pg_advisory_xact_lock(1651470196, 'booty_jobs'::regclass::oid::int)"
     ))
     .into_sql_str()
+}
+
+/// A job's payload and metadata as the JSON PostgreSQL keeps, or the store's error naming the job.
+fn encode<P: Serialize>(job: &Job<P>) -> Result<(String, String), StoreError> {
+    let payload = serde_json::to_string(&*job.payload).map_err(|err| {
+        sql::unstorable(
+            "postgres",
+            &job.id,
+            &format!("the payload does not serialize to JSON: {err}"),
+        )
+    })?;
+    Ok((payload, sql::encode_metadata("postgres", job)?))
 }

@@ -485,7 +485,7 @@ mod tests {
                 lane: None,
                 kind: "test".to_owned(),
                 metadata: "{}".to_owned(),
-                payload: crate::store::sqlite::packed::pack("{}"),
+                payload: crate::store::sqlite::packed::pack(&serde_json::json!({})).expect("packs"),
                 created_at_ms: 0,
             },
             capacity,
