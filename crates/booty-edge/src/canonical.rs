@@ -6,11 +6,13 @@
 
 use std::time::Instant;
 
-use booty_event::{DELIVERY_HEADER, EVENT_HEADER, Subject};
+use booty_event::Subject;
 use hyper::HeaderMap;
 use hyper::StatusCode;
 use hyper::header::HeaderValue;
 use tracing::{error, info, warn};
+
+use crate::names;
 
 /// What became of a delivery: the line's `outcome`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,11 +76,11 @@ impl Line {
     /// delivery id when that is valid).
     pub(crate) fn new(started: Instant, request_id: &HeaderValue, headers: &HeaderMap) -> Self {
         let delivery_id = headers
-            .get(DELIVERY_HEADER)
+            .get(&names::DELIVERY)
             .filter(|delivery| *delivery == request_id)
             .cloned();
         let event = headers
-            .get(EVENT_HEADER)
+            .get(&names::EVENT)
             .filter(|event| loggable(event).is_some())
             .cloned();
         Self {

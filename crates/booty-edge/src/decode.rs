@@ -10,6 +10,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 
+use crate::names;
 use crate::sink::Webhook;
 
 /// A verified delivery that cannot be decoded: the status (400 or 415) and what was wrong.
@@ -26,22 +27,23 @@ pub(crate) fn decode(
     body: Bytes,
     deadline: Instant,
 ) -> Result<Webhook, Undecodable> {
-    let header = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
+    let header = |name: &str| names::delivery_header(headers, name).map(HeaderValue::as_bytes);
     let delivery = Delivery::from_headers(header).map_err(|err| Undecodable {
         status: StatusCode::BAD_REQUEST,
         message: err.to_string(),
     })?;
-    let payload = Payload::decode(header(CONTENT_TYPE.as_str()), &body).map_err(|err| {
-        let status = if err.is_unsupported_media_type() {
-            StatusCode::UNSUPPORTED_MEDIA_TYPE
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        Undecodable {
-            status,
-            message: err.to_string(),
-        }
-    })?;
+    let payload = Payload::decode(headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes), &body)
+        .map_err(|err| {
+            let status = if err.is_unsupported_media_type() {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Undecodable {
+                status,
+                message: err.to_string(),
+            }
+        })?;
     // A JSON body is the payload itself: share it rather than copy it.
     let payload = match payload.format() {
         PayloadFormat::Json => {

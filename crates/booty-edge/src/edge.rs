@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use booty_event::{EVENT_HEADER, PingEvent};
-use booty_signature::{HEADER_NAME as SIGNATURE_HEADER, VerifyError};
+use booty_event::PingEvent;
+use booty_signature::VerifyError;
 use hyper::body::{Body, Bytes, Incoming};
 use hyper::header::HeaderValue;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
@@ -16,6 +16,7 @@ use crate::canonical::{Line, Outcome};
 use crate::chain::Chain;
 use crate::config::EdgeConfig;
 use crate::decode;
+use crate::names;
 use crate::observer::{Answered, event_name};
 use crate::reply::{Reply, ResponseBody};
 use crate::server::{Routes, ServeError, serve_routes};
@@ -26,9 +27,6 @@ use crate::{request_id, traced};
 pub const WEBHOOK_PATH: &str = "/webhooks/github";
 /// The liveness probe.
 pub const HEALTH_PATH: &str = "/health";
-
-/// GitHub's legacy HMAC-SHA1 header, sent next to `X-Hub-Signature-256`.
-const LEGACY_SIGNATURE_HEADER: &str = "x-hub-signature";
 
 /// The webhook listener's request handling, usable with or without a socket.
 ///
@@ -60,7 +58,7 @@ impl<S: Sink> Edge<S> {
             .filter(|_| request.uri().path() == WEBHOOK_PATH);
         let started = std::time::Instant::now();
         let event = observer
-            .and(request.headers().get(EVENT_HEADER))
+            .and(request.headers().get(&names::EVENT))
             .and_then(event_name)
             .map(str::to_owned);
         let response = if request.uri().path() == WEBHOOK_PATH && request.method() == Method::POST {
@@ -182,11 +180,11 @@ impl<S: Sink> Edge<S> {
             line.refused("too_large", Some(&message));
             return Err(Reply::error(StatusCode::PAYLOAD_TOO_LARGE, &message));
         }
-        if let Some(signature) = headers.get(SIGNATURE_HEADER) {
+        if let Some(signature) = headers.get(&names::SIGNATURE) {
             return Ok(signature);
         }
         // A hook signing with sha1 alone is signed, just not in a way we accept: 403, not 401.
-        if headers.contains_key(LEGACY_SIGNATURE_HEADER) {
+        if headers.contains_key(&names::LEGACY_SIGNATURE) {
             debug!(reason = "sha1_only", "signature_rejected");
             line.refused("signature_sha1_only", None);
             return Err(Reply::error(

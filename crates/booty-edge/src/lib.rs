@@ -102,6 +102,7 @@ mod config;
 mod decode;
 mod edge;
 mod hosts;
+mod names;
 mod observer;
 mod reply;
 mod request_id;

@@ -5,9 +5,11 @@ use std::hash::BuildHasher;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use booty_event::{DELIVERY_HEADER, DeliveryId};
+use booty_event::DeliveryId;
 use hyper::HeaderMap;
 use hyper::header::HeaderValue;
+
+use crate::names;
 
 /// A random prefix per process, so ids from two runs (or two instances) do not collide. `RandomState` is
 /// seeded from the OS, which spares a dependency on a random number crate for 64 bits of seed.
@@ -20,7 +22,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// generated id such as `edge-5f0c27e1a9d3b64c-17`.
 pub(crate) fn for_request(headers: &HeaderMap) -> HeaderValue {
     headers
-        .get(DELIVERY_HEADER)
+        .get(&names::DELIVERY)
         .filter(|value| DeliveryId::from_bytes(value.as_bytes()).is_ok())
         .cloned()
         .unwrap_or_else(generate)
@@ -35,6 +37,8 @@ pub(crate) fn generate() -> HeaderValue {
 
 #[cfg(test)]
 mod tests {
+    use booty_event::DELIVERY_HEADER;
+
     use super::*;
 
     #[test]

@@ -3,12 +3,12 @@
 use std::future::Future;
 use std::time::Instant;
 
-use booty_event::{DELIVERY_HEADER, EVENT_HEADER};
 use hyper::{Request, Response};
 use tracing::field::Empty;
 use tracing::{Instrument, info, info_span};
 
 use crate::canonical::loggable;
+use crate::names;
 use crate::reply::{Reply, ResponseBody};
 use crate::request_id;
 
@@ -52,10 +52,10 @@ where
         status = Empty,
         latency_ms = Empty,
     );
-    if request.headers().get(DELIVERY_HEADER) == Some(&request_id) {
+    if request.headers().get(&names::DELIVERY) == Some(&request_id) {
         span.record("delivery_id", request_id.to_str().unwrap_or_default());
     }
-    if let Some(event) = request.headers().get(EVENT_HEADER).and_then(loggable) {
+    if let Some(event) = request.headers().get(&names::EVENT).and_then(loggable) {
         span.record("event", event);
     }
     let reply = route(request).instrument(span.clone()).await;

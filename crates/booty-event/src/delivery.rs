@@ -72,6 +72,19 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// Every header [`Delivery::from_headers`] may look up, lowercase: a caller whose map parses names on
+    /// each lookup (`http::HeaderMap::get` with a `&str` does) can make these into names once.
+    pub const HEADERS: [&'static str; 8] = [
+        EVENT.lookup,
+        DELIVERY.lookup,
+        HOOK_ID.lookup,
+        TARGET_TYPE.lookup,
+        TARGET_ID.lookup,
+        USER_AGENT.lookup,
+        ENTERPRISE_HOST.lookup,
+        ENTERPRISE_VERSION.lookup,
+    ];
+
     /// Reads the delivery from request headers through `header`, which is given a lowercase header name and
     /// returns the raw value of that header, if present. From an `http::HeaderMap`, that closure is
     /// `|name| headers.get(name).map(HeaderValue::as_bytes)`; the crate-level example uses a slice.
@@ -168,9 +181,9 @@ fn parse_event(value: &[u8]) -> Result<String, HeaderError> {
     Ok(ascii(value))
 }
 
-/// Bytes already checked to be ASCII, as a `String` (each byte is its own `char`).
+/// Bytes already checked to be ASCII, as a `String` (ASCII is UTF-8, so nothing is replaced).
 fn ascii(value: &[u8]) -> String {
-    value.iter().copied().map(char::from).collect()
+    String::from_utf8_lossy(value).into_owned()
 }
 
 fn text(spec: Header, value: &[u8]) -> Result<String, HeaderError> {
@@ -342,7 +355,28 @@ fn shown(byte: u8) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+
     use super::*;
+
+    #[test]
+    fn headers_lists_every_name_from_headers_asks_for() {
+        let asked = RefCell::new(Vec::new());
+        let present = [
+            (EVENT_HEADER, &b"issues"[..]),
+            (DELIVERY_HEADER, b"72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+        ];
+        let delivery = Delivery::from_headers(|name| {
+            asked.borrow_mut().push(name.to_owned());
+            present
+                .iter()
+                .find(|(known, _)| *known == name)
+                .map(|(_, value)| *value)
+        })
+        .unwrap();
+        assert_eq!(delivery.event(), "issues");
+        assert_eq!(asked.into_inner(), Delivery::HEADERS);
+    }
 
     #[test]
     fn delivery_id_rules() {
