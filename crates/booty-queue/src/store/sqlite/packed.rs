@@ -57,11 +57,16 @@ impl Scratch {
 
 /// `payload` as JSON, compressed; or why it cannot be stored (the words the insert fails with).
 pub(super) fn pack(payload: &(impl Serialize + ?Sized)) -> Result<Vec<u8>, String> {
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut scratch) => scratch.pack(payload),
+    let kept = SCRATCH.try_with(|scratch| {
         // Serializing runs the payload's own code, which could pack another payload on this thread.
-        Err(_) => Scratch::new().pack(payload),
-    })
+        let mut scratch = scratch.try_borrow_mut().ok()?;
+        Some(scratch.pack(payload))
+    });
+    match kept {
+        Ok(Some(packed)) => packed,
+        // Busy as above, or this thread's locals are being torn down.
+        _ => Scratch::new().pack(payload),
+    }
 }
 
 /// `json` compressed, with its length before it, unless it is longer than `most_json`; `lz4` is where
