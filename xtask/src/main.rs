@@ -46,7 +46,8 @@ enum Task {
     /// pinned (needs npm and the registry; tests never do).
     Fixtures,
     /// Every benchmark in one report (`target/bench/report.md`); `--quick` for a smoke run. `bench ingest`
-    /// loads the edge alone, or the binary with one store.
+    /// loads the edge alone, or the binary with one store; `bench instructions` counts the instructions a
+    /// delivery costs, under valgrind.
     Bench(bench::Bench),
     /// Run each cargo-fuzz target in `fuzz/` for a while (needs a nightly toolchain), from a seed corpus of
     /// real payloads; fails naming the artifact if one crashes.

@@ -362,6 +362,8 @@ fn ingest_stores(
                 label: config.label,
                 dir: &dir,
                 pin: Some(SERVER_CORE),
+                wrapper: &[],
+                repo_url: None,
             };
             let load = Load {
                 xtask: &xtask,

@@ -52,6 +52,11 @@ pub(super) struct Setup<'a> {
     pub(super) dir: &'a Path,
     /// The core every process is pinned to with `taskset` (which execs it, so the pid stays booty's).
     pub(super) pin: Option<usize>,
+    /// A program and its arguments that run each server (valgrind, for `bench instructions`), exec'ing
+    /// it in the same process; empty to run it directly.
+    pub(super) wrapper: &'a [String],
+    /// The repository jobs clone (`repo_url`), instead of a local one made in `dir`.
+    pub(super) repo_url: Option<&'a str>,
 }
 
 impl Fleet {
@@ -75,6 +80,7 @@ impl Fleet {
                     setup.label,
                     payload,
                     setup.pin,
+                    setup.wrapper,
                 )?;
                 return Ok(Self {
                     processes: vec![child],
@@ -263,9 +269,12 @@ fn start_process(
         "sqlite-full" => sqlite("full"),
         other => (other.to_owned(), "normal".to_owned()),
     };
+    let repo_url = setup
+        .repo_url
+        .map_or_else(|| repo.display().to_string(), str::to_owned);
     let config = [
         ("webhook_secret", quoted(setup.secret)),
-        ("repo_url", quoted(&repo.display().to_string())),
+        ("repo_url", quoted(&repo_url)),
         // The local repository stands for the one the fixture's payloads come from.
         (
             "repositories",
@@ -289,7 +298,7 @@ fn start_process(
     .concat();
     let config_path = dir.join("booty.toml");
     std::fs::write(&config_path, config)?;
-    let mut child = super::ingest::pinned(booty, setup.pin)
+    let mut child = super::ingest::wrapped(setup.wrapper, booty, setup.pin)
         .args(["serve", "--config"])
         .arg(&config_path)
         .current_dir(dir)
@@ -308,8 +317,14 @@ fn start_process(
             }
         }
     });
+    // Under valgrind, starting takes many times as long.
+    let timeout = if setup.wrapper.is_empty() {
+        START_TIMEOUT
+    } else {
+        START_TIMEOUT * 6
+    };
     let line = listening
-        .recv_timeout(START_TIMEOUT)
+        .recv_timeout(timeout)
         .context("booty did not start listening (is the store reachable?)")?;
     let value: serde_json::Value = serde_json::from_str(&line)?;
     let addr = value["webhook_addr"]

@@ -170,6 +170,8 @@ fn run_fleet(args: &IngestArgs, store: &str) -> anyhow::Result<()> {
         label: &args.label,
         dir: &dir,
         pin: None,
+        wrapper: &[],
+        repo_url: None,
     };
     let signature = booty_signature::sign(SECRET.as_bytes(), &body);
     let load = Load {
@@ -310,6 +312,19 @@ pub(super) fn ensure_taskset() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `program` run by `wrapper` (a program and its arguments; none when empty), with `taskset` on `core`
+/// when one is given.
+pub(super) fn wrapped(wrapper: &[String], program: &Path, core: Option<usize>) -> Command {
+    match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut command = pinned(first, core);
+            command.args(rest).arg(program);
+            command
+        }
+        None => pinned(program, core),
+    }
+}
+
 /// `program`, run with `taskset` on `core` when one is given.
 pub(super) fn pinned(program: impl AsRef<std::ffi::OsStr>, core: Option<usize>) -> Command {
     match core {
@@ -339,8 +354,9 @@ pub(super) fn start_edge(
     label: &str,
     payload: &Path,
     core: Option<usize>,
+    wrapper: &[String],
 ) -> anyhow::Result<(Child, String, String)> {
-    let mut child = pinned(binary, core)
+    let mut child = wrapped(wrapper, binary, core)
         .args(["--secret", secret, "--label", label, "--payload"])
         .arg(payload)
         .stdin(Stdio::piped())
@@ -367,8 +383,14 @@ pub(super) fn start_edge(
 
 impl Server {
     fn start(binary: &Path, args: &IngestArgs, payload: &Path) -> anyhow::Result<Self> {
-        let (child, addr, signature) =
-            start_edge(binary, SECRET, &args.label, payload, Some(args.server_core))?;
+        let (child, addr, signature) = start_edge(
+            binary,
+            SECRET,
+            &args.label,
+            payload,
+            Some(args.server_core),
+            &[],
+        )?;
         let ticks_per_second = ticks_per_second()?;
         Ok(Self {
             child,

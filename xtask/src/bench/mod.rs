@@ -4,12 +4,14 @@
 //! `cargo xtask bench [--quick]` runs the crates' criterion benchmarks, the `booty` binary under load with
 //! each store, and the clone benchmark, and writes `target/bench/report.{md,json}`: see [`all`].
 //! `cargo xtask bench ingest` measures the webhook edge alone, or with `--store` the `booty` binary storing
-//! jobs in one or several processes: see [`ingest`].
+//! jobs in one or several processes: see [`ingest`]. `cargo xtask bench instructions` counts the
+//! instructions a delivery costs under valgrind: see [`instructions`].
 
 mod all;
 mod criterion;
 pub(crate) mod fleet;
 mod ingest;
+mod instructions;
 mod load;
 mod octokit;
 mod report;
@@ -30,6 +32,9 @@ pub(crate) struct Bench {
 enum Which {
     /// Signed 12 KB `issues.labeled` deliveries into the edge, server and load generator on their own cores.
     Ingest(ingest::IngestArgs),
+    /// User-space instructions per delivery, counted by valgrind's callgrind: booty beside the floor and
+    /// a baseline, repeatable on a busy machine.
+    Instructions(instructions::InstructionsArgs),
     /// The load generator alone (`bench ingest` runs it pinned to its core; rarely useful by hand).
     #[command(hide = true)]
     Load(load::LoadArgs),
@@ -40,6 +45,7 @@ pub(crate) fn run(bench: &Bench) -> anyhow::Result<()> {
     match &bench.which {
         None => all::run(&bench.all),
         Some(Which::Ingest(args)) => ingest::run(args),
+        Some(Which::Instructions(args)) => instructions::run(args),
         Some(Which::Load(args)) => load::run(args),
     }
 }
