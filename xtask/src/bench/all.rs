@@ -37,7 +37,7 @@ use crate::shell::{self, cargo, project_root};
 /// Options of `cargo xtask bench` without a subcommand.
 #[derive(Debug, Args)]
 pub(crate) struct AllArgs {
-    /// A smoke run (under 3 minutes with a warm build): short criterion measurements, one ingest run of
+    /// A smoke run (about 3.5 minutes with a warm build): short criterion measurements, one ingest run of
     /// 2 s per configuration, one clone of each kind.
     #[arg(long)]
     quick: bool,
