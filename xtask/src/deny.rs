@@ -1,18 +1,10 @@
 //! cargo-deny: installing it when missing, and running it.
 
-use std::process::{Command, Stdio};
-
-use crate::shell::{cargo, run};
+use crate::shell::{cargo, installed, run};
 
 /// Installs cargo-deny with `cargo install --locked` unless it is already on `PATH`.
 pub(crate) fn ensure_installed() -> anyhow::Result<()> {
-    let present = Command::new("cargo-deny")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !present {
+    if !installed("cargo-deny") {
         println!(
             "xtask: cargo-deny is not installed; installing it with `cargo install --locked cargo-deny`"
         );

@@ -99,13 +99,7 @@ fn ensure_nightly() -> anyhow::Result<()> {
 
 /// Installs cargo-fuzz with `cargo install --locked` unless it is already on `PATH`.
 fn ensure_cargo_fuzz() -> anyhow::Result<()> {
-    let present = Command::new("cargo-fuzz")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !present {
+    if !shell::installed("cargo-fuzz") {
         println!(
             "xtask: cargo-fuzz is not installed; installing it with `cargo install --locked cargo-fuzz`"
         );

@@ -1,7 +1,7 @@
 //! Running commands from the workspace root and saying which one failed.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
@@ -19,6 +19,17 @@ pub(crate) fn cargo() -> Command {
     let mut command = Command::new(cargo);
     command.current_dir(project_root());
     command
+}
+
+/// Whether `program` is on `PATH` and works: `program --version` runs and succeeds, its output
+/// discarded.
+pub(crate) fn installed(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// Runs `command` with inherited stdio; an error names `step` and the exit status.

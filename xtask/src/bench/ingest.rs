@@ -299,12 +299,7 @@ pub(super) fn kib_to_mib(kib: u64) -> f64 {
 }
 
 pub(super) fn ensure_taskset() -> anyhow::Result<()> {
-    let present = Command::new("taskset")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !present {
+    if !shell::installed("taskset") {
         bail!(
             "taskset (util-linux) is needed to pin the server and the load generator to their cores"
         );

@@ -15,13 +15,14 @@
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use super::fleet::{Fleet, Server, Setup};
 use super::ingest::{self, Load, SECRET};
+use super::report::thousands;
 use crate::shell::{self, cargo, project_root};
 
 /// The cores the server and the load generator are pinned to.
@@ -267,13 +268,7 @@ fn valgrind(out: &Path) -> Vec<String> {
 
 fn ensure_valgrind() -> anyhow::Result<()> {
     for program in ["valgrind", "callgrind_control"] {
-        let present = Command::new(program)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !present {
+        if !shell::installed(program) {
             bail!("{program} is needed to count instructions (Debian package `valgrind`)");
         }
     }
@@ -339,24 +334,6 @@ fn table(counted: &[Counted]) -> String {
     table
 }
 
-/// A count rounded to a whole number, with thousands separated by commas.
-fn thousands(count: f64) -> String {
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "a count per request is positive and far below 2^64"
-    )]
-    let digits = (count.round() as u64).to_string();
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    grouped
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,10 +350,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_read_with_thousands_and_beside_the_floor() {
-        assert_eq!(thousands(589_399.4), "589,399");
-        assert_eq!(thousands(999.5), "1,000");
-        assert_eq!(thousands(42.0), "42");
+    fn counts_read_beside_the_floor() {
         let row = |name: &str, kind, per_request| Counted {
             name: name.to_owned(),
             kind,

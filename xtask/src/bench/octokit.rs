@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::shell::project_root;
+use crate::shell::{self, project_root};
 
 /// The server and its manifest, kept in the tree.
 const SERVER: &str = include_str!("octokit/server.mjs");
@@ -46,13 +46,7 @@ pub(super) fn describe(dir: &Path) -> String {
 /// or npm is missing (the row is skipped with that reason), `Err` when the install itself fails.
 pub(super) fn install() -> anyhow::Result<Result<PathBuf, String>> {
     for tool in ["node", "npm"] {
-        let found = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !found {
+        if !shell::installed(tool) {
             return Ok(Err(format!("`{tool}` is not installed")));
         }
     }
